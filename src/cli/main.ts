@@ -1,0 +1,84 @@
+/**
+ * The CLI: commander wiring, commands loaded lazily, one top-level catch that turns every failure into a plain
+ * message and an exit status. Nothing here calls process.exit: `main` returns the status to bin/vecscale.
+ */
+import { Command, CommanderError } from 'commander';
+import { isVecscaleError } from '../errors.js';
+import { ExitCode, exitCodeForError } from './exit.js';
+import { createOutput } from './output.js';
+
+const VERSION = '0.1.0';
+
+/** Thrown by command handlers to end with a status that is not an error (e.g. 2 = changes pending). */
+export class ExitWith extends Error {
+  constructor(readonly status: number) {
+    super(`exit ${status}`);
+  }
+}
+
+function program(): Command {
+  const cli = new Command('vecscale')
+    .description('Declarative scaled-out vector collections on PostgreSQL + pgvector: collections on secondaries, postgres_fdw wrappers on the primary.')
+    .version(VERSION)
+    .option('--no-color', 'no colour in human output (also: NO_COLOR)')
+    .showHelpAfterError()
+    .exitOverride();
+
+  const sandbox = cli.command('sandbox').description('local PostgreSQL clusters (one primary, N secondaries) for trying vecscale');
+  sandbox
+    .command('up')
+    .description('create and start the sandbox clusters (idempotent)')
+    .option('--secondaries <n>', 'number of secondaries (a new sandbox: 2; an existing one: as many as it has)', parseCount)
+    .option('--fast', 'fsync off: faster, not crash-safe (for test clusters)')
+    .option('--json', 'print {"primary": url, "secondaries": {name: url}} on stdout')
+    .action(async (opts) => (await import('./commands/sandbox.js')).up(opts, createOutput({ ...cli.opts(), ...opts })));
+  sandbox
+    .command('down')
+    .description('stop every sandbox cluster')
+    .option('--purge', 'also delete their data')
+    .option('--json', 'print the clusters as JSON on stdout')
+    .action(async (opts) => (await import('./commands/sandbox.js')).down(opts, createOutput({ ...cli.opts(), ...opts })));
+  sandbox
+    .command('status')
+    .description('report each sandbox cluster')
+    .option('--json', 'print the clusters as JSON on stdout')
+    .action(async (opts) => (await import('./commands/sandbox.js')).status(opts, createOutput({ ...cli.opts(), ...opts })));
+  return cli;
+}
+
+function parseCount(value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 1 || n > 16) {
+    throw new CommanderError(ExitCode.config, 'vecscale.invalidArgument', `expected a whole number 1–16, got "${value}"`);
+  }
+  return n;
+}
+
+/** Runs the CLI and returns its exit status. */
+export async function main(argv: readonly string[]): Promise<number> {
+  const cli = program();
+  try {
+    await cli.parseAsync([...argv]);
+    return ExitCode.ok;
+  } catch (err) {
+    if (err instanceof ExitWith) return err.status;
+    if (err instanceof CommanderError) {
+      // --help and --version end through here too, with exitCode 0; usage mistakes are config errors.
+      if (err.exitCode === 0) return ExitCode.ok;
+      if (err.code === 'vecscale.invalidArgument') process.stderr.write(`error: ${err.message}\n`);
+      return ExitCode.config;
+    }
+    const out = createOutput({ color: !process.argv.includes('--no-color'), json: process.argv.includes('--json') });
+    if (isVecscaleError(err)) {
+      out.info(`${out.color.red('Error:')} ${err.message}${err.hint ? `\n${out.color.dim(`  hint: ${err.hint}`)}` : ''}`);
+      if (out.json) out.result({ error: { code: err.code, message: err.message, hint: err.hint ?? null, meta: err.meta } });
+      return exitCodeForError(err.code);
+    }
+    // Unexpected: still no stack trace unless asked for.
+    const message = err instanceof Error ? err.message : String(err);
+    out.info(`${out.color.red('Error:')} ${message}`);
+    if (process.env.VECSCALE_DEBUG && err instanceof Error && err.stack) out.info(err.stack);
+    if (out.json) out.result({ error: { code: 'internal', message } });
+    return ExitCode.error;
+  }
+}

@@ -1,0 +1,328 @@
+/**
+ * `vecscale sandbox`: real local PostgreSQL clusters (one primary, N secondaries) made with initdb under a
+ * project-local folder, listening on 127.0.0.1 only. The sandbox superuser has a fixed, well-known password
+ * (`postgres`, like `supabase start`): it guards nothing but throwaway loopback clusters.
+ */
+import { createHash } from 'node:crypto';
+import { chownSync, existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync, appendFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { join, resolve } from 'node:path';
+import pg from 'pg';
+import { VecscaleError } from '../errors.js';
+import { checkExtensionsInstalled, findPostgres, type PgInstall, SETUP_SCRIPT } from './pg-bin.js';
+import { isRoot, postgresCanUse, runPg } from './run.js';
+import { withDirLock } from './lock.js';
+
+export const SANDBOX_USER = 'postgres';
+export const SANDBOX_PASSWORD = 'postgres';
+const DEFAULT_BASE_PORT = 54320;
+const DEFAULT_SECONDARIES = 2;
+
+export interface SandboxOptions {
+  /** Folder holding the sandbox state (default `$VECSCALE_SANDBOX_DIR` or `./.vecscale/sandbox`). */
+  readonly dir?: string;
+  /** Number of secondaries `up` ensures (default: as many as exist, at least 2). */
+  readonly secondaries?: number;
+  /** First port tried (default `$VECSCALE_SANDBOX_PORT` or 54320). */
+  readonly basePort?: number;
+  /** Trade durability for speed (fsync off): for test clusters. */
+  readonly fast?: boolean;
+}
+
+export type ClusterStatus = 'running' | 'stopped' | 'missing';
+
+export interface SandboxCluster {
+  readonly name: string;
+  readonly role: 'primary' | 'secondary';
+  readonly port: number;
+  readonly url: string;
+  readonly dataDir: string;
+  readonly logFile: string;
+  readonly status: ClusterStatus;
+}
+
+/** The shape `sandbox up --json` prints. */
+export interface SandboxUrls {
+  readonly primary: string;
+  readonly secondaries: Readonly<Record<string, string>>;
+}
+
+interface StateFile {
+  readonly version: 1;
+  readonly dataRoot: string;
+  readonly fast: boolean;
+  readonly clusters: ReadonlyArray<{ readonly name: string; readonly port: number }>;
+}
+
+export const sandboxDir = (opts: SandboxOptions = {}): string =>
+  resolve(opts.dir ?? process.env.VECSCALE_SANDBOX_DIR ?? join(process.cwd(), '.vecscale', 'sandbox'));
+
+const stateFile = (dir: string): string => join(dir, 'sandbox.json');
+const secondaryName = (i: number): string => `pod_${i + 1}`;
+const urlFor = (port: number): string => `postgres://${SANDBOX_USER}:${SANDBOX_PASSWORD}@127.0.0.1:${port}/postgres`;
+
+function readState(dir: string): StateFile | undefined {
+  const file = stateFile(dir);
+  if (!existsSync(file)) return undefined;
+  try {
+    const s = JSON.parse(readFileSync(file, 'utf8')) as StateFile;
+    if (s.version !== 1 || !Array.isArray(s.clusters)) throw new Error('unknown version');
+    return s;
+  } catch (e) {
+    throw new VecscaleError('sandbox', `${file} is unreadable (${(e as Error).message})`, {
+      hint: 'remove the sandbox folder and run `vecscale sandbox up` again',
+    });
+  }
+}
+
+function portIsFree(port: number): Promise<boolean> {
+  return new Promise((res) => {
+    const srv = createServer();
+    srv.once('error', () => res(false));
+    srv.listen(port, '127.0.0.1', () => srv.close(() => res(true)));
+  });
+}
+
+async function nextFreePort(from: number, taken: ReadonlySet<number>): Promise<number> {
+  for (let p = from; p < from + 1000; p++) {
+    if (!taken.has(p) && (await portIsFree(p))) return p;
+  }
+  throw new VecscaleError('sandbox', `no free port on 127.0.0.1 in ${from}–${from + 999}`, {
+    hint: 'set VECSCALE_SANDBOX_PORT to another range',
+  });
+}
+
+function chownToPostgres(path: string): void {
+  if (!isRoot()) return;
+  const uid = Number(process.env.VECSCALE_PG_UID ?? NaN);
+  const ids = Number.isNaN(uid) ? lookupPostgresIds() : { uid, gid: uid };
+  chownSync(path, ids.uid, ids.gid);
+}
+
+function lookupPostgresIds(): { uid: number; gid: number } {
+  const line = readFileSync('/etc/passwd', 'utf8')
+    .split('\n')
+    .find((l) => l.startsWith('postgres:'));
+  const parts = line?.split(':');
+  if (!parts || parts.length < 4) {
+    throw new VecscaleError('environment', 'there is no `postgres` OS user to run the sandbox clusters as', {
+      hint: `run \`sudo bash ${SETUP_SCRIPT}\` (the postgresql package creates it)`,
+    });
+  }
+  return { uid: Number(parts[2]), gid: Number(parts[3]) };
+}
+
+/**
+ * Cluster data lives in `<dir>/clusters`. As root the clusters run as `postgres`, which must be able to reach that
+ * folder; under a 0700 home (a clone in /root) it cannot, so the data goes to /var/tmp/vecscale-<hash of dir>.
+ */
+async function chooseDataRoot(dir: string): Promise<string> {
+  const local = join(dir, 'clusters');
+  mkdirSync(local, { recursive: true, mode: 0o700 });
+  chownToPostgres(local);
+  if (await postgresCanUse(local)) return local;
+  rmSync(local, { recursive: true, force: true });
+  const fallback = `/var/tmp/vecscale-${createHash('sha256').update(dir).digest('hex').slice(0, 12)}`;
+  mkdirSync(fallback, { recursive: true, mode: 0o700 });
+  chownToPostgres(fallback);
+  return fallback;
+}
+
+function clusterPaths(dataRoot: string, name: string): { dataDir: string; logFile: string } {
+  return { dataDir: join(dataRoot, name), logFile: join(dataRoot, `${name}.log`) };
+}
+
+async function clusterStatus(pgi: PgInstall, dataRoot: string, name: string): Promise<ClusterStatus> {
+  const { dataDir } = clusterPaths(dataRoot, name);
+  if (!existsSync(join(dataDir, 'PG_VERSION'))) return 'missing';
+  const r = await runPg(join(pgi.bindir, 'pg_ctl'), ['-D', dataDir, 'status'], { cwd: dataRoot });
+  return r.code === 0 ? 'running' : 'stopped';
+}
+
+function serverConfig(port: number, fast: boolean): string {
+  const lines = [
+    '',
+    '# --- vecscale sandbox ---',
+    "listen_addresses = '127.0.0.1'",
+    `port = ${port}`,
+    "unix_socket_directories = ''",
+    'max_connections = 200',
+    "password_encryption = 'scram-sha-256'",
+  ];
+  if (fast) lines.push('fsync = off', 'synchronous_commit = off', 'full_page_writes = off');
+  return `${lines.join('\n')}\n`;
+}
+
+async function initCluster(pgi: PgInstall, dataRoot: string, name: string, port: number, fast: boolean): Promise<void> {
+  const { dataDir } = clusterPaths(dataRoot, name);
+  rmSync(dataDir, { recursive: true, force: true }); // a half-made folder from an interrupted initdb
+  // initdb reads the superuser password from a file; it lives for the duration of initdb, readable by postgres only.
+  const pwfile = join(dataRoot, `.pwfile-${name}`);
+  writeFileSync(pwfile, `${SANDBOX_PASSWORD}\n`, { mode: 0o600 });
+  chownToPostgres(pwfile);
+  let r;
+  try {
+    r = await runPg(
+      join(pgi.bindir, 'initdb'),
+      ['-D', dataDir, '-U', SANDBOX_USER, '--auth=scram-sha-256', `--pwfile=${pwfile}`, '-E', 'UTF8', '--locale=C'],
+      { cwd: dataRoot },
+    );
+  } finally {
+    rmSync(pwfile, { force: true });
+  }
+  if (r.code !== 0) {
+    throw new VecscaleError('sandbox', `initdb failed for ${name}: ${lastLines(r.stderr || r.stdout)}`);
+  }
+  appendFileSync(join(dataDir, 'postgresql.conf'), serverConfig(port, fast));
+}
+
+async function startCluster(pgi: PgInstall, dataRoot: string, name: string, port: number): Promise<void> {
+  const { dataDir, logFile } = clusterPaths(dataRoot, name);
+  if (!(await portIsFree(port))) {
+    throw new VecscaleError('sandbox', `port ${port} for sandbox cluster ${name} is taken by another program`, {
+      hint: 'stop that program, or `vecscale sandbox down --purge` and set VECSCALE_SANDBOX_PORT',
+    });
+  }
+  const r = await runPg(join(pgi.bindir, 'pg_ctl'), ['-D', dataDir, '-l', logFile, '-w', '-t', '60', 'start'], {
+    cwd: dataRoot,
+  });
+  if (r.code !== 0) {
+    const log = existsSync(logFile) ? readFileSync(logFile, 'utf8') : '';
+    throw new VecscaleError('sandbox', `could not start sandbox cluster ${name}: ${lastLines(log || r.stderr)}`);
+  }
+}
+
+function lastLines(text: string, n = 5): string {
+  return text.trim().split('\n').slice(-n).join('\n');
+}
+
+async function verifyExtensions(name: string, url: string): Promise<void> {
+  const client = new pg.Client({ connectionString: url, application_name: 'vecscale sandbox' });
+  try {
+    await client.connect();
+    const r = await client.query<{ name: string }>(
+      "SELECT name FROM pg_catalog.pg_available_extensions WHERE name IN ('vector', 'postgres_fdw')",
+    );
+    const have = new Set(r.rows.map((row) => row.name));
+    const missing = ['vector', 'postgres_fdw'].filter((e) => !have.has(e));
+    if (missing.length > 0) {
+      throw new VecscaleError('environment', `sandbox cluster ${name} cannot offer ${missing.join(', ')}`, {
+        hint: `run \`sudo bash ${SETUP_SCRIPT}\``,
+      });
+    }
+  } finally {
+    await client.end().catch(() => undefined);
+  }
+}
+
+function describe(state: StateFile, name: string, port: number, status: ClusterStatus): SandboxCluster {
+  return {
+    name,
+    role: name === 'primary' ? 'primary' : 'secondary',
+    port,
+    url: urlFor(port),
+    status,
+    ...clusterPaths(state.dataRoot, name),
+  };
+}
+
+/** Creates what is missing and starts what is stopped. Safe to run again, and from two processes at once. */
+export async function sandboxUp(opts: SandboxOptions = {}): Promise<SandboxCluster[]> {
+  const pgi = findPostgres();
+  checkExtensionsInstalled(pgi);
+  const dir = sandboxDir(opts);
+  mkdirSync(dir, { recursive: true, mode: 0o755 });
+  return withDirLock(join(dir, '.lock'), async () => {
+    const previous = readState(dir);
+    const existing = previous ? previous.clusters.length - 1 : 0;
+    if (opts.secondaries !== undefined && opts.secondaries < existing) {
+      throw new VecscaleError('sandbox', `the sandbox already has ${existing} secondaries; it never removes any`, {
+        hint: 'run `vecscale sandbox down --purge` first to recreate it smaller',
+      });
+    }
+    const wanted = opts.secondaries ?? (previous ? existing : DEFAULT_SECONDARIES);
+    const names = ['primary', ...Array.from({ length: wanted }, (_, i) => secondaryName(i))];
+    const dataRoot = previous?.dataRoot ?? (await chooseDataRoot(dir));
+    if (!existsSync(dataRoot)) {
+      mkdirSync(dataRoot, { recursive: true, mode: 0o700 });
+      chownToPostgres(dataRoot);
+    }
+    const fast = previous?.fast ?? opts.fast ?? false;
+    const ports = new Map(previous?.clusters.map((c) => [c.name, c.port]) ?? []);
+    const basePort = opts.basePort ?? Number(process.env.VECSCALE_SANDBOX_PORT ?? DEFAULT_BASE_PORT);
+    for (const name of names) {
+      if (!ports.has(name)) ports.set(name, await nextFreePort(basePort, new Set(ports.values())));
+    }
+    const state: StateFile = { version: 1, dataRoot, fast, clusters: names.map((name) => ({ name, port: ports.get(name)! })) };
+    writeFileSync(stateFile(dir), `${JSON.stringify(state, null, 2)}\n`, { mode: 0o600 });
+
+    const result: SandboxCluster[] = [];
+    for (const { name, port } of state.clusters) {
+      let status = await clusterStatus(pgi, dataRoot, name);
+      if (status === 'missing') {
+        await initCluster(pgi, dataRoot, name, port, fast);
+        status = 'stopped';
+      }
+      if (status === 'stopped') await startCluster(pgi, dataRoot, name, port);
+      result.push(describe(state, name, port, 'running'));
+    }
+    for (const c of result) await verifyExtensions(c.name, c.url);
+    return result;
+  });
+}
+
+/** Stops every cluster of the sandbox; with `purge`, also deletes their data and the sandbox state. */
+export async function sandboxDown(opts: SandboxOptions & { purge?: boolean } = {}): Promise<SandboxCluster[]> {
+  const dir = sandboxDir(opts);
+  const state = readState(dir);
+  if (!state) return [];
+  const pgi = findPostgres();
+  return withDirLock(join(dir, '.lock'), async () => {
+    const result: SandboxCluster[] = [];
+    for (const { name, port } of state.clusters) {
+      const status = await clusterStatus(pgi, state.dataRoot, name);
+      if (status === 'running') {
+        const { dataDir } = clusterPaths(state.dataRoot, name);
+        const r = await runPg(join(pgi.bindir, 'pg_ctl'), ['-D', dataDir, '-m', 'fast', '-w', '-t', '60', 'stop'], {
+          cwd: state.dataRoot,
+        });
+        if (r.code !== 0) throw new VecscaleError('sandbox', `could not stop ${name}: ${lastLines(r.stderr)}`);
+      }
+      result.push(describe(state, name, port, opts.purge ? 'missing' : status === 'missing' ? 'missing' : 'stopped'));
+    }
+    if (opts.purge) {
+      rmSync(state.dataRoot, { recursive: true, force: true });
+      rmSync(stateFile(dir), { force: true });
+    }
+    return result;
+  });
+}
+
+/** Reports each cluster of the sandbox without changing anything. */
+export async function sandboxStatus(opts: SandboxOptions = {}): Promise<SandboxCluster[]> {
+  const dir = sandboxDir(opts);
+  const state = readState(dir);
+  if (!state) return [];
+  const pgi = findPostgres();
+  const out: SandboxCluster[] = [];
+  for (const { name, port } of state.clusters) {
+    out.push(describe(state, name, port, await clusterStatus(pgi, state.dataRoot, name)));
+  }
+  return out;
+}
+
+/** The `{primary, secondaries}` document of `sandbox up --json`. */
+export function sandboxUrls(clusters: readonly SandboxCluster[]): SandboxUrls {
+  const primary = clusters.find((c) => c.role === 'primary');
+  if (!primary) throw new VecscaleError('sandbox', 'the sandbox has no primary cluster');
+  return {
+    primary: primary.url,
+    secondaries: Object.fromEntries(clusters.filter((c) => c.role === 'secondary').map((c) => [c.name, c.url])),
+  };
+}
+
+/** Whether a folder exists and is a sandbox (used by status to tell "none yet" from "stopped"). */
+export const sandboxExists = (opts: SandboxOptions = {}): boolean => {
+  const f = stateFile(sandboxDir(opts));
+  return existsSync(f) && statSync(f).isFile();
+};

@@ -1,0 +1,73 @@
+/**
+ * Test harness: real PostgreSQL clusters from the sandbox code, never a mock. `scripts/test.sh` starts a test
+ * sandbox (its own folder and ports, fsync off) and exports its URLs; a test file run on its own starts it itself.
+ * Each test file gets fresh databases on every cluster, dropped when the file ends, so files never see each other.
+ */
+import { randomBytes } from 'node:crypto';
+import { join } from 'node:path';
+import { after } from 'node:test';
+import pg from 'pg';
+import { sandboxUp, sandboxUrls, type SandboxUrls } from '../src/sandbox/sandbox.js';
+
+export const ROOT = join(import.meta.dirname, '..');
+export const TEST_SANDBOX_DIR = join(ROOT, '.vecscale', 'test-sandbox');
+export const TEST_SANDBOX_PORT = 55432;
+export const TEST_SECONDARIES = 2;
+
+let clustersPromise: Promise<SandboxUrls> | undefined;
+
+/** URLs of the test clusters' `postgres` databases (admin connections). */
+export function testClusters(): Promise<SandboxUrls> {
+  clustersPromise ??= (async () => {
+    const fromEnv = process.env.VECSCALE_TEST_CLUSTERS;
+    if (fromEnv) return JSON.parse(fromEnv) as SandboxUrls;
+    const clusters = await sandboxUp({
+      dir: TEST_SANDBOX_DIR,
+      basePort: TEST_SANDBOX_PORT,
+      secondaries: TEST_SECONDARIES,
+      fast: true,
+    });
+    return sandboxUrls(clusters);
+  })();
+  return clustersPromise;
+}
+
+export const withDatabase = (url: string, db: string): string => {
+  const u = new URL(url);
+  u.pathname = `/${db}`;
+  return u.toString();
+};
+
+/** Runs one statement on a URL with a short-lived connection. */
+export async function sql<R extends pg.QueryResultRow = pg.QueryResultRow>(
+  url: string,
+  text: string,
+  values: unknown[] = [],
+): Promise<R[]> {
+  const client = new pg.Client({ connectionString: url });
+  await client.connect();
+  try {
+    return (await client.query<R>(text, values)).rows;
+  } finally {
+    await client.end();
+  }
+}
+
+/**
+ * Creates a database named `<prefix>_<random>` on the primary and on every secondary, and registers their removal
+ * when the calling test file ends. Returns URLs in the shape of `sandbox up --json`.
+ */
+export async function freshDatabases(prefix: string): Promise<SandboxUrls & { readonly name: string }> {
+  const clusters = await testClusters();
+  const name = `${prefix.replace(/[^a-z0-9_]/g, '_').slice(0, 40)}_${randomBytes(4).toString('hex')}`;
+  const admin = [clusters.primary, ...Object.values(clusters.secondaries)];
+  for (const url of admin) await sql(url, `CREATE DATABASE "${name}"`);
+  after(async () => {
+    for (const url of admin) await sql(url, `DROP DATABASE IF EXISTS "${name}" WITH (FORCE)`);
+  });
+  return {
+    name,
+    primary: withDatabase(clusters.primary, name),
+    secondaries: Object.fromEntries(Object.entries(clusters.secondaries).map(([k, u]) => [k, withDatabase(u, name)])),
+  };
+}
