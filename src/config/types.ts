@@ -1,0 +1,81 @@
+/**
+ * The validated, normalised topology: what the rest of vecscale consumes. Produced only by `src/config`
+ * (parse → normalise → rules); everything downstream may assume every rule below holds.
+ */
+
+export type Metric = 'cosine' | 'l2' | 'inner_product';
+
+export type IndexSpec =
+  | { readonly method: 'hnsw'; readonly m: number; readonly efConstruction: number }
+  | { readonly method: 'ivfflat'; readonly lists: number }
+  | { readonly method: 'none' };
+
+/** Canonical PostgreSQL type names, exactly as `format_type()` prints them. Aliases are mapped by the parser. */
+export const COLUMN_TYPES = [
+  'text',
+  'integer',
+  'bigint',
+  'smallint',
+  'numeric',
+  'real',
+  'double precision',
+  'boolean',
+  'date',
+  'timestamp without time zone',
+  'timestamp with time zone',
+  'uuid',
+  'jsonb',
+] as const;
+export type ColumnType = (typeof COLUMN_TYPES)[number];
+
+export interface ColumnSpec {
+  /** The metadata key, also the view column's name. */
+  readonly name: string;
+  readonly type: ColumnType;
+}
+
+export interface SecondarySpec {
+  readonly name: string;
+  /** Connection URL after interpolation. Holds a password: never print it, use redactUrl(). */
+  readonly url: string;
+}
+
+export interface CollectionSpec {
+  readonly name: string;
+  readonly secondary: string;
+  readonly dimension: number;
+  readonly metric: Metric;
+  readonly index: IndexSpec;
+  /** In file order: the view's extracted columns come in this order. */
+  readonly columns: readonly ColumnSpec[];
+}
+
+export interface Topology {
+  readonly version: 1;
+  /** Absolute path of the file it came from ('<string>' when parsed from text). */
+  readonly file: string;
+  readonly primary: { readonly url: string };
+  /** In file order. */
+  readonly secondaries: readonly SecondarySpec[];
+  /** In file order. */
+  readonly collections: readonly CollectionSpec[];
+  /** Schema for the `vector` extension when vecscale has to create it (absent: wherever it already is, else `public`). */
+  readonly extensionSchema: string | undefined;
+  /** Every secret value the file resolved (URL passwords): output is scrubbed of these as a last line of defence. */
+  readonly secrets: readonly string[];
+}
+
+export interface ConfigProblem {
+  readonly severity: 'error' | 'warning';
+  /** Dotted path of the offending key, e.g. `collections.docs.index.m` ('' for the whole document). */
+  readonly path: string;
+  readonly file: string;
+  /** 1-based; absent only when the problem has no position (e.g. the file cannot be read). */
+  readonly line?: number;
+  readonly column?: number;
+  readonly message: string;
+}
+
+export type LoadResult =
+  | { readonly ok: true; readonly topology: Topology; readonly warnings: readonly ConfigProblem[] }
+  | { readonly ok: false; readonly problems: readonly ConfigProblem[] };
