@@ -6,6 +6,7 @@ export type ErrorCode =
   | 'config'          // the topology file or flags are wrong; nothing was contacted
   | 'connection'      // a database could not be reached or refused the credentials
   | 'database'        // a statement failed on a database; its transaction was rolled back
+  | 'precondition'    // the live databases cannot take the topology as they are (e.g. pgvector in different schemas)
   | 'partial_apply'   // some databases committed, a later one failed
   | 'safety'          // a safety policy blocked the plan
   | 'lock'            // an advisory lock was not acquired in time

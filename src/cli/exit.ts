@@ -20,6 +20,7 @@ const byErrorCode: Record<ErrorCode, ExitCode> = {
   config: ExitCode.config,
   connection: ExitCode.error,
   database: ExitCode.error,
+  precondition: ExitCode.error,
   partial_apply: ExitCode.partialApply,
   safety: ExitCode.blocked,
   lock: ExitCode.lock,
@@ -31,3 +32,10 @@ const byErrorCode: Record<ErrorCode, ExitCode> = {
 };
 
 export const exitCodeForError = (code: ErrorCode): ExitCode => byErrorCode[code];
+
+/** Thrown by command handlers to end with a status that is not an error (e.g. 2 = changes pending). */
+export class ExitWith extends Error {
+  constructor(readonly status: ExitCode) {
+    super(`exit ${status}`);
+  }
+}

@@ -3,6 +3,14 @@
  * colour and spinners only on a TTY without NO_COLOR / --no-color and outside JSON mode.
  */
 import { Chalk, type ChalkInstance } from 'chalk';
+import { scrub } from '../util/url.js';
+
+// Last line of defence: every secret the topology resolved is scrubbed from everything printed.
+const secrets = new Set<string>();
+export const registerSecrets = (values: Iterable<string>): void => {
+  for (const v of values) secrets.add(v);
+};
+const clean = (text: string): string => (secrets.size > 0 ? scrub(text, secrets) : text);
 
 export interface Output {
   readonly json: boolean;
@@ -29,9 +37,9 @@ export function createOutput(opts: OutputOptions): Output {
     json: Boolean(opts.json),
     color: chalk,
     interactive: tty && Boolean(process.stdin.isTTY),
-    info: (text) => void process.stderr.write(text.endsWith('\n') ? text : `${text}\n`),
-    result: (doc) => void process.stdout.write(`${JSON.stringify(doc, null, 2)}\n`),
-    print: (text) => void process.stdout.write(text.endsWith('\n') ? text : `${text}\n`),
+    info: (text) => void process.stderr.write(clean(text.endsWith('\n') ? text : `${text}\n`)),
+    result: (doc) => void process.stdout.write(clean(`${JSON.stringify(doc, null, 2)}\n`)),
+    print: (text) => void process.stdout.write(clean(text.endsWith('\n') ? text : `${text}\n`)),
   };
 }
 

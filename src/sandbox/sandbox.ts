@@ -1,7 +1,7 @@
 /**
  * `vecscale sandbox`: real local PostgreSQL clusters (one primary, N secondaries) made with initdb under a
  * project-local folder, listening on 127.0.0.1 only. The sandbox superuser has a fixed, well-known password
- * (`postgres`, like `supabase start`): it guards nothing but throwaway loopback clusters.
+ * (`sandbox-password`, in the spirit of `supabase start`): it guards nothing but throwaway loopback clusters.
  */
 import { createHash } from 'node:crypto';
 import { chownSync, existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync, appendFileSync } from 'node:fs';
@@ -14,7 +14,7 @@ import { isRoot, postgresCanUse, runPg } from './run.js';
 import { withDirLock } from './lock.js';
 
 export const SANDBOX_USER = 'postgres';
-export const SANDBOX_PASSWORD = 'postgres';
+export const SANDBOX_PASSWORD = 'sandbox-password';
 const DEFAULT_BASE_PORT = 54320;
 const DEFAULT_SECONDARIES = 2;
 

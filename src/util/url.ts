@@ -22,3 +22,27 @@ export function scrub(text: string, secrets: Iterable<string>): string {
   }
   return out;
 }
+
+export interface PgUrlParts {
+  readonly host: string;
+  readonly port: number;
+  readonly database: string;
+  readonly user: string;
+  /** Decoded; undefined when the URL has none (trust, peer or .pgpass authentication). */
+  readonly password: string | undefined;
+  /** libpq parameters from the query string that a foreign server should carry too. */
+  readonly sslmode: string | undefined;
+}
+
+/** Splits a postgres:// URL (already validated by the config stage) into what a foreign server needs. */
+export function parsePgUrl(url: string): PgUrlParts {
+  const u = new URL(url);
+  return {
+    host: decodeURIComponent(u.hostname).replace(/^\[(.*)\]$/, '$1'),
+    port: u.port ? Number(u.port) : 5432,
+    database: decodeURIComponent(u.pathname.replace(/^\//, '')) || 'postgres',
+    user: decodeURIComponent(u.username),
+    password: u.password ? decodeURIComponent(u.password) : undefined,
+    sslmode: u.searchParams.get('sslmode') ?? undefined,
+  };
+}

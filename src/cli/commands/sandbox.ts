@@ -19,7 +19,7 @@ export async function up(opts: { secondaries?: number; fast?: boolean }, out: Ou
     return;
   }
   show(out, clusters);
-  out.info(`\nSandbox password: postgres (fixed; loopback only). Machine-readable URLs: vecscale sandbox up --json`);
+  out.info(`\nSandbox superuser: postgres, password sandbox-password (fixed; loopback only). Machine-readable URLs: vecscale sandbox up --json`);
 }
 
 export async function down(opts: { purge?: boolean }, out: Output): Promise<void> {

@@ -1,0 +1,134 @@
+/**
+ * Runs a plan: secondaries first, then the primary; each database's transactional steps in one transaction
+ * (drops of replaced objects first, in reverse phase order, then creates in phase order), then its
+ * non-transactional steps (CREATE INDEX CONCURRENTLY) one by one. A failure rolls back that database and stops.
+ */
+import type { Db } from '../db/connect.js';
+import { VecscaleError } from '../errors.js';
+import { PHASES } from '../plan/planner.js';
+import type { DatabasePlan, Plan, PlanStep } from '../plan/types.js';
+import { hasSecret, resolveSecrets } from '../sql/quote.js';
+import { scrub } from '../util/url.js';
+
+export interface ApplyEvents {
+  onDatabaseStart?(db: DatabasePlan): void;
+  onStep?(step: PlanStep): void;
+  onWarning?(database: string, message: string): void;
+}
+
+export interface ApplyOutcome {
+  /** Databases whose changes are committed, in order. */
+  readonly committed: readonly string[];
+}
+
+const reversePhase = (a: PlanStep, b: PlanStep) => PHASES.indexOf(b.kind) - PHASES.indexOf(a.kind);
+
+/**
+ * Keeps statements that carry a password out of the server log (log_statement = 'ddl', a failing statement).
+ * Only superusers (or roles granted SET on these parameters) may; others get a warning.
+ */
+async function suppressStatementLogging(db: Db): Promise<boolean> {
+  await db.query('SAVEPOINT vecscale_log');
+  try {
+    await db.query("SET LOCAL log_statement = 'none'");
+    await db.query("SET LOCAL log_min_error_statement = 'panic'");
+    await db.query('RELEASE SAVEPOINT vecscale_log');
+    return true;
+  } catch {
+    await db.query('ROLLBACK TO SAVEPOINT vecscale_log');
+    return false;
+  }
+}
+
+async function applyDatabase(
+  db: Db,
+  plan: DatabasePlan,
+  secrets: ReadonlyMap<string, string>,
+  events: ApplyEvents,
+  onCommit: () => void,
+): Promise<void> {
+  const inTx = plan.steps.filter((s) => s.transactional);
+  const outside = plan.steps.filter((s) => !s.transactional);
+  const run = async (step: PlanStep, statements: readonly string[]) => {
+    for (const sql of statements) {
+      try {
+        await db.query(resolveSecrets(sql, secrets));
+      } catch (err) {
+        const e = err as { message?: string; code?: string };
+        throw new VecscaleError('database', `${step.object}: ${scrub(e.message ?? String(err), secrets.values())}`, {
+          meta: { database: plan.database, step: step.id, sqlstate: e.code ?? null },
+          cause: err,
+        });
+      }
+    }
+  };
+  if (inTx.length > 0) {
+    await db.query('BEGIN');
+    try {
+      if (inTx.some((s) => [...s.sql, ...s.drop].some(hasSecret)) && !(await suppressStatementLogging(db))) {
+        events.onWarning?.(
+          plan.database,
+          'this role may not set log_statement: a server logging DDL (log_statement = ddl/all) records the user-mapping password',
+        );
+      }
+      for (const step of [...inTx].sort(reversePhase)) if (step.drop.length > 0) await run(step, step.drop);
+      for (const step of inTx) {
+        events.onStep?.(step);
+        await run(step, step.sql);
+      }
+      await db.query('COMMIT');
+      onCommit();
+    } catch (err) {
+      await db.query('ROLLBACK').catch(() => undefined);
+      throw err;
+    }
+  }
+  for (const step of outside) {
+    events.onStep?.(step);
+    await run(step, step.sql);
+  }
+}
+
+/**
+ * Executes the plan. Throws `database` (nothing committed anywhere) or `partial_apply` (earlier databases
+ * committed; the message names them and the one that failed).
+ */
+export async function executePlan(
+  plan: Plan,
+  dbs: ReadonlyMap<string, Db>,
+  secrets: ReadonlyMap<string, string>,
+  events: ApplyEvents = {},
+): Promise<ApplyOutcome> {
+  const committed: string[] = [];
+  const todo = plan.databases.filter((d) => d.steps.length > 0);
+  for (const dbPlan of todo) {
+    const db = dbs.get(dbPlan.database);
+    if (!db) throw new Error(`no connection for ${dbPlan.database}`);
+    events.onDatabaseStart?.(dbPlan);
+    let txCommitted = false;
+    try {
+      await applyDatabase(db, dbPlan, secrets, events, () => (txCommitted = true));
+      committed.push(dbPlan.database);
+    } catch (err) {
+      const cause = err instanceof VecscaleError ? err.message : String(err);
+      const rest = todo.slice(todo.indexOf(dbPlan) + 1).map((d) => d.database);
+      // A step outside the transaction (CREATE INDEX CONCURRENTLY) fails after the database's transaction committed.
+      if (txCommitted) committed.push(`${dbPlan.database} (transaction only)`);
+      const failedOn = txCommitted
+        ? `${dbPlan.database} failed after its transaction committed: ${cause}`
+        : `${dbPlan.database} failed and was rolled back: ${cause}`;
+      if (committed.length === 0) {
+        throw new VecscaleError('database', failedOn, {
+          meta: { failed: dbPlan.database, committed: [], notAttempted: rest },
+          cause: err,
+        });
+      }
+      throw new VecscaleError(
+        'partial_apply',
+        `partial apply: committed ${committed.join(', ')}; ${failedOn}${rest.length ? `; not attempted: ${rest.join(', ')}` : ''}`,
+        { meta: { failed: dbPlan.database, committed, notAttempted: rest }, hint: 'fix the cause and run apply again: it converges from where it stopped', cause: err },
+      );
+    }
+  }
+  return { committed };
+}

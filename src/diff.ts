@@ -1,0 +1,82 @@
+/**
+ * diff(actual, desired): what differs, field by field. It only describes; whether a difference means ALTER,
+ * replace, adopt or refusal — and the SQL — is the planner's decision.
+ */
+import type { DatabaseState, DbObject } from './model/state.js';
+
+export interface FieldChange {
+  readonly from: unknown;
+  readonly to: unknown;
+}
+
+export type Change =
+  | { readonly op: 'create'; readonly key: string; readonly desired: DbObject }
+  /** Managed by vecscale, present, and no longer in the topology. */
+  | { readonly op: 'orphan'; readonly key: string; readonly actual: DbObject }
+  | {
+      readonly op: 'alter';
+      readonly key: string;
+      readonly actual: DbObject;
+      readonly desired: DbObject;
+      readonly fields: Readonly<Record<string, FieldChange>>;
+    };
+
+const json = (v: unknown): string => JSON.stringify(v);
+
+/** The fields that define each kind, compared in this order. `managed` is compared for every kind but extensions. */
+function comparable(o: DbObject): Record<string, unknown> {
+  switch (o.kind) {
+    case 'extension':
+      return {}; // existence only: where pgvector sits is a precondition check, not a change
+    case 'schema':
+      return {};
+    case 'table':
+      return { kind: o.kind, columns: o.columns, primaryKey: o.primaryKey };
+    case 'index':
+      return { name: o.name, method: o.method, column: o.column, opclass: o.opclass, params: o.params, valid: o.valid };
+    case 'view':
+      return { kind: o.kind, columns: o.columns.map((c) => ({ name: c.name, type: c.type })) };
+    case 'server':
+      return { wrapper: o.wrapper, options: o.options };
+    case 'user_mapping':
+      return { options: o.options };
+    case 'foreign_table':
+      return { kind: o.kind, server: o.server, options: o.options, columns: o.columns.map((c) => ({ name: c.name, type: c.type })) };
+  }
+}
+
+function fieldChanges(actual: DbObject, desired: DbObject): Record<string, FieldChange> {
+  const a: Record<string, unknown> = { ...comparable(actual), kind: actual.kind };
+  const d: Record<string, unknown> = { ...comparable(desired), kind: desired.kind };
+  if (desired.kind !== 'extension' && desired.kind !== 'schema') {
+    a.managed = actual.managed;
+    d.managed = desired.managed;
+  } else if (desired.kind === 'schema' && desired.managed) {
+    a.managed = actual.managed;
+    d.managed = true;
+  }
+  const out: Record<string, FieldChange> = {};
+  for (const field of new Set([...Object.keys(d), ...Object.keys(a)])) {
+    if (json(a[field]) !== json(d[field])) out[field] = { from: a[field], to: d[field] };
+  }
+  return out;
+}
+
+/** Compares one database's live state with its desired state. Deterministic: changes come in key order. */
+export function diff(actual: DatabaseState, desired: DatabaseState): Change[] {
+  const out: Change[] = [];
+  const allKeys = [...new Set([...desired.objects.keys(), ...actual.objects.keys()])].sort();
+  for (const key of allKeys) {
+    const d = desired.objects.get(key);
+    const a = actual.objects.get(key);
+    if (d && !a) out.push({ op: 'create', key, desired: d });
+    else if (a && !d) {
+      // Objects vecscale did not create are none of its business.
+      if (a.managed) out.push({ op: 'orphan', key, actual: a });
+    } else if (a && d) {
+      const fields = fieldChanges(a, d);
+      if (Object.keys(fields).length > 0) out.push({ op: 'alter', key, actual: a, desired: d, fields });
+    }
+  }
+  return out;
+}

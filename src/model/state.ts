@@ -1,0 +1,165 @@
+/**
+ * One model for desired and introspected state. `buildDesired` (pure) and `introspect` (catalog reads) both return
+ * `DatabaseState`, keyed by stable object keys, so `diff` compares like with like.
+ */
+
+export const MANAGED_COMMENT = 'managed by vecscale';
+
+/** Schemas vecscale uses: the vecs client's, the views' and the primary's private foreign-table schema. */
+export const VECS_SCHEMA = 'vecs';
+export const API_SCHEMA = 'public';
+export const REMOTE_SCHEMA = 'vecscale_remote';
+
+export interface Column {
+  readonly name: string;
+  /** As `format_type()` prints it, with a schema prefix on `vector` stripped (see the introspector). */
+  readonly type: string;
+  readonly notNull: boolean;
+  /** As `pg_get_expr()` prints it; null when there is none. */
+  readonly default: string | null;
+}
+
+interface Base {
+  readonly key: string;
+  /** Carries vecscale's marker comment. Desired objects of commentable kinds are always managed. */
+  readonly managed: boolean;
+  /** Keys of objects in the same database this one is built on (desired only): replacing those replaces this. */
+  readonly dependsOn?: readonly string[];
+}
+
+export interface ExtensionObject extends Base {
+  readonly kind: 'extension';
+  readonly name: string;
+  readonly schema: string;
+}
+
+export interface SchemaObject extends Base {
+  readonly kind: 'schema';
+  readonly name: string;
+}
+
+export interface TableObject extends Base {
+  readonly kind: 'table';
+  readonly schema: string;
+  readonly name: string;
+  readonly columns: readonly Column[];
+  readonly primaryKey: readonly string[];
+}
+
+export interface IndexObject extends Base {
+  readonly kind: 'index';
+  readonly schema: string;
+  readonly table: string;
+  /** The name vecs finds it by: ix_<opclass>_hnsw_m<m>_efc<ef>_<7 hex> or ix_<opclass>_ivfflat_nl<lists>_<7 hex>. */
+  readonly name: string;
+  readonly method: 'hnsw' | 'ivfflat';
+  readonly column: string;
+  readonly opclass: string;
+  /** Storage parameters, as strings, keys sorted. */
+  readonly params: Readonly<Record<string, string>>;
+  readonly valid: boolean;
+}
+
+export interface ViewObject extends Base {
+  readonly kind: 'view';
+  readonly schema: string;
+  readonly name: string;
+  /** Columns decide the definition in vecscale's views (each column maps to one expression). */
+  readonly columns: readonly Column[];
+  /** The SELECT for CREATE VIEW; only desired views carry it. */
+  readonly query?: string;
+}
+
+export interface ServerObject extends Base {
+  readonly kind: 'server';
+  readonly name: string;
+  readonly wrapper: string;
+  readonly options: Readonly<Record<string, string>>;
+}
+
+export interface UserMappingObject extends Base {
+  readonly kind: 'user_mapping';
+  readonly server: string;
+  /** A role name, or 'public'. */
+  readonly role: string;
+  /**
+   * Options with the password replaced by a keyed fingerprint (`secretFingerprint`): the model, the diff and the
+   * plan never hold a password. The SQL builder writes a secret placeholder instead.
+   */
+  readonly options: Readonly<Record<string, string>>;
+  /** Placeholder reference the executor resolves for the password option (desired only). */
+  readonly passwordRef?: string;
+}
+
+export interface ForeignTableObject extends Base {
+  readonly kind: 'foreign_table';
+  readonly schema: string;
+  readonly name: string;
+  readonly server: string;
+  readonly options: Readonly<Record<string, string>>;
+  readonly columns: readonly Column[];
+}
+
+export type DbObject =
+  | ExtensionObject
+  | SchemaObject
+  | TableObject
+  | IndexObject
+  | ViewObject
+  | ServerObject
+  | UserMappingObject
+  | ForeignTableObject;
+
+export type ObjectKind = DbObject['kind'];
+
+/** Relations share one key space, whatever their kind: a table and a view named alike collide in PostgreSQL too. */
+export const keys = {
+  extension: (name: string) => `extension:${name}`,
+  schema: (name: string) => `schema:${name}`,
+  relation: (schema: string, name: string) => `relation:${schema}.${name}`,
+  index: (schema: string, table: string) => `index:${schema}.${table}`,
+  server: (name: string) => `server:${name}`,
+  userMapping: (server: string, role: string) => `user_mapping:${server}:${role}`,
+} as const;
+
+export type DatabaseRole = 'primary' | 'secondary';
+
+export interface DatabaseState {
+  /** 'primary' or the secondary's name. */
+  readonly database: string;
+  readonly role: DatabaseRole;
+  readonly objects: ReadonlyMap<string, DbObject>;
+}
+
+/** What introspection learns beyond objects: the inputs of desired-state decisions and of plan checks. */
+export interface LiveFacts {
+  readonly database: string;
+  readonly currentUser: string;
+  readonly serverVersion: number;
+  /** Schema of the installed pgvector, if installed. */
+  readonly vectorSchema: string | undefined;
+  /** Whether each vecs table (by relation key) holds at least one row. */
+  readonly nonEmpty: ReadonlySet<string>;
+}
+
+/** Human name of an object, as plans print it. */
+export function describeObject(o: DbObject): string {
+  switch (o.kind) {
+    case 'extension':
+      return `extension ${o.name}`;
+    case 'schema':
+      return `schema ${o.name}`;
+    case 'table':
+      return `table ${o.schema}.${o.name}`;
+    case 'index':
+      return `index ${o.schema}.${o.name} on ${o.table}`;
+    case 'view':
+      return `view ${o.schema}.${o.name}`;
+    case 'server':
+      return `server ${o.name}`;
+    case 'user_mapping':
+      return `user mapping for ${o.role} on server ${o.server}`;
+    case 'foreign_table':
+      return `foreign table ${o.schema}.${o.name}`;
+  }
+}

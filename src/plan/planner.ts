@@ -1,0 +1,287 @@
+/**
+ * The pure planner: live state + topology → ordered, reviewable steps. Decides what each difference means
+ * (create, in-place change, adopt, replace, or refuse) and in which fixed order statements run.
+ */
+import type { Topology } from '../config/types.js';
+import { buildDesired, type DesiredContext } from '../desired.js';
+import { diff, type FieldChange } from '../diff.js';
+import { VecscaleError } from '../errors.js';
+import {
+  API_SCHEMA,
+  type DatabaseState,
+  type DbObject,
+  describeObject,
+  type LiveFacts,
+  type ObjectKind,
+  REMOTE_SCHEMA,
+  VECS_SCHEMA,
+} from '../model/state.js';
+import { redactUrl } from '../util/url.js';
+import { alterOptionsSql, createSql, dropSql, markSql } from './sql.js';
+import type { Action, Blocker, DatabasePlan, Note, Plan, PlanStep, Risk } from './types.js';
+
+export interface LiveDatabase {
+  readonly state: DatabaseState;
+  readonly facts: LiveFacts;
+}
+
+/** Creates run in this order, drops of replaced objects in the reverse. */
+export const PHASES: readonly ObjectKind[] = [
+  'extension',
+  'schema',
+  'table',
+  'index',
+  'server',
+  'user_mapping',
+  'foreign_table',
+  'view',
+];
+
+/** Where pgvector goes, and as whom the primary connects. Throws when the databases disagree on pgvector's schema. */
+export function resolveContext(topology: Topology, live: ReadonlyMap<string, LiveDatabase>): DesiredContext {
+  const order = ['primary', ...topology.secondaries.map((s) => s.name)];
+  const installed = order.flatMap((db) => {
+    const schema = live.get(db)?.facts.vectorSchema;
+    return schema ? [{ db, schema }] : [];
+  });
+  const wanted = topology.extensionSchema ?? installed[0]?.schema ?? API_SCHEMA;
+  const elsewhere = installed.filter((i) => i.schema !== wanted);
+  if (elsewhere.length > 0) {
+    const where = installed.map((i) => `${i.db}: ${i.schema}`).join(', ');
+    throw new VecscaleError(
+      'precondition',
+      `pgvector must sit in the same schema on the primary and every secondary (postgres_fdw ships its operators ` +
+        `qualified with the primary's schema); ${topology.extensionSchema ? `extension_schema is ${wanted}, ` : ''}found ${where}`,
+      { hint: 'move it with ALTER EXTENSION vector SET SCHEMA <schema>, or set extension_schema in the topology', meta: { installed } },
+    );
+  }
+  const primary = live.get('primary');
+  if (!primary) throw new Error('no live state for the primary');
+  return { vectorSchema: wanted, primaryRole: primary.facts.currentUser };
+}
+
+interface Decision {
+  action: Action;
+  risk: Risk;
+  reason: string;
+  readonly desired: DbObject;
+  readonly actual: DbObject | undefined;
+}
+
+function purpose(o: DbObject): string {
+  switch (o.kind) {
+    case 'extension':
+      return o.name === 'vector' ? `pgvector, in schema ${o.schema}` : 'the wrappers reach the secondaries through postgres_fdw';
+    case 'schema':
+      return o.name === VECS_SCHEMA
+        ? "the vecs client's schema"
+        : o.name === REMOTE_SCHEMA
+          ? 'private schema for the foreign tables (applications use the views)'
+          : 'schema for pgvector';
+    case 'table': {
+      const vec = o.columns.find((c) => c.name === 'vec');
+      return `collection ${o.name}: ${vec?.type ?? 'vector'} rows, as the vecs client creates them`;
+    }
+    case 'index':
+      return `${o.method} (${Object.entries(o.params).map(([k, v]) => `${k}=${v}`).join(', ')}) with ${o.opclass}, named so vecs finds it`;
+    case 'view':
+      return o.schema === API_SCHEMA && o.query?.includes(REMOTE_SCHEMA)
+        ? `API relation for collection ${o.name}, read through the foreign table`
+        : `exposes ${VECS_SCHEMA}.${o.name} (embedding = vec, metadata keys as columns) to the wrappers`;
+    case 'server':
+      return `reaches secondary ${o.name} at ${o.options.host}:${o.options.port}/${o.options.dbname}, pgvector operators shipped (extensions 'vector')`;
+    case 'user_mapping':
+      return `${o.role} connects to ${o.server} as ${o.options.user}`;
+    case 'foreign_table':
+      return `reads ${o.options.schema_name}.${o.options.table_name} on ${o.server}`;
+  }
+}
+
+const show = (v: unknown): string => (typeof v === 'string' ? v : JSON.stringify(v));
+
+/** Human account of field changes; never prints a password or its fingerprint. */
+export function describeFields(fields: Readonly<Record<string, FieldChange>>): string {
+  const parts: string[] = [];
+  for (const [field, { from, to }] of Object.entries(fields)) {
+    if (field === 'managed' || field === 'name') continue;
+    if (field === 'columns') {
+      const a = new Map((from as Array<{ name: string; type: string }> | undefined)?.map((c) => [c.name, c]) ?? []);
+      const d = new Map((to as Array<{ name: string; type: string }> | undefined)?.map((c) => [c.name, c]) ?? []);
+      for (const [name, c] of d) {
+        const old = a.get(name);
+        if (!old) parts.push(`column ${name} added`);
+        else if (JSON.stringify(old) !== JSON.stringify(c)) {
+          parts.push(old.type !== c.type ? `column ${name}: ${old.type} → ${c.type}` : `column ${name} changed`);
+        }
+      }
+      for (const name of a.keys()) if (!d.has(name)) parts.push(`column ${name} removed`);
+      if (parts.length === 0) parts.push('column order changed');
+    } else if (field === 'options' || field === 'params') {
+      const a = (from ?? {}) as Record<string, string>;
+      const d = (to ?? {}) as Record<string, string>;
+      for (const k of [...new Set([...Object.keys(d), ...Object.keys(a)])].sort()) {
+        if (a[k] === d[k]) continue;
+        if (k === 'password') parts.push(a[k] === undefined ? 'password set' : d[k] === undefined ? 'password removed' : 'password changed');
+        else parts.push(`${k}: ${a[k] ?? '(none)'} → ${d[k] ?? '(none)'}`);
+      }
+    } else if (field === 'valid') {
+      parts.push('index is invalid (an interrupted concurrent build)');
+    } else if (field === 'kind') {
+      parts.push(`is a ${show(from).replace('_', ' ')}, should be a ${show(to).replace('_', ' ')}`);
+    } else {
+      parts.push(`${field}: ${show(from)} → ${show(to)}`);
+    }
+  }
+  return parts.join('; ');
+}
+
+function decide(
+  actual: LiveDatabase,
+  desired: DatabaseState,
+  blockers: Blocker[],
+  notes: Note[],
+): Map<string, Decision> {
+  const decisions = new Map<string, Decision>();
+  const db = desired.database;
+  for (const change of diff(actual.state, desired)) {
+    if (change.op === 'create') {
+      decisions.set(change.key, { action: 'create', risk: 'safe', reason: purpose(change.desired), desired: change.desired, actual: undefined });
+      continue;
+    }
+    if (change.op === 'orphan') {
+      notes.push({
+        database: db,
+        object: describeObject(change.actual),
+        message: 'managed by vecscale but not in the topology: left in place (vecscale does not drop collections or wrappers yet)',
+      });
+      continue;
+    }
+    const { actual: a, desired: d, fields } = change;
+    const what = describeFields(fields);
+    const ownedElsewhere = !a.managed && d.managed && d.kind !== 'user_mapping';
+    if (ownedElsewhere) {
+      if (Object.keys(fields).every((f) => f === 'managed')) {
+        decisions.set(change.key, { action: 'adopt', risk: 'safe', reason: 'exists exactly as needed but unmarked: adopted as managed', desired: d, actual: a });
+      } else {
+        blockers.push({
+          database: db,
+          object: describeObject(a),
+          reason: `exists, was not created by vecscale, and differs from the topology (${what}); vecscale does not replace what it does not own — rename or remove it, or change the topology`,
+        });
+      }
+      continue;
+    }
+    switch (d.kind) {
+      case 'server':
+      case 'user_mapping':
+        if ('wrapper' in fields) {
+          blockers.push({ database: db, object: describeObject(a), reason: `uses another foreign-data wrapper (${what})` });
+        } else {
+          decisions.set(change.key, { action: 'alter', risk: 'safe', reason: what, desired: d, actual: a });
+        }
+        break;
+      case 'table':
+        if (actual.facts.nonEmpty.has(change.key)) {
+          blockers.push({
+            database: db,
+            object: describeObject(a),
+            reason: `holds rows, and ${what} needs the table recreated, losing them; change it back, or move the rows out first`,
+          });
+        } else {
+          decisions.set(change.key, { action: 'replace', risk: 'disruptive', reason: `${what} (the table is empty)`, desired: d, actual: a });
+        }
+        break;
+      default:
+        decisions.set(change.key, { action: 'replace', risk: 'disruptive', reason: what || 'definition changed', desired: d, actual: a });
+    }
+  }
+  cascade(desired, actual.state, decisions);
+  return decisions;
+}
+
+/** Whatever is built on a replaced object is replaced with it (DROP … RESTRICT would refuse otherwise). */
+function cascade(desired: DatabaseState, actual: DatabaseState, decisions: Map<string, Decision>): void {
+  for (let changed = true; changed; ) {
+    changed = false;
+    for (const d of desired.objects.values()) {
+      const a = actual.objects.get(d.key);
+      const current = decisions.get(d.key);
+      if (!a || current?.action === 'replace' || current?.action === 'create') continue;
+      const cause = d.dependsOn?.find((k) => decisions.get(k)?.action === 'replace');
+      if (!cause) continue;
+      decisions.set(d.key, {
+        action: 'replace',
+        risk: 'disruptive',
+        reason: `rebuilt with ${describeObject(desired.objects.get(cause)!)}`,
+        desired: d,
+        actual: a,
+      });
+      changed = true;
+    }
+  }
+}
+
+function toStep(database: string, dec: Decision, decisions: ReadonlyMap<string, Decision>, ctx: DesiredContext): PlanStep {
+  const { desired: d, actual: a } = dec;
+  const base = { id: `${database}/${d.key}`, database, action: dec.action, kind: d.kind, object: describeObject(d), reason: dec.reason, risk: dec.risk };
+  const sqlCtx = { vectorSchema: ctx.vectorSchema };
+  // An index on a table that already exists is built CONCURRENTLY, outside the transaction: no write lock on rows.
+  if (d.kind === 'index' && (dec.action === 'create' || dec.action === 'replace')) {
+    const table = decisions.get(d.dependsOn?.[0] ?? '');
+    const tableIsNew = table?.action === 'create' || table?.action === 'replace';
+    if (!tableIsNew) {
+      const build = createSql(d, sqlCtx, { concurrently: true });
+      const old = a ? (dropSql(a, { concurrently: true }) ?? []) : [];
+      const sameName = a?.kind === 'index' && a.name === d.name;
+      return { ...base, drop: [], sql: sameName ? [...old, ...build] : [...build, ...old], transactional: false };
+    }
+  }
+  switch (dec.action) {
+    case 'create':
+      return { ...base, drop: [], sql: createSql(d, sqlCtx), transactional: true };
+    case 'adopt':
+      return { ...base, drop: [], sql: [markSql(d) ?? ''].filter(Boolean), transactional: true };
+    case 'alter':
+      return { ...base, drop: [], sql: alterOptionsSql(a!, d), transactional: true };
+    case 'replace': {
+      const drop = dropSql(a!);
+      if (!drop) throw new Error(`vecscale never drops a ${a!.kind}`);
+      return { ...base, drop, sql: createSql(d, sqlCtx), transactional: true };
+    }
+  }
+}
+
+const phaseOf = (s: PlanStep): number => PHASES.indexOf(s.kind);
+
+/** Plans every database of the topology against its live state. Same inputs, byte-identical plan. */
+export function buildPlan(topology: Topology, live: ReadonlyMap<string, LiveDatabase>): Plan {
+  const ctx = resolveContext(topology, live);
+  const desired = buildDesired(topology, ctx);
+  const blockers: Blocker[] = [];
+  const notes: Note[] = [];
+  const urls = new Map([['primary', topology.primary.url], ...topology.secondaries.map((s) => [s.name, s.url] as const)]);
+  const plans = desired.map((want): DatabasePlan => {
+    const have = live.get(want.database);
+    if (!have) throw new Error(`no live state for ${want.database}`);
+    const decisions = decide(have, want, blockers, notes);
+    const steps = [...decisions.values()]
+      .map((dec) => toStep(want.database, dec, decisions, ctx))
+      .sort((x, y) => phaseOf(x) - phaseOf(y) || (x.id < y.id ? -1 : x.id > y.id ? 1 : 0));
+    return { database: want.database, role: want.role, url: redactUrl(urls.get(want.database) ?? ''), steps };
+  });
+  // Apply order: secondaries first, so the primary's wrappers point at objects that exist.
+  const databases = [...plans.filter((p) => p.role === 'secondary'), ...plans.filter((p) => p.role === 'primary')];
+  const all = databases.flatMap((p) => p.steps);
+  return {
+    formatVersion: 1,
+    databases,
+    blockers,
+    notes,
+    summary: {
+      create: all.filter((s) => s.action === 'create').length,
+      change: all.filter((s) => s.action === 'alter' || s.action === 'adopt').length,
+      replace: all.filter((s) => s.action === 'replace').length,
+      drop: 0,
+    },
+  };
+}

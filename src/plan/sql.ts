@@ -1,0 +1,146 @@
+/**
+ * SQL for each object kind. `Record<ObjectKind, …>` makes a new kind without builders a compile error.
+ * Names go through the quote module; pgvector's type and operator classes are schema-qualified, so statements do
+ * not depend on the applying role's search_path.
+ */
+import { ident, literal, options, qualified, secret } from '../sql/quote.js';
+import { type Column, type DbObject, MANAGED_COMMENT, type ObjectKind } from '../model/state.js';
+
+export interface SqlContext {
+  readonly vectorSchema: string;
+}
+
+type Of<K extends ObjectKind> = Extract<DbObject, { kind: K }>;
+
+interface Builders<K extends ObjectKind> {
+  create(o: Of<K>, ctx: SqlContext, opts: { concurrently: boolean }): string[];
+  /** Removes the object; undefined: vecscale never drops this kind. */
+  drop?(o: Of<K>, opts: { concurrently: boolean }): string[];
+  /** The marker comment; undefined for kinds that take none. */
+  mark?(o: Of<K>): string;
+}
+
+const typeSql = (type: string, ctx: SqlContext): string =>
+  type.startsWith('vector(') ? `${ident(ctx.vectorSchema)}.${type}` : type;
+
+const columnSql = (c: Column, ctx: SqlContext): string =>
+  [ident(c.name), typeSql(c.type, ctx), c.notNull ? 'NOT NULL' : '', c.default !== null ? `DEFAULT ${c.default}` : '']
+    .filter(Boolean)
+    .join(' ');
+
+const comment = (what: string, name: string): string => `COMMENT ON ${what} ${name} IS ${literal(MANAGED_COMMENT)}`;
+
+const roleSql = (role: string): string => (role === 'public' ? 'PUBLIC' : ident(role));
+
+const sortedOptions = (o: Readonly<Record<string, string>>): Array<[string, string]> =>
+  Object.entries(o).sort(([a], [b]) => a.localeCompare(b));
+
+const builders: { [K in ObjectKind]: Builders<K> } = {
+  extension: {
+    create: (o) => [`CREATE EXTENSION IF NOT EXISTS ${ident(o.name)} WITH SCHEMA ${ident(o.schema)}`],
+  },
+  schema: {
+    create: (o) => [`CREATE SCHEMA IF NOT EXISTS ${ident(o.name)}`],
+    mark: (o) => comment('SCHEMA', ident(o.name)),
+  },
+  table: {
+    create: (o, ctx) => [
+      `CREATE TABLE ${qualified(o.schema, o.name)} (${[
+        ...o.columns.map((c) => columnSql(c, ctx)),
+        `PRIMARY KEY (${o.primaryKey.map(ident).join(', ')})`,
+      ].join(', ')})`,
+    ],
+    drop: (o) => [`DROP TABLE ${qualified(o.schema, o.name)} RESTRICT`],
+    mark: (o) => comment('TABLE', qualified(o.schema, o.name)),
+  },
+  index: {
+    create: (o, ctx, { concurrently }) => [
+      `CREATE INDEX ${concurrently ? 'CONCURRENTLY ' : ''}${ident(o.name)} ON ${qualified(o.schema, o.table)} ` +
+        `USING ${o.method} (${ident(o.column)} ${ident(ctx.vectorSchema)}.${ident(o.opclass)}) ` +
+        `WITH (${sortedOptions(o.params).map(([k, v]) => `${k} = ${Number(v)}`).join(', ')})`,
+    ],
+    drop: (o, { concurrently }) => [`DROP INDEX ${concurrently ? 'CONCURRENTLY ' : ''}${qualified(o.schema, o.name)} RESTRICT`],
+    mark: (o) => comment('INDEX', qualified(o.schema, o.name)),
+  },
+  view: {
+    create: (o) => {
+      if (o.query === undefined) throw new Error(`no query for view ${o.schema}.${o.name}`);
+      return [`CREATE VIEW ${qualified(o.schema, o.name)} AS ${o.query}`];
+    },
+    drop: (o) => [`DROP VIEW ${qualified(o.schema, o.name)} RESTRICT`],
+    mark: (o) => comment('VIEW', qualified(o.schema, o.name)),
+  },
+  server: {
+    create: (o) => [`CREATE SERVER ${ident(o.name)} FOREIGN DATA WRAPPER ${ident(o.wrapper)} ${options(literalOptions(o.options))}`],
+    mark: (o) => comment('SERVER', ident(o.name)),
+  },
+  user_mapping: {
+    create: (o) => [
+      `CREATE USER MAPPING FOR ${roleSql(o.role)} SERVER ${ident(o.server)} ${options(mappingOptions(o))}`,
+    ],
+  },
+  foreign_table: {
+    create: (o, ctx) => [
+      `CREATE FOREIGN TABLE ${qualified(o.schema, o.name)} (${o.columns.map((c) => columnSql(c, ctx)).join(', ')}) ` +
+        `SERVER ${ident(o.server)} ${options(literalOptions(o.options))}`,
+    ],
+    drop: (o) => [`DROP FOREIGN TABLE ${qualified(o.schema, o.name)} RESTRICT`],
+    mark: (o) => comment('FOREIGN TABLE', qualified(o.schema, o.name)),
+  },
+};
+
+/** User-mapping options with the password as a placeholder (the model holds only its fingerprint). */
+function mappingOptions(o: Of<'user_mapping'>): Array<[string, string]> {
+  return sortedOptions(o.options).map(([k, v]) => [k, k === 'password' && o.passwordRef ? secret(o.passwordRef) : literal(v)]);
+}
+
+const literalOptions = (o: Readonly<Record<string, string>>): Array<[string, string]> =>
+  sortedOptions(o).map(([k, v]) => [k, literal(v)]);
+
+const get = <K extends ObjectKind>(kind: K): Builders<K> => builders[kind] as Builders<K>;
+
+/** CREATE statements, followed by the marker comment where the kind takes one and the object is managed. */
+export function createSql(o: DbObject, ctx: SqlContext, opts = { concurrently: false }): string[] {
+  const b = get(o.kind) as Builders<ObjectKind>;
+  const out = b.create(o as never, ctx, opts);
+  if (o.managed && b.mark) out.push(b.mark(o as never));
+  return out;
+}
+
+export function dropSql(o: DbObject, opts = { concurrently: false }): string[] | undefined {
+  const b = get(o.kind) as Builders<ObjectKind>;
+  return b.drop?.(o as never, opts);
+}
+
+export function markSql(o: DbObject): string | undefined {
+  const b = get(o.kind) as Builders<ObjectKind>;
+  return b.mark?.(o as never);
+}
+
+/** `OPTIONS (SET …, ADD …, DROP …)` turning `actual` into `desired`; `value` renders a desired option's value. */
+function optionChanges(
+  actual: Readonly<Record<string, string>>,
+  desired: Readonly<Record<string, string>>,
+  value: (key: string, v: string) => string,
+): string {
+  const parts: string[] = [];
+  for (const [k, v] of sortedOptions(desired)) {
+    if (actual[k] !== v) parts.push(`${actual[k] === undefined ? 'ADD' : 'SET'} ${ident(k)} ${value(k, v)}`);
+  }
+  for (const k of Object.keys(actual).sort()) if (desired[k] === undefined) parts.push(`DROP ${ident(k)}`);
+  return `OPTIONS (${parts.join(', ')})`;
+}
+
+/** In-place change of options; only servers and user mappings change in place. */
+export function alterOptionsSql(actual: DbObject, desired: DbObject): string[] {
+  if (desired.kind === 'server' && actual.kind === 'server') {
+    return [`ALTER SERVER ${ident(desired.name)} ${optionChanges(actual.options, desired.options, (_, v) => literal(v))}`];
+  }
+  if (desired.kind === 'user_mapping' && actual.kind === 'user_mapping') {
+    const value = (k: string, v: string) => (k === 'password' && desired.passwordRef ? secret(desired.passwordRef) : literal(v));
+    return [
+      `ALTER USER MAPPING FOR ${roleSql(desired.role)} SERVER ${ident(desired.server)} ${optionChanges(actual.options, desired.options, value)}`,
+    ];
+  }
+  throw new Error(`no in-place change for ${desired.kind}`);
+}

@@ -1,0 +1,70 @@
+/**
+ * Plan rendering. Deterministic: the same plan renders byte-identically (no timestamps, no map-order surprises).
+ * Secrets never reach here as values; placeholders render as '<redacted>'.
+ */
+import type { ChalkInstance } from 'chalk';
+import { redactSecrets } from '../sql/quote.js';
+import type { Action, Plan, PlanStep } from '../plan/types.js';
+import { hasChanges } from '../plan/types.js';
+
+export const SYMBOL: Readonly<Record<Action, string>> = {
+  create: '+',
+  alter: '~',
+  adopt: '~',
+  replace: '-/+',
+};
+
+function paintSymbol(c: ChalkInstance, action: Action): string {
+  const s = SYMBOL[action].padStart(3);
+  return action === 'create' ? c.green(s) : action === 'replace' ? c.yellow(s) : c.cyan(s);
+}
+
+function renderStep(c: ChalkInstance, step: PlanStep): string[] {
+  const tags = [step.risk !== 'safe' ? step.risk : '', step.transactional ? '' : 'outside the transaction']
+    .filter(Boolean)
+    .map((t) => c.yellow(`[${t}]`));
+  const lines = [`${paintSymbol(c, step.action)} ${c.bold(step.object)}${tags.length ? ` ${tags.join(' ')}` : ''}`];
+  lines.push(`      ${c.dim(step.reason)}`);
+  for (const sql of [...step.drop, ...step.sql]) lines.push(`      ${c.dim(`${redactSecrets(sql)};`)}`);
+  return lines;
+}
+
+export function summaryLine(plan: Plan): string {
+  const s = plan.summary;
+  return `Plan: ${s.create} to create, ${s.change} to change, ${s.replace} to replace, ${s.drop} to drop.`;
+}
+
+/** The human plan: grouped by database in apply order, a reason per step, one summary line. */
+export function renderPlan(plan: Plan, c: ChalkInstance): string {
+  const out: string[] = [];
+  for (const db of plan.databases) {
+    if (db.steps.length === 0) continue;
+    out.push(`${c.bold(db.role === 'primary' ? 'primary' : `secondary ${db.database}`)}  ${c.dim(db.url)}`);
+    for (const step of db.steps) out.push(...renderStep(c, step));
+    out.push('');
+  }
+  if (plan.blockers.length > 0) {
+    out.push(c.red.bold('Blocked (apply refuses while these remain):'));
+    for (const b of plan.blockers) out.push(`  ${c.red('!')} ${b.database}: ${b.object}: ${b.reason}`);
+    out.push('');
+  }
+  if (plan.notes.length > 0) {
+    out.push(c.bold('Left alone:'));
+    for (const n of plan.notes) out.push(`  ${c.dim('·')} ${n.database}: ${n.object}: ${n.message}`);
+    out.push('');
+  }
+  out.push(hasChanges(plan) ? c.bold(summaryLine(plan)) : c.green('No changes.') + ' Every database matches the topology.');
+  return out.join('\n');
+}
+
+/** The JSON document of `plan --json`: the plan itself, SQL with placeholders shown redacted. */
+export function planToJson(plan: Plan): unknown {
+  return {
+    ...plan,
+    changes: hasChanges(plan),
+    databases: plan.databases.map((d) => ({
+      ...d,
+      steps: d.steps.map((s) => ({ ...s, symbol: SYMBOL[s.action], drop: s.drop.map(redactSecrets), sql: s.sql.map(redactSecrets) })),
+    })),
+  };
+}

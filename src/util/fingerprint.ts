@@ -1,0 +1,14 @@
+import { createHash, createHmac, randomBytes } from 'node:crypto';
+
+/**
+ * A per-process key: password fingerprints compare desired with live values within one run and are worthless
+ * outside it, so nothing derived from a password can be persisted or brute-forced from output.
+ */
+const processKey = randomBytes(32);
+
+export const secretFingerprint = (value: string): string =>
+  `hmac:${createHmac('sha256', processKey).update(value).digest('hex').slice(0, 16)}`;
+
+/** A short, stable content hash (names, plan ids). */
+export const shortHash = (text: string, length = 7): string =>
+  createHash('sha256').update(text).digest('hex').slice(0, length);

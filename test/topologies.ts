@@ -1,0 +1,36 @@
+/** Hand-built validated topologies for pure tests (the config stage has its own tests). */
+import type { CollectionSpec, Topology } from '../src/config/types.js';
+
+export const SECRET_A = 'canary-Pw-a1!@';
+export const SECRET_B = 'canary-Pw-b2#';
+
+export function collection(name: string, secondary: string, over: Partial<CollectionSpec> = {}): CollectionSpec {
+  return {
+    name,
+    secondary,
+    dimension: 3,
+    metric: 'cosine',
+    index: { method: 'hnsw', m: 16, efConstruction: 64 },
+    columns: [],
+    ...over,
+  };
+}
+
+export function topology(over: Partial<Topology> = {}): Topology {
+  return {
+    version: 1,
+    file: '<test>',
+    primary: { url: 'postgres://postgres:primary-pw@127.0.0.1:5432/app' },
+    secondaries: [
+      { name: 'pod_text', url: `postgres://postgres:${encodeURIComponent(SECRET_A)}@10.0.0.2:5433/vectors` },
+      { name: 'pod_img', url: `postgres://admin:${encodeURIComponent(SECRET_B)}@10.0.0.3:5432/postgres?sslmode=require` },
+    ],
+    collections: [
+      collection('docs', 'pod_text', { dimension: 384, columns: [{ name: 'url', type: 'text' }, { name: 'year', type: 'integer' }] }),
+      collection('images', 'pod_img', { dimension: 512, metric: 'l2', index: { method: 'ivfflat', lists: 100 } }),
+    ],
+    extensionSchema: undefined,
+    secrets: [SECRET_A, SECRET_B, 'primary-pw'],
+    ...over,
+  };
+}

@@ -1,0 +1,202 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { buildDesired } from '../../src/desired.js';
+import { keys, type DatabaseState, type DbObject, type LiveFacts } from '../../src/model/state.js';
+import { buildPlan, type LiveDatabase } from '../../src/plan/planner.js';
+import { planToJson, renderPlan } from '../../src/render/plan.js';
+import { Chalk } from 'chalk';
+import { collection, SECRET_A, SECRET_B, topology } from '../topologies.js';
+
+const plain = new Chalk({ level: 0 });
+
+function facts(database: string, over: Partial<LiveFacts> = {}): LiveFacts {
+  return { database, currentUser: 'postgres', serverVersion: 150000, vectorSchema: undefined, nonEmpty: new Set(), ...over };
+}
+
+const empty = (database: string, role: 'primary' | 'secondary'): LiveDatabase => ({
+  state: { database, role, objects: new Map() },
+  facts: facts(database),
+});
+
+function emptyLive(names = ['pod_text', 'pod_img']): Map<string, LiveDatabase> {
+  return new Map([['primary', empty('primary', 'primary')], ...names.map((n) => [n, empty(n, 'secondary')] as const)]);
+}
+
+/** The live state after a perfect apply: desired, as introspection would read it back. */
+function converged(t = topology()): Map<string, LiveDatabase> {
+  const desired = buildDesired(t, { vectorSchema: 'public', primaryRole: 'postgres' });
+  return new Map(
+    desired.map((d) => {
+      const objects = new Map<string, DbObject>(
+        [...d.objects].map(([k, o]) => {
+          const { dependsOn: _d, ...rest } = o as DbObject & { query?: string; passwordRef?: string };
+          const { query: _q, passwordRef: _p, ...bare } = rest as typeof rest & { query?: string; passwordRef?: string };
+          return [k, bare as DbObject];
+        }),
+      );
+      return [d.database, { state: { ...d, objects }, facts: facts(d.database, { vectorSchema: 'public' }) }];
+    }),
+  );
+}
+
+test('from empty databases: every object, secondaries first, in phase order', () => {
+  const plan = buildPlan(topology(), emptyLive());
+  assert.deepEqual(plan.databases.map((d) => d.database), ['pod_text', 'pod_img', 'primary']);
+  const text = plan.databases.find((d) => d.database === 'pod_text')!;
+  assert.deepEqual(text.steps.map((s) => `${s.action} ${s.object}`), [
+    'create extension vector',
+    'create schema vecs',
+    'create table vecs.docs',
+    `create index vecs.${(text.steps[3] as { object: string }).object.split(' ')[1]!.split('.')[1]} on docs`,
+    'create view public.docs',
+  ]);
+  const primary = plan.databases.find((d) => d.database === 'primary')!;
+  assert.deepEqual(primary.steps.map((s) => s.kind), [
+    'extension', 'extension', 'schema', 'server', 'server', 'user_mapping', 'user_mapping',
+    'foreign_table', 'foreign_table', 'view', 'view',
+  ]);
+  assert.deepEqual(plan.summary, { create: 21, change: 0, replace: 0, drop: 0 });
+  assert.equal(plan.blockers.length, 0);
+});
+
+test('exact SQL on a secondary: the vecs table, its index named for vecs, the view with cast columns', () => {
+  const plan = buildPlan(topology(), emptyLive());
+  const sql = plan.databases.find((d) => d.database === 'pod_text')!.steps.flatMap((s) => s.sql);
+  assert.deepEqual(sql, [
+    'CREATE EXTENSION IF NOT EXISTS "vector" WITH SCHEMA "public"',
+    'CREATE SCHEMA IF NOT EXISTS "vecs"',
+    'CREATE TABLE "vecs"."docs" ("id" character varying NOT NULL, "vec" "public".vector(384) NOT NULL, "metadata" jsonb NOT NULL DEFAULT \'{}\'::jsonb, PRIMARY KEY ("id"))',
+    'COMMENT ON TABLE "vecs"."docs" IS \'managed by vecscale\'',
+    sql[4]!,
+    sql[5]!,
+    'CREATE VIEW "public"."docs" AS SELECT id, vec AS embedding, metadata, ((metadata ->> \'url\')::text) AS "url", ((metadata ->> \'year\')::integer) AS "year" FROM "vecs"."docs"',
+    'COMMENT ON VIEW "public"."docs" IS \'managed by vecscale\'',
+  ]);
+  assert.match(sql[4]!, /^CREATE INDEX "ix_vector_cosine_ops_hnsw_m16_efc64_[0-9a-f]{7}" ON "vecs"\."docs" USING hnsw \("vec" "public"\."vector_cosine_ops"\) WITH \(ef_construction = 64, m = 16\)$/);
+  assert.match(sql[5]!, /^COMMENT ON INDEX "vecs"\."ix_vector_cosine_ops_hnsw_m16_efc64_[0-9a-f]{7}" IS 'managed by vecscale'$/);
+  const img = plan.databases.find((d) => d.database === 'pod_img')!.steps.flatMap((s) => s.sql);
+  assert.ok(img.some((s) => /^CREATE INDEX "ix_vector_l2_ops_ivfflat_nl100_[0-9a-f]{7}" .* USING ivfflat \("vec" "public"\."vector_l2_ops"\) WITH \(lists = 100\)$/.test(s)));
+});
+
+test('exact SQL on the primary: server with extensions vector, mapping with a secret placeholder, foreign table, API view', () => {
+  const plan = buildPlan(topology(), emptyLive());
+  const sql = plan.databases.find((d) => d.database === 'primary')!.steps.flatMap((s) => s.sql);
+  assert.ok(sql.includes('CREATE SERVER "pod_text" FOREIGN DATA WRAPPER "postgres_fdw" OPTIONS ("dbname" \'vectors\', "extensions" \'vector\', "host" \'10.0.0.2\', "port" \'5433\')'));
+  assert.ok(sql.includes('CREATE SERVER "pod_img" FOREIGN DATA WRAPPER "postgres_fdw" OPTIONS ("dbname" \'postgres\', "extensions" \'vector\', "host" \'10.0.0.3\', "port" \'5432\', "sslmode" \'require\')'));
+  assert.ok(sql.includes('CREATE USER MAPPING FOR "postgres" SERVER "pod_text" OPTIONS ("password" {{secret:pod_text.password}}, "user" \'postgres\')'));
+  assert.ok(sql.includes('CREATE FOREIGN TABLE "vecscale_remote"."docs" ("id" character varying, "embedding" "public".vector(384), "metadata" jsonb, "url" text, "year" integer) SERVER "pod_text" OPTIONS ("schema_name" \'public\', "table_name" \'docs\')'));
+  assert.ok(sql.includes('CREATE VIEW "public"."docs" AS SELECT "id", "embedding", "metadata", "url", "year" FROM "vecscale_remote"."docs"'));
+  assert.ok(sql.includes('CREATE SCHEMA IF NOT EXISTS "vecscale_remote"'));
+});
+
+test('the plan and its renderings are deterministic and hold no secret', () => {
+  const a = buildPlan(topology(), emptyLive());
+  const b = buildPlan(topology(), emptyLive());
+  assert.equal(JSON.stringify(planToJson(a)), JSON.stringify(planToJson(b)));
+  assert.equal(renderPlan(a, plain), renderPlan(b, plain));
+  for (const text of [JSON.stringify(planToJson(a)), renderPlan(a, plain), JSON.stringify(a)]) {
+    for (const s of [SECRET_A, SECRET_B, encodeURIComponent(SECRET_A), 'primary-pw']) assert.ok(!text.includes(s), `leaked ${s}`);
+  }
+  assert.match(renderPlan(a, plain), /"password" '<redacted>'/);
+  assert.match(renderPlan(a, plain), /Plan: 21 to create, 0 to change, 0 to replace, 0 to drop\./);
+});
+
+test('a converged state plans no changes', () => {
+  const plan = buildPlan(topology(), converged());
+  assert.deepEqual(plan.databases.map((d) => d.steps.length), [0, 0, 0]);
+  assert.match(renderPlan(plan, plain), /^No changes\./m);
+});
+
+test('index parameters changed on an existing table: replaced concurrently, outside the transaction, new before old', () => {
+  const t2 = topology({
+    collections: [collection('docs', 'pod_text', { dimension: 384, index: { method: 'hnsw', m: 32, efConstruction: 128 }, columns: [{ name: 'url', type: 'text' }, { name: 'year', type: 'integer' }] }), topology().collections[1]!],
+  });
+  const plan = buildPlan(t2, converged());
+  const steps = plan.databases.flatMap((d) => d.steps);
+  assert.equal(steps.length, 1);
+  const step = steps[0]!;
+  assert.equal(step.action, 'replace');
+  assert.equal(step.transactional, false);
+  assert.equal(step.risk, 'disruptive');
+  assert.match(step.reason, /ef_construction: 64 → 128; m: 16 → 32/);
+  assert.match(step.sql[0]!, /^CREATE INDEX CONCURRENTLY "ix_vector_cosine_ops_hnsw_m32_efc128_/);
+  assert.match(step.sql[2]!, /^DROP INDEX CONCURRENTLY "vecs"\."ix_vector_cosine_ops_hnsw_m16_efc64_[0-9a-f]{7}" RESTRICT$/);
+});
+
+test('a new extracted column replaces the secondary view, the foreign table and the API view that depends on it', () => {
+  const base = topology();
+  const t2 = topology({
+    collections: [collection('docs', 'pod_text', { dimension: 384, columns: [...base.collections[0]!.columns, { name: 'lang', type: 'text' }] }), base.collections[1]!],
+  });
+  const plan = buildPlan(t2, converged(base));
+  const byDb = Object.fromEntries(plan.databases.map((d) => [d.database, d.steps.map((s) => `${s.action} ${s.object}`)]));
+  assert.deepEqual(byDb.pod_text, ['replace view public.docs']);
+  assert.deepEqual(byDb.primary, ['replace foreign table vecscale_remote.docs', 'replace view public.docs']);
+  const primary = plan.databases.find((d) => d.database === 'primary')!;
+  assert.equal(primary.steps[1]!.reason, 'column lang added');
+  assert.deepEqual(primary.steps[1]!.drop, ['DROP VIEW "public"."docs" RESTRICT']);
+});
+
+test('a dimension change on a collection holding rows is blocked; on an empty one it is a replace', () => {
+  const base = topology();
+  const t2 = topology({ collections: [{ ...base.collections[0]!, dimension: 768 }, base.collections[1]!] });
+  const live = converged(base);
+  const pod = live.get('pod_text')!;
+  live.set('pod_text', { ...pod, facts: { ...pod.facts, nonEmpty: new Set([keys.relation('vecs', 'docs')]) } });
+  const blocked = buildPlan(t2, live);
+  assert.equal(blocked.blockers.length, 1);
+  assert.match(blocked.blockers[0]!.reason, /holds rows, and column vec: vector\(384\) → vector\(768\) needs the table recreated/);
+  const emptyOk = buildPlan(t2, converged(base));
+  assert.equal(emptyOk.blockers.length, 0);
+  const pt = emptyOk.databases.find((d) => d.database === 'pod_text')!.steps.map((s) => `${s.action} ${s.kind}`);
+  assert.deepEqual(pt, ['replace table', 'replace index', 'replace view']);
+  const idx = emptyOk.databases.find((d) => d.database === 'pod_text')!.steps[1]!;
+  assert.equal(idx.transactional, true, 'an index on a rebuilt table is built inside the transaction');
+});
+
+test('an object vecscale did not create: adopted when it matches, blocking when it differs', () => {
+  const base = topology();
+  const live = converged(base);
+  const pod = live.get('pod_text')!;
+  const objects = new Map(pod.state.objects);
+  const table = objects.get(keys.relation('vecs', 'docs'))!;
+  objects.set(table.key, { ...table, managed: false });
+  const view = objects.get(keys.relation('public', 'docs'))!;
+  objects.set(view.key, { ...view, managed: false, kind: 'view', columns: [] } as DbObject);
+  live.set('pod_text', { ...pod, state: { ...pod.state, objects } as DatabaseState });
+  const plan = buildPlan(base, live);
+  const steps = plan.databases.find((d) => d.database === 'pod_text')!.steps;
+  assert.deepEqual(steps.map((s) => `${s.action} ${s.object}`), ['adopt table vecs.docs']);
+  assert.deepEqual(steps[0]!.sql, ['COMMENT ON TABLE "vecs"."docs" IS \'managed by vecscale\'']);
+  assert.equal(plan.blockers.length, 1);
+  assert.match(plan.blockers[0]!.reason, /was not created by vecscale/);
+});
+
+test('a collection removed from the file is listed as left alone, never dropped', () => {
+  const base = topology();
+  const plan = buildPlan(topology({ collections: [base.collections[0]!] }), converged(base));
+  assert.equal(plan.databases.flatMap((d) => d.steps).length, 0);
+  assert.ok(plan.notes.some((n) => n.database === 'pod_img' && n.object === 'table vecs.images'));
+  assert.ok(plan.notes.some((n) => n.database === 'primary' && n.object === 'view public.images'));
+});
+
+test('a changed secondary password alters the user mapping, shown as "password changed" only', () => {
+  const base = topology();
+  const t2 = topology({ secondaries: [{ name: 'pod_text', url: 'postgres://postgres:another-canary@10.0.0.2:5433/vectors' }, base.secondaries[1]!] });
+  const plan = buildPlan(t2, converged(base));
+  const steps = plan.databases.flatMap((d) => d.steps);
+  assert.equal(steps.length, 1);
+  assert.equal(steps[0]!.reason, 'password changed');
+  assert.deepEqual(steps[0]!.sql, ['ALTER USER MAPPING FOR "postgres" SERVER "pod_text" OPTIONS (SET "password" {{secret:pod_text.password}})']);
+});
+
+test('pgvector in different schemas on two databases is a precondition error naming both', () => {
+  const live = emptyLive();
+  live.set('primary', { ...live.get('primary')!, facts: facts('primary', { vectorSchema: 'extensions' }) });
+  live.set('pod_text', { ...live.get('pod_text')!, facts: facts('pod_text', { vectorSchema: 'public' }) });
+  assert.throws(() => buildPlan(topology(), live), (e: Error & { code?: string }) => {
+    assert.equal(e.code, 'precondition');
+    assert.match(e.message, /primary: extensions, pod_text: public/);
+    return true;
+  });
+});
