@@ -21,7 +21,13 @@ export type Change =
       readonly fields: Readonly<Record<string, FieldChange>>;
     };
 
-const json = (v: unknown): string => JSON.stringify(v);
+/** Canonical JSON: object keys sorted, so the same value built in another key order compares equal. */
+const json = (v: unknown): string =>
+  JSON.stringify(v, (_k, value: unknown) =>
+    value && typeof value === 'object' && !Array.isArray(value)
+      ? Object.fromEntries(Object.entries(value as Record<string, unknown>).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)))
+      : value,
+  );
 
 /** The fields that define each kind, compared in this order. `managed` is compared for every kind but extensions. */
 function comparable(o: DbObject): Record<string, unknown> {

@@ -200,3 +200,16 @@ test('pgvector in different schemas on two databases is a precondition error nam
     return true;
   });
 });
+
+test('options compare by value, whatever order their keys were built or read in', () => {
+  const live = converged();
+  const primary = live.get('primary')!;
+  const objects = new Map(primary.state.objects);
+  const m = objects.get(keys.userMapping('pod_text', 'postgres'))!;
+  assert.equal(m.kind, 'user_mapping');
+  if (m.kind === 'user_mapping') {
+    objects.set(m.key, { ...m, options: Object.fromEntries(Object.entries(m.options).reverse()) });
+  }
+  live.set('primary', { ...primary, state: { ...primary.state, objects } });
+  assert.deepEqual(buildPlan(topology(), live).databases.flatMap((d) => d.steps), []);
+});
