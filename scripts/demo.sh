@@ -1,9 +1,24 @@
 #!/usr/bin/env bash
-# `npm run demo`: installs what is missing, starts the local sandbox (one primary, two secondaries).
+# `npm run demo`: installs what is missing, starts the local sandbox (a primary and two secondaries), applies
+# templates/demo.yaml, writes real embeddings into a secondary and answers a similarity query through the primary.
+# Safe to run again: the second apply has nothing to do.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 bash scripts/setup.sh
 [ -f dist/cli/main.js ] || npm run --silent build
 
-./bin/vecscale sandbox up
+./bin/vecscale sandbox up --secondaries 2 --json > .vecscale/demo-sandbox.json
+./bin/vecscale sandbox status
+port() { node -e 'const u=JSON.parse(require("fs").readFileSync(".vecscale/demo-sandbox.json","utf8")); const p=process.argv[1]; console.log(new URL(p==="primary"?u.primary:u.secondaries[p]).port)' "$1"; }
+export SANDBOX_PASSWORD=sandbox-password
+PRIMARY_PORT=$(port primary); POD_TEXT_PORT=$(port pod_1); POD_IMG_PORT=$(port pod_2)
+export PRIMARY_PORT POD_TEXT_PORT POD_IMG_PORT
+
+echo; echo "== vecscale apply templates/demo.yaml"
+./bin/vecscale apply templates/demo.yaml --auto-approve
+echo; echo "== vecscale plan templates/demo.yaml (after apply)"
+./bin/vecscale plan templates/demo.yaml --detailed-exitcode
+
+echo; echo "== real vectors into pod_text, a similarity query through the primary"
+node --import tsx scripts/demo-data.ts

@@ -55,7 +55,8 @@ export async function sql<R extends pg.QueryResultRow = pg.QueryResultRow>(
 
 /**
  * Creates a database named `<prefix>_<random>` on the primary and on every secondary, and registers their removal
- * when the calling test file ends. Returns URLs in the shape of `sandbox up --json`.
+ * when the calling test file ends. Call it at the top level of a test file (not inside a hook: an `after` registered
+ * in a hook runs when the hook ends). Returns URLs in the shape of `sandbox up --json`.
  */
 export async function freshDatabases(prefix: string): Promise<SandboxUrls & { readonly name: string }> {
   const clusters = await testClusters();

@@ -4,17 +4,10 @@
  */
 import { Command, CommanderError } from 'commander';
 import { isVecscaleError } from '../errors.js';
-import { ExitCode, exitCodeForError } from './exit.js';
+import { ExitCode, ExitWith, exitCodeForError } from './exit.js';
 import { createOutput } from './output.js';
 
 const VERSION = '0.1.0';
-
-/** Thrown by command handlers to end with a status that is not an error (e.g. 2 = changes pending). */
-export class ExitWith extends Error {
-  constructor(readonly status: number) {
-    super(`exit ${status}`);
-  }
-}
 
 function program(): Command {
   const cli = new Command('vecscale')
@@ -23,6 +16,25 @@ function program(): Command {
     .option('--no-color', 'no colour in human output (also: NO_COLOR)')
     .showHelpAfterError()
     .exitOverride();
+
+  const topo = () => import('./commands/topology.js');
+  const common = (c: Command) =>
+    c
+      .argument('[file]', 'topology file', 'topology.yaml')
+      .option('--json', 'one JSON document on stdout (human text stays on stderr)')
+      .option('--connect-timeout <seconds>', 'per-database connection timeout', parseSeconds);
+  common(cli.command('plan').description('show what apply would change (connects read-only; changes nothing)'))
+    .option('--detailed-exitcode', 'exit 0 when there are no changes, 2 when changes are pending')
+    .action(async (file: string, opts) => (await topo()).planCommand(file, opts, createOutput({ ...cli.opts(), ...opts })));
+  common(cli.command('apply').description('converge every database to the topology (asks first on a terminal)'))
+    .option('--auto-approve', 'apply without asking')
+    .action(async (file: string, opts) => (await topo()).applyCommand(file, opts, createOutput({ ...cli.opts(), ...opts })));
+  cli
+    .command('validate')
+    .description('check the topology file only; no connection')
+    .argument('[file]', 'topology file', 'topology.yaml')
+    .option('--json', 'print the result as JSON on stdout')
+    .action(async (file: string, opts) => (await topo()).validateCommand(file, opts, createOutput({ ...cli.opts(), ...opts })));
 
   const sandbox = cli.command('sandbox').description('local PostgreSQL clusters (one primary, N secondaries) for trying vecscale');
   sandbox
@@ -50,6 +62,14 @@ function parseCount(value: string): number {
   const n = Number(value);
   if (!Number.isInteger(n) || n < 1 || n > 16) {
     throw new CommanderError(ExitCode.config, 'vecscale.invalidArgument', `expected a whole number 1–16, got "${value}"`);
+  }
+  return n;
+}
+
+function parseSeconds(value: string): number {
+  const n = Number(value);
+  if (!Number.isFinite(n) || n <= 0 || n > 3600) {
+    throw new CommanderError(ExitCode.config, 'vecscale.invalidArgument', `expected seconds (0–3600], got "${value}"`);
   }
   return n;
 }

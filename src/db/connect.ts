@@ -44,12 +44,19 @@ export function connectionError(t: Target, err: unknown): VecscaleError {
   });
 }
 
+export interface ConnectOptions {
+  readonly timeoutMs?: number;
+  /** Every transaction of the session is READ ONLY (plan): a bug cannot write. */
+  readonly readOnly?: boolean;
+}
+
 /** Opens a connection or throws a `connection` error naming the database. */
-export async function connect(t: Target, opts: { timeoutMs?: number } = {}): Promise<Db> {
+export async function connect(t: Target, opts: ConnectOptions = {}): Promise<Db> {
   const client = new pg.Client({
     connectionString: t.url,
     application_name: APPLICATION_NAME,
     connectionTimeoutMillis: opts.timeoutMs ?? 10_000,
+    ...(opts.readOnly ? { options: '-c default_transaction_read_only=on' } : {}),
   });
   // An idle client whose server goes away emits 'error'; without a listener that would crash the process.
   client.on('error', () => undefined);
@@ -63,7 +70,7 @@ export async function connect(t: Target, opts: { timeoutMs?: number } = {}): Pro
 }
 
 /** Connects to every target, all or none: on a failure the opened ones are closed and every failure is named. */
-export async function connectAll(targets: readonly Target[], opts: { timeoutMs?: number } = {}): Promise<Map<string, Db>> {
+export async function connectAll(targets: readonly Target[], opts: ConnectOptions = {}): Promise<Map<string, Db>> {
   const settled = await Promise.allSettled(targets.map((t) => connect(t, opts)));
   const failed = settled.flatMap((s) => (s.status === 'rejected' ? [s.reason as unknown] : []));
   if (failed.length > 0) {

@@ -1,0 +1,68 @@
+/**
+ * Demo data: 778 real passages with all-MiniLM-L6-v2 embeddings (@sap-ux/fiori-docs-embeddings, Apache-2.0)
+ * upserted into vecs.docs on the pod_text secondary, then a top-5 similarity query answered by the primary
+ * through the wrapper (public.docs), with the remote SQL postgres_fdw shipped.
+ */
+import { readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
+import pg from 'pg';
+import { table } from '../src/cli/output.js';
+
+const env = (name: string): string => {
+  const v = process.env[name];
+  if (!v) throw new Error(`${name} is not set (run through scripts/demo.sh)`);
+  return v;
+};
+const url = (port: string) => `postgres://postgres:${env('SANDBOX_PASSWORD')}@127.0.0.1:${port}/postgres`;
+
+const dataDir = join(dirname(createRequire(import.meta.url).resolve('@sap-ux/fiori-docs-embeddings/package.json')), 'data', 'embeddings');
+const records = readFileSync(join(dataDir, 'records.jsonl'), 'utf8')
+  .split('\n')
+  .filter(Boolean)
+  .map((l) => JSON.parse(l) as { id: string; title: string; category: string });
+const bin = readFileSync(join(dataDir, 'embeddings.bin'));
+const DIM = 384;
+const vector = (i: number): string => {
+  const out: string[] = [];
+  for (let d = 0; d < DIM; d++) out.push(bin.readFloatLE((i * DIM + d) * 4).toPrecision(7));
+  return `[${out.join(',')}]`;
+};
+
+const secondary = new pg.Client({ connectionString: url(env('POD_TEXT_PORT')) });
+const primary = new pg.Client({ connectionString: url(env('PRIMARY_PORT')) });
+await secondary.connect();
+await primary.connect();
+try {
+  await secondary.query('BEGIN');
+  for (let start = 0; start < records.length; start += 200) {
+    const batch = records.slice(start, start + 200);
+    const values: string[] = [];
+    const params: unknown[] = [];
+    batch.forEach((r, j) => {
+      params.push(r.id, vector(start + j), JSON.stringify({ title: r.title, category: r.category }));
+      values.push(`($${params.length - 2}, $${params.length - 1}, $${params.length}::jsonb)`);
+    });
+    await secondary.query(
+      `INSERT INTO vecs.docs (id, vec, metadata) VALUES ${values.join(', ')}
+       ON CONFLICT (id) DO UPDATE SET vec = EXCLUDED.vec, metadata = EXCLUDED.metadata`,
+      params,
+    );
+  }
+  await secondary.query('COMMIT');
+  await secondary.query('ANALYZE vecs.docs');
+  console.log(`upserted ${records.length} passages into vecs.docs on pod_text`);
+
+  const probe = records.findIndex((r) => /deploy/i.test(r.title));
+  const q = vector(probe);
+  console.log(`\nquery: the 5 passages nearest to "${records[probe]!.title}", asked of the primary (public.docs):\n`);
+  const sql = `SELECT id, title, category, embedding <=> $1 AS distance FROM public.docs ORDER BY embedding <=> $1 LIMIT 5`;
+  const rows = (await primary.query<{ id: string; title: string; category: string; distance: number }>(sql, [q])).rows;
+  console.log(table(['id', 'title', 'category', 'distance'], rows.map((r) => [r.id, r.title.slice(0, 60), r.category, r.distance.toFixed(4)])));
+  const plan = (await primary.query<{ 'QUERY PLAN': string }>(`EXPLAIN (VERBOSE, COSTS OFF) ${sql}`, [q])).rows;
+  const remote = plan.map((r) => r['QUERY PLAN']).find((l) => l.includes('Remote SQL')) ?? '';
+  console.log(`\npostgres_fdw shipped to pod_text:${remote.replace(/'\[[^\]]*\]'/g, "'[…384 floats…]'").replace(/^\s*Remote SQL:/, '')}`);
+} finally {
+  await secondary.end();
+  await primary.end();
+}

@@ -1,0 +1,313 @@
+/**
+ * Stage 1: the written shape. Walks the `yaml` Document (not plain JS) against `schema.ts` so every problem keeps
+ * the line and column it came from; string leaves pass through a transform hook, which is where stage 2 plugs in.
+ */
+import { type Document, isAlias, isMap, isPair, isScalar, isSeq, LineCounter, parseDocument } from 'yaml';
+import { redactUrl } from '../util/url.js';
+import {
+  COLUMN_TYPE_ALIASES,
+  IDENTIFIER_HINT,
+  IDENTIFIER_RE,
+  type Loose,
+  type Properties,
+  type Schema,
+  type StringSchema,
+  type TaggedSchema,
+  type TopologyDocument,
+  resolveColumnType,
+  topologySchema,
+} from './schema.js';
+import { COLUMN_TYPES, type ConfigProblem } from './types.js';
+
+export interface Position { readonly line: number; readonly column: number }
+
+/** Where things were written, by dotted path (`collections.docs.index.m`). */
+export interface Locator {
+  value(path: string): Position | undefined;
+  key(path: string): Position | undefined;
+  /** The value's position, else the nearest ancestor's: defaulted keys are reported where their parent is. */
+  near(path: string): Position | undefined;
+}
+
+/** One free-text value as written, handed to the string transform (stage 2). */
+export interface StringLeaf {
+  readonly path: string;
+  readonly schema: StringSchema;
+  readonly value: string;
+  readonly position: Position;
+  /** The node's source text and its offset: lets the transform locate `${…}` inside the value. */
+  readonly source: string;
+  readonly sourceOffset: number;
+  readonly positionOf: (offset: number) => Position;
+}
+export type StringTransform = (leaf: StringLeaf) => string;
+
+export interface ShapeResult {
+  /** Undefined when the YAML cannot be read or its root is not a mapping; otherwise every valid part. */
+  readonly document: Loose<TopologyDocument> | undefined;
+  readonly problems: readonly ConfigProblem[];
+  readonly locate: Locator;
+}
+
+/** Parses YAML text and checks it against the topology schema; never throws. */
+export function checkShape(text: string, file: string, transform: StringTransform = (l) => l.value): ShapeResult {
+  const lineCounter = new LineCounter();
+  const doc = parseDocument(text, { lineCounter, uniqueKeys: true, prettyErrors: false });
+  const ctx = new Walk(text, file, lineCounter, doc, transform);
+  const at = (offset: number): Position => ctx.positionOf(offset);
+  for (const w of doc.warnings) ctx.report('warning', '', at(w.pos[0]), `YAML: ${w.message}`);
+  // Duplicate keys leave a well-formed tree, so the walk goes on and names them; other YAML errors stop here.
+  const fatal = doc.errors.filter((e) => e.code !== 'DUPLICATE_KEY');
+  for (const e of fatal) ctx.report('error', '', at(e.pos[0]), `invalid YAML: ${e.message}`);
+  if (fatal.length > 0) return { document: undefined, problems: ctx.problems, locate: ctx };
+
+  const root = doc.contents;
+  let document: Loose<TopologyDocument> | undefined;
+  if (!isMap(root)) {
+    const pos = root?.range ? at(root.range[0]) : { line: 1, column: 1 };
+    ctx.report('error', '', pos, `the topology must be a mapping of version, primary, secondaries and collections (got ${describe(root)})`);
+  } else {
+    const checked = ctx.check(root, topologySchema, '', at(root.range?.[0] ?? 0));
+    // The walk enforces topologySchema and leaves out what is wrong, so its untyped result has this shape.
+    document = checked === INVALID ? undefined : (checked as Loose<TopologyDocument>);
+  }
+  // The walk skips what it does not know (values of unknown keys): YAML's own duplicate check covers those.
+  for (const e of doc.errors) {
+    const pos = at(e.pos[0]);
+    const named = ctx.problems.some((p) => p.line === pos.line && p.column === pos.column && p.message.startsWith('duplicate key'));
+    const key = /^[^:\n]*/.exec(text.slice(e.pos[0]))?.[0].trim() ?? '';
+    if (!named) ctx.report('error', '', pos, `duplicate key ${JSON.stringify(key)}`);
+  }
+  return { document, problems: ctx.problems, locate: ctx };
+}
+
+/** The closest candidate for a misspelt name: edit distance ≤ 2, one a prefix of the other, or a shared stem. */
+export function suggest(word: string, candidates: Iterable<string>): string | undefined {
+  let best: { name: string; d: number } | undefined;
+  for (const c of candidates) {
+    const d = editDistance(word, c);
+    const shorter = Math.min(word.length, c.length);
+    const prefix = shorter >= 2 && (c.startsWith(word) || word.startsWith(c));
+    const stem = commonPrefix(word, c) >= 4;
+    if (((d <= 2 && d < word.length) || prefix || stem) && (best === undefined || d < best.d)) best = { name: c, d };
+  }
+  return best?.name;
+}
+
+const INVALID = Symbol('invalid');
+type Checked = unknown;
+interface Entry { readonly name: string; readonly keyPos: Position; readonly value: unknown }
+
+const join = (path: string, key: string): string => (path === '' ? key : `${path}.${key}`);
+// Method names are read letter by letter ("an hnsw index"), except words like "none".
+const an = (word: string): string => (/^[aeioh]/.test(word) ? `an ${word}` : `a ${word}`);
+
+class Walk implements Locator {
+  readonly problems: ConfigProblem[] = [];
+  readonly values = new Map<string, Position>();
+  readonly keys = new Map<string, Position>();
+
+  constructor(
+    private readonly text: string,
+    private readonly file: string,
+    private readonly lineCounter: LineCounter,
+    private readonly doc: Document,
+    private readonly transform: StringTransform,
+  ) {}
+
+  positionOf(offset: number): Position {
+    const { line, col } = this.lineCounter.linePos(offset);
+    return { line, column: col };
+  }
+
+  report(severity: ConfigProblem['severity'], path: string, pos: Position, message: string): void {
+    this.problems.push({ severity, path, file: this.file, line: pos.line, column: pos.column, message });
+  }
+
+  value(path: string): Position | undefined { return this.values.get(path); }
+  key(path: string): Position | undefined { return this.keys.get(path); }
+  near(path: string): Position | undefined {
+    for (let p = path; ; p = p.includes('.') ? p.slice(0, p.lastIndexOf('.')) : '') {
+      const pos = this.values.get(p);
+      if (pos !== undefined || p === '') return pos;
+    }
+  }
+
+  check(node: unknown, schema: Schema, path: string, keyPos: Position): Checked {
+    const n = isAlias(node) ? node.resolve(this.doc) : node;
+    const written = isScalar(n) && n.value === null ? undefined : n;
+    const pos = isScalar(written) || isMap(written) || isSeq(written) ? this.positionOf(written.range?.[0] ?? 0) : keyPos;
+    this.values.set(path, pos);
+    const wrong = (expected: string, hint?: string): typeof INVALID => {
+      this.report('error', path, pos, `${expected} (got ${describe(written)}${hint ? `; did you mean "${hint}"?` : ''})`);
+      return INVALID;
+    };
+    const v = isScalar(written) ? written.value : undefined;
+    switch (schema.kind) {
+      case 'literal':
+        return v === schema.value ? v : wrong(`must be ${schema.value}`);
+      case 'integer':
+        return typeof v === 'number' && Number.isInteger(v) && v >= schema.min && v <= schema.max
+          ? v
+          : wrong(`must be an integer ${schema.min}–${schema.max}`);
+      case 'enum': {
+        if (typeof v === 'string' && schema.values.includes(v)) return v;
+        return wrong(`must be one of ${schema.values.join(', ')}`, typeof v === 'string' ? suggest(v, schema.values) : undefined);
+      }
+      case 'identifier':
+        return typeof v === 'string' && IDENTIFIER_RE.test(v) ? v : wrong(`must be a name: ${IDENTIFIER_HINT}`);
+      case 'column-type': {
+        if (typeof v !== 'string') return wrong('must be a column type name');
+        const type = resolveColumnType(v);
+        if (type !== undefined) return type;
+        const aliases = Object.keys(COLUMN_TYPE_ALIASES).join(', ');
+        this.report('error', path, pos, `unknown column type ${describe(written)}; allowed: ${COLUMN_TYPES.join(', ')} (aliases: ${aliases})`);
+        return INVALID;
+      }
+      case 'string':
+        if (!isScalar(written) || typeof v !== 'string') return wrong(schema.format === 'postgres-url' ? 'must be a connection URL string' : 'must be a string');
+        return this.transform({
+          path, schema, value: v, position: pos,
+          source: this.text.slice(written.range?.[0] ?? 0, written.range?.[1] ?? 0),
+          sourceOffset: written.range?.[0] ?? 0,
+          positionOf: (offset) => this.positionOf(offset),
+        });
+      case 'object':
+      case 'map':
+      case 'tagged': {
+        if (written !== undefined && !isMap(written)) return wrong(`must be a mapping`);
+        const entries = written === undefined ? [] : this.entries(written.items, path);
+        if (schema.kind === 'object') return this.object(entries, schema.properties, path, keyPos);
+        if (schema.kind === 'map') return this.map(entries, schema.values, schema.entry, path);
+        return this.tagged(entries, schema, path, keyPos);
+      }
+    }
+  }
+
+  private object(entries: readonly Entry[], props: Properties, path: string, at: Position): Checked {
+    const explained = new Set<string>();
+    for (const e of entries) {
+      if (Object.hasOwn(props, e.name)) continue;
+      const hint = suggest(e.name, Object.keys(props));
+      if (hint !== undefined) explained.add(hint);
+      this.report('error', join(path, e.name), e.keyPos, unknownKey(e.name, Object.keys(props), hint));
+    }
+    return this.properties(entries, props, path, at, {}, explained);
+  }
+
+  /** Invalid values are left out rather than defaulted, so later rules never judge a value nobody wrote. */
+  private properties(entries: readonly Entry[], props: Properties, path: string, at: Position, out: Record<string, unknown>, explained = new Set<string>()): Checked {
+    for (const [name, schema] of Object.entries(props)) {
+      const entry = entries.find((e) => e.name === name);
+      // A misspelt key already says "did you mean": "missing required key" for the same key would be noise.
+      if (entry === undefined && schema.required && !explained.has(name)) this.report('error', path, at, `missing required key "${name}"`);
+      const childPath = join(path, name);
+      const value = entry === undefined ? this.fallback(schema, childPath, at) : this.check(entry.value, schema, childPath, entry.keyPos);
+      if (value !== INVALID && value !== undefined) out[name] = value;
+    }
+    return out;
+  }
+
+  /** The value of an unwritten (or wrongly written) key: its default, an empty map, the default variant. */
+  private fallback(schema: Schema, path: string, at: Position): unknown {
+    if (schema.kind === 'map') return new Map();
+    if (schema.kind === 'tagged') return this.tagged([], schema, path, at);
+    return 'default' in schema ? schema.default : undefined;
+  }
+
+  private map(entries: readonly Entry[], values: Schema, entry: string, path: string): Checked {
+    const out = new Map<string, unknown>();
+    for (const e of entries) {
+      const nameOk = IDENTIFIER_RE.test(e.name);
+      if (!nameOk) this.report('error', join(path, e.name), e.keyPos, `invalid ${entry} name "${e.name}": use ${IDENTIFIER_HINT}`);
+      this.keys.set(join(path, e.name), e.keyPos);
+      const value = this.check(e.value, values, join(path, e.name), e.keyPos);
+      if (nameOk && value !== INVALID) out.set(e.name, value);
+    }
+    return out;
+  }
+
+  private tagged(entries: readonly Entry[], schema: TaggedSchema, path: string, at: Position): Checked {
+    const variants = Object.keys(schema.variants);
+    const tagEntry = entries.find((e) => e.name === schema.tag);
+    const tagPath = join(path, schema.tag);
+    const tag = tagEntry === undefined
+      ? schema.default
+      : this.check(tagEntry.value, { kind: 'enum', values: variants, description: schema.tagDescription }, tagPath, tagEntry.keyPos);
+    const props = typeof tag === 'string' ? schema.variants[tag] : undefined;
+    for (const e of entries) {
+      if (e.name === schema.tag || (props !== undefined && Object.hasOwn(props, e.name))) continue;
+      const owner = variants.find((v) => Object.hasOwn(schema.variants[v] ?? {}, e.name));
+      if (owner !== undefined && props === undefined) continue; // the tag is wrong: cannot tell which keys belong
+      this.report('error', join(path, e.name), e.keyPos, owner === undefined
+        ? unknownKey(e.name, [schema.tag, ...new Set(variants.flatMap((v) => Object.keys(schema.variants[v] ?? {})))])
+        : foreignKey(e.name, schema, String(tag)));
+    }
+    if (props === undefined) return INVALID;
+    return this.properties(entries, props, path, at, { [schema.tag]: tag });
+  }
+
+  /** Mapping pairs with plain names; duplicates are reported here (with their path) and the first one wins. */
+  private entries(items: readonly unknown[], path: string): Entry[] {
+    const out: Entry[] = [];
+    for (const item of items) {
+      if (!isPair(item)) continue;
+      const key = isAlias(item.key) ? item.key.resolve(this.doc) : item.key;
+      const keyPos = this.positionOf((isScalar(key) || isMap(key) || isSeq(key) ? key.range?.[0] : undefined) ?? 0);
+      if (!isScalar(key)) {
+        this.report('error', path, keyPos, `keys must be plain names (got ${describe(key)})`);
+        continue;
+      }
+      const name = typeof key.value === 'string' ? key.value : key.source ?? String(key.value);
+      if (out.some((e) => e.name === name)) {
+        this.report('error', join(path, name), keyPos, `duplicate key "${name}"`);
+        continue;
+      }
+      out.push({ name, keyPos, value: item.value });
+      this.keys.set(join(path, name), keyPos);
+    }
+    return out;
+  }
+}
+
+/** `lists is not a key of an hnsw index`: the key exists, for another variant. */
+function foreignKey(name: string, schema: TaggedSchema, tag: string): string {
+  const alone = Object.keys(schema.variants[tag] ?? {}).length === 0;
+  return `${name} is not a key of ${an(tag)} ${schema.noun}${alone ? ` (${schema.tag} ${tag} takes no other keys)` : ''}`;
+}
+
+function unknownKey(name: string, known: readonly string[], hint = suggest(name, known)): string {
+  return `unknown key "${name}" (${hint ? `did you mean "${hint}"?` : `allowed: ${known.join(', ')}`})`;
+}
+
+/** What was written, for "(got …)": strings quoted and cut short, anything URL-like redacted. */
+function describe(node: unknown): string {
+  if (node === undefined || node === null) return 'nothing';
+  if (isMap(node)) return 'a mapping';
+  if (isSeq(node)) return 'a list';
+  if (!isScalar(node)) return 'an unsupported YAML node';
+  const v = node.value;
+  if (v === null) return 'nothing';
+  if (typeof v !== 'string') return String(v);
+  const shown = v.includes('://') ? redactUrl(v) : v;
+  return JSON.stringify(shown.length > 60 ? `${shown.slice(0, 57)}...` : shown);
+}
+
+function commonPrefix(a: string, b: string): number {
+  let i = 0;
+  while (i < a.length && i < b.length && a[i] === b[i]) i++;
+  return i;
+}
+
+function editDistance(a: string, b: string): number {
+  let prev = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    const row = [i];
+    for (let j = 1; j <= b.length; j++) {
+      const cost = a[i - 1] === b[j - 1] ? 0 : 1;
+      row.push(Math.min((prev[j] ?? 0) + 1, (row[j - 1] ?? 0) + 1, (prev[j - 1] ?? 0) + cost));
+    }
+    prev = row;
+  }
+  return prev[b.length] ?? 0;
+}

@@ -1,0 +1,222 @@
+/**
+ * The topology file, declared once. `parse.ts` walks YAML against this definition and `json-schema.ts` turns it
+ * into the editor schema, so the two cannot drift: a key added here is accepted, checked and documented at once.
+ */
+import { COLUMN_TYPES, type ColumnType } from './types.js';
+
+/** PostgreSQL folds unquoted names to lower case and truncates at 63 bytes; we refuse what would need quoting. */
+export const IDENTIFIER_PATTERN = '^[a-z_][a-z0-9_]{0,62}$';
+export const IDENTIFIER_RE = new RegExp(IDENTIFIER_PATTERN);
+export const IDENTIFIER_HINT = 'a lowercase letter or underscore, then up to 62 lowercase letters, digits or underscores';
+
+interface Common {
+  readonly description: string;
+  /** A required key must be written; other keys take their `default` or stay absent. */
+  readonly required?: boolean;
+}
+
+/** A fixed value, e.g. the format version. */
+export interface LiteralSchema extends Common { readonly kind: 'literal'; readonly value: number }
+export interface IntegerSchema extends Common {
+  readonly kind: 'integer';
+  readonly min: number;
+  readonly max: number;
+  readonly default?: number;
+}
+export interface EnumSchema extends Common {
+  readonly kind: 'enum';
+  readonly values: readonly string[];
+  readonly default?: string;
+}
+/** Free text: the only kind `${NAME}` interpolation applies to (names and enums are never taken from the env). */
+export interface StringSchema extends Common { readonly kind: 'string'; readonly format?: 'postgres-url' }
+/** A PostgreSQL name we can use unquoted (see IDENTIFIER_PATTERN). */
+export interface IdentifierSchema extends Common { readonly kind: 'identifier' }
+/** A column type: a COLUMN_TYPES name or an alias from COLUMN_TYPE_ALIASES, any case. */
+export interface ColumnTypeSchema extends Common { readonly kind: 'column-type' }
+export interface ObjectSchema extends Common { readonly kind: 'object'; readonly properties: Properties }
+/** A mapping keyed by identifiers; written order is kept. Absent or empty means no entries. */
+export interface MapSchema extends Common {
+  readonly kind: 'map';
+  /** What one key names, for messages ("secondary", "column"). */
+  readonly entry: string;
+  readonly values: Schema;
+}
+/** A mapping whose `tag` key selects which other keys are allowed (index: { method: hnsw, m: 16 }). */
+export interface TaggedSchema extends Common {
+  readonly kind: 'tagged';
+  readonly tag: string;
+  readonly tagDescription: string;
+  /** Variant used when the tag, or the whole mapping, is not written. */
+  readonly default: string;
+  /** What the mapping is, for messages ("lists is not a key of an hnsw index"). */
+  readonly noun: string;
+  readonly variants: { readonly [variant: string]: Properties };
+}
+export type Schema =
+  | LiteralSchema
+  | IntegerSchema
+  | EnumSchema
+  | StringSchema
+  | IdentifierSchema
+  | ColumnTypeSchema
+  | ObjectSchema
+  | MapSchema
+  | TaggedSchema;
+export type Properties = { readonly [key: string]: Schema };
+
+/** Aliases people write for the canonical `format_type()` names (matched after lower-casing). */
+export const COLUMN_TYPE_ALIASES: Readonly<Record<string, ColumnType>> = {
+  int: 'integer',
+  int4: 'integer',
+  int8: 'bigint',
+  int2: 'smallint',
+  float4: 'real',
+  float8: 'double precision',
+  double: 'double precision',
+  bool: 'boolean',
+  timestamp: 'timestamp without time zone',
+  timestamptz: 'timestamp with time zone',
+};
+
+/** The canonical type for a written column type, or undefined when it is neither a name nor an alias. */
+export function resolveColumnType(written: string): ColumnType | undefined {
+  const key = written.trim().toLowerCase().replace(/\s+/g, ' ');
+  return (COLUMN_TYPES as readonly string[]).includes(key) ? (key as ColumnType) : COLUMN_TYPE_ALIASES[key];
+}
+
+const url = {
+  kind: 'string',
+  format: 'postgres-url',
+  required: true,
+  description:
+    'postgres:// or postgresql:// connection URL with a user; port defaults to 5432, database to postgres. ' +
+    'Write passwords as ${ENV_VAR} (${VAR:-default} also works; $${ is a literal ${).',
+} as const satisfies StringSchema;
+
+/** The topology file, version 1. */
+export const topologySchema = {
+  kind: 'object',
+  description: 'vecscale topology: pgvector collections on secondaries, postgres_fdw wrappers on the primary.',
+  properties: {
+    version: { kind: 'literal', value: 1, required: true, description: 'Format version of this file; must be 1.' },
+    extension_schema: {
+      kind: 'identifier',
+      description: 'Schema for CREATE EXTENSION vector when vecscale creates it (absent: where it already is, else public).',
+    },
+    primary: {
+      kind: 'object',
+      required: true,
+      description: 'The database that gets the postgres_fdw servers, foreign tables and views.',
+      properties: { url },
+    },
+    secondaries: {
+      kind: 'map',
+      entry: 'secondary',
+      description: 'Databases that hold the collections, by name.',
+      values: {
+        kind: 'object',
+        description: 'One secondary database.',
+        properties: { url },
+      },
+    },
+    collections: {
+      kind: 'map',
+      entry: 'collection',
+      description: 'Vector collections, by name.',
+      values: {
+        kind: 'object',
+        description: 'One collection: a table on its secondary and a view of it on the primary.',
+        properties: {
+          secondary: { kind: 'identifier', required: true, description: 'Name of the secondary (a key of secondaries) that holds it.' },
+          dimension: { kind: 'integer', min: 1, max: 16000, required: true, description: 'Number of dimensions of the embedding.' },
+          metric: {
+            kind: 'enum',
+            values: ['cosine', 'l2', 'inner_product'],
+            default: 'cosine',
+            description: 'Distance the index is built for.',
+          },
+          index: {
+            kind: 'tagged',
+            tag: 'method',
+            tagDescription: 'hnsw (default), ivfflat, or none for exact scans only.',
+            default: 'hnsw',
+            noun: 'index',
+            description: 'The vector index. pgvector indexes at most 2000 dimensions.',
+            variants: {
+              hnsw: {
+                m: { kind: 'integer', min: 2, max: 100, default: 16, description: 'HNSW: connections per layer.' },
+                ef_construction: {
+                  kind: 'integer',
+                  min: 4,
+                  max: 1000,
+                  default: 64,
+                  description: 'HNSW: candidate list size while building; at least 2 × m.',
+                },
+              },
+              ivfflat: {
+                lists: { kind: 'integer', min: 1, max: 32768, default: 100, description: 'IVFFlat: number of inverted lists.' },
+              },
+              none: {},
+            },
+          },
+          columns: {
+            kind: 'map',
+            entry: 'column',
+            description: 'Metadata keys extracted as view columns, with their SQL types, in this order.',
+            values: {
+              kind: 'column-type',
+              description: `One of ${COLUMN_TYPES.join(', ')}, or an alias: ${Object.keys(COLUMN_TYPE_ALIASES).join(', ')}.`,
+            },
+          },
+        },
+      },
+    },
+  },
+} as const satisfies ObjectSchema;
+
+/** Whether a key always has a value after parsing (written, defaulted, or an empty map). */
+type Present<S> = S extends { readonly required: true }
+  ? true
+  : S extends { readonly default: unknown }
+    ? true
+    : S extends { readonly kind: 'map' }
+      ? true
+      : false;
+
+type Flatten<T> = { readonly [K in keyof T]: T[K] };
+
+type InferProperties<P> = Flatten<
+  { readonly [K in keyof P as Present<P[K]> extends true ? K : never]: Infer<P[K]> } & {
+    readonly [K in keyof P as Present<P[K]> extends true ? never : K]?: Infer<P[K]>;
+  }
+>;
+
+/** The value the shape check produces for a schema (snake_case keys as written, maps in file order). */
+export type Infer<S> = S extends { readonly kind: 'literal'; readonly value: infer V }
+  ? V
+  : S extends { readonly kind: 'integer' }
+    ? number
+    : S extends { readonly kind: 'enum'; readonly values: readonly (infer V)[] }
+      ? V
+      : S extends { readonly kind: 'string' | 'identifier' }
+        ? string
+        : S extends { readonly kind: 'column-type' }
+          ? ColumnType
+          : S extends { readonly kind: 'map'; readonly values: infer V }
+            ? ReadonlyMap<string, Infer<V>>
+            : S extends { readonly kind: 'tagged'; readonly tag: infer T extends string; readonly variants: infer Vs }
+              ? { [K in keyof Vs & string]: Flatten<{ readonly [Tag in T]: K } & InferProperties<Vs[K]>> }[keyof Vs & string]
+              : S extends { readonly kind: 'object'; readonly properties: infer P }
+                ? InferProperties<P>
+                : never;
+
+/** The topology file as written, once its shape is known to be right. */
+export type TopologyDocument = Infer<typeof topologySchema>;
+/** What the shape check returns: every written value that is valid, so a key may be missing anywhere. */
+export type Loose<T> = T extends ReadonlyMap<infer K, infer V>
+  ? ReadonlyMap<K, Loose<V>>
+  : T extends object
+    ? { readonly [P in keyof T]?: Loose<T[P]> }
+    : T;
+export type IndexDocument = Infer<typeof topologySchema.properties.collections.values.properties.index>;

@@ -1,0 +1,23 @@
+import type { Topology } from '../config/types.js';
+import type { Db } from '../db/connect.js';
+import { VecscaleError } from '../errors.js';
+import type { LiveDatabase } from '../plan/planner.js';
+import { readCatalog, toState } from './catalog.js';
+
+/** Introspects every database of the topology (concurrently), keyed by database name. */
+export async function introspectAll(topology: Topology, dbs: ReadonlyMap<string, Db>): Promise<Map<string, LiveDatabase>> {
+  const scope = { relationNames: topology.collections.map((c) => c.name) };
+  const names = ['primary', ...topology.secondaries.map((s) => s.name)];
+  const results = await Promise.all(
+    names.map(async (name) => {
+      const db = dbs.get(name);
+      if (!db) throw new Error(`no connection for ${name}`);
+      try {
+        return [name, toState(name, name === 'primary' ? 'primary' : 'secondary', await readCatalog(db, scope))] as const;
+      } catch (err) {
+        throw new VecscaleError('database', `reading the catalogs of ${name} failed: ${(err as Error).message}`, { cause: err });
+      }
+    }),
+  );
+  return new Map(results);
+}

@@ -1,0 +1,192 @@
+import assert from 'node:assert/strict';
+import { readdirSync, readFileSync } from 'node:fs';
+import { join, relative } from 'node:path';
+import { test } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import { formatProblem, loadTopology, parseTopology } from '../../src/config/index.js';
+import type { LoadResult, Topology } from '../../src/config/types.js';
+import { parsePgUrl } from '../../src/util/url.js';
+
+const fixtures = fileURLToPath(new URL('../../fixtures/', import.meta.url));
+const env = { PRIMARY_PASSWORD: 'pw-primary', POD_TEXT_PASSWORD: 'pw@text/1', POD_IMAGE_PASSWORD: 'pw:image#2' };
+const head = 'version: 1\nprimary:\n  url: postgres://postgres:${PRIMARY_PASSWORD}@db.primary.internal:5432/postgres\n';
+
+function ok(r: LoadResult): Topology {
+  if (!r.ok) assert.fail(r.problems.map(formatProblem).join('\n'));
+  return r.topology;
+}
+function problems(r: LoadResult): string[] {
+  if (r.ok) assert.fail('expected problems, the topology is valid');
+  return r.problems.map(formatProblem);
+}
+
+test('every valid fixture loads without warnings', () => {
+  for (const f of readdirSync(join(fixtures, 'valid'))) {
+    const r = loadTopology(join(fixtures, 'valid', f), env);
+    assert.ok(r.ok, `${f}: ${r.ok ? '' : r.problems.map(formatProblem).join('\n')}`);
+    assert.deepEqual(r.warnings, [], f);
+  }
+});
+
+test('every invalid fixture reports its `# expect:` message at a line and column', () => {
+  const files = readdirSync(join(fixtures, 'invalid')).filter((f) => f.endsWith('.yaml'));
+  assert.ok(files.length >= 10);
+  for (const f of files) {
+    const path = join(fixtures, 'invalid', f);
+    const expected = /^# expect: (.+)$/.exec(readFileSync(path, 'utf8').split('\n')[0] ?? '')?.[1];
+    assert.ok(expected, `${f}: first line must be "# expect: <message>"`);
+    const r = loadTopology(path, env);
+    assert.equal(r.ok, false, `${f} should be invalid`);
+    if (r.ok) continue;
+    const hit = r.problems.find((p) => formatProblem(p).includes(expected));
+    assert.ok(hit, `${f}: no problem contains ${JSON.stringify(expected)}; got:\n${r.problems.map(formatProblem).join('\n')}`);
+    assert.ok(hit.line !== undefined && hit.column !== undefined, `${f}: the problem has no position`);
+    assert.match(formatProblem(hit), /^[^:]+\.yaml:\d+:\d+: /, f);
+  }
+});
+
+test('minimal.yaml gets empty maps, no extension schema, the absolute file and its password as a secret', () => {
+  const t = ok(loadTopology(join(fixtures, 'valid', 'minimal.yaml'), env));
+  assert.equal(t.version, 1);
+  assert.equal(t.file, join(fixtures, 'valid', 'minimal.yaml'));
+  assert.equal(t.primary.url, 'postgres://postgres:pw-primary@db.primary.internal:5432/postgres');
+  assert.deepEqual([t.secondaries, t.collections, t.extensionSchema, t.secrets], [[], [], undefined, ['pw-primary']]);
+});
+
+test('full.yaml: file order, defaults, index methods, metrics and canonical column types', () => {
+  const t = ok(loadTopology(join(fixtures, 'valid', 'full.yaml'), env));
+  assert.equal(t.extensionSchema, 'extensions');
+  assert.deepEqual(t.secondaries.map((s) => s.name), ['pod_text', 'pod_image']);
+  assert.deepEqual(t.collections.map((c) => [c.name, c.secondary, c.dimension, c.metric, c.index]), [
+    ['docs', 'pod_text', 384, 'cosine', { method: 'hnsw', m: 24, efConstruction: 128 }],
+    ['images', 'pod_image', 512, 'l2', { method: 'ivfflat', lists: 200 }],
+    ['archive', 'pod_image', 3072, 'inner_product', { method: 'none' }],
+  ]);
+  assert.deepEqual(t.collections[0]?.columns.map((c) => `${c.name}:${c.type}`), [
+    'url:text', 'year:integer', 'views:bigint', 'rank:smallint', 'price:numeric', 'score:real', 'weight:double precision',
+    'published:boolean', 'day:date', 'created:timestamp without time zone', 'updated:timestamp with time zone', 'ref:uuid', 'extra:jsonb',
+  ]);
+  assert.deepEqual(t.collections[1]?.columns.map((c) => c.type), [
+    'text', 'integer', 'smallint', 'bigint', 'real', 'double precision', 'boolean', 'timestamp without time zone', 'timestamp with time zone',
+  ]);
+  assert.deepEqual(t.collections[2]?.columns, []);
+  assert.deepEqual([...t.secrets].sort(), ['pw-primary', 'pw:image#2', 'pw@text/1']);
+});
+
+test('index defaults: absent, empty, or without method means hnsw m 16 ef_construction 64', () => {
+  const t = ok(parseTopology(`${head}secondaries:\n  s:\n    url: postgres://u@h2/db\ncollections:
+  a: { secondary: s, dimension: 3 }
+  b: { secondary: s, dimension: 3, index: }
+  c: { secondary: s, dimension: 3, index: { m: 8 } }
+  d: { secondary: s, dimension: 3, index: { method: ivfflat } }\n`, 'topology.yaml', env));
+  assert.deepEqual(t.collections.map((c) => c.index), [
+    { method: 'hnsw', m: 16, efConstruction: 64 },
+    { method: 'hnsw', m: 16, efConstruction: 64 },
+    { method: 'hnsw', m: 8, efConstruction: 64 },
+    { method: 'ivfflat', lists: 100 },
+  ]);
+  assert.equal(t.collections[0]?.metric, 'cosine');
+});
+
+test('all missing variables are one error at the first occurrence, each listed with file:line:column', () => {
+  const text = 'version: 1\nprimary:\n  url: postgres://u:${PRIMARY_PASSWORD}@h1/db\nsecondaries:\n  pod_text:\n    url: postgres://u:${POD_TEXT_PASSWORD}@h2/db\n  pod_b:\n    url: postgres://u:${PRIMARY_PASSWORD}@h3/db\n';
+  const r = parseTopology(text, 'topology.yaml', {});
+  assert.equal(r.ok, false);
+  if (r.ok) return;
+  assert.equal(r.problems.length, 1);
+  assert.deepEqual({ ...r.problems[0], file: undefined }, {
+    severity: 'error', path: 'primary.url', file: undefined, line: 3, column: 21,
+    message: 'missing environment variables: PRIMARY_PASSWORD (topology.yaml:3:21, topology.yaml:8:23), POD_TEXT_PASSWORD (topology.yaml:6:23)',
+  });
+});
+
+test('a password from the environment is percent-encoded in the userinfo and decoded again as a secret', () => {
+  const password = 'p@ss/w:rd#?% x';
+  const t = ok(parseTopology('version: 1\nprimary:\n  url: postgres://${U}:${PW}@${HOST}:5433/app?sslmode=require\n', 'topology.yaml', { U: 'me@corp', PW: password, HOST: 'db.internal' }));
+  const parts = parsePgUrl(t.primary.url);
+  assert.deepEqual([parts.user, parts.password, parts.host, parts.port, parts.database, parts.sslmode], ['me@corp', password, 'db.internal', 5433, 'app', 'require']);
+  assert.deepEqual(t.secrets, [password]);
+});
+
+test('defaults, empty values and escapes follow the shell', () => {
+  const url = (value: string, e: Record<string, string>) =>
+    ok(parseTopology(`version: 1\nprimary:\n  url: "${value}"\n`, 'topology.yaml', e)).primary.url;
+  assert.equal(url('postgres://u:${PW:-dev}@h/db', {}), 'postgres://u:dev@h/db');
+  assert.equal(url('postgres://u:${PW:-dev}@h/db', { PW: '' }), 'postgres://u:dev@h/db');
+  assert.equal(url('postgres://u:${PW}@h/db', { PW: '' }), 'postgres://u:@h/db');
+  assert.equal(url('postgres://u:${PW}@h/$${db}', { PW: 'x' }), 'postgres://u:x@h/${db}');
+  assert.equal(url('${DATABASE_URL}', { DATABASE_URL: 'postgres://u:a%40b@h/db' }), 'postgres://u:a%40b@h/db');
+});
+
+test('only free-text values are interpolated: names and numbers are taken as written', () => {
+  const r = parseTopology(`${head}secondaries:\n  s:\n    url: postgres://u@h2/db\ncollections:\n  a:\n    secondary: \${POD}\n    dimension: \${DIM}\n`, 't.yaml', { ...env, POD: 's', DIM: '3' });
+  const lines = problems(r);
+  assert.ok(lines.some((l) => l.includes('t.yaml:9:16: collections.a.secondary: must be a name')), lines.join('\n'));
+  assert.ok(lines.some((l) => l.includes('t.yaml:10:16: collections.a.dimension: must be an integer 1–16000 (got "${DIM}")')), lines.join('\n'));
+});
+
+test('a literal password is a warning that never shows the password, and still a secret', () => {
+  const r = parseTopology('version: 1\nprimary:\n  url: postgres://postgres:hunter2-secret@db/postgres\n', 'topology.yaml', {});
+  const t = ok(r);
+  assert.ok(r.ok);
+  assert.deepEqual(r.warnings.map(formatProblem), ['warning: topology.yaml:3:8: primary.url: literal password in primary.url: use ${ENV_VAR}']);
+  assert.deepEqual(t.secrets, ['hunter2-secret']);
+});
+
+test('no problem ever quotes a password', () => {
+  const texts = [
+    'version: 1\nprimary: postgres://u:hunter2-secret@h/db\n',
+    'version: 1\nprimary:\n  url: mysql://u:hunter2-secret@h/db\n',
+    'version: 1\nprimary:\n  url: postgres://u:${PW}@h/db\nsecondaries:\n  a:\n    url: postgres://v:${PW}@H:5432/db\n',
+    'version: 2\nprimary:\n  url: postgres://u:${PW}\n',
+  ];
+  for (const text of texts) {
+    const r = parseTopology(text, 'topology.yaml', { PW: 'hunter2-secret' });
+    const shown = (r.ok ? r.warnings : r.problems).map(formatProblem).join('\n');
+    assert.ok(shown.length > 0);
+    assert.ok(!shown.includes('hunter2'), shown);
+  }
+});
+
+test('every problem comes at once, sorted by line then column', () => {
+  const text = `version: 3\n${head.slice(11)}collections:\n  a: { secondary: nope, dimension: 0, metric: cosin }\n  B: { secondary: nope, dimension: 3 }\nextra: 1\n`;
+  const r = parseTopology(text, 'topology.yaml', env);
+  assert.ok(!r.ok);
+  if (r.ok) return;
+  assert.deepEqual(r.problems.map((p) => `${p.line}:${p.column} ${p.path}`), [
+    '1:10 version', '5:19 collections.a.secondary', '5:36 collections.a.dimension', '5:47 collections.a.metric', '6:3 collections.B', '7:1 extra',
+  ]);
+});
+
+test('YAML errors, duplicate keys and a root that is not a mapping are located problems', () => {
+  assert.match(problems(parseTopology('version: 1\nprimary: [\n', 'x.yaml', {}))[0] ?? '', /^x\.yaml:3:1: invalid YAML: /);
+  assert.deepEqual(problems(parseTopology(`${head}version: 1\n`, 'x.yaml', env)), ['x.yaml:4:1: version: duplicate key "version"']);
+  assert.deepEqual(problems(parseTopology('just text', 'x.yaml', {})), ['x.yaml:1:1: the topology must be a mapping of version, primary, secondaries and collections (got "just text")']);
+  assert.deepEqual(problems(parseTopology(`${head}other:\n  a: 1\n  a: 2\n`, 'x.yaml', env)), ['x.yaml:4:1: other: unknown key "other" (allowed: version, extension_schema, primary, secondaries, collections)', 'x.yaml:6:3: duplicate key "a"']);
+});
+
+test('wrong types say what was expected and what was given', () => {
+  const lines = problems(parseTopology(`${head}secondaries: 3\ncollections:\n  a:\n    secondary: [x]\n    dimension: 2.5\n    columns: text\n`, 'x.yaml', env));
+  assert.deepEqual(lines, [
+    'x.yaml:4:14: secondaries: must be a mapping (got 3)',
+    'x.yaml:7:16: collections.a.secondary: must be a name: a lowercase letter or underscore, then up to 62 lowercase letters, digits or underscores (got a list)',
+    'x.yaml:8:16: collections.a.dimension: must be an integer 1–16000 (got 2.5)',
+    'x.yaml:9:14: collections.a.columns: must be a mapping (got "text")',
+  ]);
+});
+
+test('loadTopology reports an unreadable file as a problem without a position', () => {
+  const r = loadTopology(join(fixtures, 'does-not-exist.yaml'), {});
+  assert.ok(!r.ok);
+  if (r.ok) return;
+  assert.equal(r.problems.length, 1);
+  assert.equal(r.problems[0]?.line, undefined);
+  assert.equal(formatProblem(r.problems[0]!), `${relative(process.cwd(), join(fixtures, 'does-not-exist.yaml'))}: cannot read the topology file: no such file`);
+});
+
+test('formatProblem: file relative to the working directory, warning prefix, no path for the whole document', () => {
+  const file = join(process.cwd(), 'conf', 'topology.yaml');
+  assert.equal(formatProblem({ severity: 'error', path: 'collections.docs.dimension', file, line: 12, column: 5, message: 'must be an integer 1–16000 (got "abc")' }),
+    `${join('conf', 'topology.yaml')}:12:5: collections.docs.dimension: must be an integer 1–16000 (got "abc")`);
+  assert.equal(formatProblem({ severity: 'warning', path: '', file: '<string>', line: 1, column: 1, message: 'm' }), 'warning: <string>:1:1: m');
+});

@@ -1,0 +1,111 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { formatProblem, parseTopology, RULES } from '../../src/config/index.js';
+import type { LoadResult } from '../../src/config/types.js';
+
+const env = { PW: 'pw-1', PW2: 'pw-2' };
+const base = `version: 1
+primary:
+  url: postgres://postgres:\${PW}@db.primary:5432/postgres
+secondaries:
+  pod_text:
+    url: postgres://postgres:\${PW}@db.pod1/postgres
+  pod_image:
+    url: postgres://postgres:\${PW2}@db.pod2:5433/vectors
+`;
+
+function lines(r: LoadResult): string[] {
+  return r.ok ? r.warnings.map(formatProblem) : r.problems.map(formatProblem);
+}
+const check = (collections: string, head = base): string[] => lines(parseTopology(`${head}collections:\n${collections}`, 't.yaml', env));
+
+test('the rules are named, and valid input passes all of them', () => {
+  assert.deepEqual(Object.keys(RULES), [
+    'urlsArePostgres', 'databasesAreDistinct', 'secondaryIsDefined', 'efConstructionCoversM', 'dimensionIsIndexable', 'columnNamesAreFree',
+  ]);
+  assert.deepEqual(check('  docs: { secondary: pod_text, dimension: 2000, index: { m: 32, ef_construction: 64 } }\n'), []);
+});
+
+test('secondaryIsDefined: at the value, with a suggestion or the list of names', () => {
+  assert.deepEqual(check('  docs:\n    secondary: pod_x\n    dimension: 3\n'), [
+    't.yaml:11:16: collections.docs.secondary: secondary "pod_x" is not defined in secondaries (did you mean "pod_text"?)',
+  ]);
+  assert.deepEqual(check('  docs: { secondary: other, dimension: 3 }\n'), [
+    't.yaml:10:22: collections.docs.secondary: secondary "other" is not defined in secondaries (defined: pod_text, pod_image)',
+  ]);
+  const none = 'version: 1\nprimary:\n  url: postgres://u:${PW}@h/db\n';
+  assert.deepEqual(check('  docs: { secondary: pod, dimension: 3 }\n', none), [
+    't.yaml:5:22: collections.docs.secondary: secondary "pod" is not defined in secondaries (none are defined)',
+  ]);
+});
+
+test('efConstructionCoversM: written or defaulted ef_construction must be at least 2 × m', () => {
+  assert.deepEqual(check('  docs: { secondary: pod_text, dimension: 3, index: { m: 24, ef_construction: 47 } }\n'), [
+    't.yaml:10:79: collections.docs.index.ef_construction: ef_construction (47) must be at least 2 × m = 48',
+  ]);
+  // The default ef_construction (64) is too small for m 40: reported where the index is written.
+  assert.deepEqual(check('  docs:\n    secondary: pod_text\n    dimension: 3\n    index:\n      m: 40\n'), [
+    't.yaml:14:7: collections.docs.index.ef_construction: ef_construction (64) must be at least 2 × m = 80',
+  ]);
+  assert.deepEqual(check('  docs: { secondary: pod_text, dimension: 3, index: { m: 24, ef_construction: 48 } }\n'), []);
+});
+
+test('dimensionIsIndexable: over 2000 dimensions only without an index', () => {
+  const message = (method: string) =>
+    `t.yaml:12:16: collections.docs.dimension: pgvector cannot build an ${method} index over 2000 dimensions; use index: { method: none } or reduce the dimension`;
+  assert.deepEqual(check('  docs:\n    secondary: pod_text\n    dimension: 2001\n'), [message('hnsw')]);
+  assert.deepEqual(check('  docs:\n    secondary: pod_text\n    dimension: 4000\n    index: { method: ivfflat, lists: 10 }\n'), [message('ivfflat')]);
+  assert.deepEqual(check('  docs:\n    secondary: pod_text\n    dimension: 16000\n    index: { method: none }\n'), []);
+});
+
+test('columnNamesAreFree: id, embedding and metadata are reserved, reported at the key', () => {
+  assert.deepEqual(check('  docs:\n    secondary: pod_text\n    dimension: 3\n    columns:\n      title: text\n      metadata: jsonb\n      id: int\n'), [
+    't.yaml:15:7: collections.docs.columns.metadata: column name "metadata" is reserved: vecscale uses id, embedding, metadata for every collection',
+    't.yaml:16:7: collections.docs.columns.id: column name "id" is reserved: vecscale uses id, embedding, metadata for every collection',
+  ]);
+});
+
+test('urlsArePostgres: scheme, host and user, quoted without the password', () => {
+  const head = (url: string) => `version: 1\nprimary:\n  url: ${url}\n`;
+  const only = (url: string) => check('  {}\n', head(url)).filter((l) => l.includes('primary.url'));
+  assert.deepEqual(only('https://u:${PW}@db/x'), ['t.yaml:3:8: primary.url: must be a postgres:// or postgresql:// URL (got https://u@db/x)']);
+  assert.deepEqual(only('postgresql:/x'), ['t.yaml:3:8: primary.url: has no host (got postgresql:///x)']);
+  assert.deepEqual(only('postgres://db:5432'), ['t.yaml:3:8: primary.url: has no user: write postgres://USER@host/database (got postgres://db:5432)']);
+  assert.deepEqual(only('postgres://u:${PW}@db:70000/x'), ['t.yaml:3:8: primary.url: is not a valid URL: write postgres://user:${PASSWORD}@host:5432/database']);
+  assert.deepEqual(only('postgres://u@db'), []);
+});
+
+test('databasesAreDistinct: defaults applied, host case ignored, reported at the later URL', () => {
+  const head = `version: 1
+primary:
+  url: postgres://postgres:\${PW}@db.primary/postgres
+secondaries:
+  a:
+    url: postgres://x:\${PW}@db.pod1/vectors
+  b:
+    url: postgresql://y:\${PW2}@DB.POD1:5432/vectors
+  c:
+    url: postgres://z:\${PW2}@db.primary:5432
+  d:
+    url: postgres://z:\${PW2}@db.pod1/other
+`;
+  assert.deepEqual(check('  {}\n', head).filter((l) => !l.includes('collections')), [
+    't.yaml:8:10: secondaries.b.url: points at the same database as secondaries.a (db.pod1:5432/vectors)',
+    't.yaml:10:10: secondaries.c.url: points at the same database as primary (db.primary:5432/postgres)',
+  ]);
+});
+
+test('rules still run on the valid parts of a file with shape errors', () => {
+  const out = check('  docs:\n    secondary: pod_x\n    dimension: 3\n    metric: hamming\n  big:\n    secondary: pod_text\n    dimension: 3000\n    index: { lists: 5 }\n');
+  assert.deepEqual(out.map((l) => l.split(': ').slice(0, 2).join(': ')), [
+    't.yaml:11:16: collections.docs.secondary',
+    't.yaml:13:13: collections.docs.metric',
+    't.yaml:16:16: collections.big.dimension',
+    't.yaml:17:14: collections.big.index.lists',
+  ]);
+});
+
+test('a value missing an environment variable is not checked again as a URL', () => {
+  const r = parseTopology('version: 1\nprimary:\n  url: ${DATABASE_URL}\n', 't.yaml', {});
+  assert.deepEqual(lines(r), ['t.yaml:3:8: primary.url: missing environment variables: DATABASE_URL (t.yaml:3:8)']);
+});
