@@ -118,6 +118,7 @@ function secondaryObjects(collections: readonly CollectionSpec[], ctx: DesiredCo
     ];
     objects.push({
       kind: 'view',
+      definitionIntact: true,
       key: keys.relation(API_SCHEMA, c.name),
       managed: true,
       schema: API_SCHEMA,
@@ -178,6 +179,7 @@ function primaryObjects(topology: Topology, ctx: DesiredContext): DbObject[] {
     });
     objects.push({
       kind: 'view',
+      definitionIntact: true,
       key: keys.relation(API_SCHEMA, c.name),
       managed: true,
       schema: API_SCHEMA,

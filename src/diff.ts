@@ -41,7 +41,7 @@ function comparable(o: DbObject): Record<string, unknown> {
     case 'index':
       return { name: o.name, method: o.method, column: o.column, opclass: o.opclass, params: o.params, valid: o.valid };
     case 'view':
-      return { kind: o.kind, columns: o.columns.map((c) => ({ name: c.name, type: c.type })) };
+      return { kind: o.kind, columns: o.columns.map((c) => ({ name: c.name, type: c.type })), definitionIntact: o.definitionIntact };
     case 'server':
       return { wrapper: o.wrapper, options: o.options };
     case 'user_mapping':

@@ -12,6 +12,7 @@ import {
   keys,
   type LiveFacts,
   MANAGED_COMMENT,
+  VIEWDEF_MARK,
   REMOTE_SCHEMA,
   VECS_SCHEMA,
   API_SCHEMA,
@@ -28,7 +29,14 @@ export interface RawCatalog {
   readonly facts: { current_user: string; server_version_num: string };
   readonly extensions: ReadonlyArray<{ extname: string; nspname: string }>;
   readonly schemas: ReadonlyArray<{ nspname: string; comment: string | null }>;
-  readonly relations: ReadonlyArray<{ oid: number; nspname: string; relname: string; relkind: string; comment: string | null }>;
+  readonly relations: ReadonlyArray<{
+    oid: number;
+    nspname: string;
+    relname: string;
+    relkind: string;
+    comment: string | null;
+    viewdef_md5: string | null;
+  }>;
   readonly columns: ReadonlyArray<{ attrelid: number; attname: string; type: string; attnotnull: boolean; default: string | null }>;
   readonly primaryKeys: ReadonlyArray<{ conrelid: number; columns: string[] }>;
   readonly indexes: ReadonlyArray<{
@@ -72,11 +80,12 @@ export async function readCatalog(db: Db, scope: IntrospectScope): Promise<RawCa
     // Relations named like a collection, or carrying our marker, in vecscale's schemas (any kind: collisions count).
     const relations = await q<RawCatalog['relations'][number]>(
       `SELECT c.oid::int AS oid, n.nspname::text, c.relname::text, c.relkind::text,
-              pg_catalog.obj_description(c.oid, 'pg_class') AS comment
+              pg_catalog.obj_description(c.oid, 'pg_class') AS comment,
+              CASE WHEN c.relkind = 'v' THEN pg_catalog.md5(pg_catalog.pg_get_viewdef(c.oid)) END AS viewdef_md5
          FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
         WHERE n.nspname = ANY($1::text[])
           AND c.relkind IN ('r', 'p', 'v', 'm', 'f')
-          AND (c.relname = ANY($2::text[]) OR pg_catalog.obj_description(c.oid, 'pg_class') = $3)
+          AND (c.relname = ANY($2::text[]) OR pg_catalog.obj_description(c.oid, 'pg_class') LIKE $3 || '%')
         ORDER BY n.nspname, c.relname`,
       [SCHEMAS, scope.relationNames, MANAGED_COMMENT],
     );
@@ -158,7 +167,13 @@ const parseOptions = (opts: readonly string[] | null): Record<string, string> =>
 // type reads `public.vector(384)` or `extensions.vector(384)`; where pgvector lives is checked on its own.
 const normaliseType = (type: string): string => type.replace(/^[a-z_][a-z0-9_$]*\.(?=vector\b)/, '').replace(/^"[^"]+"\.(?=vector\b)/, '');
 
-const isManaged = (comment: string | null): boolean => comment === MANAGED_COMMENT;
+const isManaged = (comment: string | null): boolean =>
+  comment === MANAGED_COMMENT || (comment?.startsWith(MANAGED_COMMENT + VIEWDEF_MARK) ?? false);
+
+// NOTE: a view's marker records md5(pg_get_viewdef) from its creation; a different digest now means a hand edit.
+// An unmarked view (not ours) has no record and counts as intact: it is judged by its columns alone.
+const viewIntact = (comment: string | null, md5: string | null): boolean =>
+  !comment?.startsWith(MANAGED_COMMENT + VIEWDEF_MARK) || comment.slice((MANAGED_COMMENT + VIEWDEF_MARK).length) === md5;
 
 /** Pure mapping of raw catalog rows into the shared model. */
 export function toState(database: string, role: DatabaseRole, raw: RawCatalog): { state: DatabaseState; facts: LiveFacts } {
@@ -177,7 +192,12 @@ export function toState(database: string, role: DatabaseRole, raw: RawCatalog): 
   for (const r of raw.relations) {
     const base = { key: keys.relation(r.nspname, r.relname), managed: isManaged(r.comment), schema: r.nspname, name: r.relname };
     if (r.relkind === 'v' || r.relkind === 'm') {
-      objects.push({ ...base, kind: 'view', columns: columnsOf(r.oid).map((c) => ({ ...c, notNull: false, default: null })) });
+      objects.push({
+        ...base,
+        kind: 'view',
+        columns: columnsOf(r.oid).map((c) => ({ ...c, notNull: false, default: null })),
+        definitionIntact: viewIntact(r.comment, r.viewdef_md5),
+      });
     } else if (r.relkind === 'f') {
       const ft = raw.foreignTables.find((f) => f.ftrelid === r.oid);
       objects.push({

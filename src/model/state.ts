@@ -4,6 +4,8 @@
  */
 
 export const MANAGED_COMMENT = 'managed by vecscale';
+/** Views' marker also records an md5 of pg_get_viewdef() taken when vecscale created them: a hand edit shows. */
+export const VIEWDEF_MARK = '; definition md5 ';
 
 /** Schemas vecscale uses: the vecs client's, the views' and the primary's private foreign-table schema. */
 export const VECS_SCHEMA = 'vecs';
@@ -68,6 +70,8 @@ export interface ViewObject extends Base {
   readonly columns: readonly Column[];
   /** The SELECT for CREATE VIEW; only desired views carry it. */
   readonly query?: string;
+  /** false when the definition no longer matches the one recorded at creation (edited by hand). */
+  readonly definitionIntact: boolean;
 }
 
 export interface ServerObject extends Base {

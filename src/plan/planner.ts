@@ -124,6 +124,8 @@ export function describeFields(fields: Readonly<Record<string, FieldChange>>): s
         if (k === 'password') parts.push(a[k] === undefined ? 'password set' : d[k] === undefined ? 'password removed' : 'password changed');
         else parts.push(`${k}: ${a[k] ?? '(none)'} → ${d[k] ?? '(none)'}`);
       }
+    } else if (field === 'definitionIntact') {
+      parts.push('definition edited outside vecscale');
     } else if (field === 'valid') {
       parts.push('index is invalid (an interrupted concurrent build)');
     } else if (field === 'kind') {

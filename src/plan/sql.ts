@@ -4,7 +4,7 @@
  * not depend on the applying role's search_path.
  */
 import { ident, literal, options, qualified, secret } from '../sql/quote.js';
-import { type Column, type DbObject, MANAGED_COMMENT, type ObjectKind } from '../model/state.js';
+import { type Column, type DbObject, MANAGED_COMMENT, type ObjectKind, VIEWDEF_MARK } from '../model/state.js';
 
 export interface SqlContext {
   readonly vectorSchema: string;
@@ -29,6 +29,17 @@ const columnSql = (c: Column, ctx: SqlContext): string =>
     .join(' ');
 
 const comment = (what: string, name: string): string => `COMMENT ON ${what} ${name} IS ${literal(MANAGED_COMMENT)}`;
+
+/**
+ * The view's marker with an md5 of its stored definition, computed under search_path = pg_catalog (as the
+ * introspector computes it: pg_get_viewdef qualifies names by the search_path in force).
+ */
+const viewMark = (name: string): string =>
+  `DO $vecscale$ DECLARE saved text := pg_catalog.current_setting('search_path'); digest text; BEGIN ` +
+  `PERFORM pg_catalog.set_config('search_path', 'pg_catalog', true); ` +
+  `digest := pg_catalog.md5(pg_catalog.pg_get_viewdef(${literal(name)}::pg_catalog.regclass)); ` +
+  `PERFORM pg_catalog.set_config('search_path', saved, true); ` +
+  `EXECUTE pg_catalog.format('COMMENT ON VIEW %s IS %L', ${literal(name)}, ${literal(MANAGED_COMMENT + VIEWDEF_MARK)} || digest); END $vecscale$`;
 
 const roleSql = (role: string): string => (role === 'public' ? 'PUBLIC' : ident(role));
 
@@ -68,7 +79,7 @@ const builders: { [K in ObjectKind]: Builders<K> } = {
       return [`CREATE VIEW ${qualified(o.schema, o.name)} AS ${o.query}`];
     },
     drop: (o) => [`DROP VIEW ${qualified(o.schema, o.name)} RESTRICT`],
-    mark: (o) => comment('VIEW', qualified(o.schema, o.name)),
+    mark: (o) => viewMark(qualified(o.schema, o.name)),
   },
   server: {
     create: (o) => [`CREATE SERVER ${ident(o.name)} FOREIGN DATA WRAPPER ${ident(o.wrapper)} ${options(literalOptions(o.options))}`],

@@ -106,6 +106,17 @@ test('a foreign table dropped by hand is planned back and restored', async () =>
   assert.deepEqual(steps(await plan(file.load())), []);
 });
 
+test('a view edited by hand with the same columns is planned back and repaired', async () => {
+  await sql(podA, `CREATE OR REPLACE VIEW public.docs AS SELECT id, vec AS embedding, metadata,
+    (metadata ->> 'link')::text AS url, ((metadata ->> 'year')::integer) AS year FROM vecs.docs`);
+  const drift = await plan(file.load());
+  assert.deepEqual(steps(drift), ['pod_a: replace view public.docs']);
+  assert.equal(drift.databases[0]!.steps[0]!.reason, 'definition edited outside vecscale');
+  await apply(file.load(), { approve });
+  assert.deepEqual(steps(await plan(file.load())), []);
+  assert.equal((await sql(dbs.primary, `SELECT url FROM public.docs WHERE id = 'a'`))[0]!.url, 'https://a');
+});
+
 test('a server option changed by hand is planned as an in-place change and repaired', async () => {
   await sql(dbs.primary, `ALTER SERVER pod_a OPTIONS (DROP extensions)`);
   const drift = await plan(file.load());

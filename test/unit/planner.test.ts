@@ -70,8 +70,16 @@ test('exact SQL on a secondary: the vecs table, its index named for vecs, the vi
     sql[4]!,
     sql[5]!,
     'CREATE VIEW "public"."docs" AS SELECT id, vec AS embedding, metadata, ((metadata ->> \'url\')::text) AS "url", ((metadata ->> \'year\')::integer) AS "year" FROM "vecs"."docs"',
-    'COMMENT ON VIEW "public"."docs" IS \'managed by vecscale\'',
+    sql[7]!,
   ]);
+  assert.equal(
+    sql[7],
+    `DO $vecscale$ DECLARE saved text := pg_catalog.current_setting('search_path'); digest text; BEGIN ` +
+      `PERFORM pg_catalog.set_config('search_path', 'pg_catalog', true); ` +
+      `digest := pg_catalog.md5(pg_catalog.pg_get_viewdef('"public"."docs"'::pg_catalog.regclass)); ` +
+      `PERFORM pg_catalog.set_config('search_path', saved, true); ` +
+      `EXECUTE pg_catalog.format('COMMENT ON VIEW %s IS %L', '"public"."docs"', 'managed by vecscale; definition md5 ' || digest); END $vecscale$`,
+  );
   assert.match(sql[4]!, /^CREATE INDEX "ix_vector_cosine_ops_hnsw_m16_efc64_[0-9a-f]{7}" ON "vecs"\."docs" USING hnsw \("vec" "public"\."vector_cosine_ops"\) WITH \(ef_construction = 64, m = 16\)$/);
   assert.match(sql[5]!, /^COMMENT ON INDEX "vecs"\."ix_vector_cosine_ops_hnsw_m16_efc64_[0-9a-f]{7}" IS 'managed by vecscale'$/);
   const img = plan.databases.find((d) => d.database === 'pod_img')!.steps.flatMap((s) => s.sql);
