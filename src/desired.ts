@@ -72,6 +72,19 @@ function extractExpression(name: string, type: ColumnType): string {
     : `((metadata ->> ${literal(name)})::${type}) AS ${ident(name)}`;
 }
 
+/** `public.<collection>`: on a secondary over the vecs table, on the primary over the foreign table. */
+const apiView = (c: CollectionSpec, query: string, source: string): DbObject => ({
+  kind: 'view',
+  key: keys.relation(API_SCHEMA, c.name),
+  managed: true,
+  schema: API_SCHEMA,
+  name: c.name,
+  columns: exposedColumns(c),
+  query,
+  definitionIntact: true,
+  dependsOn: [source],
+});
+
 function secondaryObjects(collections: readonly CollectionSpec[], ctx: DesiredContext): DbObject[] {
   const objects: DbObject[] = [
     { kind: 'extension', key: keys.extension('vector'), managed: false, name: 'vector', schema: ctx.vectorSchema },
@@ -116,17 +129,7 @@ function secondaryObjects(collections: readonly CollectionSpec[], ctx: DesiredCo
       'metadata',
       ...c.columns.map((x) => extractExpression(x.name, x.type)),
     ];
-    objects.push({
-      kind: 'view',
-      definitionIntact: true,
-      key: keys.relation(API_SCHEMA, c.name),
-      managed: true,
-      schema: API_SCHEMA,
-      name: c.name,
-      columns: exposedColumns(c),
-      query: `SELECT ${select.join(', ')} FROM ${qualified(VECS_SCHEMA, c.name)}`,
-      dependsOn: [keys.relation(VECS_SCHEMA, c.name)],
-    });
+    objects.push(apiView(c, `SELECT ${select.join(', ')} FROM ${qualified(VECS_SCHEMA, c.name)}`, keys.relation(VECS_SCHEMA, c.name)));
   }
   return objects;
 }
@@ -177,17 +180,9 @@ function primaryObjects(topology: Topology, ctx: DesiredContext): DbObject[] {
       columns,
       dependsOn: [keys.server(c.secondary), keys.schema(REMOTE_SCHEMA)],
     });
-    objects.push({
-      kind: 'view',
-      definitionIntact: true,
-      key: keys.relation(API_SCHEMA, c.name),
-      managed: true,
-      schema: API_SCHEMA,
-      name: c.name,
-      columns,
-      query: `SELECT ${columns.map((x) => ident(x.name)).join(', ')} FROM ${qualified(REMOTE_SCHEMA, c.name)}`,
-      dependsOn: [keys.relation(REMOTE_SCHEMA, c.name)],
-    });
+    objects.push(
+      apiView(c, `SELECT ${columns.map((x) => ident(x.name)).join(', ')} FROM ${qualified(REMOTE_SCHEMA, c.name)}`, keys.relation(REMOTE_SCHEMA, c.name)),
+    );
   }
   return objects;
 }
