@@ -82,6 +82,8 @@ const apiView = (c: CollectionSpec, query: string, source: string): DbObject => 
   columns: exposedColumns(c),
   query,
   definitionIntact: true,
+  materialized: false,
+  options: [],
   dependsOn: [source],
 });
 
@@ -102,6 +104,7 @@ function secondaryObjects(collections: readonly CollectionSpec[], ctx: DesiredCo
       name: c.name,
       columns: collectionColumns(c),
       primaryKey: ['id'],
+      ordinary: true,
     });
     if (c.index.method !== 'none') {
       const params: Record<string, string> =
@@ -178,6 +181,7 @@ function primaryObjects(topology: Topology, ctx: DesiredContext): DbObject[] {
       server: c.secondary,
       options: { schema_name: API_SCHEMA, table_name: c.name },
       columns,
+      columnOptions: {},
       dependsOn: [keys.server(c.secondary), keys.schema(REMOTE_SCHEMA)],
     });
     objects.push(

@@ -3,6 +3,7 @@
  * replace, adopt or refusal — and the SQL — is the planner's decision.
  */
 import type { DatabaseState, DbObject } from './model/state.js';
+import { byCodePoint } from './util/fingerprint.js';
 
 export interface FieldChange {
   readonly from: unknown;
@@ -22,10 +23,13 @@ export type Change =
     };
 
 /** Canonical JSON: object keys sorted, so the same value built in another key order compares equal. */
+/** `ix_vector_cosine_ops_hnsw_m16_efc64` of `ix_vector_cosine_ops_hnsw_m16_efc64_a1b2c3d`: what vecs reads. */
+const indexNameStem = (name: string): string => name.replace(/_[^_]{7}$/, '');
+
 const json = (v: unknown): string =>
   JSON.stringify(v, (_k, value: unknown) =>
     value && typeof value === 'object' && !Array.isArray(value)
-      ? Object.fromEntries(Object.entries(value as Record<string, unknown>).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)))
+      ? Object.fromEntries(Object.entries(value as Record<string, unknown>).sort(([a], [b]) => byCodePoint(a, b)))
       : value,
   );
 
@@ -37,24 +41,37 @@ function comparable(o: DbObject): Record<string, unknown> {
     case 'schema':
       return {};
     case 'table':
-      return { kind: o.kind, columns: o.columns, primaryKey: o.primaryKey };
+      return { kind: o.kind, columns: o.columns, primaryKey: o.primaryKey, ordinary: o.ordinary };
     case 'index':
-      return { name: o.name, method: o.method, column: o.column, opclass: o.opclass, params: o.params, valid: o.valid };
+      return { name: indexNameStem(o.name), method: o.method, column: o.column, opclass: o.opclass, params: o.params, valid: o.valid };
     case 'view':
-      return { kind: o.kind, columns: o.columns.map((c) => ({ name: c.name, type: c.type })), definitionIntact: o.definitionIntact };
+      return {
+        kind: o.kind,
+        columns: o.columns.map((c) => ({ name: c.name, type: c.type })),
+        definitionIntact: o.definitionIntact,
+        materialized: o.materialized,
+        options: o.options,
+      };
     case 'server':
       return { wrapper: o.wrapper, options: o.options };
     case 'user_mapping':
       return { options: o.options };
     case 'foreign_table':
-      return { kind: o.kind, server: o.server, options: o.options, columns: o.columns.map((c) => ({ name: c.name, type: c.type })) };
+      return {
+        kind: o.kind,
+        server: o.server,
+        options: o.options,
+        columns: o.columns.map((c) => ({ name: c.name, type: c.type })),
+        columnOptions: o.columnOptions,
+      };
   }
 }
 
 function fieldChanges(actual: DbObject, desired: DbObject): Record<string, FieldChange> {
   const a: Record<string, unknown> = { ...comparable(actual), kind: actual.kind };
   const d: Record<string, unknown> = { ...comparable(desired), kind: desired.kind };
-  if (desired.kind !== 'extension' && desired.kind !== 'schema') {
+  // A mapping is ours when its server is: its `managed` is derived, never a change of its own.
+  if (desired.kind !== 'extension' && desired.kind !== 'schema' && desired.kind !== 'user_mapping') {
     a.managed = actual.managed;
     d.managed = desired.managed;
   } else if (desired.kind === 'schema' && desired.managed) {

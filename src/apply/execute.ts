@@ -23,21 +23,37 @@ export interface ApplyOutcome {
 
 const reversePhase = (a: PlanStep, b: PlanStep) => PHASES.indexOf(b.kind) - PHASES.indexOf(a.kind);
 
+/** Settings that would otherwise write a statement's text (and so a password) to the log or a view. */
+const STATEMENT_TEXT_SINKS: ReadonlyArray<readonly [string, string, boolean]> = [
+  // [setting, value, required]: an optional one is absent unless its module is loaded.
+  ['log_statement', 'none', true],
+  ['log_min_error_statement', 'panic', true],
+  ['log_min_duration_statement', '-1', true],
+  ['pg_stat_statements.track_utility', 'off', false],
+];
+
 /**
- * Keeps statements that carry a password out of the server log (log_statement = 'ddl', a failing statement).
- * Only superusers (or roles granted SET on these parameters) may; others get a warning.
+ * Keeps statements that carry a password out of the server log (log_statement = 'ddl', a failing or slow
+ * statement) and out of pg_stat_statements. Only superusers (or roles granted SET on these parameters) may;
+ * returns the settings that could not be set.
  */
-async function suppressStatementLogging(db: Db): Promise<boolean> {
-  await db.query('SAVEPOINT vecscale_log');
-  try {
-    await db.query("SET LOCAL log_statement = 'none'");
-    await db.query("SET LOCAL log_min_error_statement = 'panic'");
-    await db.query('RELEASE SAVEPOINT vecscale_log');
-    return true;
-  } catch {
-    await db.query('ROLLBACK TO SAVEPOINT vecscale_log');
-    return false;
+async function suppressStatementLogging(db: Db): Promise<string[]> {
+  const refused: string[] = [];
+  for (const [name, value, required] of STATEMENT_TEXT_SINKS) {
+    if (!required) {
+      const loaded = await db.query('SELECT 1 FROM pg_catalog.pg_settings WHERE name = $1', [name]);
+      if (loaded.rowCount === 0) continue;
+    }
+    await db.query('SAVEPOINT vecscale_log');
+    try {
+      await db.query(`SELECT pg_catalog.set_config($1, $2, true)`, [name, value]);
+      await db.query('RELEASE SAVEPOINT vecscale_log');
+    } catch {
+      await db.query('ROLLBACK TO SAVEPOINT vecscale_log');
+      refused.push(name);
+    }
   }
+  return refused;
 }
 
 async function applyDatabase(
@@ -65,11 +81,16 @@ async function applyDatabase(
   if (inTx.length > 0) {
     await db.query('BEGIN');
     try {
-      if (inTx.some((s) => [...s.sql, ...s.drop].some(hasSecret)) && !(await suppressStatementLogging(db))) {
-        events.onWarning?.(
-          plan.database,
-          'this role may not set log_statement: a server logging DDL (log_statement = ddl/all) records the user-mapping password',
-        );
+      // Literals are quoted the standard way (quote.ts): make sure the server reads them that way.
+      await db.query("SET LOCAL standard_conforming_strings = on");
+      if (inTx.some((s) => [...s.sql, ...s.drop].some(hasSecret))) {
+        const refused = await suppressStatementLogging(db);
+        if (refused.length > 0) {
+          events.onWarning?.(
+            plan.database,
+            `this role may not set ${refused.join(', ')}: a server configured to log such statements records the user-mapping password`,
+          );
+        }
       }
       for (const step of [...inTx].sort(reversePhase)) if (step.drop.length > 0) await run(step, step.drop);
       for (const step of inTx) {

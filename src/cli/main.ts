@@ -88,7 +88,7 @@ export async function main(argv: readonly string[]): Promise<number> {
       if (err.code === 'vecscale.invalidArgument') process.stderr.write(`error: ${err.message}\n`);
       return ExitCode.config;
     }
-    const out = createOutput({ color: !process.argv.includes('--no-color'), json: process.argv.includes('--json') });
+    const out = createOutput({ color: !argv.includes('--no-color'), json: argv.includes('--json') });
     if (isVecscaleError(err)) {
       out.info(`${out.color.red('Error:')} ${err.message}${err.hint ? `\n${out.color.dim(`  hint: ${err.hint}`)}` : ''}`);
       if (out.json) out.result({ error: { code: err.code, message: err.message, hint: err.hint ?? null, meta: err.meta } });

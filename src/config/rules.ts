@@ -40,8 +40,10 @@ export type Rule = (draft: Draft, ctx: RuleContext) => ConfigProblem[];
 
 /** pgvector's limit for both index methods on the `vector` type. */
 export const MAX_INDEXED_DIMENSIONS = 2000;
-/** Names vecscale gives the columns of every collection table. */
-export const RESERVED_COLUMNS = ['id', 'embedding', 'metadata'] as const;
+/** Names vecscale gives the columns of every collection view, and PostgreSQL's system columns. */
+export const RESERVED_COLUMNS = ['id', 'embedding', 'metadata', 'vec', 'ctid', 'xmin', 'xmax', 'cmin', 'cmax', 'tableoid'] as const;
+/** Schemas pgvector must not go to: the vecs client's, vecscale's private one, and the system's. */
+const RESERVED_SCHEMAS = ['vecs', 'vecscale_remote', 'pg_catalog', 'information_schema', 'pg_toast'] as const;
 
 const error = (ctx: RuleContext, path: string, pos: Position | undefined, message: string): ConfigProblem => ({
   severity: 'error', path, file: ctx.file, line: pos?.line, column: pos?.column, message,
@@ -64,6 +66,16 @@ export function urlProblem(url: string): string | undefined {
   if (u.protocol !== 'postgres:' && u.protocol !== 'postgresql:') return `must be a postgres:// or postgresql:// URL (got ${redactUrl(url)})`;
   if (u.hostname === '') return `has no host (got ${redactUrl(url)})`;
   if (u.username === '') return `has no user: write postgres://USER@host/database (got ${redactUrl(url)})`;
+  const parts = { user: u.username, password: u.password, database: u.pathname.replace(/^\//, '') };
+  for (const [what, raw] of Object.entries(parts)) {
+    try {
+      if (decodeURIComponent(raw).includes('\0')) return `its ${what} contains a NUL character`;
+    } catch {
+      // Never echo the offending part: it may be the password.
+      return `its ${what} has a malformed %-escape: percent-encode it (or take it from \${ENV}, which is encoded for you)`;
+    }
+  }
+  if (u.port !== '' && (Number(u.port) < 1 || Number(u.port) > 65535)) return `has port ${u.port}; ports are 1–65535`;
   return undefined;
 }
 
@@ -125,10 +137,25 @@ const columnNamesAreFree: Rule = (draft, ctx) =>
       .filter((col) => (RESERVED_COLUMNS as readonly string[]).includes(col.name))
       .map((col) => {
         const path = `collections.${c.name}.columns.${col.name}`;
-        const message = `column name "${col.name}" is reserved: vecscale uses ${RESERVED_COLUMNS.join(', ')} for every collection`;
+        const message = `column name "${col.name}" is reserved: ${RESERVED_COLUMNS.slice(0, 4).join(', ')} are vecscale's and ${RESERVED_COLUMNS.slice(4).join(', ')} are PostgreSQL system columns`;
         return error(ctx, path, ctx.locate.key(path) ?? ctx.locate.near(path), message);
       }),
   );
+
+/** vecs hides collections whose name starts with `_`: such a collection would be invisible to it. */
+const collectionsVisibleToVecs: Rule = (draft, ctx) =>
+  draft.collections
+    .filter((c) => c.name.startsWith('_'))
+    .map((c) => {
+      const path = `collections.${c.name}`;
+      return error(ctx, path, ctx.locate.key(path) ?? ctx.locate.near(path), `collection name "${c.name}" starts with "_": the vecs client hides such collections`);
+    });
+
+const extensionSchemaIsFree: Rule = (draft, ctx) => {
+  const schema = draft.extensionSchema;
+  if (schema === undefined || !((RESERVED_SCHEMAS as readonly string[]).includes(schema) || schema.startsWith('pg_'))) return [];
+  return [error(ctx, 'extension_schema', ctx.locate.near('extension_schema'), `"${schema}" is reserved (${RESERVED_SCHEMAS.join(', ')}, pg_*): choose another schema for pgvector`)];
+};
 
 /** Every rule, by name; run in this order (the result is sorted by position anyway). */
 export const RULES: Readonly<Record<string, Rule>> = {
@@ -138,6 +165,8 @@ export const RULES: Readonly<Record<string, Rule>> = {
   efConstructionCoversM,
   dimensionIsIndexable,
   columnNamesAreFree,
+  collectionsVisibleToVecs,
+  extensionSchemaIsFree,
 };
 
 /** Runs every rule over the draft. */

@@ -18,7 +18,7 @@ import {
   API_SCHEMA,
 } from '../model/state.js';
 import { qualified } from '../sql/quote.js';
-import { secretFingerprint } from '../util/fingerprint.js';
+import { byCodePoint, secretFingerprint } from '../util/fingerprint.js';
 
 /** What to look at: vecscale's schemas, plus the relation names the topology wants (to see collisions). */
 export interface IntrospectScope {
@@ -36,8 +36,16 @@ export interface RawCatalog {
     relkind: string;
     comment: string | null;
     viewdef_md5: string | null;
+    reloptions: string[] | null;
   }>;
-  readonly columns: ReadonlyArray<{ attrelid: number; attname: string; type: string; attnotnull: boolean; default: string | null }>;
+  readonly columns: ReadonlyArray<{
+    attrelid: number;
+    attname: string;
+    type: string;
+    attnotnull: boolean;
+    default: string | null;
+    attfdwoptions: string[] | null;
+  }>;
   readonly primaryKeys: ReadonlyArray<{ conrelid: number; columns: string[] }>;
   readonly indexes: ReadonlyArray<{
     indrelid: number;
@@ -81,7 +89,8 @@ export async function readCatalog(db: Db, scope: IntrospectScope): Promise<RawCa
     const relations = await q<RawCatalog['relations'][number]>(
       `SELECT c.oid::int AS oid, n.nspname::text, c.relname::text, c.relkind::text,
               pg_catalog.obj_description(c.oid, 'pg_class') AS comment,
-              CASE WHEN c.relkind = 'v' THEN pg_catalog.md5(pg_catalog.pg_get_viewdef(c.oid)) END AS viewdef_md5
+              CASE WHEN c.relkind = 'v' THEN pg_catalog.md5(pg_catalog.pg_get_viewdef(c.oid)) END AS viewdef_md5,
+              c.reloptions::text[] AS reloptions
          FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
         WHERE n.nspname = ANY($1::text[])
           AND c.relkind IN ('r', 'p', 'v', 'm', 'f')
@@ -92,7 +101,7 @@ export async function readCatalog(db: Db, scope: IntrospectScope): Promise<RawCa
     const oids = relations.map((r) => r.oid);
     const columns = await q<RawCatalog['columns'][number]>(
       `SELECT a.attrelid::int AS attrelid, a.attname::text, pg_catalog.format_type(a.atttypid, a.atttypmod) AS type,
-              a.attnotnull, pg_catalog.pg_get_expr(d.adbin, d.adrelid) AS default
+              a.attnotnull, pg_catalog.pg_get_expr(d.adbin, d.adrelid) AS default, a.attfdwoptions::text[] AS attfdwoptions
          FROM pg_catalog.pg_attribute a
          LEFT JOIN pg_catalog.pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
         WHERE a.attrelid = ANY($1::oid[]) AND a.attnum > 0 AND NOT a.attisdropped
@@ -197,6 +206,8 @@ export function toState(database: string, role: DatabaseRole, raw: RawCatalog): 
         kind: 'view',
         columns: columnsOf(r.oid).map((c) => ({ ...c, notNull: false, default: null })),
         definitionIntact: viewIntact(r.comment, r.viewdef_md5),
+        materialized: r.relkind === 'm',
+        options: [...(r.reloptions ?? [])].sort(byCodePoint),
       });
     } else if (r.relkind === 'f') {
       const ft = raw.foreignTables.find((f) => f.ftrelid === r.oid);
@@ -206,6 +217,9 @@ export function toState(database: string, role: DatabaseRole, raw: RawCatalog): 
         server: ft?.srvname ?? '',
         options: parseOptions(ft?.ftoptions ?? null),
         columns: columnsOf(r.oid).map((c) => ({ ...c, notNull: false, default: null })),
+        columnOptions: Object.fromEntries(
+          raw.columns.filter((c) => c.attrelid === r.oid && c.attfdwoptions?.length).map((c) => [c.attname, [...c.attfdwoptions!].sort(byCodePoint)]),
+        ),
       });
     } else {
       // NOTE: a partitioned table ('p') maps to a table too; its columns will not match a collection's.
@@ -214,12 +228,13 @@ export function toState(database: string, role: DatabaseRole, raw: RawCatalog): 
         kind: 'table',
         columns: columnsOf(r.oid),
         primaryKey: raw.primaryKeys.find((p) => p.conrelid === r.oid)?.columns ?? [],
+        ordinary: r.relkind === 'r',
       });
     }
   }
   // One vector index per collection table: ours (marker) if present, else the first in name order.
   const seenTables = new Set<number>();
-  const sorted = [...raw.indexes].sort((a, b) => Number(isManaged(b.comment)) - Number(isManaged(a.comment)) || a.relname.localeCompare(b.relname));
+  const sorted = [...raw.indexes].sort((a, b) => Number(isManaged(b.comment)) - Number(isManaged(a.comment)) || byCodePoint(a.relname, b.relname));
   for (const i of sorted) {
     const table = relName.get(i.indrelid);
     if (!table || table.nspname !== VECS_SCHEMA || seenTables.has(i.indrelid)) continue;
@@ -235,7 +250,7 @@ export function toState(database: string, role: DatabaseRole, raw: RawCatalog): 
       method: i.amname === 'ivfflat' ? 'ivfflat' : 'hnsw',
       column: i.column ?? '',
       opclass: i.opcname,
-      params: Object.fromEntries(Object.entries(params).sort(([a], [b]) => a.localeCompare(b))),
+      params: Object.fromEntries(Object.entries(params).sort(([a], [b]) => byCodePoint(a, b))),
       valid: i.indisvalid,
     });
   }
@@ -251,8 +266,10 @@ export function toState(database: string, role: DatabaseRole, raw: RawCatalog): 
   }
   const serverManaged = new Map(raw.servers.map((s) => [s.srvname, isManaged(s.comment)]));
   for (const m of raw.userMappings) {
-    const options = parseOptions(m.umoptions);
-    if (options.password !== undefined) options.password = secretFingerprint(options.password);
+    // Every option but the user name may be a secret (password, sslpassword, …): only fingerprints leave here.
+    const options = Object.fromEntries(
+      Object.entries(parseOptions(m.umoptions)).map(([k, v]) => [k, k === 'user' ? v : secretFingerprint(v)]),
+    );
     objects.push({
       kind: 'user_mapping',
       key: keys.userMapping(m.srvname, m.usename),

@@ -1,7 +1,7 @@
 import type { Topology } from '../config/types.js';
 import type { Db } from '../db/connect.js';
 import { VecscaleError } from '../errors.js';
-import type { LiveDatabase } from '../plan/planner.js';
+import type { LiveDatabase } from '../model/state.js';
 import { readCatalog, toState } from './catalog.js';
 
 /** Introspects every database of the topology (concurrently), keyed by database name. */

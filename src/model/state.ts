@@ -46,6 +46,8 @@ export interface TableObject extends Base {
   readonly name: string;
   readonly columns: readonly Column[];
   readonly primaryKey: readonly string[];
+  /** false for a partitioned table ('p'): vecs cannot use it as a collection. */
+  readonly ordinary: boolean;
 }
 
 export interface IndexObject extends Base {
@@ -72,6 +74,10 @@ export interface ViewObject extends Base {
   readonly query?: string;
   /** false when the definition no longer matches the one recorded at creation (edited by hand). */
   readonly definitionIntact: boolean;
+  /** true for a materialized view. */
+  readonly materialized: boolean;
+  /** reloptions (security_invoker, check_option, …), sorted `k=v`. */
+  readonly options: readonly string[];
 }
 
 export interface ServerObject extends Base {
@@ -102,6 +108,8 @@ export interface ForeignTableObject extends Base {
   readonly server: string;
   readonly options: Readonly<Record<string, string>>;
   readonly columns: readonly Column[];
+  /** Per-column options (`column_name`, …) by column name; vecscale sets none. */
+  readonly columnOptions: Readonly<Record<string, readonly string[]>>;
 }
 
 export type DbObject =
@@ -144,6 +152,12 @@ export interface LiveFacts {
   readonly vectorSchema: string | undefined;
   /** Whether each vecs table (by relation key) holds at least one row. */
   readonly nonEmpty: ReadonlySet<string>;
+}
+
+/** One database as introspection found it. */
+export interface LiveDatabase {
+  readonly state: DatabaseState;
+  readonly facts: LiveFacts;
 }
 
 /** Human name of an object, as plans print it. */

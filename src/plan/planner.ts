@@ -11,24 +11,20 @@ import {
   type DatabaseState,
   type DbObject,
   describeObject,
-  type LiveFacts,
+  type LiveDatabase,
   type ObjectKind,
   REMOTE_SCHEMA,
   VECS_SCHEMA,
 } from '../model/state.js';
+import { qualified } from '../sql/quote.js';
 import { redactUrl } from '../util/url.js';
 import { alterOptionsSql, createSql, dropSql, markSql } from './sql.js';
 import type { Action, Blocker, DatabasePlan, Note, Plan, PlanStep, Risk } from './types.js';
 
-export interface LiveDatabase {
-  readonly state: DatabaseState;
-  readonly facts: LiveFacts;
-}
-
 /** Creates run in this order, drops of replaced objects in the reverse. */
 export const PHASES: readonly ObjectKind[] = [
-  'extension',
   'schema',
+  'extension',
   'table',
   'index',
   'server',
@@ -116,18 +112,27 @@ export function describeFields(fields: Readonly<Record<string, FieldChange>>): s
       }
       for (const name of a.keys()) if (!d.has(name)) parts.push(`column ${name} removed`);
       if (parts.length === 0) parts.push('column order changed');
-    } else if (field === 'options' || field === 'params') {
+    } else if ((field === 'options' || field === 'params') && !Array.isArray(to)) {
       const a = (from ?? {}) as Record<string, string>;
       const d = (to ?? {}) as Record<string, string>;
       for (const k of [...new Set([...Object.keys(d), ...Object.keys(a)])].sort()) {
         if (a[k] === d[k]) continue;
-        if (k === 'password') parts.push(a[k] === undefined ? 'password set' : d[k] === undefined ? 'password removed' : 'password changed');
+        const secretish = [a[k], d[k]].some((v) => v?.startsWith('hmac:'));
+        if (secretish) parts.push(a[k] === undefined ? `${k} set` : d[k] === undefined ? `${k} removed` : `${k} changed`);
         else parts.push(`${k}: ${a[k] ?? '(none)'} → ${d[k] ?? '(none)'}`);
       }
     } else if (field === 'definitionIntact') {
       parts.push('definition edited outside vecscale');
     } else if (field === 'valid') {
       parts.push('index is invalid (an interrupted concurrent build)');
+    } else if (field === 'ordinary') {
+      parts.push('is a partitioned table, not an ordinary table as vecs needs');
+    } else if (field === 'materialized') {
+      parts.push('is a materialized view');
+    } else if (field === 'columnOptions') {
+      parts.push(`column options set by hand (${Object.keys(from as object).join(', ')})`);
+    } else if (field === 'options' && Array.isArray(to)) {
+      parts.push(`view options ${JSON.stringify(from)} → ${JSON.stringify(to)}`);
     } else if (field === 'kind') {
       parts.push(`is a ${show(from).replace('_', ' ')}, should be a ${show(to).replace('_', ' ')}`);
     } else {
@@ -162,7 +167,8 @@ function decide(
     const what = describeFields(fields);
     const ownedElsewhere = !a.managed && d.managed && d.kind !== 'user_mapping';
     if (ownedElsewhere) {
-      if (Object.keys(fields).every((f) => f === 'managed')) {
+      // A view's definition cannot be compared with ours (only its columns can): never adopt one.
+      if (d.kind !== 'view' && Object.keys(fields).every((f) => f === 'managed')) {
         decisions.set(change.key, { action: 'adopt', risk: 'safe', reason: 'exists exactly as needed but unmarked: adopted as managed', desired: d, actual: a });
       } else {
         blockers.push({
@@ -225,24 +231,29 @@ function cascade(desired: DatabaseState, actual: DatabaseState, decisions: Map<s
 
 function toStep(database: string, dec: Decision, decisions: ReadonlyMap<string, Decision>, ctx: DesiredContext): PlanStep {
   const { desired: d, actual: a } = dec;
-  const base = { id: `${database}/${d.key}`, database, action: dec.action, kind: d.kind, object: describeObject(d), reason: dec.reason, risk: dec.risk };
+  // An adopted object keeps its own name (a vecs-made index its suffix): describe what is there.
+  const shown = dec.action === 'adopt' && a ? a : d;
+  const base = { id: `${database}/${d.key}`, database, action: dec.action, kind: d.kind, object: describeObject(shown), reason: dec.reason, risk: dec.risk };
   const sqlCtx = { vectorSchema: ctx.vectorSchema };
   // An index on a table that already exists is built CONCURRENTLY, outside the transaction: no write lock on rows.
   if (d.kind === 'index' && (dec.action === 'create' || dec.action === 'replace')) {
     const table = decisions.get(d.dependsOn?.[0] ?? '');
     const tableIsNew = table?.action === 'create' || table?.action === 'replace';
     if (!tableIsNew) {
+      // An interrupted CONCURRENTLY build leaves an invalid index under the new name: clear it first.
+      const leftover = `DROP INDEX CONCURRENTLY IF EXISTS ${qualified(d.schema, d.name)}`;
       const build = createSql(d, sqlCtx, { concurrently: true });
       const old = a ? (dropSql(a, { concurrently: true }) ?? []) : [];
       const sameName = a?.kind === 'index' && a.name === d.name;
-      return { ...base, drop: [], sql: sameName ? [...old, ...build] : [...build, ...old], transactional: false };
+      return { ...base, drop: [], sql: sameName ? [...old, ...build] : [leftover, ...build, ...old], transactional: false };
     }
   }
   switch (dec.action) {
     case 'create':
       return { ...base, drop: [], sql: createSql(d, sqlCtx), transactional: true };
     case 'adopt':
-      return { ...base, drop: [], sql: [markSql(d) ?? ''].filter(Boolean), transactional: true };
+      // Mark what exists under its own name (a vecs-made index keeps its random suffix).
+      return { ...base, drop: [], sql: [markSql(a!) ?? ''].filter(Boolean), transactional: true };
     case 'alter':
       return { ...base, drop: [], sql: alterOptionsSql(a!, d), transactional: true };
     case 'replace': {

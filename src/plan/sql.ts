@@ -4,6 +4,7 @@
  * not depend on the applying role's search_path.
  */
 import { ident, literal, options, qualified, secret } from '../sql/quote.js';
+import { byCodePoint } from '../util/fingerprint.js';
 import { type Column, type DbObject, MANAGED_COMMENT, type ObjectKind, VIEWDEF_MARK } from '../model/state.js';
 
 export interface SqlContext {
@@ -44,7 +45,7 @@ const viewMark = (name: string): string =>
 const roleSql = (role: string): string => (role === 'public' ? 'PUBLIC' : ident(role));
 
 const sortedOptions = (o: Readonly<Record<string, string>>): Array<[string, string]> =>
-  Object.entries(o).sort(([a], [b]) => a.localeCompare(b));
+  Object.entries(o).sort(([a], [b]) => byCodePoint(a, b));
 
 const builders: { [K in ObjectKind]: Builders<K> } = {
   extension: {
@@ -61,7 +62,13 @@ const builders: { [K in ObjectKind]: Builders<K> } = {
         `PRIMARY KEY (${o.primaryKey.map(ident).join(', ')})`,
       ].join(', ')})`,
     ],
-    drop: (o) => [`DROP TABLE ${qualified(o.schema, o.name)} RESTRICT`],
+    // Planned only for an empty table; rows written since the plan are not lost: checked under an exclusive lock.
+    drop: (o) => [
+      `LOCK TABLE ${qualified(o.schema, o.name)} IN ACCESS EXCLUSIVE MODE`,
+      `DO $vecscale$ BEGIN IF EXISTS (SELECT FROM ${qualified(o.schema, o.name)}) THEN ` +
+        `RAISE EXCEPTION 'vecscale: %.% gained rows since it was planned; nothing dropped', ${literal(o.schema)}, ${literal(o.name)}; END IF; END $vecscale$`,
+      `DROP TABLE ${qualified(o.schema, o.name)} RESTRICT`,
+    ],
     mark: (o) => comment('TABLE', qualified(o.schema, o.name)),
   },
   index: {

@@ -9,6 +9,9 @@ const processKey = randomBytes(32);
 export const secretFingerprint = (value: string): string =>
   `hmac:${createHmac('sha256', processKey).update(value).digest('hex').slice(0, 16)}`;
 
+/** Code-point order: locale-independent, so plans sort the same on every machine. */
+export const byCodePoint = (a: string, b: string): number => (a < b ? -1 : a > b ? 1 : 0);
+
 /** A short, stable content hash (names, plan ids). */
 export const shortHash = (text: string, length = 7): string =>
   createHash('sha256').update(text).digest('hex').slice(0, length);

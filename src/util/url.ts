@@ -2,6 +2,15 @@
  * Connection URLs carry passwords. Everything vecscale prints goes through `redactUrl`, which keeps
  * `postgres://user@host:port/db` and drops the password and every query parameter that could hold one.
  */
+/** decodeURIComponent that keeps a malformed escape as written instead of throwing. */
+export function safeDecode(s: string): string {
+  try {
+    return decodeURIComponent(s);
+  } catch {
+    return s;
+  }
+}
+
 export function redactUrl(url: string): string {
   let u: URL;
   try {
@@ -9,7 +18,7 @@ export function redactUrl(url: string): string {
   } catch {
     return '<invalid url>';
   }
-  const user = u.username ? `${decodeURIComponent(u.username)}@` : '';
+  const user = u.username ? `${safeDecode(u.username)}@` : '';
   const port = u.port ? `:${u.port}` : '';
   return `${u.protocol}//${user}${u.hostname}${port}${u.pathname}`;
 }
@@ -38,11 +47,12 @@ export interface PgUrlParts {
 export function parsePgUrl(url: string): PgUrlParts {
   const u = new URL(url);
   return {
-    host: decodeURIComponent(u.hostname).replace(/^\[(.*)\]$/, '$1'),
+    host: safeDecode(u.hostname).replace(/^\[(.*)\]$/, '$1'),
     port: u.port ? Number(u.port) : 5432,
-    database: decodeURIComponent(u.pathname.replace(/^\//, '')) || 'postgres',
-    user: decodeURIComponent(u.username),
-    password: u.password ? decodeURIComponent(u.password) : undefined,
+    // NOTE: like libpq (and node-pg), a URL without a database means the database named after the user.
+    database: safeDecode(u.pathname.replace(/^\//, '')) || safeDecode(u.username) || 'postgres',
+    user: safeDecode(u.username),
+    password: u.password ? safeDecode(u.password) : undefined,
     sslmode: u.searchParams.get('sslmode') ?? undefined,
   };
 }

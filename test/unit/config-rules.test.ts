@@ -22,6 +22,7 @@ const check = (collections: string, head = base): string[] => lines(parseTopolog
 test('the rules are named, and valid input passes all of them', () => {
   assert.deepEqual(Object.keys(RULES), [
     'urlsArePostgres', 'databasesAreDistinct', 'secondaryIsDefined', 'efConstructionCoversM', 'dimensionIsIndexable', 'columnNamesAreFree',
+    'collectionsVisibleToVecs', 'extensionSchemaIsFree',
   ]);
   assert.deepEqual(check('  docs: { secondary: pod_text, dimension: 2000, index: { m: 32, ef_construction: 64 } }\n'), []);
 });
@@ -60,8 +61,8 @@ test('dimensionIsIndexable: over 2000 dimensions only without an index', () => {
 
 test('columnNamesAreFree: id, embedding and metadata are reserved, reported at the key', () => {
   assert.deepEqual(check('  docs:\n    secondary: pod_text\n    dimension: 3\n    columns:\n      title: text\n      metadata: jsonb\n      id: int\n'), [
-    't.yaml:15:7: collections.docs.columns.metadata: column name "metadata" is reserved: vecscale uses id, embedding, metadata for every collection',
-    't.yaml:16:7: collections.docs.columns.id: column name "id" is reserved: vecscale uses id, embedding, metadata for every collection',
+    't.yaml:15:7: collections.docs.columns.metadata: column name "metadata" is reserved: id, embedding, metadata, vec are vecscale\'s and ctid, xmin, xmax, cmin, cmax, tableoid are PostgreSQL system columns',
+    't.yaml:16:7: collections.docs.columns.id: column name "id" is reserved: id, embedding, metadata, vec are vecscale\'s and ctid, xmin, xmax, cmin, cmax, tableoid are PostgreSQL system columns',
   ]);
 });
 
@@ -75,7 +76,7 @@ test('urlsArePostgres: scheme, host and user, quoted without the password', () =
   assert.deepEqual(only('postgres://u@db'), []);
 });
 
-test('databasesAreDistinct: defaults applied, host case ignored, reported at the later URL', () => {
+test('databasesAreDistinct: defaults applied (no database = the user\'s, as libpq), host case ignored, reported at the later URL', () => {
   const head = `version: 1
 primary:
   url: postgres://postgres:\${PW}@db.primary/postgres
@@ -85,6 +86,8 @@ secondaries:
   b:
     url: postgresql://y:\${PW2}@DB.POD1:5432/vectors
   c:
+    url: postgres://postgres:\${PW2}@db.primary:5432
+  e:
     url: postgres://z:\${PW2}@db.primary:5432
   d:
     url: postgres://z:\${PW2}@db.pod1/other

@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { buildDesired } from '../../src/desired.js';
-import { keys, type DatabaseState, type DbObject, type LiveFacts } from '../../src/model/state.js';
-import { buildPlan, type LiveDatabase } from '../../src/plan/planner.js';
+import { keys, type DatabaseState, type DbObject, type LiveDatabase, type LiveFacts } from '../../src/model/state.js';
+import { buildPlan } from '../../src/plan/planner.js';
 import { planToJson, renderPlan } from '../../src/render/plan.js';
 import { Chalk } from 'chalk';
 import { collection, SECRET_A, SECRET_B, topology } from '../topologies.js';
@@ -44,15 +44,15 @@ test('from empty databases: every object, secondaries first, in phase order', ()
   assert.deepEqual(plan.databases.map((d) => d.database), ['pod_text', 'pod_img', 'primary']);
   const text = plan.databases.find((d) => d.database === 'pod_text')!;
   assert.deepEqual(text.steps.map((s) => `${s.action} ${s.object}`), [
-    'create extension vector',
     'create schema vecs',
+    'create extension vector',
     'create table vecs.docs',
     `create index vecs.${(text.steps[3] as { object: string }).object.split(' ')[1]!.split('.')[1]} on docs`,
     'create view public.docs',
   ]);
   const primary = plan.databases.find((d) => d.database === 'primary')!;
   assert.deepEqual(primary.steps.map((s) => s.kind), [
-    'extension', 'extension', 'schema', 'server', 'server', 'user_mapping', 'user_mapping',
+    'schema', 'extension', 'extension', 'server', 'server', 'user_mapping', 'user_mapping',
     'foreign_table', 'foreign_table', 'view', 'view',
   ]);
   assert.deepEqual(plan.summary, { create: 21, change: 0, replace: 0, drop: 0 });
@@ -63,8 +63,8 @@ test('exact SQL on a secondary: the vecs table, its index named for vecs, the vi
   const plan = buildPlan(topology(), emptyLive());
   const sql = plan.databases.find((d) => d.database === 'pod_text')!.steps.flatMap((s) => s.sql);
   assert.deepEqual(sql, [
-    'CREATE EXTENSION IF NOT EXISTS "vector" WITH SCHEMA "public"',
     'CREATE SCHEMA IF NOT EXISTS "vecs"',
+    'CREATE EXTENSION IF NOT EXISTS "vector" WITH SCHEMA "public"',
     'CREATE TABLE "vecs"."docs" ("id" character varying NOT NULL, "vec" "public".vector(384) NOT NULL, "metadata" jsonb NOT NULL DEFAULT \'{}\'::jsonb, PRIMARY KEY ("id"))',
     'COMMENT ON TABLE "vecs"."docs" IS \'managed by vecscale\'',
     sql[4]!,
@@ -127,8 +127,9 @@ test('index parameters changed on an existing table: replaced concurrently, outs
   assert.equal(step.transactional, false);
   assert.equal(step.risk, 'disruptive');
   assert.match(step.reason, /ef_construction: 64 → 128; m: 16 → 32/);
-  assert.match(step.sql[0]!, /^CREATE INDEX CONCURRENTLY "ix_vector_cosine_ops_hnsw_m32_efc128_/);
-  assert.match(step.sql[2]!, /^DROP INDEX CONCURRENTLY "vecs"\."ix_vector_cosine_ops_hnsw_m16_efc64_[0-9a-f]{7}" RESTRICT$/);
+  assert.match(step.sql[0]!, /^DROP INDEX CONCURRENTLY IF EXISTS "vecs"\."ix_vector_cosine_ops_hnsw_m32_efc128_[0-9a-f]{7}"$/, 'clears a leftover of an interrupted build');
+  assert.match(step.sql[1]!, /^CREATE INDEX CONCURRENTLY "ix_vector_cosine_ops_hnsw_m32_efc128_/);
+  assert.match(step.sql[3]!, /^DROP INDEX CONCURRENTLY "vecs"\."ix_vector_cosine_ops_hnsw_m16_efc64_[0-9a-f]{7}" RESTRICT$/);
 });
 
 test('a new extracted column replaces the secondary view, the foreign table and the API view that depends on it', () => {
