@@ -2,7 +2,7 @@
  * diff(actual, desired): what differs, field by field. It only describes; whether a difference means ALTER,
  * replace, adopt or refusal — and the SQL — is the planner's decision.
  */
-import type { DatabaseState, DbObject } from './model/state.js';
+import { type DatabaseState, type DbObject, ownOptions } from './model/state.js';
 import { byCodePoint } from './util/fingerprint.js';
 
 export interface FieldChange {
@@ -53,9 +53,9 @@ function comparable(o: DbObject): Record<string, unknown> {
         options: o.options,
       };
     case 'server':
-      return { wrapper: o.wrapper, options: o.options };
+      return { wrapper: o.wrapper, options: ownOptions('server', o.options) };
     case 'user_mapping':
-      return { options: o.options };
+      return { options: ownOptions('user_mapping', o.options) };
     case 'foreign_table':
       return {
         kind: o.kind,

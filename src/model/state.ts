@@ -154,6 +154,20 @@ export interface LiveFacts {
   readonly nonEmpty: ReadonlySet<string>;
 }
 
+/**
+ * The options vecscale sets. Others a user sets by hand (fetch_size, sslcert for certificate auth, …) are theirs:
+ * never compared, never removed.
+ */
+export const OWN_OPTIONS: Readonly<Record<'server' | 'user_mapping', readonly string[]>> = {
+  server: ['dbname', 'extensions', 'host', 'port', 'sslmode'],
+  user_mapping: ['password', 'user'],
+};
+
+/** The part of an object's options that vecscale owns. */
+export function ownOptions(kind: 'server' | 'user_mapping', options: Readonly<Record<string, string>>): Record<string, string> {
+  return Object.fromEntries(Object.entries(options).filter(([k]) => OWN_OPTIONS[kind].includes(k)));
+}
+
 /** One database as introspection found it. */
 export interface LiveDatabase {
   readonly state: DatabaseState;

@@ -18,7 +18,7 @@ import {
 } from '../model/state.js';
 import { qualified } from '../sql/quote.js';
 import { redactUrl } from '../util/url.js';
-import { alterOptionsSql, createSql, dropSql, markSql } from './sql.js';
+import { alterSql, appendsColumns, createSql, dropSql, markSql } from './sql.js';
 import type { Action, Blocker, DatabasePlan, Note, Plan, PlanStep, Risk } from './types.js';
 
 /** Creates run in this order, drops of replaced objects in the reverse. */
@@ -199,6 +199,15 @@ function decide(
           decisions.set(change.key, { action: 'replace', risk: 'disruptive', reason: `${what} (the table is empty)`, desired: d, actual: a });
         }
         break;
+      case 'view':
+      case 'foreign_table':
+        // Columns only appended (a new metadata key): changed in place, so grants and dependants survive.
+        if (Object.keys(fields).every((f) => f === 'columns') && a.kind === d.kind && appendsColumns(a.columns, d.columns)) {
+          decisions.set(change.key, { action: 'alter', risk: 'safe', reason: what, desired: d, actual: a });
+          break;
+        }
+        decisions.set(change.key, { action: 'replace', risk: 'disruptive', reason: what || 'definition changed', desired: d, actual: a });
+        break;
       default:
         decisions.set(change.key, { action: 'replace', risk: 'disruptive', reason: what || 'definition changed', desired: d, actual: a });
     }
@@ -255,7 +264,7 @@ function toStep(database: string, dec: Decision, decisions: ReadonlyMap<string, 
       // Mark what exists under its own name (a vecs-made index keeps its random suffix).
       return { ...base, drop: [], sql: [markSql(a!) ?? ''].filter(Boolean), transactional: true };
     case 'alter':
-      return { ...base, drop: [], sql: alterOptionsSql(a!, d), transactional: true };
+      return { ...base, drop: [], sql: alterSql(a!, d, sqlCtx), transactional: true };
     case 'replace': {
       const drop = dropSql(a!);
       if (!drop) throw new Error(`vecscale never drops a ${a!.kind}`);

@@ -5,7 +5,7 @@
  */
 import { ident, literal, options, qualified, secret } from '../sql/quote.js';
 import { byCodePoint } from '../util/fingerprint.js';
-import { type Column, type DbObject, MANAGED_COMMENT, type ObjectKind, VIEWDEF_MARK } from '../model/state.js';
+import { type Column, type DbObject, MANAGED_COMMENT, type ObjectKind, ownOptions, VIEWDEF_MARK } from '../model/state.js';
 
 export interface SqlContext {
   readonly vectorSchema: string;
@@ -149,16 +149,32 @@ function optionChanges(
   return `OPTIONS (${parts.join(', ')})`;
 }
 
-/** In-place change of options; only servers and user mappings change in place. */
-export function alterOptionsSql(actual: DbObject, desired: DbObject): string[] {
+/** Whether `desired` only appends columns to `actual` (the in-place change that keeps grants and dependants). */
+export function appendsColumns(actual: readonly Column[], desired: readonly Column[]): boolean {
+  return desired.length > actual.length && actual.every((c, i) => desired[i]?.name === c.name && desired[i]?.type === c.type);
+}
+
+/**
+ * In-place changes: options of servers and user mappings (only the options vecscale owns), and appended columns of
+ * views (CREATE OR REPLACE VIEW) and foreign tables (ADD COLUMN). Grants and dependants survive.
+ */
+export function alterSql(actual: DbObject, desired: DbObject, ctx: SqlContext): string[] {
   if (desired.kind === 'server' && actual.kind === 'server') {
-    return [`ALTER SERVER ${ident(desired.name)} ${optionChanges(actual.options, desired.options, (_, v) => literal(v))}`];
+    const own = ownOptions('server', actual.options);
+    return [`ALTER SERVER ${ident(desired.name)} ${optionChanges(own, desired.options, (_, v) => literal(v))}`];
   }
   if (desired.kind === 'user_mapping' && actual.kind === 'user_mapping') {
+    const own = ownOptions('user_mapping', actual.options);
     const value = (k: string, v: string) => (k === 'password' && desired.passwordRef ? secret(desired.passwordRef) : literal(v));
-    return [
-      `ALTER USER MAPPING FOR ${roleSql(desired.role)} SERVER ${ident(desired.server)} ${optionChanges(actual.options, desired.options, value)}`,
-    ];
+    return [`ALTER USER MAPPING FOR ${roleSql(desired.role)} SERVER ${ident(desired.server)} ${optionChanges(own, desired.options, value)}`];
+  }
+  if (desired.kind === 'view' && actual.kind === 'view' && desired.query !== undefined) {
+    const name = qualified(desired.schema, desired.name);
+    return [`CREATE OR REPLACE VIEW ${name} AS ${desired.query}`, viewMark(name)];
+  }
+  if (desired.kind === 'foreign_table' && actual.kind === 'foreign_table') {
+    const added = desired.columns.slice(actual.columns.length).map((c) => `ADD COLUMN ${columnSql(c, ctx)}`);
+    return [`ALTER FOREIGN TABLE ${qualified(desired.schema, desired.name)} ${added.join(', ')}`];
   }
   throw new Error(`no in-place change for ${desired.kind}`);
 }

@@ -140,7 +140,34 @@ test('adding a collection changes nothing else and keeps existing rows', async (
   assert.deepEqual(steps(await plan(file.load())), []);
 });
 
+const IMAGES = `  images:
+    secondary: pod_b
+    dimension: 4
+    metric: l2
+    index: { method: ivfflat, lists: 10 }
+`;
+
 const DOCS_M8 = DOCS.replace('m: 16, ef_construction: 64', 'm: 8, ef_construction: 32');
+
+test('adding a metadata column changes the views in place: a grant on the API view survives', async () => {
+  await sql(dbs.primary, `DO $$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'vs_reader') THEN CREATE ROLE vs_reader; END IF; END $$`);
+  await sql(dbs.primary, 'GRANT SELECT ON public.docs TO vs_reader');
+  const withLang = DOCS + '      lang: text\n';
+  file.write(withLang + IMAGES);
+  const p = await plan(file.load());
+  assert.deepEqual(steps(p), ['pod_a: alter view public.docs', 'primary: alter foreign table vecscale_remote.docs', 'primary: alter view public.docs']);
+  await apply(file.load(), { approve });
+  const [grant] = await sql(dbs.primary, `SELECT has_table_privilege('vs_reader', 'public.docs', 'SELECT') AS ok`);
+  assert.equal(grant!.ok, true);
+  assert.deepEqual(await sql(dbs.primary, `SELECT lang FROM public.docs WHERE id = 'a'`), [{ lang: null }]);
+  assert.deepEqual(steps(await plan(file.load())), []);
+  // Removing the column again cannot be done in place: the views and the foreign table are replaced.
+  file.write(DOCS + IMAGES);
+  const back = await plan(file.load());
+  assert.deepEqual(steps(back), ['pod_a: replace view public.docs', 'primary: replace foreign table vecscale_remote.docs', 'primary: replace view public.docs']);
+  await apply(file.load(), { approve });
+  assert.deepEqual(steps(await plan(file.load())), []);
+});
 
 test('changing the index parameters replaces the index and keeps the rows', async () => {
   file.write(DOCS_M8 + `  images:

@@ -132,17 +132,30 @@ test('index parameters changed on an existing table: replaced concurrently, outs
   assert.match(step.sql[3]!, /^DROP INDEX CONCURRENTLY "vecs"\."ix_vector_cosine_ops_hnsw_m16_efc64_[0-9a-f]{7}" RESTRICT$/);
 });
 
-test('a new extracted column replaces the secondary view, the foreign table and the API view that depends on it', () => {
+test('a new extracted column changes both views and the foreign table in place (grants survive)', () => {
   const base = topology();
   const t2 = topology({
     collections: [collection('docs', 'pod_text', { dimension: 384, columns: [...base.collections[0]!.columns, { name: 'lang', type: 'text' }] }), base.collections[1]!],
   });
   const plan = buildPlan(t2, converged(base));
   const byDb = Object.fromEntries(plan.databases.map((d) => [d.database, d.steps.map((s) => `${s.action} ${s.object}`)]));
-  assert.deepEqual(byDb.pod_text, ['replace view public.docs']);
-  assert.deepEqual(byDb.primary, ['replace foreign table vecscale_remote.docs', 'replace view public.docs']);
+  assert.deepEqual(byDb.pod_text, ['alter view public.docs']);
+  assert.deepEqual(byDb.primary, ['alter foreign table vecscale_remote.docs', 'alter view public.docs']);
   const primary = plan.databases.find((d) => d.database === 'primary')!;
   assert.equal(primary.steps[1]!.reason, 'column lang added');
+  assert.deepEqual(primary.steps[0]!.sql, ['ALTER FOREIGN TABLE "vecscale_remote"."docs" ADD COLUMN "lang" text']);
+  assert.match(primary.steps[1]!.sql[0]!, /^CREATE OR REPLACE VIEW "public"\."docs" AS SELECT "id", "embedding", "metadata", "url", "year", "lang" FROM/);
+  assert.deepEqual(primary.steps[1]!.drop, []);
+});
+
+test('a column type change replaces the foreign table and, with it, the API view built on it', () => {
+  const base = topology();
+  const t2 = topology({
+    collections: [collection('docs', 'pod_text', { dimension: 384, columns: [{ name: 'url', type: 'text' }, { name: 'year', type: 'bigint' }] }), base.collections[1]!],
+  });
+  const primary = buildPlan(t2, converged(base)).databases.find((d) => d.database === 'primary')!;
+  assert.deepEqual(primary.steps.map((s) => `${s.action} ${s.object}`), ['replace foreign table vecscale_remote.docs', 'replace view public.docs']);
+  assert.equal(primary.steps[0]!.reason, 'column year: integer → bigint');
   assert.deepEqual(primary.steps[1]!.drop, ['DROP VIEW "public"."docs" RESTRICT']);
 });
 
