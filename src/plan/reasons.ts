@@ -1,0 +1,82 @@
+/** The human reasons plans give: why an object is created, and what differs when it is changed. */
+import type { FieldChange } from '../diff.js';
+import { API_SCHEMA, type DbObject, REMOTE_SCHEMA, VECS_SCHEMA } from '../model/state.js';
+
+/** Why an object exists, as a create step's reason. */
+export function purpose(o: DbObject): string {
+  switch (o.kind) {
+    case 'extension':
+      return o.name === 'vector' ? `pgvector, in schema ${o.schema}` : 'the wrappers reach the secondaries through postgres_fdw';
+    case 'schema':
+      return o.name === VECS_SCHEMA
+        ? "the vecs client's schema"
+        : o.name === REMOTE_SCHEMA
+          ? 'private schema for the foreign tables (applications use the views)'
+          : 'schema for pgvector';
+    case 'table': {
+      const vec = o.columns.find((c) => c.name === 'vec');
+      return `collection ${o.name}: ${vec?.type ?? 'vector'} rows, as the vecs client creates them`;
+    }
+    case 'index':
+      return `${o.method} (${Object.entries(o.params).map(([k, v]) => `${k}=${v}`).join(', ')}) with ${o.opclass}, named so vecs finds it`;
+    case 'view':
+      return o.schema === API_SCHEMA && o.query?.includes(REMOTE_SCHEMA)
+        ? `API relation for collection ${o.name}, read through the foreign table`
+        : `exposes ${VECS_SCHEMA}.${o.name} (embedding = vec, metadata keys as columns) to the wrappers`;
+    case 'server':
+      return `reaches secondary ${o.name} at ${o.options.host}:${o.options.port}/${o.options.dbname}, pgvector operators shipped (extensions 'vector')`;
+    case 'user_mapping':
+      return `${o.role} connects to ${o.server} as ${o.options.user}`;
+    case 'foreign_table':
+      return `reads ${o.options.schema_name}.${o.options.table_name} on ${o.server}`;
+  }
+}
+
+const show = (v: unknown): string => (typeof v === 'string' ? v : JSON.stringify(v));
+
+/** Human account of field changes; never prints a password or its fingerprint. */
+export function describeFields(fields: Readonly<Record<string, FieldChange>>): string {
+  const parts: string[] = [];
+  for (const [field, { from, to }] of Object.entries(fields)) {
+    if (field === 'managed' || field === 'name') continue;
+    if (field === 'columns') {
+      const a = new Map((from as Array<{ name: string; type: string }> | undefined)?.map((c) => [c.name, c]) ?? []);
+      const d = new Map((to as Array<{ name: string; type: string }> | undefined)?.map((c) => [c.name, c]) ?? []);
+      for (const [name, c] of d) {
+        const old = a.get(name);
+        if (!old) parts.push(`column ${name} added`);
+        else if (JSON.stringify(old) !== JSON.stringify(c)) {
+          parts.push(old.type !== c.type ? `column ${name}: ${old.type} → ${c.type}` : `column ${name} changed`);
+        }
+      }
+      for (const name of a.keys()) if (!d.has(name)) parts.push(`column ${name} removed`);
+      if (parts.length === 0) parts.push('column order changed');
+    } else if ((field === 'options' || field === 'params') && !Array.isArray(to)) {
+      const a = (from ?? {}) as Record<string, string>;
+      const d = (to ?? {}) as Record<string, string>;
+      for (const k of [...new Set([...Object.keys(d), ...Object.keys(a)])].sort()) {
+        if (a[k] === d[k]) continue;
+        const secretish = [a[k], d[k]].some((v) => v?.startsWith('hmac:'));
+        if (secretish) parts.push(a[k] === undefined ? `${k} set` : d[k] === undefined ? `${k} removed` : `${k} changed`);
+        else parts.push(`${k}: ${a[k] ?? '(none)'} → ${d[k] ?? '(none)'}`);
+      }
+    } else if (field === 'definitionIntact') {
+      parts.push('definition edited outside vecscale');
+    } else if (field === 'valid') {
+      parts.push('index is invalid (an interrupted concurrent build)');
+    } else if (field === 'ordinary') {
+      parts.push('is a partitioned table, not an ordinary table as vecs needs');
+    } else if (field === 'materialized') {
+      parts.push('is a materialized view');
+    } else if (field === 'columnOptions') {
+      parts.push(`column options set by hand (${Object.keys(from as object).join(', ')})`);
+    } else if (field === 'options' && Array.isArray(to)) {
+      parts.push(`view options ${JSON.stringify(from)} → ${JSON.stringify(to)}`);
+    } else if (field === 'kind') {
+      parts.push(`is a ${show(from).replace('_', ' ')}, should be a ${show(to).replace('_', ' ')}`);
+    } else {
+      parts.push(`${field}: ${show(from)} → ${show(to)}`);
+    }
+  }
+  return parts.join('; ');
+}
