@@ -2,7 +2,17 @@
  * Topology → desired state of every database. Pure: the only live inputs (where pgvector sits, which role the
  * primary connection is) arrive as a resolved context.
  */
-import type { CollectionSpec, ColumnType, IndexSpec, Metric, Topology } from './config/types.js';
+import {
+  type CollectionSpec,
+  type ColumnType,
+  DEFAULT_QUERY_SETTINGS,
+  type IndexSpec,
+  type Metric,
+  type QuerySettings,
+  type SecondarySpec,
+  type Topology,
+} from './config/types.js';
+import { filterFunction, matchFunction } from './query/match-function.js';
 import { ident, literal, qualified } from './sql/quote.js';
 import {
   API_SCHEMA,
@@ -10,7 +20,9 @@ import {
   type DatabaseState,
   type DbObject,
   keys,
+  HELPER_SCHEMA,
   REMOTE_SCHEMA,
+  SEARCH_SCHEMA,
   VECS_SCHEMA,
 } from './model/state.js';
 import { secretFingerprint, shortHash } from './util/fingerprint.js';
@@ -137,56 +149,96 @@ function secondaryObjects(collections: readonly CollectionSpec[], ctx: DesiredCo
   return objects;
 }
 
+/**
+ * The session settings a secondary's queries need, as a server's `options` (libpq's `-c`): primary-side SETs never
+ * reach the secondary. cursor_tuple_fraction=1 makes the remote planner plan the cursor postgres_fdw opens like the
+ * query itself.
+ */
+export function sessionOptions(q: QuerySettings): string {
+  return `-c cursor_tuple_fraction=1 -c hnsw.ef_search=${q.efSearch} -c hnsw.iterative_scan=${q.iterativeScan} -c ivfflat.probes=${q.probes}`;
+}
+
+const sameSettings = (a: QuerySettings, b: QuerySettings): boolean => sessionOptions(a) === sessionOptions(b);
+
+/**
+ * The server a collection is reached through: the secondary's own name for the default settings, and one server per
+ * other settings profile (settings travel per connection, and postgres_fdw keeps one connection per server).
+ */
+export function serverFor(secondary: string, q: QuerySettings): string {
+  return sameSettings(q, DEFAULT_QUERY_SETTINGS) ? secondary : `${secondary.slice(0, 53)}_q${shortHash(sessionOptions(q))}`;
+}
+
+function serverObjects(s: SecondarySpec, q: QuerySettings, ctx: DesiredContext): DbObject[] {
+  const url = parsePgUrl(s.url);
+  const name = serverFor(s.name, q);
+  const options: Record<string, string> = {
+    async_capable: 'true',
+    batch_size: '1000',
+    dbname: url.database,
+    // Without it postgres_fdw ships no pgvector operator, so every kNN query pulls the whole collection.
+    extensions: 'vector',
+    host: url.host,
+    options: sessionOptions(q),
+    port: String(url.port),
+  };
+  if (url.sslmode) options.sslmode = url.sslmode;
+  const mapping: Record<string, string> = { user: url.user };
+  if (url.password !== undefined) mapping.password = secretFingerprint(url.password);
+  return [
+    { kind: 'server', key: keys.server(name), managed: true, name, wrapper: 'postgres_fdw', options },
+    {
+      kind: 'user_mapping',
+      key: keys.userMapping(name, ctx.primaryRole),
+      managed: true,
+      server: name,
+      role: ctx.primaryRole,
+      options: mapping,
+      ...(url.password !== undefined ? { passwordRef: mappingPasswordRef(s.name) } : {}),
+      dependsOn: [keys.server(name)],
+    },
+  ];
+}
+
 function primaryObjects(topology: Topology, ctx: DesiredContext): DbObject[] {
   const objects: DbObject[] = [
     { kind: 'extension', key: keys.extension('vector'), managed: false, name: 'vector', schema: ctx.vectorSchema },
     { kind: 'extension', key: keys.extension('postgres_fdw'), managed: false, name: 'postgres_fdw', schema: ctx.vectorSchema },
     { kind: 'schema', key: keys.schema(REMOTE_SCHEMA), managed: true, name: REMOTE_SCHEMA },
+    { kind: 'schema', key: keys.schema(SEARCH_SCHEMA), managed: true, name: SEARCH_SCHEMA },
+    { kind: 'schema', key: keys.schema(HELPER_SCHEMA), managed: true, name: HELPER_SCHEMA },
+    filterFunction(),
   ];
   if (ctx.vectorSchema !== API_SCHEMA) {
     objects.push({ kind: 'schema', key: keys.schema(ctx.vectorSchema), managed: false, name: ctx.vectorSchema });
   }
+  const servers = new Map<string, DbObject[]>();
   for (const s of topology.secondaries) {
-    const url = parsePgUrl(s.url);
-    const options: Record<string, string> = {
-      dbname: url.database,
-      // Without it postgres_fdw ships no pgvector operator, so every kNN query pulls the whole collection.
-      extensions: 'vector',
-      host: url.host,
-      port: String(url.port),
-    };
-    if (url.sslmode) options.sslmode = url.sslmode;
-    objects.push({ kind: 'server', key: keys.server(s.name), managed: true, name: s.name, wrapper: 'postgres_fdw', options });
-    const mapping: Record<string, string> = { user: url.user };
-    if (url.password !== undefined) mapping.password = secretFingerprint(url.password);
-    objects.push({
-      kind: 'user_mapping',
-      key: keys.userMapping(s.name, ctx.primaryRole),
-      managed: true,
-      server: s.name,
-      role: ctx.primaryRole,
-      options: mapping,
-      ...(url.password !== undefined ? { passwordRef: mappingPasswordRef(s.name) } : {}),
-      dependsOn: [keys.server(s.name)],
-    });
+    const profiles = [DEFAULT_QUERY_SETTINGS, ...topology.collections.filter((c) => c.secondary === s.name).map((c) => c.query)];
+    for (const q of profiles) servers.set(serverFor(s.name, q), serverObjects(s, q, ctx));
   }
+  objects.push(...[...servers.values()].flat());
   for (const c of topology.collections) {
     const columns = exposedColumns(c);
-    objects.push({
+    const server = serverFor(c.secondary, c.query);
+    const foreignTable = (schema: string, extra: Record<string, string>): DbObject => ({
       kind: 'foreign_table',
-      key: keys.relation(REMOTE_SCHEMA, c.name),
+      key: keys.relation(schema, c.name),
       managed: true,
-      schema: REMOTE_SCHEMA,
+      schema,
       name: c.name,
-      server: c.secondary,
-      options: { schema_name: API_SCHEMA, table_name: c.name },
+      server,
+      options: { schema_name: API_SCHEMA, table_name: c.name, ...extra },
       columns,
       columnOptions: {},
-      dependsOn: [keys.server(c.secondary), keys.schema(REMOTE_SCHEMA)],
+      dependsOn: [keys.server(server), keys.schema(schema)],
     });
-    objects.push(
-      apiView(c, `SELECT ${columns.map((x) => ident(x.name)).join(', ')} FROM ${qualified(REMOTE_SCHEMA, c.name)}`, keys.relation(REMOTE_SCHEMA, c.name)),
-    );
+    objects.push(foreignTable(REMOTE_SCHEMA, {}), foreignTable(SEARCH_SCHEMA, { use_remote_estimate: 'true' }));
+    objects.push({
+      ...apiView(c, `SELECT ${columns.map((x) => ident(x.name)).join(', ')} FROM ${qualified(REMOTE_SCHEMA, c.name)}`, keys.relation(REMOTE_SCHEMA, c.name)),
+      grantees: [...topology.apiRoles].sort(),
+      privileges: 'SELECT',
+    } as DbObject);
+    objects.push(matchFunction(c, ctx.vectorSchema, topology.apiRoles));
   }
   return objects;
 }

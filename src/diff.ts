@@ -44,8 +44,11 @@ function comparable(o: DbObject): Record<string, unknown> {
       return { kind: o.kind, columns: o.columns, primaryKey: o.primaryKey, ordinary: o.ordinary };
     case 'index':
       return { name: indexNameStem(o.name), method: o.method, column: o.column, opclass: o.opclass, params: o.params, valid: o.valid };
+    case 'function':
+      return { kind: o.kind, definitionMd5: o.definitionMd5, bodyMd5: o.bodyMd5, grantees: o.grantees };
     case 'view':
       return {
+        grantees: o.grantees,
         kind: o.kind,
         columns: o.columns.map((c) => ({ name: c.name, type: c.type })),
         definitionIntact: o.definitionIntact,
@@ -70,6 +73,8 @@ function comparable(o: DbObject): Record<string, unknown> {
 function fieldChanges(actual: DbObject, desired: DbObject): Record<string, FieldChange> {
   const a: Record<string, unknown> = { ...comparable(actual), kind: actual.kind };
   const d: Record<string, unknown> = { ...comparable(desired), kind: desired.kind };
+  // Grants are compared only where the desired state names them (the API objects).
+  if (d.grantees === undefined) delete a.grantees;
   // A mapping is ours when its server is: its `managed` is derived, never a change of its own.
   if (desired.kind !== 'extension' && desired.kind !== 'schema' && desired.kind !== 'user_mapping') {
     a.managed = actual.managed;

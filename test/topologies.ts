@@ -1,5 +1,5 @@
 /** Hand-built validated topologies for pure tests (the config stage has its own tests). */
-import type { CollectionSpec, Topology } from '../src/config/types.js';
+import { type CollectionSpec, DEFAULT_QUERY_SETTINGS, type Topology } from '../src/config/types.js';
 
 export const SECRET_A = 'canary-Pw-a1!@';
 export const SECRET_B = 'canary-Pw-b2#';
@@ -11,6 +11,7 @@ export function collection(name: string, secondary: string, over: Partial<Collec
     dimension: 3,
     metric: 'cosine',
     index: { method: 'hnsw', m: 16, efConstruction: 64 },
+    query: DEFAULT_QUERY_SETTINGS,
     columns: [],
     ...over,
   };
@@ -30,6 +31,7 @@ export function topology(over: Partial<Topology> = {}): Topology {
       collection('images', 'pod_img', { dimension: 512, metric: 'l2', index: { method: 'ivfflat', lists: 100 } }),
     ],
     extensionSchema: undefined,
+    apiRoles: [],
     secrets: [SECRET_A, SECRET_B, 'primary-pw'],
     ...over,
   };

@@ -8,8 +8,8 @@ import { isAbsolute, relative, resolve } from 'node:path';
 import { createInterpolator } from './interpolate.js';
 import { checkShape } from './parse.js';
 import { type Draft, runRules } from './rules.js';
-import type { IndexDocument, Loose, TopologyDocument } from './schema.js';
-import type { CollectionSpec, ConfigProblem, IndexSpec, LoadResult, SecondarySpec, Topology } from './types.js';
+import type { IndexDocument, Loose, QueryDocument, TopologyDocument } from './schema.js';
+import type { CollectionSpec, ConfigProblem, IndexSpec, LoadResult, QuerySettings, SecondarySpec, Topology } from './types.js';
 
 export { topologyJsonSchema } from './json-schema.js';
 export { RULES, type Rule } from './rules.js';
@@ -74,10 +74,16 @@ function toDraft(doc: Loose<TopologyDocument>): Draft {
       dimension: c.dimension,
       metric: c.metric,
       index: c.index === undefined ? undefined : toIndexSpec(c.index),
+      query: c.query === undefined ? undefined : toQuerySettings(c.query),
       columns: [...(c.columns ?? [])].flatMap(([column, type]) => (type === undefined ? [] : [{ name: column, type }])),
     })),
     extensionSchema: doc.extension_schema,
+    apiRoles: doc.api_roles ?? [],
   };
+}
+
+function toQuerySettings(query: Loose<QueryDocument>): Loose<QuerySettings> {
+  return { efSearch: query.ef_search, iterativeScan: query.iterative_scan, probes: query.probes };
 }
 
 function toIndexSpec(index: Loose<IndexDocument>): Loose<IndexSpec> {
@@ -101,11 +107,17 @@ function complete(draft: Draft, file: string, secrets: readonly string[]): Topol
   const collections: CollectionSpec[] = [];
   for (const c of draft.collections) {
     const index = c.index === undefined ? undefined : fullIndex(c.index);
-    if (c.secondary === undefined || c.dimension === undefined || c.metric === undefined || index === undefined) return undefined;
-    collections.push({ name: c.name, secondary: c.secondary, dimension: c.dimension, metric: c.metric, index, columns: c.columns });
+    const query = c.query === undefined ? undefined : fullQuery(c.query);
+    if (c.secondary === undefined || c.dimension === undefined || c.metric === undefined || index === undefined || query === undefined) return undefined;
+    collections.push({ name: c.name, secondary: c.secondary, dimension: c.dimension, metric: c.metric, index, query, columns: c.columns });
   }
   if (draft.primaryUrl === undefined) return undefined;
-  return { version: 1, file, primary: { url: draft.primaryUrl }, secondaries, collections, extensionSchema: draft.extensionSchema, secrets };
+  const { extensionSchema, apiRoles } = draft;
+  return { version: 1, file, primary: { url: draft.primaryUrl }, secondaries, collections, extensionSchema, apiRoles, secrets };
+}
+
+function fullQuery({ efSearch, iterativeScan, probes }: Loose<QuerySettings>): QuerySettings | undefined {
+  return efSearch === undefined || iterativeScan === undefined || probes === undefined ? undefined : { efSearch, iterativeScan, probes };
 }
 
 function fullIndex(index: Loose<IndexSpec>): IndexSpec | undefined {

@@ -3,7 +3,15 @@
  * What a JSON Schema cannot say (ef_construction ≥ 2 × m, secondaries that exist, distinct databases) stays in
  * the rules; every key and type is here.
  */
-import { COLUMN_TYPE_ALIASES, IDENTIFIER_PATTERN, type Properties, type Schema, type TaggedSchema, topologySchema } from './schema.js';
+import {
+  COLUMN_TYPE_ALIASES,
+  IDENTIFIER_PATTERN,
+  type IdentifierSchema,
+  type Properties,
+  type Schema,
+  type TaggedSchema,
+  topologySchema,
+} from './schema.js';
 import { COLUMN_TYPES } from './types.js';
 
 type Json = { [key: string]: unknown };
@@ -30,14 +38,19 @@ function convert(schema: Schema): Json {
       // A whole URL may come from one variable, so `${` is as good a start as the scheme.
       return { description, type: 'string', ...(schema.format === 'postgres-url' ? { pattern: '^(postgres(ql)?://|\\$\\{)' } : {}) };
     case 'identifier':
-      return { description, type: 'string', pattern: IDENTIFIER_PATTERN };
+      return { description, type: 'string', pattern: IDENTIFIER_PATTERN, ...notReserved(schema) };
     case 'column-type': {
       const names = [...COLUMN_TYPES, ...Object.keys(COLUMN_TYPE_ALIASES)];
       // The parser ignores case; the enum gives editors completion, the pattern accepts any case.
       return { description, type: 'string', anyOf: [{ enum: names }, { pattern: caseInsensitive(names) }] };
     }
-    case 'object':
-      return { description, ...object(schema.properties) };
+    case 'object': {
+      // Like an empty map, an empty `query:` is null in YAML; an object of optional keys then takes their defaults.
+      const optional = Object.values(schema.properties).every((s) => !s.required);
+      return { description, ...object(schema.properties), ...(optional ? { type: ['object', 'null'] } : {}) };
+    }
+    case 'list':
+      return { description, type: ['array', 'null'], items: convert(schema.items), uniqueItems: true };
     case 'map':
       // An empty `secondaries:` is null in YAML and means no entries.
       return { description, type: ['object', 'null'], propertyNames: { pattern: IDENTIFIER_PATTERN }, additionalProperties: convert(schema.values) };
@@ -74,6 +87,15 @@ function tagged(schema: TaggedSchema): Json {
       return { if: tag, then: { properties: Object.fromEntries(foreign.map((k) => [k, false])) } };
     }),
   };
+}
+
+/** `not: { anyOf: [{ enum: [postgres, public] }, { pattern: '^pg_' }] }`: reserved names and prefixes. */
+function notReserved(schema: IdentifierSchema): Json {
+  const keys = Object.keys(schema.reserved ?? {});
+  const names = keys.filter((k) => !k.endsWith('*'));
+  const prefixes = keys.filter((k) => k.endsWith('*')).map((k) => ({ pattern: `^${k.slice(0, -1).replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}` }));
+  const refused = [...(names.length > 0 ? [{ enum: names }] : []), ...prefixes];
+  return refused.length === 0 ? {} : { not: { anyOf: refused } };
 }
 
 function withDefault(value: unknown): Json {

@@ -3,17 +3,19 @@
  * the line and column it came from; string leaves pass through a transform hook, which is where stage 2 plugs in.
  */
 import { type Document, isAlias, isMap, isPair, isScalar, isSeq, LineCounter, parseDocument } from 'yaml';
-import { redactUrl } from '../util/url.js';
+import { describe, foreignKey, suggest, unknownKey } from './messages.js';
 import {
   COLUMN_TYPE_ALIASES,
   IDENTIFIER_HINT,
   IDENTIFIER_RE,
+  type ListSchema,
   type Loose,
   type Properties,
   type Schema,
   type StringSchema,
   type TaggedSchema,
   type TopologyDocument,
+  reservedReason,
   resolveColumnType,
   topologySchema,
 } from './schema.js';
@@ -81,26 +83,16 @@ export function checkShape(text: string, file: string, transform: StringTransfor
   return { document, problems: ctx.problems, locate: ctx };
 }
 
-/** The closest candidate for a misspelt name: edit distance ≤ 2, one a prefix of the other, or a shared stem. */
-export function suggest(word: string, candidates: Iterable<string>): string | undefined {
-  let best: { name: string; d: number } | undefined;
-  for (const c of candidates) {
-    const d = editDistance(word, c);
-    const shorter = Math.min(word.length, c.length);
-    const prefix = shorter >= 2 && (c.startsWith(word) || word.startsWith(c));
-    const stem = commonPrefix(word, c) >= 4;
-    if (((d <= 2 && d < word.length) || prefix || stem) && (best === undefined || d < best.d)) best = { name: c, d };
-  }
-  return best?.name;
-}
-
 const INVALID = Symbol('invalid');
 type Checked = unknown;
 interface Entry { readonly name: string; readonly keyPos: Position; readonly value: unknown }
 
 const join = (path: string, key: string): string => (path === '' ? key : `${path}.${key}`);
-// Method names are read letter by letter ("an hnsw index"), except words like "none".
-const an = (word: string): string => (/^[aeioh]/.test(word) ? `an ${word}` : `a ${word}`);
+/** `collections.docs.index` for `collections.docs.index.m`, `api_roles` for `api_roles[1]`, '' at the top. */
+function parentPath(path: string): string {
+  const cut = Math.max(path.lastIndexOf('.'), path.lastIndexOf('['));
+  return cut < 0 ? '' : path.slice(0, cut);
+}
 
 class Walk implements Locator {
   readonly problems: ConfigProblem[] = [];
@@ -127,7 +119,7 @@ class Walk implements Locator {
   value(path: string): Position | undefined { return this.values.get(path); }
   key(path: string): Position | undefined { return this.keys.get(path); }
   near(path: string): Position | undefined {
-    for (let p = path; ; p = p.includes('.') ? p.slice(0, p.lastIndexOf('.')) : '') {
+    for (let p = path; ; p = parentPath(p)) {
       const pos = this.values.get(p);
       if (pos !== undefined || p === '') return pos;
     }
@@ -154,8 +146,13 @@ class Walk implements Locator {
         if (typeof v === 'string' && schema.values.includes(v)) return v;
         return wrong(`must be one of ${schema.values.join(', ')}`, typeof v === 'string' ? suggest(v, schema.values) : undefined);
       }
-      case 'identifier':
-        return typeof v === 'string' && IDENTIFIER_RE.test(v) ? v : wrong(`must be a name: ${IDENTIFIER_HINT}`);
+      case 'identifier': {
+        if (typeof v !== 'string' || !IDENTIFIER_RE.test(v)) return wrong(`must be a name: ${IDENTIFIER_HINT}`);
+        const reserved = reservedReason(schema, v);
+        if (reserved === undefined) return v;
+        this.report('error', path, pos, `"${v}" is reserved: ${reserved}`);
+        return INVALID;
+      }
       case 'column-type': {
         if (typeof v !== 'string') return wrong('must be a column type name');
         const type = resolveColumnType(v);
@@ -172,6 +169,9 @@ class Walk implements Locator {
           sourceOffset: written.range?.[0] ?? 0,
           positionOf: (offset) => this.positionOf(offset),
         });
+      case 'list':
+        if (written !== undefined && !isSeq(written)) return wrong(`must be a list of ${schema.entry}s`);
+        return this.list(written?.items ?? [], schema, path, pos);
       case 'object':
       case 'map':
       case 'tagged': {
@@ -208,11 +208,40 @@ class Walk implements Locator {
     return out;
   }
 
-  /** The value of an unwritten (or wrongly written) key: its default, an empty map, the default variant. */
+  /** The value of an unwritten (or wrongly written) key: its default, an empty map or list, the default variant. */
   private fallback(schema: Schema, path: string, at: Position): unknown {
     if (schema.kind === 'map') return new Map();
+    if (schema.kind === 'list') return [];
     if (schema.kind === 'tagged') return this.tagged([], schema, path, at);
+    // An object of optional keys stands for its defaults; one with required keys is reported by its parent.
+    if (schema.kind === 'object') {
+      const props = Object.entries(schema.properties);
+      if (props.some(([, s]) => s.required)) return undefined;
+      return Object.fromEntries(props.flatMap(([k, s]) => {
+        const value = this.fallback(s, join(path, k), at);
+        return value === undefined ? [] : [[k, value]];
+      }));
+    }
     return 'default' in schema ? schema.default : undefined;
+  }
+
+  /** Items are located as `path[i]`; a repeated item is reported at the repeat and left out. */
+  private list(items: readonly unknown[], schema: ListSchema, path: string, at: Position): Checked {
+    const out: unknown[] = [];
+    const first = new Map<unknown, number>();
+    items.forEach((item, i) => {
+      const itemPath = `${path}[${i}]`;
+      const value = this.check(item, schema.items, itemPath, at);
+      if (value === INVALID || value === undefined) return;
+      const seen = first.get(value);
+      if (seen !== undefined) {
+        this.report('error', itemPath, this.values.get(itemPath) ?? at, `duplicate ${schema.entry} ${JSON.stringify(value)} (already ${path}[${seen}])`);
+        return;
+      }
+      first.set(value, i);
+      out.push(value);
+    });
+    return out;
   }
 
   private map(entries: readonly Entry[], values: Schema, entry: string, path: string): Checked {
@@ -268,46 +297,4 @@ class Walk implements Locator {
     }
     return out;
   }
-}
-
-/** `lists is not a key of an hnsw index`: the key exists, for another variant. */
-function foreignKey(name: string, schema: TaggedSchema, tag: string): string {
-  const alone = Object.keys(schema.variants[tag] ?? {}).length === 0;
-  return `${name} is not a key of ${an(tag)} ${schema.noun}${alone ? ` (${schema.tag} ${tag} takes no other keys)` : ''}`;
-}
-
-function unknownKey(name: string, known: readonly string[], hint = suggest(name, known)): string {
-  return `unknown key "${name}" (${hint ? `did you mean "${hint}"?` : `allowed: ${known.join(', ')}`})`;
-}
-
-/** What was written, for "(got …)": strings quoted and cut short, anything URL-like redacted. */
-function describe(node: unknown): string {
-  if (node === undefined || node === null) return 'nothing';
-  if (isMap(node)) return 'a mapping';
-  if (isSeq(node)) return 'a list';
-  if (!isScalar(node)) return 'an unsupported YAML node';
-  const v = node.value;
-  if (v === null) return 'nothing';
-  if (typeof v !== 'string') return String(v);
-  const shown = v.includes('://') ? redactUrl(v) : v;
-  return JSON.stringify(shown.length > 60 ? `${shown.slice(0, 57)}...` : shown);
-}
-
-function commonPrefix(a: string, b: string): number {
-  let i = 0;
-  while (i < a.length && i < b.length && a[i] === b[i]) i++;
-  return i;
-}
-
-function editDistance(a: string, b: string): number {
-  let prev = Array.from({ length: b.length + 1 }, (_, j) => j);
-  for (let i = 1; i <= a.length; i++) {
-    const row = [i];
-    for (let j = 1; j <= b.length; j++) {
-      const cost = a[i - 1] === b[j - 1] ? 0 : 1;
-      row.push(Math.min((prev[j] ?? 0) + 1, (row[j - 1] ?? 0) + 1, (prev[j - 1] ?? 0) + cost));
-    }
-    prev = row;
-  }
-  return prev[b.length] ?? 0;
 }

@@ -4,9 +4,10 @@
  * the problems of another.
  */
 import { parsePgUrl, redactUrl } from '../util/url.js';
-import { suggest, type Locator, type Position } from './parse.js';
+import { suggest } from './messages.js';
+import type { Locator, Position } from './parse.js';
 import type { Loose } from './schema.js';
-import type { ColumnSpec, ConfigProblem, IndexSpec, Metric } from './types.js';
+import type { ColumnSpec, ConfigProblem, IndexSpec, Metric, QuerySettings } from './types.js';
 
 /**
  * The topology before its last checks: every value the shape check accepted, so anything may be missing. Rules
@@ -17,6 +18,8 @@ export interface Draft {
   readonly secondaries: readonly DraftSecondary[];
   readonly collections: readonly DraftCollection[];
   readonly extensionSchema: string | undefined;
+  /** Valid, distinct role names. */
+  readonly apiRoles: readonly string[];
 }
 export interface DraftSecondary { readonly name: string; readonly url: string | undefined }
 export interface DraftCollection {
@@ -25,6 +28,7 @@ export interface DraftCollection {
   readonly dimension: number | undefined;
   readonly metric: Metric | undefined;
   readonly index: Loose<IndexSpec> | undefined;
+  readonly query: Loose<QuerySettings> | undefined;
   /** Columns whose type is valid. */
   readonly columns: readonly ColumnSpec[];
 }

@@ -2,7 +2,7 @@
  * The topology file, declared once. `parse.ts` walks YAML against this definition and `json-schema.ts` turns it
  * into the editor schema, so the two cannot drift: a key added here is accepted, checked and documented at once.
  */
-import { COLUMN_TYPES, type ColumnType } from './types.js';
+import { COLUMN_TYPES, type ColumnType, DEFAULT_QUERY_SETTINGS } from './types.js';
 
 /** PostgreSQL folds unquoted names to lower case and truncates at 63 bytes; we refuse what would need quoting. */
 export const IDENTIFIER_PATTERN = '^[a-z_][a-z0-9_]{0,62}$';
@@ -31,7 +31,11 @@ export interface EnumSchema extends Common {
 /** Free text: the only kind `${NAME}` interpolation applies to (names and enums are never taken from the env). */
 export interface StringSchema extends Common { readonly kind: 'string'; readonly format?: 'postgres-url' }
 /** A PostgreSQL name we can use unquoted (see IDENTIFIER_PATTERN). */
-export interface IdentifierSchema extends Common { readonly kind: 'identifier' }
+export interface IdentifierSchema extends Common {
+  readonly kind: 'identifier';
+  /** Names it may not take, each with the reason the message gives; a key ending in `*` is a prefix (`pg_*`). */
+  readonly reserved?: { readonly [nameOrPrefix: string]: string };
+}
 /** A column type: a COLUMN_TYPES name or an alias from COLUMN_TYPE_ALIASES, any case. */
 export interface ColumnTypeSchema extends Common { readonly kind: 'column-type' }
 export interface ObjectSchema extends Common { readonly kind: 'object'; readonly properties: Properties }
@@ -41,6 +45,13 @@ export interface MapSchema extends Common {
   /** What one key names, for messages ("secondary", "column"). */
   readonly entry: string;
   readonly values: Schema;
+}
+/** A YAML sequence (flow `[a, b]` or block) of distinct values, kept in written order. Absent or empty means none. */
+export interface ListSchema extends Common {
+  readonly kind: 'list';
+  /** What one item is, for messages ("role"). */
+  readonly entry: string;
+  readonly items: Schema;
 }
 /** A mapping whose `tag` key selects which other keys are allowed (index: { method: hnsw, m: 16 }). */
 export interface TaggedSchema extends Common {
@@ -62,6 +73,7 @@ export type Schema =
   | ColumnTypeSchema
   | ObjectSchema
   | MapSchema
+  | ListSchema
   | TaggedSchema;
 export type Properties = { readonly [key: string]: Schema };
 
@@ -85,6 +97,14 @@ export function resolveColumnType(written: string): ColumnType | undefined {
   return (COLUMN_TYPES as readonly string[]).includes(key) ? (key as ColumnType) : COLUMN_TYPE_ALIASES[key];
 }
 
+/** The reason an identifier schema refuses `name`, or undefined when the name is free. */
+export function reservedReason(schema: IdentifierSchema, name: string): string | undefined {
+  for (const [key, why] of Object.entries(schema.reserved ?? {})) {
+    if (key.endsWith('*') ? name.startsWith(key.slice(0, -1)) : name === key) return why;
+  }
+  return undefined;
+}
+
 const url = {
   kind: 'string',
   format: 'postgres-url',
@@ -103,6 +123,22 @@ export const topologySchema = {
     extension_schema: {
       kind: 'identifier',
       description: 'Schema for CREATE EXTENSION vector when vecscale creates it (absent: where it already is, else public).',
+    },
+    api_roles: {
+      kind: 'list',
+      entry: 'role',
+      description:
+        'Roles granted use of the API objects on the primary (views, match_/upsert_ functions), e.g. [anon, authenticated]. ' +
+        'Role names follow the same rule as every other name: lowercase, no quoting needed.',
+      items: {
+        kind: 'identifier',
+        description: 'A role name; not postgres, public or pg_*.',
+        reserved: {
+          postgres: 'the administrator role needs no grants',
+          public: 'granting to PUBLIC is granting to every role',
+          'pg_*': "pg_* roles are PostgreSQL's predefined roles",
+        },
+      },
     },
     primary: {
       kind: 'object',
@@ -160,6 +196,32 @@ export const topologySchema = {
               none: {},
             },
           },
+          query: {
+            kind: 'object',
+            description: 'Session settings for similarity queries on the secondary (they cannot be SET through the primary).',
+            properties: {
+              ef_search: {
+                kind: 'integer',
+                min: 1,
+                max: 1000,
+                default: DEFAULT_QUERY_SETTINGS.efSearch,
+                description: 'hnsw.ef_search: candidate list size while searching an HNSW index.',
+              },
+              iterative_scan: {
+                kind: 'enum',
+                values: ['relaxed_order', 'strict_order', 'off'],
+                default: DEFAULT_QUERY_SETTINGS.iterativeScan,
+                description: 'hnsw.iterative_scan (pgvector 0.8+): keep scanning until a filtered query has its k rows.',
+              },
+              probes: {
+                kind: 'integer',
+                min: 1,
+                max: 32768,
+                default: DEFAULT_QUERY_SETTINGS.probes,
+                description: 'ivfflat.probes: lists searched in an IVFFlat index.',
+              },
+            },
+          },
           columns: {
             kind: 'map',
             entry: 'column',
@@ -175,14 +237,19 @@ export const topologySchema = {
   },
 } as const satisfies ObjectSchema;
 
-/** Whether a key always has a value after parsing (written, defaulted, or an empty map). */
+/** Whether a key always has a value after parsing (written, defaulted, an empty map or list, an object of defaults). */
 type Present<S> = S extends { readonly required: true }
   ? true
   : S extends { readonly default: unknown }
     ? true
-    : S extends { readonly kind: 'map' }
+    : S extends { readonly kind: 'map' | 'list' }
       ? true
-      : false;
+      : S extends { readonly kind: 'object'; readonly properties: infer P }
+        ? Defaultable<P>
+        : false;
+
+/** An object none of whose keys is required: when it is not written, its keys' defaults stand in. */
+type Defaultable<P> = true extends { [K in keyof P]: P[K] extends { readonly required: true } ? true : false }[keyof P] ? false : true;
 
 type Flatten<T> = { readonly [K in keyof T]: T[K] };
 
@@ -205,18 +272,23 @@ export type Infer<S> = S extends { readonly kind: 'literal'; readonly value: inf
           ? ColumnType
           : S extends { readonly kind: 'map'; readonly values: infer V }
             ? ReadonlyMap<string, Infer<V>>
-            : S extends { readonly kind: 'tagged'; readonly tag: infer T extends string; readonly variants: infer Vs }
-              ? { [K in keyof Vs & string]: Flatten<{ readonly [Tag in T]: K } & InferProperties<Vs[K]>> }[keyof Vs & string]
-              : S extends { readonly kind: 'object'; readonly properties: infer P }
-                ? InferProperties<P>
-                : never;
+            : S extends { readonly kind: 'list'; readonly items: infer I }
+              ? readonly Infer<I>[]
+              : S extends { readonly kind: 'tagged'; readonly tag: infer T extends string; readonly variants: infer Vs }
+                ? { [K in keyof Vs & string]: Flatten<{ readonly [Tag in T]: K } & InferProperties<Vs[K]>> }[keyof Vs & string]
+                : S extends { readonly kind: 'object'; readonly properties: infer P }
+                  ? InferProperties<P>
+                  : never;
 
 /** The topology file as written, once its shape is known to be right. */
 export type TopologyDocument = Infer<typeof topologySchema>;
 /** What the shape check returns: every written value that is valid, so a key may be missing anywhere. */
 export type Loose<T> = T extends ReadonlyMap<infer K, infer V>
   ? ReadonlyMap<K, Loose<V>>
-  : T extends object
-    ? { readonly [P in keyof T]?: Loose<T[P]> }
-    : T;
+  : T extends readonly (infer E)[]
+    ? readonly Loose<E>[]
+    : T extends object
+      ? { readonly [P in keyof T]?: Loose<T[P]> }
+      : T;
 export type IndexDocument = Infer<typeof topologySchema.properties.collections.values.properties.index>;
+export type QueryDocument = Infer<typeof topologySchema.properties.collections.values.properties.query>;

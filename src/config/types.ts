@@ -40,12 +40,25 @@ export interface SecondarySpec {
   readonly url: string;
 }
 
+/** Session settings for similarity queries, sent to the secondary (they cannot be SET from the primary). */
+export interface QuerySettings {
+  /** hnsw.ef_search, 1–1000 (default 100). */
+  readonly efSearch: number;
+  /** hnsw.iterative_scan (pgvector ≥ 0.8; default relaxed_order, so filtered queries still return k rows). */
+  readonly iterativeScan: 'relaxed_order' | 'strict_order' | 'off';
+  /** ivfflat.probes, 1–32768 (default 10). */
+  readonly probes: number;
+}
+
+export const DEFAULT_QUERY_SETTINGS: QuerySettings = { efSearch: 100, iterativeScan: 'relaxed_order', probes: 10 };
+
 export interface CollectionSpec {
   readonly name: string;
   readonly secondary: string;
   readonly dimension: number;
   readonly metric: Metric;
   readonly index: IndexSpec;
+  readonly query: QuerySettings;
   /** In file order: the view's extracted columns come in this order. */
   readonly columns: readonly ColumnSpec[];
 }
@@ -61,6 +74,8 @@ export interface Topology {
   readonly collections: readonly CollectionSpec[];
   /** Schema for the `vector` extension when vecscale has to create it (absent: wherever it already is, else `public`). */
   readonly extensionSchema: string | undefined;
+  /** Roles granted use of the API objects on the primary (views, match_/upsert_ functions); e.g. anon, authenticated. */
+  readonly apiRoles: readonly string[];
   /** Every secret value the file resolved (URL passwords): output is scrubbed of these as a last line of defence. */
   readonly secrets: readonly string[];
 }

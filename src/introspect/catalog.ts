@@ -13,6 +13,9 @@ import {
   type LiveFacts,
   MANAGED_COMMENT,
   VIEWDEF_MARK,
+  DEFINITION_MARK,
+  SEARCH_SCHEMA,
+  HELPER_SCHEMA,
   REMOTE_SCHEMA,
   VECS_SCHEMA,
   API_SCHEMA,
@@ -23,6 +26,8 @@ import { byCodePoint, secretFingerprint } from '../util/fingerprint.js';
 /** What to look at: vecscale's schemas, plus the relation names the topology wants (to see collisions). */
 export interface IntrospectScope {
   readonly relationNames: readonly string[];
+  /** Function names the topology wants (match_<c>, filter_sql). */
+  readonly functionNames: readonly string[];
 }
 
 export interface RawCatalog {
@@ -37,6 +42,15 @@ export interface RawCatalog {
     comment: string | null;
     viewdef_md5: string | null;
     reloptions: string[] | null;
+    grantees: string[];
+  }>;
+  readonly functions: ReadonlyArray<{
+    nspname: string;
+    proname: string;
+    signature: string;
+    body_md5: string;
+    comment: string | null;
+    grantees: string[];
   }>;
   readonly columns: ReadonlyArray<{
     attrelid: number;
@@ -63,7 +77,12 @@ export interface RawCatalog {
   readonly nonEmpty: ReadonlyArray<{ relname: string }>;
 }
 
-const SCHEMAS = [VECS_SCHEMA, API_SCHEMA, REMOTE_SCHEMA];
+const SCHEMAS = [VECS_SCHEMA, API_SCHEMA, REMOTE_SCHEMA, SEARCH_SCHEMA, HELPER_SCHEMA];
+
+// NOTE: aclexplode() lists the owner's own privileges too; grantee 0 is PUBLIC.
+const GRANTEES = (acl: string, owner: string, privilege?: string) =>
+  `ARRAY(SELECT DISTINCT CASE a.grantee WHEN 0 THEN 'public' ELSE a.grantee::pg_catalog.regrole::text END
+           FROM pg_catalog.aclexplode(${acl}) a WHERE a.grantee <> ${owner}${privilege ? ` AND a.privilege_type = '${privilege}'` : ''} ORDER BY 1)`;
 
 /** Reads the catalogs of one database. */
 export async function readCatalog(db: Db, scope: IntrospectScope): Promise<RawCatalog> {
@@ -90,13 +109,23 @@ export async function readCatalog(db: Db, scope: IntrospectScope): Promise<RawCa
       `SELECT c.oid::int AS oid, n.nspname::text, c.relname::text, c.relkind::text,
               pg_catalog.obj_description(c.oid, 'pg_class') AS comment,
               CASE WHEN c.relkind = 'v' THEN pg_catalog.md5(pg_catalog.pg_get_viewdef(c.oid)) END AS viewdef_md5,
-              c.reloptions::text[] AS reloptions
+              c.reloptions::text[] AS reloptions, ${GRANTEES("COALESCE(c.relacl, pg_catalog.acldefault('r', c.relowner))", 'c.relowner')} AS grantees
          FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
         WHERE n.nspname = ANY($1::text[])
           AND c.relkind IN ('r', 'p', 'v', 'm', 'f')
           AND (c.relname = ANY($2::text[]) OR pg_catalog.obj_description(c.oid, 'pg_class') LIKE $3 || '%')
         ORDER BY n.nspname, c.relname`,
       [SCHEMAS, scope.relationNames, MANAGED_COMMENT],
+    );
+    const functions = await q<RawCatalog['functions'][number]>(
+      `SELECT n.nspname::text, p.proname::text, p.oid::pg_catalog.regprocedure::text AS signature,
+              pg_catalog.md5(p.prosrc) AS body_md5, pg_catalog.obj_description(p.oid, 'pg_proc') AS comment,
+              ${GRANTEES("COALESCE(p.proacl, pg_catalog.acldefault('f', p.proowner))", 'p.proowner', 'EXECUTE')} AS grantees
+         FROM pg_catalog.pg_proc p JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace
+        WHERE n.nspname = ANY($1::text[])
+          AND (p.proname = ANY($2::text[]) OR pg_catalog.obj_description(p.oid, 'pg_proc') LIKE $3 || '%')
+        ORDER BY n.nspname, p.proname, 3`,
+      [SCHEMAS, scope.functionNames, MANAGED_COMMENT],
     );
     const oids = relations.map((r) => r.oid);
     const columns = await q<RawCatalog['columns'][number]>(
@@ -157,7 +186,7 @@ export async function readCatalog(db: Db, scope: IntrospectScope): Promise<RawCa
         if (rows.length > 0) nonEmpty.push({ relname: r.relname });
       }
     }
-    return { facts, extensions, schemas, relations, columns, primaryKeys, indexes, foreignTables, servers, userMappings, nonEmpty };
+    return { facts, extensions, schemas, relations, functions, columns, primaryKeys, indexes, foreignTables, servers, userMappings, nonEmpty };
   } finally {
     await db.query('ROLLBACK').catch(() => undefined);
   }
@@ -208,6 +237,7 @@ export function toState(database: string, role: DatabaseRole, raw: RawCatalog): 
         definitionIntact: viewIntact(r.comment, r.viewdef_md5),
         materialized: r.relkind === 'm',
         options: [...(r.reloptions ?? [])].sort(byCodePoint),
+        grantees: r.grantees,
       });
     } else if (r.relkind === 'f') {
       const ft = raw.foreignTables.find((f) => f.ftrelid === r.oid);
@@ -252,6 +282,20 @@ export function toState(database: string, role: DatabaseRole, raw: RawCatalog): 
       opclass: i.opcname,
       params: Object.fromEntries(Object.entries(params).sort(([a], [b]) => byCodePoint(a, b))),
       valid: i.indisvalid,
+    });
+  }
+  for (const f of raw.functions) {
+    const marker = MANAGED_COMMENT + DEFINITION_MARK;
+    objects.push({
+      kind: 'function',
+      key: keys.function(f.nspname, f.proname),
+      managed: isManaged(f.comment),
+      schema: f.nspname,
+      name: f.proname,
+      definitionMd5: f.comment?.startsWith(marker) ? f.comment.slice(marker.length) : null,
+      bodyMd5: f.body_md5,
+      grantees: f.grantees,
+      signature: f.signature,
     });
   }
   for (const s of raw.servers) {

@@ -4,13 +4,20 @@
  */
 
 export const MANAGED_COMMENT = 'managed by vecscale';
-/** Views' marker also records an md5 of pg_get_viewdef() taken when vecscale created them: a hand edit shows. */
-export const VIEWDEF_MARK = '; definition md5 ';
+
 
 /** Schemas vecscale uses: the vecs client's, the views' and the primary's private foreign-table schema. */
 export const VECS_SCHEMA = 'vecs';
 export const API_SCHEMA = 'public';
 export const REMOTE_SCHEMA = 'vecscale_remote';
+/** Foreign tables with use_remote_estimate, for filtered similarity search (see src/query/match-function.ts). */
+export const SEARCH_SCHEMA = 'vecscale_search';
+/** vecscale's own helper functions on the primary (the filter compiler). */
+export const HELPER_SCHEMA = 'vecscale';
+/** Marker suffix of objects whose definition vecscale fingerprints (views, functions). */
+export const DEFINITION_MARK = '; definition md5 ';
+/** Views' marker records an md5 of pg_get_viewdef() taken when vecscale created them: a hand edit shows. */
+export const VIEWDEF_MARK = DEFINITION_MARK;
 
 export interface Column {
   readonly name: string;
@@ -78,6 +85,10 @@ export interface ViewObject extends Base {
   readonly materialized: boolean;
   /** reloptions (security_invoker, check_option, …), sorted `k=v`. */
   readonly options: readonly string[];
+  /** Roles holding privileges on it (sorted); compared only where the desired state names them (API views). */
+  readonly grantees?: readonly string[];
+  /** Privileges the desired state grants to each grantee, e.g. `SELECT`. */
+  readonly privileges?: string;
 }
 
 export interface ServerObject extends Base {
@@ -112,6 +123,26 @@ export interface ForeignTableObject extends Base {
   readonly columnOptions: Readonly<Record<string, readonly string[]>>;
 }
 
+/**
+ * A function vecscale owns (match_*, the filter compiler). Its marker records an md5 of the CREATE statement, and
+ * md5(prosrc) shows a body edited by hand. One function per name: vecscale never overloads.
+ */
+export interface FunctionObject extends Base {
+  readonly kind: 'function';
+  readonly schema: string;
+  readonly name: string;
+  /** md5 of the full CREATE statement vecscale ran (from the marker), or of the one it would run (desired). */
+  readonly definitionMd5: string | null;
+  readonly bodyMd5: string;
+  /** Roles granted EXECUTE (sorted); PUBLIC's default EXECUTE is revoked. */
+  readonly grantees: readonly string[];
+  /** `schema.name(argtypes)` as regprocedure prints it (introspected), for DROP and COMMENT. */
+  readonly signature?: string;
+  /** Desired only: the CREATE FUNCTION statement and the argument types for GRANT/COMMENT. */
+  readonly create?: string;
+  readonly argTypes?: string;
+}
+
 export type DbObject =
   | ExtensionObject
   | SchemaObject
@@ -120,7 +151,8 @@ export type DbObject =
   | ViewObject
   | ServerObject
   | UserMappingObject
-  | ForeignTableObject;
+  | ForeignTableObject
+  | FunctionObject;
 
 export type ObjectKind = DbObject['kind'];
 
@@ -132,6 +164,7 @@ export const keys = {
   index: (schema: string, table: string) => `index:${schema}.${table}`,
   server: (name: string) => `server:${name}`,
   userMapping: (server: string, role: string) => `user_mapping:${server}:${role}`,
+  function: (schema: string, name: string) => `function:${schema}.${name}`,
 } as const;
 
 export type DatabaseRole = 'primary' | 'secondary';
@@ -159,7 +192,7 @@ export interface LiveFacts {
  * never compared, never removed.
  */
 export const OWN_OPTIONS: Readonly<Record<'server' | 'user_mapping', readonly string[]>> = {
-  server: ['dbname', 'extensions', 'host', 'port', 'sslmode'],
+  server: ['async_capable', 'batch_size', 'dbname', 'extensions', 'host', 'options', 'port', 'sslmode'],
   user_mapping: ['password', 'user'],
 };
 
@@ -193,5 +226,7 @@ export function describeObject(o: DbObject): string {
       return `user mapping for ${o.role} on server ${o.server}`;
     case 'foreign_table':
       return `foreign table ${o.schema}.${o.name}`;
+    case 'function':
+      return `function ${o.schema}.${o.name}`;
   }
 }

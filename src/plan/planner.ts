@@ -30,6 +30,7 @@ export const PHASES: readonly ObjectKind[] = [
   'user_mapping',
   'foreign_table',
   'view',
+  'function',
 ];
 
 /** Where pgvector goes, and as whom the primary connects. Throws when the databases disagree on pgvector's schema. */
@@ -122,12 +123,22 @@ function decide(
         break;
       case 'view':
       case 'foreign_table':
-        // Columns only appended (a new metadata key): changed in place, so grants and dependants survive.
-        if (Object.keys(fields).every((f) => f === 'columns') && a.kind === d.kind && appendsColumns(a.columns, d.columns)) {
+        // Columns only appended (a new metadata key) and/or grants: changed in place, so grants and dependants survive.
+        if (
+          a.kind === d.kind &&
+          Object.keys(fields).every((f) => f === 'columns' || f === 'grantees') &&
+          (!('columns' in fields) || appendsColumns(a.columns, d.columns))
+        ) {
           decisions.set(change.key, { action: 'alter', risk: 'safe', reason: what, desired: d, actual: a });
           break;
         }
         decisions.set(change.key, { action: 'replace', risk: 'disruptive', reason: what || 'definition changed', desired: d, actual: a });
+        break;
+      case 'function':
+        // Grants alone change in place; a new definition replaces the function (its return type may differ).
+        decisions.set(change.key, Object.keys(fields).every((f) => f === 'grantees')
+          ? { action: 'alter', risk: 'safe', reason: what, desired: d, actual: a }
+          : { action: 'replace', risk: 'safe', reason: what, desired: d, actual: a });
         break;
       default:
         decisions.set(change.key, { action: 'replace', risk: 'disruptive', reason: what || 'definition changed', desired: d, actual: a });

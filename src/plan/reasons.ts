@@ -1,6 +1,6 @@
 /** The human reasons plans give: why an object is created, and what differs when it is changed. */
 import type { FieldChange } from '../diff.js';
-import { API_SCHEMA, type DbObject, REMOTE_SCHEMA, VECS_SCHEMA } from '../model/state.js';
+import { API_SCHEMA, type DbObject, HELPER_SCHEMA, REMOTE_SCHEMA, VECS_SCHEMA } from '../model/state.js';
 
 /** Why an object exists, as a create step's reason. */
 export function purpose(o: DbObject): string {
@@ -28,7 +28,13 @@ export function purpose(o: DbObject): string {
     case 'user_mapping':
       return `${o.role} connects to ${o.server} as ${o.options.user}`;
     case 'foreign_table':
-      return `reads ${o.options.schema_name}.${o.options.table_name} on ${o.server}`;
+      return o.options.use_remote_estimate === 'true'
+        ? `filtered similarity search on ${o.server}, costed by the secondary (use_remote_estimate) so the whole query ships`
+        : `reads ${o.options.schema_name}.${o.options.table_name} on ${o.server}`;
+    case 'function':
+      return o.schema === HELPER_SCHEMA
+        ? "compiles vecs' filter language into SQL postgres_fdw ships"
+        : `similarity search over ${o.name.replace(/^match_/, '')}: ORDER BY distance LIMIT k and the filter shipped to the secondary`;
   }
 }
 
@@ -72,6 +78,12 @@ export function describeFields(fields: Readonly<Record<string, FieldChange>>): s
       parts.push(`column options set by hand (${Object.keys(from as object).join(', ')})`);
     } else if (field === 'options' && Array.isArray(to)) {
       parts.push(`view options ${JSON.stringify(from)} → ${JSON.stringify(to)}`);
+    } else if (field === 'grantees') {
+      parts.push(`grants: ${JSON.stringify(from ?? [])} → ${JSON.stringify(to)}`);
+    } else if (field === 'definitionMd5') {
+      parts.push('definition changed');
+    } else if (field === 'bodyMd5') {
+      parts.push('body edited outside vecscale');
     } else if (field === 'kind') {
       parts.push(`is a ${show(from).replace('_', ' ')}, should be a ${show(to).replace('_', ' ')}`);
     } else {

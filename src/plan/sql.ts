@@ -5,7 +5,7 @@
  */
 import { ident, literal, options, qualified, secret } from '../sql/quote.js';
 import { byCodePoint } from '../util/fingerprint.js';
-import { type Column, type DbObject, MANAGED_COMMENT, type ObjectKind, ownOptions, VIEWDEF_MARK } from '../model/state.js';
+import { type Column, type DbObject, DEFINITION_MARK, MANAGED_COMMENT, type ObjectKind, ownOptions, VIEWDEF_MARK } from '../model/state.js';
 
 export interface SqlContext {
   readonly vectorSchema: string;
@@ -41,6 +41,17 @@ const viewMark = (name: string): string =>
   `digest := pg_catalog.md5(pg_catalog.pg_get_viewdef(${literal(name)}::pg_catalog.regclass)); ` +
   `PERFORM pg_catalog.set_config('search_path', saved, true); ` +
   `EXECUTE pg_catalog.format('COMMENT ON VIEW %s IS %L', ${literal(name)}, ${literal(MANAGED_COMMENT + VIEWDEF_MARK)} || digest); END $vecscale$`;
+
+/** GRANT/REVOKE turning the roles in `from` into those in `to`. */
+function grantSql(what: 'TABLE' | 'FUNCTION', name: string, privileges: string, from: readonly string[], to: readonly string[] | undefined): string[] {
+  if (to === undefined) return [];
+  const add = to.filter((r) => !from.includes(r));
+  const remove = from.filter((r) => !to.includes(r));
+  return [
+    ...(add.length ? [`GRANT ${privileges} ON ${what} ${name} TO ${add.map(roleSql).join(', ')}`] : []),
+    ...(remove.length ? [`REVOKE ALL ON ${what} ${name} FROM ${remove.map(roleSql).join(', ')}`] : []),
+  ];
+}
 
 const roleSql = (role: string): string => (role === 'public' ? 'PUBLIC' : ident(role));
 
@@ -83,7 +94,7 @@ const builders: { [K in ObjectKind]: Builders<K> } = {
   view: {
     create: (o) => {
       if (o.query === undefined) throw new Error(`no query for view ${o.schema}.${o.name}`);
-      return [`CREATE VIEW ${qualified(o.schema, o.name)} AS ${o.query}`];
+      return [`CREATE VIEW ${qualified(o.schema, o.name)} AS ${o.query}`, ...grantSql('TABLE', qualified(o.schema, o.name), o.privileges ?? 'SELECT', [], o.grantees)];
     },
     drop: (o) => [`DROP VIEW ${qualified(o.schema, o.name)} RESTRICT`],
     mark: (o) => viewMark(qualified(o.schema, o.name)),
@@ -96,6 +107,21 @@ const builders: { [K in ObjectKind]: Builders<K> } = {
     create: (o) => [
       `CREATE USER MAPPING FOR ${roleSql(o.role)} SERVER ${ident(o.server)} ${options(mappingOptions(o))}`,
     ],
+  },
+  function: {
+    create: (o) => {
+      if (o.create === undefined || o.argTypes === undefined) throw new Error(`no definition for function ${o.schema}.${o.name}`);
+      const fn = `${qualified(o.schema, o.name)}(${o.argTypes})`;
+      return [
+        o.create,
+        `COMMENT ON FUNCTION ${fn} IS ${literal(MANAGED_COMMENT + DEFINITION_MARK + (o.definitionMd5 ?? ''))}`,
+        // Functions are executable by PUBLIC by default: only the roles the topology names may call ours.
+        `REVOKE ALL ON FUNCTION ${fn} FROM PUBLIC`,
+        ...(o.grantees.length > 0 ? [`GRANT EXECUTE ON FUNCTION ${fn} TO ${o.grantees.map(roleSql).join(', ')}`] : []),
+      ];
+    },
+    // NOTE: regprocedure output (schema.name(types)) is the catalog's own, already-quoted spelling.
+    drop: (o) => [`DROP FUNCTION ${o.signature ?? `${qualified(o.schema, o.name)}(${o.argTypes ?? ''})`} RESTRICT`],
   },
   foreign_table: {
     create: (o, ctx) => [
@@ -170,7 +196,12 @@ export function alterSql(actual: DbObject, desired: DbObject, ctx: SqlContext): 
   }
   if (desired.kind === 'view' && actual.kind === 'view' && desired.query !== undefined) {
     const name = qualified(desired.schema, desired.name);
-    return [`CREATE OR REPLACE VIEW ${name} AS ${desired.query}`, viewMark(name)];
+    const grants = grantSql('TABLE', name, desired.privileges ?? 'SELECT', actual.grantees ?? [], desired.grantees);
+    const columnsChanged = JSON.stringify(actual.columns.map((c) => [c.name, c.type])) !== JSON.stringify(desired.columns.map((c) => [c.name, c.type]));
+    return [...(columnsChanged ? [`CREATE OR REPLACE VIEW ${name} AS ${desired.query}`, viewMark(name)] : []), ...grants];
+  }
+  if (desired.kind === 'function' && actual.kind === 'function') {
+    return grantSql('FUNCTION', `${qualified(desired.schema, desired.name)}(${desired.argTypes ?? ''})`, 'EXECUTE', actual.grantees, desired.grantees);
   }
   if (desired.kind === 'foreign_table' && actual.kind === 'foreign_table') {
     const added = desired.columns.slice(actual.columns.length).map((c) => `ADD COLUMN ${columnSql(c, ctx)}`);

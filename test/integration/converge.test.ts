@@ -22,7 +22,9 @@ const DOCS = `  docs:
 // Per-file setup at the top level: cleanup registered with after() then runs when the file ends.
 const dbs = await freshDatabases('converge');
 const podA = Object.values(dbs.secondaries)[0]!;
-const file: TopologyFile = topologyFile(dbs, DOCS);
+// Roles are cluster-wide: the API role the topology names exists before the first apply.
+await sql(dbs.primary, `DO $$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'vs_reader') THEN CREATE ROLE vs_reader; END IF; END $$`);
+const file: TopologyFile = topologyFile(dbs, DOCS, 'api_roles: [vs_reader]\n');
 
 const approve = async () => true;
 const steps = (p: Plan) => p.databases.flatMap((d) => d.steps.map((s) => `${d.database}: ${s.action} ${s.object}`));
@@ -149,13 +151,19 @@ const IMAGES = `  images:
 
 const DOCS_M8 = DOCS.replace('m: 16, ef_construction: 64', 'm: 8, ef_construction: 32');
 
-test('adding a metadata column changes the views in place: a grant on the API view survives', async () => {
-  await sql(dbs.primary, `DO $$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'vs_reader') THEN CREATE ROLE vs_reader; END IF; END $$`);
-  await sql(dbs.primary, 'GRANT SELECT ON public.docs TO vs_reader');
+test('adding a metadata column changes the views in place: the API grant holds throughout', async () => {
+  const [before] = await sql(dbs.primary, `SELECT has_table_privilege('vs_reader', 'public.docs', 'SELECT') AS ok`);
+  assert.equal(before!.ok, true, 'api_roles are granted SELECT on the API view');
   const withLang = DOCS + '      lang: text\n';
   file.write(withLang + IMAGES);
   const p = await plan(file.load());
-  assert.deepEqual(steps(p), ['pod_a: alter view public.docs', 'primary: alter foreign table vecscale_remote.docs', 'primary: alter view public.docs']);
+  assert.deepEqual(steps(p), [
+    'pod_a: alter view public.docs',
+    'primary: alter foreign table vecscale_remote.docs',
+    'primary: alter foreign table vecscale_search.docs',
+    'primary: alter view public.docs',
+    'primary: replace function public.match_docs',
+  ]);
   await apply(file.load(), { approve });
   const [grant] = await sql(dbs.primary, `SELECT has_table_privilege('vs_reader', 'public.docs', 'SELECT') AS ok`);
   assert.equal(grant!.ok, true);
@@ -164,9 +172,18 @@ test('adding a metadata column changes the views in place: a grant on the API vi
   // Removing the column again cannot be done in place: the views and the foreign table are replaced.
   file.write(DOCS + IMAGES);
   const back = await plan(file.load());
-  assert.deepEqual(steps(back), ['pod_a: replace view public.docs', 'primary: replace foreign table vecscale_remote.docs', 'primary: replace view public.docs']);
+  assert.deepEqual(steps(back), [
+    'pod_a: replace view public.docs',
+    'primary: replace foreign table vecscale_remote.docs',
+    'primary: replace foreign table vecscale_search.docs',
+    'primary: replace view public.docs',
+    'primary: replace function public.match_docs',
+  ]);
   await apply(file.load(), { approve });
   assert.deepEqual(steps(await plan(file.load())), []);
+  // Replaced objects get the API grants again.
+  const [after] = await sql(dbs.primary, `SELECT has_table_privilege('vs_reader', 'public.docs', 'SELECT') AS view, has_function_privilege('vs_reader', 'public.match_docs(vector, integer, jsonb)', 'EXECUTE') AS fn`);
+  assert.deepEqual(after, { view: true, fn: true });
 });
 
 test('changing the index parameters replaces the index and keeps the rows', async () => {

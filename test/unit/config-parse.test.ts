@@ -4,7 +4,7 @@ import { join, relative } from 'node:path';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { formatProblem, loadTopology, parseTopology } from '../../src/config/index.js';
-import type { LoadResult, Topology } from '../../src/config/types.js';
+import { DEFAULT_QUERY_SETTINGS, type LoadResult, type Topology } from '../../src/config/types.js';
 import { parsePgUrl } from '../../src/util/url.js';
 
 const fixtures = fileURLToPath(new URL('../../fixtures/', import.meta.url));
@@ -50,7 +50,7 @@ test('minimal.yaml gets empty maps, no extension schema, the absolute file and i
   assert.equal(t.version, 1);
   assert.equal(t.file, join(fixtures, 'valid', 'minimal.yaml'));
   assert.equal(t.primary.url, 'postgres://postgres:pw-primary@db.primary.internal:5432/postgres');
-  assert.deepEqual([t.secondaries, t.collections, t.extensionSchema, t.secrets], [[], [], undefined, ['pw-primary']]);
+  assert.deepEqual([t.secondaries, t.collections, t.extensionSchema, t.apiRoles, t.secrets], [[], [], undefined, [], ['pw-primary']]);
 });
 
 test('full.yaml: file order, defaults, index methods, metrics and canonical column types', () => {
@@ -70,6 +70,12 @@ test('full.yaml: file order, defaults, index methods, metrics and canonical colu
     'text', 'integer', 'smallint', 'bigint', 'real', 'double precision', 'boolean', 'timestamp without time zone', 'timestamp with time zone',
   ]);
   assert.deepEqual(t.collections[2]?.columns, []);
+  assert.deepEqual(t.apiRoles, ['anon', 'authenticated']);
+  assert.deepEqual(t.collections.map((c) => c.query), [
+    { efSearch: 200, iterativeScan: 'strict_order', probes: 10 },
+    { efSearch: 100, iterativeScan: 'off', probes: 20 },
+    DEFAULT_QUERY_SETTINGS,
+  ]);
   assert.deepEqual([...t.secrets].sort(), ['pw-primary', 'pw:image#2', 'pw@text/1']);
 });
 
@@ -86,6 +92,41 @@ test('index defaults: absent, empty, or without method means hnsw m 16 ef_constr
     { method: 'ivfflat', lists: 100 },
   ]);
   assert.equal(t.collections[0]?.metric, 'cosine');
+});
+
+test('query defaults: absent, empty or partly written, every key falls back to DEFAULT_QUERY_SETTINGS', () => {
+  const t = ok(parseTopology(`${head}secondaries:\n  s:\n    url: postgres://u@h2/db\ncollections:
+  a: { secondary: s, dimension: 3 }
+  b: { secondary: s, dimension: 3, query: }
+  c: { secondary: s, dimension: 3, query: { probes: 1 } }
+  d: { secondary: s, dimension: 3, query: { ef_search: 1000, iterative_scan: off, probes: 32768 } }\n`, 'topology.yaml', env));
+  assert.deepEqual(t.collections.map((c) => c.query), [
+    DEFAULT_QUERY_SETTINGS,
+    DEFAULT_QUERY_SETTINGS,
+    { ...DEFAULT_QUERY_SETTINGS, probes: 1 },
+    { efSearch: 1000, iterativeScan: 'off', probes: 32768 },
+  ]);
+});
+
+test('api_roles: flow or block list in written order; empty or absent is no roles', () => {
+  const roles = (text: string) => ok(parseTopology(`${head}${text}`, 'topology.yaml', env)).apiRoles;
+  assert.deepEqual(roles('api_roles: [anon, authenticated, service_role]\n'), ['anon', 'authenticated', 'service_role']);
+  assert.deepEqual(roles('api_roles:\n  - authenticated\n  - anon\n'), ['authenticated', 'anon']);
+  assert.deepEqual(roles('api_roles: []\n'), []);
+  assert.deepEqual(roles('api_roles:\n'), []);
+  assert.deepEqual(roles(''), []);
+});
+
+test('api_roles: every bad item is located at its index, with the reason', () => {
+  const lines = problems(parseTopology(`${head}api_roles: [anon, Anon, anon, public, pg_monitor, postgres]\n`, 'x.yaml', env));
+  assert.deepEqual(lines, [
+    'x.yaml:4:19: api_roles[1]: must be a name: a lowercase letter or underscore, then up to 62 lowercase letters, digits or underscores (got "Anon")',
+    'x.yaml:4:25: api_roles[2]: duplicate role "anon" (already api_roles[0])',
+    'x.yaml:4:31: api_roles[3]: "public" is reserved: granting to PUBLIC is granting to every role',
+    'x.yaml:4:39: api_roles[4]: "pg_monitor" is reserved: pg_* roles are PostgreSQL\'s predefined roles',
+    'x.yaml:4:51: api_roles[5]: "postgres" is reserved: the administrator role needs no grants',
+  ]);
+  assert.deepEqual(problems(parseTopology(`${head}api_roles: { anon: true }\n`, 'x.yaml', env)), ['x.yaml:4:12: api_roles: must be a list of roles (got a mapping)']);
 });
 
 test('all missing variables are one error at the first occurrence, each listed with file:line:column', () => {
@@ -162,7 +203,7 @@ test('YAML errors, duplicate keys and a root that is not a mapping are located p
   assert.match(problems(parseTopology('version: 1\nprimary: [\n', 'x.yaml', {}))[0] ?? '', /^x\.yaml:3:1: invalid YAML: /);
   assert.deepEqual(problems(parseTopology(`${head}version: 1\n`, 'x.yaml', env)), ['x.yaml:4:1: version: duplicate key "version"']);
   assert.deepEqual(problems(parseTopology('just text', 'x.yaml', {})), ['x.yaml:1:1: the topology must be a mapping of version, primary, secondaries and collections (got "just text")']);
-  assert.deepEqual(problems(parseTopology(`${head}other:\n  a: 1\n  a: 2\n`, 'x.yaml', env)), ['x.yaml:4:1: other: unknown key "other" (allowed: version, extension_schema, primary, secondaries, collections)', 'x.yaml:6:3: duplicate key "a"']);
+  assert.deepEqual(problems(parseTopology(`${head}other:\n  a: 1\n  a: 2\n`, 'x.yaml', env)), ['x.yaml:4:1: other: unknown key "other" (allowed: version, extension_schema, api_roles, primary, secondaries, collections)', 'x.yaml:6:3: duplicate key "a"']);
 });
 
 test('wrong types say what was expected and what was given', () => {

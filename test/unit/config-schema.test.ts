@@ -20,6 +20,9 @@ function valid(schema: S, v: unknown): boolean {
   if (types && !types.includes(typeOf(v))) return false;
   if ('const' in s && s.const !== v) return false;
   if (Array.isArray(s.enum) && !s.enum.includes(v)) return false;
+  if (s.not !== undefined && valid(s.not as S, v)) return false;
+  if (Array.isArray(v) && s.items !== undefined && !v.every((x) => valid(s.items as S, x))) return false;
+  if (Array.isArray(v) && s.uniqueItems === true && new Set(v.map((x) => JSON.stringify(x))).size !== v.length) return false;
   if (typeof v === 'number' && ((typeof s.minimum === 'number' && v < s.minimum) || (typeof s.maximum === 'number' && v > s.maximum))) return false;
   if (typeof v === 'string' && typeof s.pattern === 'string' && !new RegExp(s.pattern, 'u').test(v)) return false;
   if (obj(v)) {
@@ -44,7 +47,7 @@ test('the schema is draft 2020-12, closed at the root, and requires version and 
   assert.equal(schema.$schema, 'https://json-schema.org/draft/2020-12/schema');
   assert.equal(schema.additionalProperties, false);
   assert.deepEqual(schema.required, ['version', 'primary']);
-  assert.deepEqual(Object.keys(schema.properties as object), ['version', 'extension_schema', 'primary', 'secondaries', 'collections']);
+  assert.deepEqual(Object.keys(schema.properties as object), ['version', 'extension_schema', 'api_roles', 'primary', 'secondaries', 'collections']);
 });
 
 test('every object is closed, every property described, identifier maps constrain their names', () => {
@@ -62,6 +65,7 @@ test('every object is closed, every property described, identifier maps constrai
       }
     }
     if (obj(s.additionalProperties)) walk(s.additionalProperties, `${path}.*`);
+    if (obj(s.items)) walk(s.items, `${path}[]`);
   };
   walk(schema, '');
 });
@@ -79,6 +83,20 @@ test('the collection schema carries the enums, ranges and defaults of the parser
   assert.deepEqual([index.properties.ef_construction?.minimum, index.properties.ef_construction?.default], [4, 64]);
   assert.deepEqual([index.properties.lists?.maximum, index.properties.lists?.default], [32768, 100]);
   assert.deepEqual(collection.required, ['secondary', 'dimension']);
+  const query = p.query as { type: unknown; properties: Record<string, Record<string, unknown>> };
+  assert.deepEqual(query.type, ['object', 'null']);
+  assert.deepEqual([query.properties.ef_search?.minimum, query.properties.ef_search?.maximum, query.properties.ef_search?.default], [1, 1000, 100]);
+  assert.deepEqual([query.properties.iterative_scan?.enum, query.properties.iterative_scan?.default], [['relaxed_order', 'strict_order', 'off'], 'relaxed_order']);
+  assert.deepEqual([query.properties.probes?.minimum, query.properties.probes?.maximum, query.properties.probes?.default], [1, 32768, 10]);
+});
+
+test('api_roles is a list of distinct, unreserved role names', () => {
+  const roles = (schema.properties as Record<string, Record<string, unknown>>).api_roles;
+  assert.deepEqual([roles?.type, roles?.uniqueItems], [['array', 'null'], true]);
+  assert.deepEqual((roles?.items as Record<string, unknown>).not, { anyOf: [{ enum: ['postgres', 'public'] }, { pattern: '^pg_' }] });
+  const doc = (api_roles: unknown) => ({ version: 1, primary: { url: 'postgres://u@h/db' }, api_roles });
+  for (const ok of [['anon', 'authenticated'], [], null]) assert.ok(valid(schema, doc(ok)), JSON.stringify(ok));
+  for (const bad of ['anon', ['anon', 'anon'], ['public'], ['pg_monitor'], ['postgres'], ['Anon']]) assert.equal(valid(schema, doc(bad)), false, JSON.stringify(bad));
 });
 
 test('valid fixtures pass the schema', () => {
@@ -90,7 +108,8 @@ test('fixtures with a shape error fail the schema too (cross-field rules are not
     'bad-column-name', 'bad-dimension', 'bad-extension-schema', 'bad-method', 'bad-metric', 'bad-name', 'bad-secondary-name',
     'bad-version', 'dimension-out-of-range', 'lists-out-of-range', 'm-out-of-range', 'missing-dimension', 'missing-primary',
     'missing-version', 'none-index-with-keys', 'primary-not-mapping', 'unknown-column-type', 'unknown-key', 'unknown-top-level-key',
-    'url-not-a-string', 'wrong-index-key', 'wrong-type', 'root-not-mapping',
+    'url-not-a-string', 'wrong-index-key', 'wrong-type', 'root-not-mapping', 'bad-ef-search', 'bad-iterative-scan',
+    'api-roles-not-list', 'api-roles-duplicate', 'api-roles-reserved',
   ];
   for (const name of shapeErrors) assert.equal(valid(schema, load('invalid', `${name}.yaml`)), false, name);
 });

@@ -52,10 +52,10 @@ test('from empty databases: every object, secondaries first, in phase order', ()
   ]);
   const primary = plan.databases.find((d) => d.database === 'primary')!;
   assert.deepEqual(primary.steps.map((s) => s.kind), [
-    'schema', 'extension', 'extension', 'server', 'server', 'user_mapping', 'user_mapping',
-    'foreign_table', 'foreign_table', 'view', 'view',
+    'schema', 'schema', 'schema', 'extension', 'extension', 'server', 'server', 'user_mapping', 'user_mapping',
+    'foreign_table', 'foreign_table', 'foreign_table', 'foreign_table', 'view', 'view', 'function', 'function', 'function',
   ]);
-  assert.deepEqual(plan.summary, { create: 21, change: 0, replace: 0, drop: 0 });
+  assert.deepEqual(plan.summary, { create: 28, change: 0, replace: 0, drop: 0 });
   assert.equal(plan.blockers.length, 0);
 });
 
@@ -89,8 +89,12 @@ test('exact SQL on a secondary: the vecs table, its index named for vecs, the vi
 test('exact SQL on the primary: server with extensions vector, mapping with a secret placeholder, foreign table, API view', () => {
   const plan = buildPlan(topology(), emptyLive());
   const sql = plan.databases.find((d) => d.database === 'primary')!.steps.flatMap((s) => s.sql);
-  assert.ok(sql.includes('CREATE SERVER "pod_text" FOREIGN DATA WRAPPER "postgres_fdw" OPTIONS ("dbname" \'vectors\', "extensions" \'vector\', "host" \'10.0.0.2\', "port" \'5433\')'));
-  assert.ok(sql.includes('CREATE SERVER "pod_img" FOREIGN DATA WRAPPER "postgres_fdw" OPTIONS ("dbname" \'postgres\', "extensions" \'vector\', "host" \'10.0.0.3\', "port" \'5432\', "sslmode" \'require\')'));
+  const session = '-c cursor_tuple_fraction=1 -c hnsw.ef_search=100 -c hnsw.iterative_scan=relaxed_order -c ivfflat.probes=10';
+  assert.ok(sql.includes(`CREATE SERVER "pod_text" FOREIGN DATA WRAPPER "postgres_fdw" OPTIONS ("async_capable" 'true', "batch_size" '1000', "dbname" 'vectors', "extensions" 'vector', "host" '10.0.0.2', "options" '${session}', "port" '5433')`));
+  assert.ok(sql.includes(`CREATE SERVER "pod_img" FOREIGN DATA WRAPPER "postgres_fdw" OPTIONS ("async_capable" 'true', "batch_size" '1000', "dbname" 'postgres', "extensions" 'vector', "host" '10.0.0.3', "options" '${session}', "port" '5432', "sslmode" 'require')`));
+  assert.ok(sql.includes('CREATE FOREIGN TABLE "vecscale_search"."docs" ("id" character varying, "embedding" "public".vector(384), "metadata" jsonb, "url" text, "year" integer) SERVER "pod_text" OPTIONS ("schema_name" \'public\', "table_name" \'docs\', "use_remote_estimate" \'true\')'));
+  assert.ok(sql.some((s) => s.startsWith('CREATE FUNCTION "public"."match_docs"(query_embedding "public".vector(384), match_count integer DEFAULT 10, filter jsonb DEFAULT \'{}\'::jsonb) RETURNS TABLE(id character varying, metadata jsonb, distance double precision, "url" text, "year" integer) LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = \'\' SET plan_cache_mode = force_custom_plan SET enable_sort = off AS $vecscale$')));
+  assert.ok(sql.includes('REVOKE ALL ON FUNCTION "public"."match_docs"("public".vector, integer, jsonb) FROM PUBLIC'));
   assert.ok(sql.includes('CREATE USER MAPPING FOR "postgres" SERVER "pod_text" OPTIONS ("password" {{secret:pod_text.password}}, "user" \'postgres\')'));
   assert.ok(sql.includes('CREATE FOREIGN TABLE "vecscale_remote"."docs" ("id" character varying, "embedding" "public".vector(384), "metadata" jsonb, "url" text, "year" integer) SERVER "pod_text" OPTIONS ("schema_name" \'public\', "table_name" \'docs\')'));
   assert.ok(sql.includes('CREATE VIEW "public"."docs" AS SELECT "id", "embedding", "metadata", "url", "year" FROM "vecscale_remote"."docs"'));
@@ -106,7 +110,7 @@ test('the plan and its renderings are deterministic and hold no secret', () => {
     for (const s of [SECRET_A, SECRET_B, encodeURIComponent(SECRET_A), 'primary-pw']) assert.ok(!text.includes(s), `leaked ${s}`);
   }
   assert.match(renderPlan(a, plain), /"password" '<redacted>'/);
-  assert.match(renderPlan(a, plain), /Plan: 21 to create, 0 to change, 0 to replace, 0 to drop\./);
+  assert.match(renderPlan(a, plain), /Plan: 28 to create, 0 to change, 0 to replace, 0 to drop\./);
 });
 
 test('a converged state plans no changes', () => {
@@ -140,12 +144,17 @@ test('a new extracted column changes both views and the foreign table in place (
   const plan = buildPlan(t2, converged(base));
   const byDb = Object.fromEntries(plan.databases.map((d) => [d.database, d.steps.map((s) => `${s.action} ${s.object}`)]));
   assert.deepEqual(byDb.pod_text, ['alter view public.docs']);
-  assert.deepEqual(byDb.primary, ['alter foreign table vecscale_remote.docs', 'alter view public.docs']);
+  assert.deepEqual(byDb.primary, [
+    'alter foreign table vecscale_remote.docs',
+    'alter foreign table vecscale_search.docs',
+    'alter view public.docs',
+    'replace function public.match_docs',
+  ]);
   const primary = plan.databases.find((d) => d.database === 'primary')!;
   assert.equal(primary.steps[1]!.reason, 'column lang added');
   assert.deepEqual(primary.steps[0]!.sql, ['ALTER FOREIGN TABLE "vecscale_remote"."docs" ADD COLUMN "lang" text']);
-  assert.match(primary.steps[1]!.sql[0]!, /^CREATE OR REPLACE VIEW "public"\."docs" AS SELECT "id", "embedding", "metadata", "url", "year", "lang" FROM/);
-  assert.deepEqual(primary.steps[1]!.drop, []);
+  assert.match(primary.steps[2]!.sql[0]!, /^CREATE OR REPLACE VIEW "public"\."docs" AS SELECT "id", "embedding", "metadata", "url", "year", "lang" FROM/);
+  assert.deepEqual(primary.steps[2]!.drop, []);
 });
 
 test('a column type change replaces the foreign table and, with it, the API view built on it', () => {
@@ -154,9 +163,14 @@ test('a column type change replaces the foreign table and, with it, the API view
     collections: [collection('docs', 'pod_text', { dimension: 384, columns: [{ name: 'url', type: 'text' }, { name: 'year', type: 'bigint' }] }), base.collections[1]!],
   });
   const primary = buildPlan(t2, converged(base)).databases.find((d) => d.database === 'primary')!;
-  assert.deepEqual(primary.steps.map((s) => `${s.action} ${s.object}`), ['replace foreign table vecscale_remote.docs', 'replace view public.docs']);
+  assert.deepEqual(primary.steps.map((s) => `${s.action} ${s.object}`), [
+    'replace foreign table vecscale_remote.docs',
+    'replace foreign table vecscale_search.docs',
+    'replace view public.docs',
+    'replace function public.match_docs',
+  ]);
   assert.equal(primary.steps[0]!.reason, 'column year: integer → bigint');
-  assert.deepEqual(primary.steps[1]!.drop, ['DROP VIEW "public"."docs" RESTRICT']);
+  assert.deepEqual(primary.steps[2]!.drop, ['DROP VIEW "public"."docs" RESTRICT']);
 });
 
 test('a dimension change on a collection holding rows is blocked; on an empty one it is a replace', () => {
