@@ -36,6 +36,23 @@ function program(): Command {
     .option('--json', 'print the result as JSON on stdout')
     .action(async (file: string, opts) => (await topo()).validateCommand(file, opts, createOutput({ ...cli.opts(), ...opts })));
 
+  const queryCmd = () => import('./commands/query.js');
+  const queryOptions = (c: Command) =>
+    c
+      .argument('<collection>', 'collection name')
+      .option('-f, --file <topology>', 'topology file', 'topology.yaml')
+      .option('--vector <json>', "query vector, e.g. '[0.1, 0.2, …]'")
+      .option('--vector-file <path>', 'file holding the query vector (JSON array or numbers)')
+      .option('--limit <k>', 'number of results (1–1000)', parseCount1000, 10)
+      .option('--filter <json>', 'vecs filter, e.g. \'{"lang": {"$eq": "de"}}\'')
+      .option('--json', 'one JSON document on stdout')
+      .option('--connect-timeout <seconds>', 'per-database connection timeout', parseSeconds);
+  queryOptions(cli.command('query').description('similarity search through the primary (match_<collection>), or on the secondary with --direct'))
+    .option('--direct', 'run the same query on the secondary, bypassing the primary')
+    .action(async (collection: string, opts) => (await queryCmd()).queryCommand(collection, opts, createOutput({ ...cli.opts(), ...opts })));
+  queryOptions(cli.command('explain').description('show what match_<collection> ships to the secondary; exit 1 when ORDER BY or LIMIT stays on the primary'))
+    .action(async (collection: string, opts) => (await queryCmd()).explainCommand(collection, opts, createOutput({ ...cli.opts(), ...opts })));
+
   const sandbox = cli.command('sandbox').description('local PostgreSQL clusters (one primary, N secondaries) for trying vecscale');
   sandbox
     .command('up')
@@ -62,6 +79,14 @@ function parseCount(value: string): number {
   const n = Number(value);
   if (!Number.isInteger(n) || n < 1 || n > 16) {
     throw new CommanderError(ExitCode.config, 'vecscale.invalidArgument', `expected a whole number 1–16, got "${value}"`);
+  }
+  return n;
+}
+
+function parseCount1000(value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 1 || n > 1000) {
+    throw new CommanderError(ExitCode.config, 'vecscale.invalidArgument', `expected a whole number 1–1000, got "${value}"`);
   }
   return n;
 }

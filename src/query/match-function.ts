@@ -24,10 +24,11 @@ export const matchFunctionName = (collection: string): string => `match_${collec
  * The query a match call runs, with `%s` where the filter (filtered form only) and the LIMIT go, and `$1` for the
  * query vector. Columns: id, metadata, distance, then the collection's extracted columns.
  */
-export function matchQueryTemplate(c: CollectionSpec, vectorSchema: string, filtered: boolean): string {
+export function matchQueryTemplate(c: CollectionSpec, vectorSchema: string, filtered: boolean, fromOverride?: string): string {
   const distance = `t.embedding OPERATOR(${ident(vectorSchema)}.${DISTANCE_OPERATOR[c.metric]}) $1`;
   const extra = c.columns.map((x) => `, t.${ident(x.name)}`).join('');
-  const from = filtered ? qualified(SEARCH_SCHEMA, c.name) : qualified(REMOTE_SCHEMA, c.name);
+  // On a secondary (`vecscale query --direct`) the same query reads its view public.<c>.
+  const from = fromOverride ?? (filtered ? qualified(SEARCH_SCHEMA, c.name) : qualified(REMOTE_SCHEMA, c.name));
   return `SELECT t.id, t.metadata, (${distance})::double precision AS distance${extra} FROM ${from} t${filtered ? ' WHERE %s' : ''} ORDER BY ${distance} LIMIT %s`;
 }
 

@@ -18,7 +18,7 @@ const problemLine = (out: Output, p: ConfigProblem): string =>
   p.severity === 'error' ? `${out.color.red('error:')} ${formatProblem(p)}` : out.color.yellow(formatProblem(p));
 
 /** Loads and validates the file; problems print located and end with exit 6 before any connection. */
-function load(file: string, out: Output): Topology {
+export function loadOrExit(file: string, out: Output): Topology {
   const result = loadTopology(file);
   if (!result.ok) {
     for (const p of result.problems) out.info(problemLine(out, p));
@@ -33,13 +33,13 @@ function load(file: string, out: Output): Topology {
 const runOpts = (o: CommonOptions) => ({ connectTimeoutMs: o.connectTimeout === undefined ? undefined : o.connectTimeout * 1000 });
 
 export async function validateCommand(file: string, _opts: unknown, out: Output): Promise<void> {
-  const t = load(file, out);
+  const t = loadOrExit(file, out);
   if (out.json) out.result({ valid: true, secondaries: t.secondaries.length, collections: t.collections.length });
   else out.info(`${file} is valid: ${t.secondaries.length} secondaries, ${t.collections.length} collections.`);
 }
 
 export async function planCommand(file: string, opts: CommonOptions & { detailedExitcode?: boolean }, out: Output): Promise<void> {
-  const topology = load(file, out);
+  const topology = loadOrExit(file, out);
   const p = await plan(topology, runOpts(opts));
   out.info(renderPlan(p, out.color));
   if (out.json) out.result(planToJson(p));
@@ -63,7 +63,7 @@ async function confirm(out: Output, p: Plan): Promise<boolean> {
 }
 
 export async function applyCommand(file: string, opts: CommonOptions & { autoApprove?: boolean }, out: Output): Promise<void> {
-  const topology = load(file, out);
+  const topology = loadOrExit(file, out);
   const result = await apply(topology, {
     ...runOpts(opts),
     onPlan: (p) => out.info(renderPlan(p, out.color)),

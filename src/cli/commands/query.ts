@@ -1,0 +1,93 @@
+/** `vecscale query` and `vecscale explain`: prepare (file, vector, filter) → library call → render. */
+import { readFileSync } from 'node:fs';
+import { VecscaleError } from '../../errors.js';
+import { explainMatch, queryDirect, queryPrimary } from '../../query/run.js';
+import { ExitCode, ExitWith } from '../exit.js';
+import { type Output, table } from '../output.js';
+import { loadOrExit } from './topology.js';
+
+export interface QueryFlags {
+  readonly file: string;
+  readonly vector?: string;
+  readonly vectorFile?: string;
+  readonly limit?: number;
+  readonly filter?: string;
+  readonly direct?: boolean;
+  readonly connectTimeout?: number;
+}
+
+/** A vector as JSON (`[0.1, 0.2]`) or as numbers separated by commas or whitespace. */
+export function parseVector(text: string, from: string): number[] {
+  const trimmed = text.trim();
+  let values: unknown;
+  try {
+    values = trimmed.startsWith('[') ? JSON.parse(trimmed) : trimmed.split(/[\s,]+/).filter(Boolean).map(Number);
+  } catch {
+    throw new VecscaleError('config', `${from} is not a JSON array of numbers`);
+  }
+  if (!Array.isArray(values) || values.length === 0 || !values.every((x) => typeof x === 'number' && Number.isFinite(x))) {
+    throw new VecscaleError('config', `${from} must be a non-empty list of finite numbers`);
+  }
+  return values as number[];
+}
+
+function vectorOf(flags: QueryFlags): number[] | undefined {
+  if (flags.vector !== undefined && flags.vectorFile !== undefined) throw new VecscaleError('config', 'give --vector or --vector-file, not both');
+  if (flags.vector !== undefined) return parseVector(flags.vector, '--vector');
+  if (flags.vectorFile !== undefined) {
+    let text: string;
+    try {
+      text = readFileSync(flags.vectorFile, 'utf8');
+    } catch (e) {
+      throw new VecscaleError('config', `--vector-file ${flags.vectorFile}: ${(e as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (e as Error).message}`);
+    }
+    return parseVector(text, `--vector-file ${flags.vectorFile}`);
+  }
+  return undefined;
+}
+
+function filterOf(flags: QueryFlags): unknown {
+  if (flags.filter === undefined) return {};
+  try {
+    return JSON.parse(flags.filter) as unknown;
+  } catch (e) {
+    throw new VecscaleError('config', `--filter is not valid JSON: ${(e as Error).message}`);
+  }
+}
+
+const cell = (v: unknown): string => (v === null || v === undefined ? '' : typeof v === 'object' ? JSON.stringify(v) : typeof v === 'number' ? String(Number(v.toPrecision(6))) : String(v));
+
+export async function queryCommand(collection: string, flags: QueryFlags, out: Output): Promise<void> {
+  const topology = loadOrExit(flags.file, out);
+  const vector = vectorOf(flags);
+  if (!vector) throw new VecscaleError('config', 'a query vector is needed: --vector \'[…]\' or --vector-file F');
+  const input = { collection, vector, limit: flags.limit, filter: filterOf(flags), connectTimeoutMs: flags.connectTimeout && flags.connectTimeout * 1000 };
+  const result = flags.direct ? await queryDirect(topology, input) : await queryPrimary(topology, input);
+  if (out.json) {
+    out.result({ collection, via: result.via, rows: result.rows });
+    return;
+  }
+  out.print(table(result.columns as string[], result.rows.map((r) => result.columns.map((c) => cell(r[c])))));
+  out.info(out.color.dim(`${result.rows.length} rows via ${result.via === 'primary' ? `the primary (match_${collection})` : `secondary ${result.via} (direct)`}`));
+}
+
+export async function explainCommand(collection: string, flags: QueryFlags, out: Output): Promise<void> {
+  const topology = loadOrExit(flags.file, out);
+  const r = await explainMatch(topology, {
+    collection,
+    vector: vectorOf(flags),
+    limit: flags.limit,
+    filter: filterOf(flags),
+    connectTimeoutMs: flags.connectTimeout && flags.connectTimeout * 1000,
+  });
+  if (out.json) out.result(r);
+  const mark = (ok: boolean, what: string) => `${ok ? out.color.green('✓') : out.color.red('✗')} ${what}`;
+  out.info(`match_${collection}${r.filtered ? ' (filtered)' : ''} ships to the secondary:`);
+  for (const sql of r.remoteSql) out.info(`  ${out.color.dim(sql.replace(/'\[[^\]]{60,}\]'/g, "'[…]'"))}`);
+  out.info([mark(r.ships.where, r.filtered ? 'filter' : 'no filter'), mark(r.ships.orderBy, 'ORDER BY distance'), mark(r.ships.limit, 'LIMIT')].join('   '));
+  if (!r.ok) {
+    out.info(out.color.red('The primary keeps part of the query: it would fetch more rows than it returns.'));
+    out.info(r.plan);
+    throw new ExitWith(ExitCode.error);
+  }
+}
