@@ -13,6 +13,7 @@ import {
   type Topology,
 } from './config/types.js';
 import { filterFunction, matchFunction } from './query/match-function.js';
+import { upsertFunction, writeTriggerFunction } from './query/write-functions.js';
 import { ident, literal, qualified } from './sql/quote.js';
 import {
   API_SCHEMA,
@@ -24,6 +25,7 @@ import {
   REMOTE_SCHEMA,
   SEARCH_SCHEMA,
   VECS_SCHEMA,
+  WRITE_SCHEMA,
 } from './model/state.js';
 import { secretFingerprint, shortHash } from './util/fingerprint.js';
 import { parsePgUrl } from './util/url.js';
@@ -206,6 +208,7 @@ function primaryObjects(topology: Topology, ctx: DesiredContext): DbObject[] {
     { kind: 'schema', key: keys.schema(REMOTE_SCHEMA), managed: true, name: REMOTE_SCHEMA },
     { kind: 'schema', key: keys.schema(SEARCH_SCHEMA), managed: true, name: SEARCH_SCHEMA },
     { kind: 'schema', key: keys.schema(HELPER_SCHEMA), managed: true, name: HELPER_SCHEMA },
+    { kind: 'schema', key: keys.schema(WRITE_SCHEMA), managed: true, name: WRITE_SCHEMA },
     filterFunction(),
   ];
   if (ctx.vectorSchema !== API_SCHEMA) {
@@ -233,10 +236,31 @@ function primaryObjects(topology: Topology, ctx: DesiredContext): DbObject[] {
       dependsOn: [keys.server(server), keys.schema(schema)],
     });
     objects.push(foreignTable(REMOTE_SCHEMA, {}), foreignTable(SEARCH_SCHEMA, { use_remote_estimate: 'true' }));
+    // Writes: a foreign table over vecs.<c> itself (the read shape has computed columns postgres_fdw cannot insert).
+    objects.push({
+      kind: 'foreign_table',
+      key: keys.relation(WRITE_SCHEMA, c.name),
+      managed: true,
+      schema: WRITE_SCHEMA,
+      name: c.name,
+      server,
+      options: { schema_name: VECS_SCHEMA, table_name: c.name },
+      columns: [
+        { name: 'id', type: 'character varying', notNull: false, default: null },
+        { name: 'embedding', type: `vector(${c.dimension})`, notNull: false, default: null },
+        // Remote defaults do not apply through postgres_fdw: the default has to be here.
+        { name: 'metadata', type: 'jsonb', notNull: false, default: "'{}'::jsonb" },
+      ],
+      columnOptions: { embedding: ['column_name=vec'] },
+      dependsOn: [keys.server(server), keys.schema(WRITE_SCHEMA)],
+    });
+    const write = writeTriggerFunction(c);
+    objects.push(write, upsertFunction(c, ctx.vectorSchema));
     objects.push({
       ...apiView(c, `SELECT ${columns.map((x) => ident(x.name)).join(', ')} FROM ${qualified(REMOTE_SCHEMA, c.name)}`, keys.relation(REMOTE_SCHEMA, c.name)),
       grantees: [...topology.apiRoles].sort(),
       privileges: 'SELECT',
+      writeTrigger: `${write.schema}.${write.name}`,
     } as DbObject);
     objects.push(matchFunction(c, ctx.vectorSchema, topology.apiRoles));
   }

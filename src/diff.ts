@@ -49,6 +49,7 @@ function comparable(o: DbObject): Record<string, unknown> {
     case 'view':
       return {
         grantees: o.grantees,
+        writeTrigger: o.writeTrigger,
         kind: o.kind,
         columns: o.columns.map((c) => ({ name: c.name, type: c.type })),
         definitionIntact: o.definitionIntact,
@@ -75,6 +76,7 @@ function fieldChanges(actual: DbObject, desired: DbObject): Record<string, Field
   const d: Record<string, unknown> = { ...comparable(desired), kind: desired.kind };
   // Grants are compared only where the desired state names them (the API objects).
   if (d.grantees === undefined) delete a.grantees;
+  if (d.writeTrigger === undefined) delete a.writeTrigger;
   // A mapping is ours when its server is: its `managed` is derived, never a change of its own.
   if (desired.kind !== 'extension' && desired.kind !== 'schema' && desired.kind !== 'user_mapping') {
     a.managed = actual.managed;

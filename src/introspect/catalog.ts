@@ -16,6 +16,7 @@ import {
   DEFINITION_MARK,
   SEARCH_SCHEMA,
   HELPER_SCHEMA,
+  WRITE_SCHEMA,
   REMOTE_SCHEMA,
   VECS_SCHEMA,
   API_SCHEMA,
@@ -43,6 +44,7 @@ export interface RawCatalog {
     viewdef_md5: string | null;
     reloptions: string[] | null;
     grantees: string[];
+    write_trigger: string | null;
   }>;
   readonly functions: ReadonlyArray<{
     nspname: string;
@@ -77,7 +79,7 @@ export interface RawCatalog {
   readonly nonEmpty: ReadonlyArray<{ relname: string }>;
 }
 
-const SCHEMAS = [VECS_SCHEMA, API_SCHEMA, REMOTE_SCHEMA, SEARCH_SCHEMA, HELPER_SCHEMA];
+const SCHEMAS = [VECS_SCHEMA, API_SCHEMA, REMOTE_SCHEMA, SEARCH_SCHEMA, HELPER_SCHEMA, WRITE_SCHEMA];
 
 // NOTE: aclexplode() lists the owner's own privileges too; grantee 0 is PUBLIC.
 const GRANTEES = (acl: string, owner: string, privilege?: string) =>
@@ -109,7 +111,10 @@ export async function readCatalog(db: Db, scope: IntrospectScope): Promise<RawCa
       `SELECT c.oid::int AS oid, n.nspname::text, c.relname::text, c.relkind::text,
               pg_catalog.obj_description(c.oid, 'pg_class') AS comment,
               CASE WHEN c.relkind = 'v' THEN pg_catalog.md5(pg_catalog.pg_get_viewdef(c.oid)) END AS viewdef_md5,
-              c.reloptions::text[] AS reloptions, ${GRANTEES("COALESCE(c.relacl, pg_catalog.acldefault('r', c.relowner))", 'c.relowner')} AS grantees
+              c.reloptions::text[] AS reloptions,
+              ${GRANTEES("COALESCE(c.relacl, pg_catalog.acldefault('r', c.relowner))", 'c.relowner', 'SELECT')} AS grantees,
+              (SELECT t.tgfoid::pg_catalog.regproc::text FROM pg_catalog.pg_trigger t
+                WHERE t.tgrelid = c.oid AND t.tgname = 'vecscale_write') AS write_trigger
          FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
         WHERE n.nspname = ANY($1::text[])
           AND c.relkind IN ('r', 'p', 'v', 'm', 'f')
@@ -238,6 +243,7 @@ export function toState(database: string, role: DatabaseRole, raw: RawCatalog): 
         materialized: r.relkind === 'm',
         options: [...(r.reloptions ?? [])].sort(byCodePoint),
         grantees: r.grantees,
+        ...(r.write_trigger ? { writeTrigger: r.write_trigger } : {}),
       });
     } else if (r.relkind === 'f') {
       const ft = raw.foreignTables.find((f) => f.ftrelid === r.oid);

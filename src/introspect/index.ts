@@ -3,13 +3,17 @@ import type { Db } from '../db/connect.js';
 import { VecscaleError } from '../errors.js';
 import type { LiveDatabase } from '../model/state.js';
 import { matchFunctionName } from '../query/match-function.js';
+import { upsertFunctionName, writeFunctionName } from '../query/write-functions.js';
 import { readCatalog, toState } from './catalog.js';
 
 /** Introspects every database of the topology (concurrently), keyed by database name. */
 export async function introspectAll(topology: Topology, dbs: ReadonlyMap<string, Db>): Promise<Map<string, LiveDatabase>> {
   const scope = {
     relationNames: topology.collections.map((c) => c.name),
-    functionNames: ['filter_sql', ...topology.collections.map((c) => matchFunctionName(c.name))],
+    functionNames: [
+      'filter_sql',
+      ...topology.collections.flatMap((c) => [matchFunctionName(c.name), writeFunctionName(c.name), upsertFunctionName(c.name)]),
+    ],
   };
   const names = ['primary', ...topology.secondaries.map((s) => s.name)];
   const results = await Promise.all(

@@ -14,6 +14,8 @@ export const REMOTE_SCHEMA = 'vecscale_remote';
 export const SEARCH_SCHEMA = 'vecscale_search';
 /** vecscale's own helper functions on the primary (the filter compiler). */
 export const HELPER_SCHEMA = 'vecscale';
+/** Foreign tables over vecs.<c> itself, for writes through the primary. */
+export const WRITE_SCHEMA = 'vecscale_write';
 /** Marker suffix of objects whose definition vecscale fingerprints (views, functions). */
 export const DEFINITION_MARK = '; definition md5 ';
 /** Views' marker records an md5 of pg_get_viewdef() taken when vecscale created them: a hand edit shows. */
@@ -89,6 +91,8 @@ export interface ViewObject extends Base {
   readonly grantees?: readonly string[];
   /** Privileges the desired state grants to each grantee, e.g. `SELECT`. */
   readonly privileges?: string;
+  /** `schema.name` of the function its INSTEAD OF write trigger runs; compared where the desired state has one. */
+  readonly writeTrigger?: string;
 }
 
 export interface ServerObject extends Base {
@@ -141,6 +145,8 @@ export interface FunctionObject extends Base {
   /** Desired only: the CREATE FUNCTION statement and the argument types for GRANT/COMMENT. */
   readonly create?: string;
   readonly argTypes?: string;
+  /** Desired only: a new definition may use CREATE OR REPLACE (same signature and result), keeping what depends on it. */
+  readonly replaceable?: boolean;
 }
 
 export type DbObject =

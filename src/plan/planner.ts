@@ -29,8 +29,9 @@ export const PHASES: readonly ObjectKind[] = [
   'server',
   'user_mapping',
   'foreign_table',
-  'view',
+  // Functions before views: a view's write trigger needs its function (PL/pgSQL bodies are not checked at creation).
   'function',
+  'view',
 ];
 
 /** Where pgvector goes, and as whom the primary connects. Throws when the databases disagree on pgvector's schema. */
@@ -126,7 +127,7 @@ function decide(
         // Columns only appended (a new metadata key) and/or grants: changed in place, so grants and dependants survive.
         if (
           a.kind === d.kind &&
-          Object.keys(fields).every((f) => f === 'columns' || f === 'grantees') &&
+          Object.keys(fields).every((f) => f === 'columns' || f === 'grantees' || f === 'writeTrigger') &&
           (!('columns' in fields) || appendsColumns(a.columns, d.columns))
         ) {
           decisions.set(change.key, { action: 'alter', risk: 'safe', reason: what, desired: d, actual: a });
@@ -136,7 +137,7 @@ function decide(
         break;
       case 'function':
         // Grants alone change in place; a new definition replaces the function (its return type may differ).
-        decisions.set(change.key, Object.keys(fields).every((f) => f === 'grantees')
+        decisions.set(change.key, Object.keys(fields).every((f) => f === 'grantees') || (d.kind === 'function' && d.replaceable && !('kind' in fields))
           ? { action: 'alter', risk: 'safe', reason: what, desired: d, actual: a }
           : { action: 'replace', risk: 'safe', reason: what, desired: d, actual: a });
         break;

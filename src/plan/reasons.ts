@@ -32,6 +32,8 @@ export function purpose(o: DbObject): string {
         ? `filtered similarity search on ${o.server}, costed by the secondary (use_remote_estimate) so the whole query ships`
         : `reads ${o.options.schema_name}.${o.options.table_name} on ${o.server}`;
     case 'function':
+      if (o.name.startsWith('write_')) return `sends writes on ${API_SCHEMA}.${o.name.slice(6)} to vecs.${o.name.slice(6)} on its secondary`;
+      if (o.name.startsWith('upsert_')) return `insert or update by id on the secondary (ON CONFLICT does not pass through postgres_fdw)`;
       return o.schema === HELPER_SCHEMA
         ? "compiles vecs' filter language into SQL postgres_fdw ships"
         : `similarity search over ${o.name.replace(/^match_/, '')}: ORDER BY distance LIMIT k and the filter shipped to the secondary`;
@@ -78,6 +80,8 @@ export function describeFields(fields: Readonly<Record<string, FieldChange>>): s
       parts.push(`column options set by hand (${Object.keys(from as object).join(', ')})`);
     } else if (field === 'options' && Array.isArray(to)) {
       parts.push(`view options ${JSON.stringify(from)} → ${JSON.stringify(to)}`);
+    } else if (field === 'writeTrigger') {
+      parts.push(from ? 'write trigger changed' : 'write trigger missing');
     } else if (field === 'grantees') {
       parts.push(`grants: ${JSON.stringify(from ?? [])} → ${JSON.stringify(to)}`);
     } else if (field === 'definitionMd5') {

@@ -29,6 +29,15 @@ const columnSql = (c: Column, ctx: SqlContext): string =>
     .filter(Boolean)
     .join(' ');
 
+/** A foreign-table column; its options (`column_name=vec`) as `OPTIONS (column_name 'vec')`. */
+function foreignColumnSql(c: Column, opts: readonly string[] | undefined, ctx: SqlContext): string {
+  if (!opts?.length) return columnSql(c, ctx);
+  const pairs = opts.map((o) => [o.slice(0, o.indexOf('=')), literal(o.slice(o.indexOf('=') + 1))] as const);
+  // Column options go between the type and the constraints.
+  const [name, type, ...rest] = [ident(c.name), typeSql(c.type, ctx), c.notNull ? 'NOT NULL' : '', c.default !== null ? `DEFAULT ${c.default}` : ''];
+  return [name, type, options(pairs), ...rest].filter(Boolean).join(' ');
+}
+
 const comment = (what: string, name: string): string => `COMMENT ON ${what} ${name} IS ${literal(MANAGED_COMMENT)}`;
 
 /**
@@ -49,9 +58,18 @@ function grantSql(what: 'TABLE' | 'FUNCTION', name: string, privileges: string, 
   const remove = from.filter((r) => !to.includes(r));
   return [
     ...(add.length ? [`GRANT ${privileges} ON ${what} ${name} TO ${add.map(roleSql).join(', ')}`] : []),
-    ...(remove.length ? [`REVOKE ALL ON ${what} ${name} FROM ${remove.map(roleSql).join(', ')}`] : []),
+    ...(remove.length ? [`REVOKE ${privileges} ON ${what} ${name} FROM ${remove.map(roleSql).join(', ')}`] : []),
   ];
 }
+
+/** The INSTEAD OF trigger that sends writes on an API view to the collection's table on its secondary. */
+export const WRITE_TRIGGER = 'vecscale_write';
+const writeTriggerSql = (view: string, fn: string | undefined): string[] => {
+  if (fn === undefined) return [];
+  // `fn` is regproc's spelling, schema.name, of two identifiers: quoted here like every other name.
+  const [schema = '', name = ''] = fn.split('.');
+  return [`CREATE TRIGGER ${ident(WRITE_TRIGGER)} INSTEAD OF INSERT OR UPDATE OR DELETE ON ${view} FOR EACH ROW EXECUTE FUNCTION ${qualified(schema, name)}()`];
+};
 
 const roleSql = (role: string): string => (role === 'public' ? 'PUBLIC' : ident(role));
 
@@ -94,7 +112,8 @@ const builders: { [K in ObjectKind]: Builders<K> } = {
   view: {
     create: (o) => {
       if (o.query === undefined) throw new Error(`no query for view ${o.schema}.${o.name}`);
-      return [`CREATE VIEW ${qualified(o.schema, o.name)} AS ${o.query}`, ...grantSql('TABLE', qualified(o.schema, o.name), o.privileges ?? 'SELECT', [], o.grantees)];
+      const name = qualified(o.schema, o.name);
+      return [`CREATE VIEW ${name} AS ${o.query}`, ...writeTriggerSql(name, o.writeTrigger), ...grantSql('TABLE', name, o.privileges ?? 'SELECT', [], o.grantees)];
     },
     drop: (o) => [`DROP VIEW ${qualified(o.schema, o.name)} RESTRICT`],
     mark: (o) => viewMark(qualified(o.schema, o.name)),
@@ -125,7 +144,7 @@ const builders: { [K in ObjectKind]: Builders<K> } = {
   },
   foreign_table: {
     create: (o, ctx) => [
-      `CREATE FOREIGN TABLE ${qualified(o.schema, o.name)} (${o.columns.map((c) => columnSql(c, ctx)).join(', ')}) ` +
+      `CREATE FOREIGN TABLE ${qualified(o.schema, o.name)} (${o.columns.map((c) => foreignColumnSql(c, o.columnOptions[c.name], ctx)).join(', ')}) ` +
         `SERVER ${ident(o.server)} ${options(literalOptions(o.options))}`,
     ],
     drop: (o) => [`DROP FOREIGN TABLE ${qualified(o.schema, o.name)} RESTRICT`],
@@ -198,7 +217,17 @@ export function alterSql(actual: DbObject, desired: DbObject, ctx: SqlContext): 
     const name = qualified(desired.schema, desired.name);
     const grants = grantSql('TABLE', name, desired.privileges ?? 'SELECT', actual.grantees ?? [], desired.grantees);
     const columnsChanged = JSON.stringify(actual.columns.map((c) => [c.name, c.type])) !== JSON.stringify(desired.columns.map((c) => [c.name, c.type]));
-    return [...(columnsChanged ? [`CREATE OR REPLACE VIEW ${name} AS ${desired.query}`, viewMark(name)] : []), ...grants];
+    const trigger = desired.writeTrigger !== undefined && actual.writeTrigger !== desired.writeTrigger
+      ? [...(actual.writeTrigger ? [`DROP TRIGGER ${ident(WRITE_TRIGGER)} ON ${name}`] : []), ...writeTriggerSql(name, desired.writeTrigger)]
+      : [];
+    return [...(columnsChanged ? [`CREATE OR REPLACE VIEW ${name} AS ${desired.query}`, viewMark(name)] : []), ...trigger, ...grants];
+  }
+  if (
+    desired.kind === 'function' && actual.kind === 'function' && desired.replaceable &&
+    (desired.definitionMd5 !== actual.definitionMd5 || desired.bodyMd5 !== actual.bodyMd5)
+  ) {
+    // A trigger function keeps its signature: CREATE OR REPLACE keeps the trigger that uses it (and the grants).
+    return [...createSql(desired, ctx).map((s) => s.replace(/^CREATE FUNCTION /, 'CREATE OR REPLACE FUNCTION '))];
   }
   if (desired.kind === 'function' && actual.kind === 'function') {
     return grantSql('FUNCTION', `${qualified(desired.schema, desired.name)}(${desired.argTypes ?? ''})`, 'EXECUTE', actual.grantees, desired.grantees);

@@ -161,8 +161,8 @@ test('adding a metadata column changes the views in place: the API grant holds t
     'pod_a: alter view public.docs',
     'primary: alter foreign table vecscale_remote.docs',
     'primary: alter foreign table vecscale_search.docs',
-    'primary: alter view public.docs',
     'primary: replace function public.match_docs',
+    'primary: alter view public.docs',
   ]);
   await apply(file.load(), { approve });
   const [grant] = await sql(dbs.primary, `SELECT has_table_privilege('vs_reader', 'public.docs', 'SELECT') AS ok`);
@@ -176,8 +176,8 @@ test('adding a metadata column changes the views in place: the API grant holds t
     'pod_a: replace view public.docs',
     'primary: replace foreign table vecscale_remote.docs',
     'primary: replace foreign table vecscale_search.docs',
-    'primary: replace view public.docs',
     'primary: replace function public.match_docs',
+    'primary: replace view public.docs',
   ]);
   await apply(file.load(), { approve });
   assert.deepEqual(steps(await plan(file.load())), []);

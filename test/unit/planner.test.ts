@@ -52,10 +52,11 @@ test('from empty databases: every object, secondaries first, in phase order', ()
   ]);
   const primary = plan.databases.find((d) => d.database === 'primary')!;
   assert.deepEqual(primary.steps.map((s) => s.kind), [
-    'schema', 'schema', 'schema', 'extension', 'extension', 'server', 'server', 'user_mapping', 'user_mapping',
-    'foreign_table', 'foreign_table', 'foreign_table', 'foreign_table', 'view', 'view', 'function', 'function', 'function',
+    'schema', 'schema', 'schema', 'schema', 'extension', 'extension', 'server', 'server', 'user_mapping', 'user_mapping',
+    'foreign_table', 'foreign_table', 'foreign_table', 'foreign_table', 'foreign_table', 'foreign_table',
+    'function', 'function', 'function', 'function', 'function', 'function', 'function', 'view', 'view',
   ]);
-  assert.deepEqual(plan.summary, { create: 28, change: 0, replace: 0, drop: 0 });
+  assert.deepEqual(plan.summary, { create: 35, change: 0, replace: 0, drop: 0 });
   assert.equal(plan.blockers.length, 0);
 });
 
@@ -110,7 +111,7 @@ test('the plan and its renderings are deterministic and hold no secret', () => {
     for (const s of [SECRET_A, SECRET_B, encodeURIComponent(SECRET_A), 'primary-pw']) assert.ok(!text.includes(s), `leaked ${s}`);
   }
   assert.match(renderPlan(a, plain), /"password" '<redacted>'/);
-  assert.match(renderPlan(a, plain), /Plan: 28 to create, 0 to change, 0 to replace, 0 to drop\./);
+  assert.match(renderPlan(a, plain), /Plan: 35 to create, 0 to change, 0 to replace, 0 to drop\./);
 });
 
 test('a converged state plans no changes', () => {
@@ -147,14 +148,14 @@ test('a new extracted column changes both views and the foreign table in place (
   assert.deepEqual(byDb.primary, [
     'alter foreign table vecscale_remote.docs',
     'alter foreign table vecscale_search.docs',
-    'alter view public.docs',
     'replace function public.match_docs',
+    'alter view public.docs',
   ]);
   const primary = plan.databases.find((d) => d.database === 'primary')!;
   assert.equal(primary.steps[1]!.reason, 'column lang added');
   assert.deepEqual(primary.steps[0]!.sql, ['ALTER FOREIGN TABLE "vecscale_remote"."docs" ADD COLUMN "lang" text']);
-  assert.match(primary.steps[2]!.sql[0]!, /^CREATE OR REPLACE VIEW "public"\."docs" AS SELECT "id", "embedding", "metadata", "url", "year", "lang" FROM/);
-  assert.deepEqual(primary.steps[2]!.drop, []);
+  assert.match(primary.steps[3]!.sql[0]!, /^CREATE OR REPLACE VIEW "public"\."docs" AS SELECT "id", "embedding", "metadata", "url", "year", "lang" FROM/);
+  assert.deepEqual(primary.steps[3]!.drop, []);
 });
 
 test('a column type change replaces the foreign table and, with it, the API view built on it', () => {
@@ -166,11 +167,11 @@ test('a column type change replaces the foreign table and, with it, the API view
   assert.deepEqual(primary.steps.map((s) => `${s.action} ${s.object}`), [
     'replace foreign table vecscale_remote.docs',
     'replace foreign table vecscale_search.docs',
-    'replace view public.docs',
     'replace function public.match_docs',
+    'replace view public.docs',
   ]);
   assert.equal(primary.steps[0]!.reason, 'column year: integer → bigint');
-  assert.deepEqual(primary.steps[2]!.drop, ['DROP VIEW "public"."docs" RESTRICT']);
+  assert.deepEqual(primary.steps[3]!.drop, ['DROP VIEW "public"."docs" RESTRICT']);
 });
 
 test('a dimension change on a collection holding rows is blocked; on an empty one it is a replace', () => {

@@ -1,0 +1,87 @@
+/**
+ * Writes through the primary. The API view's columns come from a view on the secondary with computed columns,
+ * which postgres_fdw cannot insert into; so writes go to a second foreign table over `vecs.<c>` itself
+ * (vecscale_write.<c>: `embedding` is `column_name 'vec'`, metadata defaults to '{}', the server's batch_size).
+ * An INSTEAD OF trigger on public.<c> sends INSERT/UPDATE/DELETE there; upsert_<c> updates or inserts by id.
+ */
+import { createHash } from 'node:crypto';
+import type { CollectionSpec } from '../config/types.js';
+import { API_SCHEMA, type FunctionObject, HELPER_SCHEMA, keys, WRITE_SCHEMA } from '../model/state.js';
+import { ident, qualified } from '../sql/quote.js';
+
+const md5 = (s: string): string => createHash('md5').update(s).digest('hex');
+const DOLLAR = '$vecscale$';
+
+export const writeFunctionName = (collection: string): string => `write_${collection}`;
+export const upsertFunctionName = (collection: string): string => `upsert_${collection}`;
+
+function fn(schema: string, name: string, argTypes: string, create: string, body: string, grantees: readonly string[], replaceable: boolean): FunctionObject {
+  return {
+    kind: 'function',
+    key: keys.function(schema, name),
+    managed: true,
+    schema,
+    name,
+    definitionMd5: md5(create),
+    bodyMd5: md5(body),
+    grantees: [...grantees].sort(),
+    create,
+    argTypes,
+    replaceable,
+  };
+}
+
+/** `vecscale.write_<c>()`: the INSTEAD OF trigger function of public.<c>. */
+export function writeTriggerFunction(c: CollectionSpec): FunctionObject {
+  const target = qualified(WRITE_SCHEMA, c.name);
+  const body = `
+BEGIN
+  IF TG_OP = 'INSERT' THEN
+    INSERT INTO ${target} (id, embedding, metadata) VALUES (NEW.id, NEW.embedding, COALESCE(NEW.metadata, '{}'::jsonb));
+    RETURN NEW;
+  ELSIF TG_OP = 'UPDATE' THEN
+    UPDATE ${target} SET id = NEW.id, embedding = NEW.embedding, metadata = COALESCE(NEW.metadata, '{}'::jsonb) WHERE id = OLD.id;
+    RETURN NEW;
+  END IF;
+  DELETE FROM ${target} WHERE id = OLD.id;
+  RETURN OLD;
+END`;
+  const name = writeFunctionName(c.name);
+  const create =
+    `CREATE FUNCTION ${qualified(HELPER_SCHEMA, name)}() RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER SET search_path = '' ` +
+    `AS ${DOLLAR}${body}${DOLLAR}`;
+  return fn(HELPER_SCHEMA, name, '', create, body, [], true);
+}
+
+/**
+ * `public.upsert_<c>(id, embedding, metadata)`: postgres_fdw cannot run ON CONFLICT DO UPDATE, so: update by id,
+ * else insert; a concurrent insert of the same id (unique_violation from the secondary) retries the update.
+ */
+export function upsertFunction(c: CollectionSpec, vectorSchema: string): FunctionObject {
+  const target = qualified(WRITE_SCHEMA, c.name);
+  const body = `
+BEGIN
+  IF $1 IS NULL OR $2 IS NULL THEN
+    RAISE EXCEPTION 'vecscale: id and embedding must not be null' USING ERRCODE = '22004';
+  END IF;
+  LOOP
+    UPDATE ${target} t SET embedding = $2, metadata = COALESCE($3, '{}'::jsonb) WHERE t.id = $1;
+    IF FOUND THEN
+      RETURN;
+    END IF;
+    BEGIN
+      INSERT INTO ${target} (id, embedding, metadata) VALUES ($1, $2, COALESCE($3, '{}'::jsonb));
+      RETURN;
+    EXCEPTION WHEN unique_violation THEN
+      -- another session inserted this id since our UPDATE: update it on the next turn
+    END;
+  END LOOP;
+END`;
+  const vector = `${ident(vectorSchema)}.vector`;
+  const name = upsertFunctionName(c.name);
+  const create =
+    `CREATE FUNCTION ${qualified(API_SCHEMA, name)}(id text, embedding ${vector}(${c.dimension}), metadata jsonb DEFAULT '{}'::jsonb) ` +
+    `RETURNS void LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = '' AS ${DOLLAR}${body}${DOLLAR}`;
+  // Not granted to api_roles: writes stay with the owner unless someone grants them (e.g. to service_role).
+  return fn(API_SCHEMA, name, `text, ${vector}, jsonb`, create, body, [], false);
+}
