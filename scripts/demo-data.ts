@@ -62,6 +62,13 @@ try {
   const plan = (await primary.query<{ 'QUERY PLAN': string }>(`EXPLAIN (VERBOSE, COSTS OFF) ${sql}`, [q])).rows;
   const remote = plan.map((r) => r['QUERY PLAN']).find((l) => l.includes('Remote SQL')) ?? '';
   console.log(`\npostgres_fdw shipped to pod_text:${remote.replace(/'\[[^\]]*\]'/g, "'[…384 floats…]'").replace(/^\s*Remote SQL:/, '')}`);
+
+  // The same question through the RPC function, with vecs' filter language (what supabase-js rpc() calls).
+  const filter = { category: { $eq: 'Sapui5' } };
+  console.log(`\nmatch_docs(query, 5, '${JSON.stringify(filter)}') on the primary:\n`);
+  const matches = (await primary.query<{ id: string; title: string; distance: number }>(
+    'SELECT id, title, distance FROM public.match_docs($1, 5, $2::jsonb)', [q, JSON.stringify(filter)])).rows;
+  console.log(table(['id', 'title', 'distance'], matches.map((r) => [r.id, r.title.slice(0, 60), r.distance.toFixed(4)])));
 } finally {
   await secondary.end();
   await primary.end();
