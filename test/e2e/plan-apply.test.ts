@@ -134,3 +134,30 @@ test('the canary password appears in no output of any command above', () => {
     }
   }
 });
+
+test('vecscale query and explain: results, and bad input exits 6 with the reason', async () => {
+  const ok = await run(['query', 'docs', '-f', file.path, '--vector', '[1,0,0]', '--limit', '2', '--json']);
+  assert.equal(ok.code, 0, ok.stderr);
+  const doc = JSON.parse(ok.stdout) as { via: string; rows: unknown[] };
+  assert.equal(doc.via, 'primary');
+  const direct = await run(['query', 'docs', '-f', file.path, '--vector', '[1,0,0]', '--direct']);
+  assert.equal(direct.code, 0, direct.stderr);
+  assert.match(direct.stderr, /via secondary pod_a \(direct\)/);
+  const bad: Array<[string[], RegExp]> = [
+    [['query', 'dcos', '-f', file.path, '--vector', '[1,0,0]'], /no collection "dcos" .*did you mean "docs"/],
+    [['query', 'docs', '-f', file.path, '--vector', '[1,0]'], /the query vector has 2 dimensions; collection docs has 3/],
+    [['query', 'docs', '-f', file.path, '--vector', 'nope'], /--vector must be a non-empty list of finite numbers/],
+    [['query', 'docs', '-f', file.path, '--vector', '[1,0,0]', '--filter', '{"url": {"$like": "x"}}'], /unknown operator "\$like" for key "url"/],
+    [['query', 'docs', '-f', file.path, '--vector', '[1,0,0]', '--filter', '{oops'], /--filter is not valid JSON/],
+    [['query', 'docs', '-f', file.path], /a query vector is needed/],
+  ];
+  for (const [args, message] of bad) {
+    const r = await run(args);
+    assert.equal(r.code, 6, `${args.join(' ')}: ${r.stderr}`);
+    assert.match(r.stderr, message);
+    noStack(r);
+  }
+  const explain = await run(['explain', 'docs', '-f', file.path]);
+  assert.equal(explain.code, 0, explain.stderr);
+  assert.match(explain.stderr, /✓ no filter {3}✓ ORDER BY distance {3}✓ LIMIT/);
+});
