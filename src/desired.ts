@@ -12,7 +12,7 @@ import {
   type SecondarySpec,
   type Topology,
 } from './config/types.js';
-import { filterFunction, matchFunction } from './query/match-function.js';
+import { filterFunction, matchFunction, matchSqlFunction } from './query/match-function.js';
 import { upsertFunction, writeTriggerFunction } from './query/write-functions.js';
 import { ident, literal, qualified } from './sql/quote.js';
 import {
@@ -23,7 +23,6 @@ import {
   keys,
   HELPER_SCHEMA,
   REMOTE_SCHEMA,
-  SEARCH_SCHEMA,
   VECS_SCHEMA,
   WRITE_SCHEMA,
 } from './model/state.js';
@@ -33,6 +32,8 @@ import { parsePgUrl } from './util/url.js';
 export interface DesiredContext {
   /** Schema holding (or to hold) pgvector on every database. */
   readonly vectorSchema: string;
+  /** Schema of dblink on the primary (match_* runs its query on the secondary through it). */
+  readonly dblinkSchema: string;
   /** The role the primary connection runs as: the user mapping is for it. */
   readonly primaryRole: string;
 }
@@ -205,8 +206,8 @@ function primaryObjects(topology: Topology, ctx: DesiredContext): DbObject[] {
   const objects: DbObject[] = [
     { kind: 'extension', key: keys.extension('vector'), managed: false, name: 'vector', schema: ctx.vectorSchema },
     { kind: 'extension', key: keys.extension('postgres_fdw'), managed: false, name: 'postgres_fdw', schema: ctx.vectorSchema },
+    { kind: 'extension', key: keys.extension('dblink'), managed: false, name: 'dblink', schema: ctx.dblinkSchema },
     { kind: 'schema', key: keys.schema(REMOTE_SCHEMA), managed: true, name: REMOTE_SCHEMA },
-    { kind: 'schema', key: keys.schema(SEARCH_SCHEMA), managed: true, name: SEARCH_SCHEMA },
     { kind: 'schema', key: keys.schema(HELPER_SCHEMA), managed: true, name: HELPER_SCHEMA },
     { kind: 'schema', key: keys.schema(WRITE_SCHEMA), managed: true, name: WRITE_SCHEMA },
     filterFunction(),
@@ -235,7 +236,7 @@ function primaryObjects(topology: Topology, ctx: DesiredContext): DbObject[] {
       columnOptions: {},
       dependsOn: [keys.server(server), keys.schema(schema)],
     });
-    objects.push(foreignTable(REMOTE_SCHEMA, {}), foreignTable(SEARCH_SCHEMA, { use_remote_estimate: 'true' }));
+    objects.push(foreignTable(REMOTE_SCHEMA, {}));
     // Writes: a foreign table over vecs.<c> itself (the read shape has computed columns postgres_fdw cannot insert).
     objects.push({
       kind: 'foreign_table',
@@ -262,7 +263,8 @@ function primaryObjects(topology: Topology, ctx: DesiredContext): DbObject[] {
       privileges: 'SELECT',
       writeTrigger: `${write.schema}.${write.name}`,
     } as DbObject);
-    objects.push(matchFunction(c, ctx.vectorSchema, topology.apiRoles));
+    objects.push(matchSqlFunction(c, ctx.vectorSchema));
+    objects.push(matchFunction(c, { vectorSchema: ctx.vectorSchema, dblinkSchema: ctx.dblinkSchema, server }, topology.apiRoles));
   }
   return objects;
 }

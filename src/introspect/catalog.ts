@@ -98,7 +98,7 @@ export async function readCatalog(db: Db, scope: IntrospectScope): Promise<RawCa
     const extensions = await q<RawCatalog['extensions'][number]>(
       `SELECT e.extname::text, n.nspname::text
          FROM pg_catalog.pg_extension e JOIN pg_catalog.pg_namespace n ON n.oid = e.extnamespace
-        WHERE e.extname IN ('vector', 'postgres_fdw')`,
+        WHERE e.extname IN ('vector', 'postgres_fdw', 'dblink')`,
     );
     const schemas = await q<RawCatalog['schemas'][number]>(
       `SELECT n.nspname::text, pg_catalog.obj_description(n.oid, 'pg_namespace') AS comment
@@ -338,6 +338,7 @@ export function toState(database: string, role: DatabaseRole, raw: RawCatalog): 
       currentUser: raw.facts.current_user,
       serverVersion: Number(raw.facts.server_version_num),
       vectorSchema: vector?.nspname,
+      dblinkSchema: raw.extensions.find((e) => e.extname === 'dblink')?.nspname,
       nonEmpty: new Set(raw.nonEmpty.map((r) => keys.relation(VECS_SCHEMA, r.relname))),
     },
   };

@@ -2,7 +2,7 @@ import type { Topology } from '../config/types.js';
 import type { Db } from '../db/connect.js';
 import { VecscaleError } from '../errors.js';
 import type { LiveDatabase } from '../model/state.js';
-import { matchFunctionName } from '../query/match-function.js';
+import { matchFunctionName, matchSqlFunctionName } from '../query/match-function.js';
 import { upsertFunctionName, writeFunctionName } from '../query/write-functions.js';
 import { readCatalog, toState } from './catalog.js';
 
@@ -12,7 +12,7 @@ export async function introspectAll(topology: Topology, dbs: ReadonlyMap<string,
     relationNames: topology.collections.map((c) => c.name),
     functionNames: [
       'filter_sql',
-      ...topology.collections.flatMap((c) => [matchFunctionName(c.name), writeFunctionName(c.name), upsertFunctionName(c.name)]),
+      ...topology.collections.flatMap((c) => [matchFunctionName(c.name), matchSqlFunctionName(c.name), writeFunctionName(c.name), upsertFunctionName(c.name)]),
     ],
   };
   const names = ['primary', ...topology.secondaries.map((s) => s.name)];

@@ -189,6 +189,8 @@ export interface LiveFacts {
   readonly serverVersion: number;
   /** Schema of the installed pgvector, if installed. */
   readonly vectorSchema: string | undefined;
+  /** Schema of the installed dblink, if installed. */
+  readonly dblinkSchema?: string | undefined;
   /** Whether each vecs table (by relation key) holds at least one row. */
   readonly nonEmpty: ReadonlySet<string>;
 }

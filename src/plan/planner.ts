@@ -54,7 +54,7 @@ export function resolveContext(topology: Topology, live: ReadonlyMap<string, Liv
   }
   const primary = live.get('primary');
   if (!primary) throw new Error('no live state for the primary');
-  return { vectorSchema: wanted, primaryRole: primary.facts.currentUser };
+  return { vectorSchema: wanted, dblinkSchema: primary.facts.dblinkSchema ?? wanted, primaryRole: primary.facts.currentUser };
 }
 
 interface Decision {

@@ -87,7 +87,8 @@ export function describeFields(fields: Readonly<Record<string, FieldChange>>): s
     } else if (field === 'definitionMd5') {
       parts.push('definition changed');
     } else if (field === 'bodyMd5') {
-      parts.push('body edited outside vecscale');
+      // A new definition has a new body too: only a body alone changed means a hand edit.
+      if (!('definitionMd5' in fields)) parts.push('body edited outside vecscale');
     } else if (field === 'kind') {
       parts.push(`is a ${show(from).replace('_', ' ')}, should be a ${show(to).replace('_', ' ')}`);
     } else {

@@ -8,9 +8,9 @@ import { connect, type Db } from '../db/connect.js';
 import { sessionOptions } from '../desired.js';
 import { VecscaleError } from '../errors.js';
 import { API_SCHEMA, HELPER_SCHEMA } from '../model/state.js';
-import { qualified } from '../sql/quote.js';
+import { ident, qualified } from '../sql/quote.js';
 import { suggest } from '../config/messages.js';
-import { fillTemplate, MAX_MATCH_COUNT, matchFunctionName, matchQueryTemplate } from './match-function.js';
+import { DISTANCE_OPERATOR, MAX_MATCH_COUNT, matchFunctionName, matchSqlFunctionName } from './match-function.js';
 
 export interface QueryInput {
   readonly collection: string;
@@ -74,14 +74,33 @@ async function withDb<T>(database: string, url: string, timeoutMs: number | unde
   }
 }
 
-/** Compiles a filter with the primary's compiler (the one match_* uses): null for no filter. */
-async function compileFilter(primary: Db, filter: string): Promise<string | null> {
+/** The SQL match_<c> sends to the secondary for these inputs (built by the primary, as match_<c> builds it). */
+async function remoteSql(primary: Db, c: CollectionSpec, vector: string, k: number, filter: string): Promise<string> {
   try {
-    const r = await primary.query<{ sql: string | null }>(`SELECT ${qualified(HELPER_SCHEMA, 'filter_sql')}($1::jsonb) AS sql`, [filter]);
-    return r.rows[0]?.sql ?? null;
+    const r = await primary.query<{ sql: string }>(
+      `SELECT ${qualified(HELPER_SCHEMA, matchSqlFunctionName(c.name))}($1, $2, $3::jsonb) AS sql`,
+      [vector, k, filter],
+    );
+    return r.rows[0]!.sql;
   } catch (err) {
     return asFilterError(err);
   }
+}
+
+/** Runs `fn` on the collection's secondary in a read-only transaction with the session settings its server sends. */
+async function onSecondary<T>(topology: Topology, c: CollectionSpec, timeoutMs: number | undefined, fn: (db: Db) => Promise<T>): Promise<T> {
+  const secondary = topology.secondaries.find((s) => s.name === c.secondary)!;
+  return withDb(c.secondary, secondary.url, timeoutMs, async (db) => {
+    await db.query('BEGIN READ ONLY');
+    try {
+      for (const [, name, value] of sessionOptions(c.query).matchAll(/-c ([\w.]+)=(\S+)/g)) {
+        await db.query('SELECT pg_catalog.set_config($1, $2, true)', [name, value]);
+      }
+      return await fn(db);
+    } finally {
+      await db.query('ROLLBACK').catch(() => undefined);
+    }
+  });
 }
 
 /** Runs a similarity query through match_<c> on the primary. */
@@ -98,66 +117,55 @@ export async function queryPrimary(topology: Topology, input: QueryInput): Promi
   });
 }
 
-/** Runs the same query directly on the collection's secondary, with the session settings the wrapper sends. */
+/** Runs the SQL match_<c> would send, directly on the collection's secondary, with the same session settings. */
 export async function queryDirect(topology: Topology, input: QueryInput): Promise<QueryResult> {
   const c = collectionOf(topology, input.collection);
   const { k, filter, vector } = checkInput(c, input);
-  const where = await withDb('primary', topology.primary.url, input.connectTimeoutMs, (db) => compileFilter(db, filter));
-  const secondary = topology.secondaries.find((s) => s.name === c.secondary)!;
-  const vectorSchema = await withDb(c.secondary, secondary.url, input.connectTimeoutMs, async (db) => {
-    const r = await db.query<{ s: string }>(`SELECT extnamespace::regnamespace::text AS s FROM pg_catalog.pg_extension WHERE extname = 'vector'`);
-    return r.rows[0]?.s ?? 'public';
-  });
-  const template = matchQueryTemplate(c, vectorSchema, where !== null, qualified(API_SCHEMA, c.name));
-  const sql = fillTemplate(template, where === null ? [String(k)] : [where, String(k)]);
-  return withDb(c.secondary, secondary.url, input.connectTimeoutMs, async (db) => {
-    await db.query('BEGIN READ ONLY');
-    try {
-      for (const [, name, value] of sessionOptions(c.query).matchAll(/-c ([\w.]+)=(\S+)/g)) {
-        await db.query('SELECT pg_catalog.set_config($1, $2, true)', [name, value]);
-      }
-      const r = await db.query(sql, [vector]);
-      return { via: c.secondary, columns: r.fields.map((f) => f.name), rows: r.rows };
-    } catch (err) {
-      return asFilterError(err);
-    } finally {
-      await db.query('ROLLBACK').catch(() => undefined);
-    }
+  const sql = await withDb('primary', topology.primary.url, input.connectTimeoutMs, (db) => remoteSql(db, c, vector, k, filter));
+  return onSecondary(topology, c, input.connectTimeoutMs, async (db) => {
+    const r = await db.query(sql);
+    return { via: c.secondary, columns: r.fields.map((f) => f.name), rows: r.rows };
   });
 }
 
 export interface ExplainResult {
   readonly collection: string;
   readonly filtered: boolean;
-  readonly remoteSql: readonly string[];
-  readonly plan: string;
+  /** match_<c>: the SQL it sends and how the secondary plans it. */
+  readonly match: { readonly sql: string; readonly plan: string };
+  /** Plain SQL on the API view (`ORDER BY embedding <op> q LIMIT k`): what postgres_fdw ships. */
+  readonly view: { readonly remoteSql: readonly string[]; readonly plan: string };
   readonly ships: { readonly where: boolean; readonly orderBy: boolean; readonly limit: boolean };
-  /** ORDER BY and LIMIT (and the filter, if any) all reach the secondary. */
+  /** ORDER BY and LIMIT (and the filter, if any) run on the secondary, on both paths. */
   readonly ok: boolean;
 }
 
-/** Plans what match_<c> runs for this filter, under its settings, and reports what reaches the secondary. */
+const planText = (rows: Array<{ 'QUERY PLAN': string }>): string => rows.map((r) => r['QUERY PLAN']).join('\n');
+
+/** What reaches the secondary, for match_<c> (this filter) and for plain SQL on public.<c>. */
 export async function explainMatch(topology: Topology, input: Omit<QueryInput, 'vector'> & { vector?: readonly number[] }): Promise<ExplainResult> {
   const c = collectionOf(topology, input.collection);
   const vector = input.vector ?? Array.from({ length: c.dimension }, (_, i) => (i === 0 ? 1 : 0));
   const { k, filter, vector: literal } = checkInput(c, { ...input, vector });
-  return withDb('primary', topology.primary.url, input.connectTimeoutMs, async (db) => {
-    const where = await compileFilter(db, filter);
-    const vectorSchema = (await db.query<{ s: string }>(`SELECT extnamespace::regnamespace::text AS s FROM pg_catalog.pg_extension WHERE extname = 'vector'`)).rows[0]?.s ?? 'public';
-    const sql = fillTemplate(matchQueryTemplate(c, vectorSchema, where !== null), where === null ? [String(k)] : [where, String(k)]);
-    await db.query('BEGIN READ ONLY');
-    try {
-      // The settings match_<c> runs with.
-      await db.query("SET LOCAL search_path = ''");
-      await db.query('SET LOCAL plan_cache_mode = force_custom_plan');
-      await db.query('SET LOCAL enable_sort = off');
-      const rows = (await db.query<{ 'QUERY PLAN': string }>(`EXPLAIN (VERBOSE, COSTS OFF) ${sql}`, [literal])).rows.map((r) => r['QUERY PLAN']);
-      const remoteSql = rows.filter((l) => l.includes('Remote SQL:')).map((l) => l.replace(/^\s*Remote SQL:\s*/, ''));
-      const all = remoteSql.join('\n');
-      const ships = { where: where === null || / WHERE /.test(all), orderBy: / ORDER BY /.test(all), limit: / LIMIT /.test(all) };
-      return { collection: c.name, filtered: where !== null, remoteSql, plan: rows.join('\n'), ships, ok: ships.where && ships.orderBy && ships.limit };
-    } finally {
-      await db.query('ROLLBACK').catch(() => undefined);
-    }
+  const filtered = filter !== '{}';
+  type PlanRow = { 'QUERY PLAN': string };
+  const [sql, view] = await withDb('primary', topology.primary.url, input.connectTimeoutMs, async (db): Promise<[string, PlanRow[]]> => {
+    const sent = await remoteSql(db, c, literal, k, filter);
+    const vs = await db.query<{ s: string }>(`SELECT extnamespace::regnamespace::text AS s FROM pg_catalog.pg_extension WHERE extname = 'vector'`);
+    const distance = `embedding OPERATOR(${ident(vs.rows[0]?.s ?? 'public')}.${DISTANCE_OPERATOR[c.metric]}) $1`;
+    const rows = await db.query<PlanRow>(`EXPLAIN (VERBOSE, COSTS OFF) SELECT id FROM ${qualified(API_SCHEMA, c.name)} ORDER BY ${distance} LIMIT ${k}`, [literal]);
+    return [sent, rows.rows];
   });
+  const plan = await onSecondary(topology, c, input.connectTimeoutMs, async (db) => planText((await db.query<PlanRow>(`EXPLAIN (VERBOSE, COSTS OFF) ${sql}`)).rows));
+  const shipped = view.filter((r) => r['QUERY PLAN'].includes('Remote SQL:')).map((r) => r['QUERY PLAN'].replace(/^\s*Remote SQL:\s*/, ''));
+  const viewShips = shipped.some((r) => / ORDER BY /.test(r) && / LIMIT /.test(r));
+  const ships = { where: !filtered || / WHERE /.test(sql), orderBy: / ORDER BY /.test(sql) && viewShips, limit: / LIMIT \d+$/.test(sql) && viewShips };
+  return {
+    collection: c.name,
+    filtered,
+    match: { sql, plan },
+    view: { remoteSql: shipped, plan: planText(view) },
+    ships,
+    ok: ships.where && ships.orderBy && ships.limit,
+  };
 }

@@ -160,8 +160,8 @@ test('adding a metadata column changes the views in place: the API grant holds t
   assert.deepEqual(steps(p), [
     'pod_a: alter view public.docs',
     'primary: alter foreign table vecscale_remote.docs',
-    'primary: alter foreign table vecscale_search.docs',
     'primary: replace function public.match_docs',
+    'primary: replace function vecscale.match_sql_docs',
     'primary: alter view public.docs',
   ]);
   await apply(file.load(), { approve });
@@ -175,8 +175,8 @@ test('adding a metadata column changes the views in place: the API grant holds t
   assert.deepEqual(steps(back), [
     'pod_a: replace view public.docs',
     'primary: replace foreign table vecscale_remote.docs',
-    'primary: replace foreign table vecscale_search.docs',
     'primary: replace function public.match_docs',
+    'primary: replace function vecscale.match_sql_docs',
     'primary: replace view public.docs',
   ]);
   await apply(file.load(), { approve });

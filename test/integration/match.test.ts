@@ -168,14 +168,17 @@ test('EXPLAIN of the API relation ships ORDER BY and LIMIT; a filter on an extra
   assert.match(col, /Remote SQL: SELECT id FROM public.big WHERE \(\(lang = 'de'\)\)/);
 });
 
-test('vecscale explain: what match_big ships, unfiltered and filtered, on a 3000-row collection', async () => {
+test('vecscale explain: match_big sends the whole query to the secondary; plain SQL on public.big ships ORDER BY and LIMIT', async () => {
   const t = file.load();
   const plain = await explainMatch(t, { collection: 'big' });
   assert.deepEqual(plain.ships, { where: true, orderBy: true, limit: true });
+  assert.match(plain.match.sql, /^SELECT t\.id, t\.metadata, .* FROM "public"\."big" t ORDER BY .* LIMIT 10$/);
+  assert.match(plain.match.plan, /^Limit/, 'the secondary plans the LIMIT itself');
+  assert.match(plain.view.remoteSql.join('\n'), /ORDER BY .* LIMIT 10::bigint/);
   const filtered = await explainMatch(t, { collection: 'big', filter: { lang: { $eq: 'de' } } });
   assert.equal(filtered.filtered, true);
-  assert.deepEqual(filtered.ships, { where: true, orderBy: true, limit: true }, filtered.plan);
-  assert.match(filtered.remoteSql.join('\n'), /jsonb_path_query_first\(metadata, 'strict \$\."lang"'::jsonpath, '\{\}'::jsonb, true\) = '"de"'::jsonb/);
+  assert.deepEqual(filtered.ships, { where: true, orderBy: true, limit: true });
+  assert.match(filtered.match.sql, /WHERE pg_catalog\.jsonb_path_query_first\(metadata, 'strict \$\."lang"'::pg_catalog\.jsonpath, '\{\}'::pg_catalog\.jsonb, true\) OPERATOR\(pg_catalog\.=\) '"de"'::pg_catalog\.jsonb ORDER BY/);
 });
 
 test('auto_explain of ten calls in one session: every per-call query ships its LIMIT', async () => {
@@ -195,9 +198,10 @@ test('auto_explain of ten calls in one session: every per-call query ships its L
   } finally {
     await c.end();
   }
-  const plans = notices.filter((n) => n.includes('Remote SQL'));
+  // Each call's own statement, as sent to the secondary: the dblink call with its SQL, LIMIT included.
+  const plans = notices.filter((n) => n.includes('dblink(') && n.includes('Function Call'));
   assert.equal(plans.length, 10, `one plan per call, got ${plans.length}`);
-  for (const p of plans) assert.match(p, /Remote SQL: .* ORDER BY .* LIMIT 10::bigint/);
+  for (const p of plans) assert.match(p, /Function Call: public\.dblink\('vecscale_pod_a'::text, 'SELECT .* ORDER BY t\.embedding OPERATOR\("public"\.<=>\) ''\[[^\]]+\]''::"public"\.vector LIMIT 10'::text\)/);
 });
 
 test('vecscale query through the primary and --direct on the secondary agree', async () => {

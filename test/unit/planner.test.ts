@@ -24,7 +24,7 @@ function emptyLive(names = ['pod_text', 'pod_img']): Map<string, LiveDatabase> {
 
 /** The live state after a perfect apply: desired, as introspection would read it back. */
 function converged(t = topology()): Map<string, LiveDatabase> {
-  const desired = buildDesired(t, { vectorSchema: 'public', primaryRole: 'postgres' });
+  const desired = buildDesired(t, { vectorSchema: 'public', dblinkSchema: 'public', primaryRole: 'postgres' });
   return new Map(
     desired.map((d) => {
       const objects = new Map<string, DbObject>(
@@ -52,9 +52,9 @@ test('from empty databases: every object, secondaries first, in phase order', ()
   ]);
   const primary = plan.databases.find((d) => d.database === 'primary')!;
   assert.deepEqual(primary.steps.map((s) => s.kind), [
-    'schema', 'schema', 'schema', 'schema', 'extension', 'extension', 'server', 'server', 'user_mapping', 'user_mapping',
-    'foreign_table', 'foreign_table', 'foreign_table', 'foreign_table', 'foreign_table', 'foreign_table',
-    'function', 'function', 'function', 'function', 'function', 'function', 'function', 'view', 'view',
+    'schema', 'schema', 'schema', 'extension', 'extension', 'extension', 'server', 'server', 'user_mapping', 'user_mapping',
+    'foreign_table', 'foreign_table', 'foreign_table', 'foreign_table',
+    'function', 'function', 'function', 'function', 'function', 'function', 'function', 'function', 'function', 'view', 'view',
   ]);
   assert.deepEqual(plan.summary, { create: 35, change: 0, replace: 0, drop: 0 });
   assert.equal(plan.blockers.length, 0);
@@ -93,8 +93,9 @@ test('exact SQL on the primary: server with extensions vector, mapping with a se
   const session = '-c cursor_tuple_fraction=1 -c hnsw.ef_search=100 -c hnsw.iterative_scan=relaxed_order -c ivfflat.probes=10';
   assert.ok(sql.includes(`CREATE SERVER "pod_text" FOREIGN DATA WRAPPER "postgres_fdw" OPTIONS ("async_capable" 'true', "batch_size" '1000', "dbname" 'vectors', "extensions" 'vector', "host" '10.0.0.2', "options" '${session}', "port" '5433')`));
   assert.ok(sql.includes(`CREATE SERVER "pod_img" FOREIGN DATA WRAPPER "postgres_fdw" OPTIONS ("async_capable" 'true', "batch_size" '1000', "dbname" 'postgres', "extensions" 'vector', "host" '10.0.0.3', "options" '${session}', "port" '5432', "sslmode" 'require')`));
-  assert.ok(sql.includes('CREATE FOREIGN TABLE "vecscale_search"."docs" ("id" character varying, "embedding" "public".vector(384), "metadata" jsonb, "url" text, "year" integer) SERVER "pod_text" OPTIONS ("schema_name" \'public\', "table_name" \'docs\', "use_remote_estimate" \'true\')'));
-  assert.ok(sql.some((s) => s.startsWith('CREATE FUNCTION "public"."match_docs"(query_embedding "public".vector(384), match_count integer DEFAULT 10, filter jsonb DEFAULT \'{}\'::jsonb) RETURNS TABLE(id character varying, metadata jsonb, distance double precision, "url" text, "year" integer) LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = \'\' SET plan_cache_mode = force_custom_plan SET enable_sort = off AS $vecscale$')));
+  assert.ok(sql.includes('CREATE FOREIGN TABLE "vecscale_write"."docs" ("id" character varying, "embedding" "public".vector(384) OPTIONS ("column_name" \'vec\'), "metadata" jsonb DEFAULT \'{}\'::jsonb) SERVER "pod_text" OPTIONS ("schema_name" \'vecs\', "table_name" \'docs\')'));
+  assert.ok(sql.some((s) => s.startsWith('CREATE FUNCTION "public"."match_docs"(query_embedding "public".vector(384), match_count integer DEFAULT 10, filter jsonb DEFAULT \'{}\'::jsonb) RETURNS TABLE(id character varying, metadata jsonb, distance double precision, "url" text, "year" integer) LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = \'\' SET plan_cache_mode = force_custom_plan AS $vecscale$')));
+  assert.ok(sql.includes('CREATE EXTENSION IF NOT EXISTS "dblink" WITH SCHEMA "public"'));
   assert.ok(sql.includes('REVOKE ALL ON FUNCTION "public"."match_docs"("public".vector, integer, jsonb) FROM PUBLIC'));
   assert.ok(sql.includes('CREATE USER MAPPING FOR "postgres" SERVER "pod_text" OPTIONS ("password" {{secret:pod_text.password}}, "user" \'postgres\')'));
   assert.ok(sql.includes('CREATE FOREIGN TABLE "vecscale_remote"."docs" ("id" character varying, "embedding" "public".vector(384), "metadata" jsonb, "url" text, "year" integer) SERVER "pod_text" OPTIONS ("schema_name" \'public\', "table_name" \'docs\')'));
@@ -147,12 +148,13 @@ test('a new extracted column changes both views and the foreign table in place (
   assert.deepEqual(byDb.pod_text, ['alter view public.docs']);
   assert.deepEqual(byDb.primary, [
     'alter foreign table vecscale_remote.docs',
-    'alter foreign table vecscale_search.docs',
     'replace function public.match_docs',
+    'replace function vecscale.match_sql_docs',
     'alter view public.docs',
   ]);
   const primary = plan.databases.find((d) => d.database === 'primary')!;
-  assert.equal(primary.steps[1]!.reason, 'column lang added');
+  assert.equal(primary.steps[3]!.reason, 'column lang added');
+  assert.equal(primary.steps[1]!.reason, 'definition changed');
   assert.deepEqual(primary.steps[0]!.sql, ['ALTER FOREIGN TABLE "vecscale_remote"."docs" ADD COLUMN "lang" text']);
   assert.match(primary.steps[3]!.sql[0]!, /^CREATE OR REPLACE VIEW "public"\."docs" AS SELECT "id", "embedding", "metadata", "url", "year", "lang" FROM/);
   assert.deepEqual(primary.steps[3]!.drop, []);
@@ -166,12 +168,11 @@ test('a column type change replaces the foreign table and, with it, the API view
   const primary = buildPlan(t2, converged(base)).databases.find((d) => d.database === 'primary')!;
   assert.deepEqual(primary.steps.map((s) => `${s.action} ${s.object}`), [
     'replace foreign table vecscale_remote.docs',
-    'replace foreign table vecscale_search.docs',
     'replace function public.match_docs',
     'replace view public.docs',
   ]);
   assert.equal(primary.steps[0]!.reason, 'column year: integer → bigint');
-  assert.deepEqual(primary.steps[3]!.drop, ['DROP VIEW "public"."docs" RESTRICT']);
+  assert.deepEqual(primary.steps[2]!.drop, ['DROP VIEW "public"."docs" RESTRICT']);
 });
 
 test('a dimension change on a collection holding rows is blocked; on an empty one it is a replace', () => {

@@ -82,12 +82,16 @@ export async function explainCommand(collection: string, flags: QueryFlags, out:
   });
   if (out.json) out.result(r);
   const mark = (ok: boolean, what: string) => `${ok ? out.color.green('✓') : out.color.red('✗')} ${what}`;
-  out.info(`match_${collection}${r.filtered ? ' (filtered)' : ''} ships to the secondary:`);
-  for (const sql of r.remoteSql) out.info(`  ${out.color.dim(sql.replace(/'\[[^\]]{60,}\]'/g, "'[…]'"))}`);
+  const short = (sql: string) => sql.replace(/'\[[^\]]{60,}\]'/g, "'[…]'");
+  out.info(`match_${collection}${r.filtered ? ' (filtered)' : ''} runs on the secondary:`);
+  out.info(`  ${out.color.dim(short(r.match.sql))}`);
+  for (const line of r.match.plan.split('\n')) out.info(`    ${out.color.dim(short(line))}`);
+  out.info(`SQL on public.${collection} (ORDER BY distance LIMIT k) ships through postgres_fdw:`);
+  for (const sql of r.view.remoteSql) out.info(`  ${out.color.dim(short(sql))}`);
   out.info([mark(r.ships.where, r.filtered ? 'filter' : 'no filter'), mark(r.ships.orderBy, 'ORDER BY distance'), mark(r.ships.limit, 'LIMIT')].join('   '));
   if (!r.ok) {
-    out.info(out.color.red('The primary keeps part of the query: it would fetch more rows than it returns.'));
-    out.info(r.plan);
+    out.info(out.color.red('Part of the query stays on the primary: it would fetch more rows than it returns.'));
+    out.info(r.view.plan);
     throw new ExitWith(ExitCode.error);
   }
 }
