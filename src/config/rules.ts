@@ -146,6 +146,18 @@ const columnNamesAreFree: Rule = (draft, ctx) =>
       }),
   );
 
+/** vecscale names functions after collections (match_sql_<c> is the longest); PostgreSQL cuts names at 63 bytes. */
+export const MAX_COLLECTION_NAME = 63 - 'match_sql_'.length;
+
+const collectionNamesFit: Rule = (draft, ctx) =>
+  draft.collections
+    .filter((c) => c.name.length > MAX_COLLECTION_NAME)
+    .map((c) => {
+      const path = `collections.${c.name}`;
+      return error(ctx, path, ctx.locate.key(path) ?? ctx.locate.near(path),
+        `collection name is ${c.name.length} characters; at most ${MAX_COLLECTION_NAME}, so that match_sql_${'<name>'} fits PostgreSQL's 63`);
+    });
+
 /** vecs hides collections whose name starts with `_`: such a collection would be invisible to it. */
 const collectionsVisibleToVecs: Rule = (draft, ctx) =>
   draft.collections
@@ -170,6 +182,7 @@ export const RULES: Readonly<Record<string, Rule>> = {
   dimensionIsIndexable,
   columnNamesAreFree,
   collectionsVisibleToVecs,
+  collectionNamesFit,
   extensionSchemaIsFree,
 };
 

@@ -14,7 +14,6 @@ import {
   MANAGED_COMMENT,
   VIEWDEF_MARK,
   DEFINITION_MARK,
-  SEARCH_SCHEMA,
   HELPER_SCHEMA,
   WRITE_SCHEMA,
   REMOTE_SCHEMA,
@@ -79,7 +78,7 @@ export interface RawCatalog {
   readonly nonEmpty: ReadonlyArray<{ relname: string }>;
 }
 
-const SCHEMAS = [VECS_SCHEMA, API_SCHEMA, REMOTE_SCHEMA, SEARCH_SCHEMA, HELPER_SCHEMA, WRITE_SCHEMA];
+const SCHEMAS = [VECS_SCHEMA, API_SCHEMA, REMOTE_SCHEMA, HELPER_SCHEMA, WRITE_SCHEMA];
 
 // NOTE: aclexplode() lists the owner's own privileges too; grantee 0 is PUBLIC.
 const GRANTEES = (acl: string, owner: string, privilege?: string) =>

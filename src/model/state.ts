@@ -10,8 +10,6 @@ export const MANAGED_COMMENT = 'managed by vecscale';
 export const VECS_SCHEMA = 'vecs';
 export const API_SCHEMA = 'public';
 export const REMOTE_SCHEMA = 'vecscale_remote';
-/** Foreign tables with use_remote_estimate, for filtered similarity search (see src/query/match-function.ts). */
-export const SEARCH_SCHEMA = 'vecscale_search';
 /** vecscale's own helper functions on the primary (the filter compiler). */
 export const HELPER_SCHEMA = 'vecscale';
 /** Foreign tables over vecs.<c> itself, for writes through the primary. */

@@ -1,6 +1,6 @@
 /** The human reasons plans give: why an object is created, and what differs when it is changed. */
 import type { FieldChange } from '../diff.js';
-import { API_SCHEMA, type DbObject, HELPER_SCHEMA, REMOTE_SCHEMA, VECS_SCHEMA } from '../model/state.js';
+import { API_SCHEMA, type DbObject, HELPER_SCHEMA, REMOTE_SCHEMA, VECS_SCHEMA, WRITE_SCHEMA } from '../model/state.js';
 
 /** Why an object exists, as a create step's reason. */
 export function purpose(o: DbObject): string {
@@ -28,9 +28,7 @@ export function purpose(o: DbObject): string {
     case 'user_mapping':
       return `${o.role} connects to ${o.server} as ${o.options.user}`;
     case 'foreign_table':
-      return o.options.use_remote_estimate === 'true'
-        ? `filtered similarity search on ${o.server}, costed by the secondary (use_remote_estimate) so the whole query ships`
-        : `reads ${o.options.schema_name}.${o.options.table_name} on ${o.server}`;
+      return `${o.schema === WRITE_SCHEMA ? 'writes to' : 'reads'} ${o.options.schema_name}.${o.options.table_name} on ${o.server}`;
     case 'function':
       if (o.name.startsWith('write_')) return `sends writes on ${API_SCHEMA}.${o.name.slice(6)} to vecs.${o.name.slice(6)} on its secondary`;
       if (o.name.startsWith('upsert_')) return `insert or update by id on the secondary (ON CONFLICT does not pass through postgres_fdw)`;

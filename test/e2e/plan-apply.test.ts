@@ -161,3 +161,19 @@ test('vecscale query and explain: results, and bad input exits 6 with the reason
   assert.equal(explain.code, 0, explain.stderr);
   assert.match(explain.stderr, /✓ no filter {3}✓ ORDER BY distance {3}✓ LIMIT/);
 });
+
+test('vecscale explain exits 1 when the API view path stops shipping ORDER BY/LIMIT (extensions dropped by hand); apply repairs it', async () => {
+  await sql(dbs.primary, `ALTER SERVER pod_a OPTIONS (DROP extensions)`);
+  const broken = await run(['explain', 'docs', '-f', file.path]);
+  assert.equal(broken.code, 1, broken.stderr);
+  assert.match(broken.stderr, /✗ ORDER BY distance/);
+  const repaired = await run(['apply', file.path, '--auto-approve']);
+  assert.equal(repaired.code, 0, repaired.stderr);
+  assert.match(repaired.stderr, /~ server pod_a/);
+  const vectorFile = join(file.dir, 'q.json');
+  writeFileSync(vectorFile, '[0, 1, 0]\n');
+  const ok = await run(['explain', 'docs', '-f', file.path, '--vector-file', vectorFile]);
+  assert.equal(ok.code, 0, ok.stderr);
+  const q = await run(['query', 'docs', '-f', file.path, '--vector-file', vectorFile, '--json']);
+  assert.equal(q.code, 0, q.stderr);
+});

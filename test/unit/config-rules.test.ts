@@ -22,7 +22,7 @@ const check = (collections: string, head = base): string[] => lines(parseTopolog
 test('the rules are named, and valid input passes all of them', () => {
   assert.deepEqual(Object.keys(RULES), [
     'urlsArePostgres', 'databasesAreDistinct', 'secondaryIsDefined', 'efConstructionCoversM', 'dimensionIsIndexable', 'columnNamesAreFree',
-    'collectionsVisibleToVecs', 'extensionSchemaIsFree',
+    'collectionsVisibleToVecs', 'collectionNamesFit', 'extensionSchemaIsFree',
   ]);
   assert.deepEqual(check('  docs: { secondary: pod_text, dimension: 2000, index: { m: 32, ef_construction: 64 } }\n'), []);
 });
