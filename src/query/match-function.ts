@@ -2,9 +2,9 @@
  * `match_<collection>(query_embedding, match_count, filter)` on the primary: the secondary runs the whole query.
  * (Measured at 20k × 384: postgres_fdw with everything shipped 2.0× direct, dblink on a kept connection 1.14×.)
  */
-import { createHash } from 'node:crypto';
 import type { CollectionSpec, Metric } from '../config/types.js';
-import { API_SCHEMA, type FunctionObject, HELPER_SCHEMA, keys } from '../model/state.js';
+import { API_SCHEMA, type FunctionObject, HELPER_SCHEMA } from '../model/state.js';
+import { DOLLAR, functionObject } from './function-object.js';
 import { ident, literal, qualified } from '../sql/quote.js';
 import { FILTER_SQL_BODY } from './filter-function.js';
 
@@ -12,8 +12,6 @@ export const DISTANCE_OPERATOR: Readonly<Record<Metric, string>> = { cosine: '<=
 /** vecs refuses more than 1000 results; so do we. */
 export const MAX_MATCH_COUNT = 1000;
 
-const md5 = (s: string): string => createHash('md5').update(s).digest('hex');
-const DOLLAR = '$vecscale$';
 
 export const matchFunctionName = (collection: string): string => `match_${collection}`;
 
@@ -45,27 +43,13 @@ export const matchSqlFunctionName = (collection: string): string => `match_sql_$
 /** The session's dblink connection to a server, named after it. */
 export const connectionName = (server: string): string => `vecscale_${server}`;
 
-function fn(schema: string, name: string, argTypes: string, create: string, body: string, grantees: readonly string[]): FunctionObject {
-  return {
-    kind: 'function',
-    key: keys.function(schema, name),
-    managed: true,
-    schema,
-    name,
-    definitionMd5: md5(create),
-    bodyMd5: md5(body),
-    grantees: [...grantees].sort(),
-    create,
-    argTypes,
-  };
-}
 
 /** `vecscale.filter_sql(jsonb)`: the filter compiler (src/query/filter-function.ts). */
 export function filterFunction(): FunctionObject {
   const create =
     `CREATE FUNCTION ${qualified(HELPER_SCHEMA, 'filter_sql')}(filter jsonb) RETURNS text ` +
     `LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE SET search_path = '' AS ${DOLLAR}${FILTER_SQL_BODY}${DOLLAR}`;
-  return fn(HELPER_SCHEMA, 'filter_sql', 'jsonb', create, FILTER_SQL_BODY, []);
+  return functionObject({ schema: HELPER_SCHEMA, name: 'filter_sql', argTypes: 'jsonb', create, body: FILTER_SQL_BODY, grantees: [] });
 }
 
 /**
@@ -95,7 +79,7 @@ END`;
   const create =
     `CREATE FUNCTION ${qualified(HELPER_SCHEMA, name)}(query_embedding ${vector}(${c.dimension}), match_count integer, filter jsonb) ` +
     `RETURNS text LANGUAGE plpgsql IMMUTABLE SET search_path = '' AS ${DOLLAR}${body}${DOLLAR}`;
-  return fn(HELPER_SCHEMA, name, `${vector}, integer, jsonb`, create, body, []);
+  return functionObject({ schema: HELPER_SCHEMA, name, argTypes: `${vector}, integer, jsonb`, create, body, grantees: [] });
 }
 
 /**
@@ -132,5 +116,5 @@ END`;
     `RETURNS TABLE(${resultColumns(c).join(', ')}) LANGUAGE plpgsql VOLATILE SECURITY DEFINER ` +
     `SET search_path = '' SET plan_cache_mode = force_custom_plan ` +
     `AS ${DOLLAR}${body}${DOLLAR}`;
-  return fn(API_SCHEMA, name, `${vector}, integer, jsonb`, create, body, apiRoles);
+  return functionObject({ schema: API_SCHEMA, name, argTypes: `${vector}, integer, jsonb`, create, body, grantees: apiRoles });
 }

@@ -4,32 +4,15 @@
  * (vecscale_write.<c>: `embedding` is `column_name 'vec'`, metadata defaults to '{}', the server's batch_size).
  * An INSTEAD OF trigger on public.<c> sends INSERT/UPDATE/DELETE there; upsert_<c> updates or inserts by id.
  */
-import { createHash } from 'node:crypto';
 import type { CollectionSpec } from '../config/types.js';
-import { API_SCHEMA, type FunctionObject, HELPER_SCHEMA, keys, WRITE_SCHEMA } from '../model/state.js';
+import { API_SCHEMA, type FunctionObject, HELPER_SCHEMA, WRITE_SCHEMA } from '../model/state.js';
+import { DOLLAR, functionObject } from './function-object.js';
 import { ident, qualified } from '../sql/quote.js';
 
-const md5 = (s: string): string => createHash('md5').update(s).digest('hex');
-const DOLLAR = '$vecscale$';
 
 export const writeFunctionName = (collection: string): string => `write_${collection}`;
 export const upsertFunctionName = (collection: string): string => `upsert_${collection}`;
 
-function fn(schema: string, name: string, argTypes: string, create: string, body: string, grantees: readonly string[], replaceable: boolean): FunctionObject {
-  return {
-    kind: 'function',
-    key: keys.function(schema, name),
-    managed: true,
-    schema,
-    name,
-    definitionMd5: md5(create),
-    bodyMd5: md5(body),
-    grantees: [...grantees].sort(),
-    create,
-    argTypes,
-    replaceable,
-  };
-}
 
 /** `vecscale.write_<c>()`: the INSTEAD OF trigger function of public.<c>. */
 export function writeTriggerFunction(c: CollectionSpec): FunctionObject {
@@ -50,7 +33,7 @@ END`;
   const create =
     `CREATE FUNCTION ${qualified(HELPER_SCHEMA, name)}() RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER SET search_path = '' ` +
     `AS ${DOLLAR}${body}${DOLLAR}`;
-  return fn(HELPER_SCHEMA, name, '', create, body, [], true);
+  return functionObject({ schema: HELPER_SCHEMA, name, argTypes: '', create, body, grantees: [], replaceable: true });
 }
 
 /**
@@ -83,5 +66,5 @@ END`;
     `CREATE FUNCTION ${qualified(API_SCHEMA, name)}(id text, embedding ${vector}(${c.dimension}), metadata jsonb DEFAULT '{}'::jsonb) ` +
     `RETURNS void LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = '' AS ${DOLLAR}${body}${DOLLAR}`;
   // Not granted to api_roles: writes stay with the owner unless someone grants them (e.g. to service_role).
-  return fn(API_SCHEMA, name, `text, ${vector}, jsonb`, create, body, [], false);
+  return functionObject({ schema: API_SCHEMA, name, argTypes: `text, ${vector}, jsonb`, create, body, grantees: [] });
 }
