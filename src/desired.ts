@@ -177,6 +177,8 @@ function serverObjects(s: SecondarySpec, q: QuerySettings, ctx: DesiredContext):
   const options: Record<string, string> = {
     async_capable: 'true',
     batch_size: '1000',
+    // An unreachable secondary fails a call in 10 s instead of hanging the primary's backend.
+    connect_timeout: '10',
     dbname: url.database,
     // Without it postgres_fdw ships no pgvector operator, so every kNN query pulls the whole collection.
     extensions: 'vector',
@@ -206,7 +208,9 @@ function primaryObjects(topology: Topology, ctx: DesiredContext): DbObject[] {
   const objects: DbObject[] = [
     { kind: 'extension', key: keys.extension('vector'), managed: false, name: 'vector', schema: ctx.vectorSchema },
     { kind: 'extension', key: keys.extension('postgres_fdw'), managed: false, name: 'postgres_fdw', schema: ctx.vectorSchema },
-    { kind: 'extension', key: keys.extension('dblink'), managed: false, name: 'dblink', schema: ctx.dblinkSchema },
+    // In vecscale's private schema, executable by nobody but its owner: match_* keeps a dblink connection as the
+    // owner in the session, and any role that could call dblink() could use it.
+    { kind: 'extension', key: keys.extension('dblink'), managed: false, name: 'dblink', schema: ctx.dblinkSchema, revokePublic: ctx.dblinkSchema === HELPER_SCHEMA },
     { kind: 'schema', key: keys.schema(REMOTE_SCHEMA), managed: true, name: REMOTE_SCHEMA },
     { kind: 'schema', key: keys.schema(HELPER_SCHEMA), managed: true, name: HELPER_SCHEMA },
     { kind: 'schema', key: keys.schema(WRITE_SCHEMA), managed: true, name: WRITE_SCHEMA },
@@ -264,7 +268,9 @@ function primaryObjects(topology: Topology, ctx: DesiredContext): DbObject[] {
       writeTrigger: `${write.schema}.${write.name}`,
     } as DbObject);
     objects.push(matchSqlFunction(c, ctx.vectorSchema));
-    objects.push(matchFunction(c, { vectorSchema: ctx.vectorSchema, dblinkSchema: ctx.dblinkSchema, server }, topology.apiRoles));
+    const serverOptions = servers.get(server)?.find((o) => o.kind === 'server');
+    const serverFingerprint = shortHash(JSON.stringify(serverOptions?.kind === 'server' ? serverOptions.options : {}));
+    objects.push(matchFunction(c, { vectorSchema: ctx.vectorSchema, dblinkSchema: ctx.dblinkSchema, server, serverFingerprint }, topology.apiRoles));
   }
   return objects;
 }

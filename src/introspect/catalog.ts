@@ -31,7 +31,7 @@ export interface IntrospectScope {
 }
 
 export interface RawCatalog {
-  readonly facts: { current_user: string; server_version_num: string };
+  readonly facts: { current_user: string; server_version_num: string; dblink_public: boolean };
   readonly extensions: ReadonlyArray<{ extname: string; nspname: string }>;
   readonly schemas: ReadonlyArray<{ nspname: string; comment: string | null }>;
   readonly relations: ReadonlyArray<{
@@ -92,7 +92,12 @@ export async function readCatalog(db: Db, scope: IntrospectScope): Promise<RawCa
     await db.query("SET LOCAL search_path = pg_catalog");
     const q = async <R>(text: string, values: unknown[] = []): Promise<R[]> => (await db.query(text, values)).rows as R[];
     const facts = (await q<RawCatalog['facts']>(
-      "SELECT current_user::text AS current_user, current_setting('server_version_num') AS server_version_num",
+      `SELECT current_user::text AS current_user, current_setting('server_version_num') AS server_version_num,
+              EXISTS (SELECT FROM pg_catalog.pg_depend d
+                        JOIN pg_catalog.pg_extension e ON e.oid = d.refobjid AND e.extname = 'dblink'
+                        JOIN pg_catalog.pg_proc p ON p.oid = d.objid AND d.classid = 'pg_catalog.pg_proc'::pg_catalog.regclass,
+                        LATERAL pg_catalog.aclexplode(COALESCE(p.proacl, pg_catalog.acldefault('f', p.proowner))) a
+                       WHERE d.deptype = 'e' AND a.grantee = 0 AND a.privilege_type = 'EXECUTE') AS dblink_public`,
     ))[0]!;
     const extensions = await q<RawCatalog['extensions'][number]>(
       `SELECT e.extname::text, n.nspname::text
@@ -338,6 +343,7 @@ export function toState(database: string, role: DatabaseRole, raw: RawCatalog): 
       serverVersion: Number(raw.facts.server_version_num),
       vectorSchema: vector?.nspname,
       dblinkSchema: raw.extensions.find((e) => e.extname === 'dblink')?.nspname,
+      dblinkPublic: raw.facts.dblink_public,
       nonEmpty: new Set(raw.nonEmpty.map((r) => keys.relation(VECS_SCHEMA, r.relname))),
     },
   };

@@ -40,6 +40,8 @@ export interface ExtensionObject extends Base {
   readonly kind: 'extension';
   readonly name: string;
   readonly schema: string;
+  /** Desired only: when vecscale creates it, EXECUTE on its schema's functions is revoked from PUBLIC. */
+  readonly revokePublic?: boolean;
 }
 
 export interface SchemaObject extends Base {
@@ -189,6 +191,8 @@ export interface LiveFacts {
   readonly vectorSchema: string | undefined;
   /** Schema of the installed dblink, if installed. */
   readonly dblinkSchema?: string | undefined;
+  /** PUBLIC may execute dblink's functions (then any role could use a connection match_* keeps). */
+  readonly dblinkPublic?: boolean;
   /** Whether each vecs table (by relation key) holds at least one row. */
   readonly nonEmpty: ReadonlySet<string>;
 }
@@ -198,7 +202,7 @@ export interface LiveFacts {
  * never compared, never removed.
  */
 export const OWN_OPTIONS: Readonly<Record<'server' | 'user_mapping', readonly string[]>> = {
-  server: ['async_capable', 'batch_size', 'dbname', 'extensions', 'host', 'options', 'port', 'sslmode'],
+  server: ['async_capable', 'batch_size', 'connect_timeout', 'dbname', 'extensions', 'host', 'options', 'port', 'sslmode'],
   user_mapping: ['password', 'user'],
 };
 

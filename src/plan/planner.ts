@@ -11,6 +11,7 @@ import {
   type DatabaseState,
   type DbObject,
   describeObject,
+  HELPER_SCHEMA,
   type LiveDatabase,
   type ObjectKind,
 } from '../model/state.js';
@@ -54,7 +55,24 @@ export function resolveContext(topology: Topology, live: ReadonlyMap<string, Liv
   }
   const primary = live.get('primary');
   if (!primary) throw new Error('no live state for the primary');
-  return { vectorSchema: wanted, dblinkSchema: primary.facts.dblinkSchema ?? wanted, primaryRole: primary.facts.currentUser };
+  return { vectorSchema: wanted, dblinkSchema: primary.facts.dblinkSchema ?? HELPER_SCHEMA, primaryRole: primary.facts.currentUser };
+}
+
+/** Live conditions the plan cannot fix and will not work around. */
+function preconditionBlockers(live: ReadonlyMap<string, LiveDatabase>): Blocker[] {
+  const primary = live.get('primary');
+  if (!primary?.facts.dblinkPublic) return [];
+  const schema = primary.facts.dblinkSchema ?? '?';
+  return [
+    {
+      database: 'primary',
+      object: `extension dblink (schema ${schema})`,
+      reason:
+        `PUBLIC may execute dblink's functions, and match_* keeps a dblink connection as its owner in the session: any role ` +
+        `could then use it. Revoke it (REVOKE EXECUTE ON ALL FUNCTIONS IN SCHEMA ${schema} FROM PUBLIC, if only dblink lives there) ` +
+        `or let vecscale own it (ALTER EXTENSION dblink SET SCHEMA ${HELPER_SCHEMA})`,
+    },
+  ];
 }
 
 interface Decision {
@@ -212,7 +230,7 @@ const phaseOf = (s: PlanStep): number => PHASES.indexOf(s.kind);
 export function buildPlan(topology: Topology, live: ReadonlyMap<string, LiveDatabase>): Plan {
   const ctx = resolveContext(topology, live);
   const desired = buildDesired(topology, ctx);
-  const blockers: Blocker[] = [];
+  const blockers: Blocker[] = preconditionBlockers(live);
   const notes: Note[] = [];
   const urls = new Map([['primary', topology.primary.url], ...topology.secondaries.map((s) => [s.name, s.url] as const)]);
   const plans = desired.map((want): DatabasePlan => {

@@ -78,7 +78,11 @@ const sortedOptions = (o: Readonly<Record<string, string>>): Array<[string, stri
 
 const builders: { [K in ObjectKind]: Builders<K> } = {
   extension: {
-    create: (o) => [`CREATE EXTENSION IF NOT EXISTS ${ident(o.name)} WITH SCHEMA ${ident(o.schema)}`],
+    create: (o) => [
+      `CREATE EXTENSION IF NOT EXISTS ${ident(o.name)} WITH SCHEMA ${ident(o.schema)}`,
+      // Extension functions are executable by PUBLIC by default; dblink's must not be (see match-function.ts).
+      ...(o.revokePublic ? [`REVOKE EXECUTE ON ALL FUNCTIONS IN SCHEMA ${ident(o.schema)} FROM PUBLIC`] : []),
+    ],
   },
   schema: {
     create: (o) => [`CREATE SCHEMA IF NOT EXISTS ${ident(o.name)}`],

@@ -10,7 +10,11 @@
  * same filters as the CLI. Every value reaches the SQL through format('%L').
  */
 
-/** Body of `vecscale.filter_sql(filter jsonb) RETURNS text`: NULL for no filter, else a boolean SQL expression. */
+/**
+ * Body of `vecscale.filter_sql(filter jsonb) RETURNS text`: NULL for no condition, else a boolean SQL expression.
+ * As vecs (SQLAlchemy) does: an empty `$and`/`$or` adds no condition and drops out of its parent; a nested `{}`
+ * is SQL NULL (no row matches).
+ */
 export const FILTER_SQL_BODY = `
 DECLARE
   key text;
@@ -18,7 +22,9 @@ DECLARE
   op text;
   arg jsonb;
   target text;
-  parts text[];
+  parts text[] := '{}';
+  cond jsonb;
+  part text;
 BEGIN
   IF filter IS NULL THEN
     RETURN NULL;
@@ -38,15 +44,20 @@ BEGIN
     IF pg_catalog.jsonb_typeof(val) <> 'array' THEN
       RAISE EXCEPTION 'vecscale filter: % needs a list of conditions', key USING ERRCODE = '22023';
     END IF;
-    IF pg_catalog.jsonb_array_length(val) = 0 THEN
-      RETURN CASE key WHEN '$and' THEN 'true' ELSE 'false' END;
+    FOR cond IN SELECT c.cond FROM pg_catalog.jsonb_array_elements(val) WITH ORDINALITY AS c(cond, n) ORDER BY c.n LOOP
+      IF cond = '{}'::jsonb THEN
+        part := 'NULL';
+      ELSE
+        part := vecscale.filter_sql(cond);
+      END IF;
+      IF part IS NOT NULL THEN
+        parts := parts || ('(' || part || ')');
+      END IF;
+    END LOOP;
+    IF pg_catalog.cardinality(parts) = 0 THEN
+      RETURN NULL;
     END IF;
-    SELECT pg_catalog.array_agg('(' || COALESCE(vecscale.filter_sql(c.cond), 'true') || ')' ORDER BY c.n)
-      INTO parts FROM pg_catalog.jsonb_array_elements(val) WITH ORDINALITY AS c(cond, n);
     RETURN pg_catalog.array_to_string(parts, CASE key WHEN '$and' THEN ' AND ' ELSE ' OR ' END);
-  END IF;
-  IF pg_catalog.left(key, 1) = '$' THEN
-    RAISE EXCEPTION 'vecscale filter: unknown operator "%" (use $and or $or here, or a metadata key)', key USING ERRCODE = '22023';
   END IF;
   IF pg_catalog.jsonb_typeof(val) <> 'object' THEN
     RAISE EXCEPTION 'vecscale filter: key "%" needs an operator object such as {"$eq": ...}', key USING ERRCODE = '22023';

@@ -40,8 +40,11 @@ const resultColumns = (c: CollectionSpec): string[] => [
 ];
 
 export const matchSqlFunctionName = (collection: string): string => `match_sql_${collection}`;
-/** The session's dblink connection to a server, named after it. */
-export const connectionName = (server: string): string => `vecscale_${server}`;
+/**
+ * The session's dblink connection to a server: named after the server and a fingerprint of its options, so an apply
+ * that changes them (settings, host) makes match_* open a new connection (dblink keeps an open one as it is).
+ */
+export const connectionPrefix = (server: string): string => `vecscale:${server}:`;
 
 
 /** `vecscale.filter_sql(jsonb)`: the filter compiler (src/query/filter-function.ts). */
@@ -70,6 +73,10 @@ BEGIN
   IF match_count IS NULL OR match_count < 1 OR match_count > ${MAX_MATCH_COUNT} THEN
     RAISE EXCEPTION 'vecscale: match_count must be between 1 and ${MAX_MATCH_COUNT} (got %)', match_count USING ERRCODE = '22023';
   END IF;
+  -- A parameter's vector(n) is not enforced in PL/pgSQL: check before the round trip.
+  IF ${ident(vectorSchema)}.vector_dims(query_embedding) <> ${c.dimension} THEN
+    RAISE EXCEPTION 'vecscale: query_embedding has % dimensions; collection ${c.name} has ${c.dimension}', ${ident(vectorSchema)}.vector_dims(query_embedding) USING ERRCODE = '22023';
+  END IF;
   IF where_sql IS NULL THEN
     RETURN pg_catalog.format(${inline(false)}, match_count);
   END IF;
@@ -89,16 +96,28 @@ END`;
  * options, so its session settings, and its user mapping). postgres_fdw would cost five round trips per call and
  * fetch every returned embedding. The call is EXECUTEd, so auto_explain logs the SQL sent, LIMIT included.
  */
-export function matchFunction(c: CollectionSpec, ctx: { vectorSchema: string; dblinkSchema: string; server: string }, apiRoles: readonly string[]): FunctionObject {
+export function matchFunction(
+  c: CollectionSpec,
+  ctx: { vectorSchema: string; dblinkSchema: string; server: string; serverFingerprint: string },
+  apiRoles: readonly string[],
+): FunctionObject {
   const vector = `${ident(ctx.vectorSchema)}.vector`;
   const dblink = (f: string) => `${ident(ctx.dblinkSchema)}.${f}`;
-  const conn = literal(connectionName(ctx.server));
+  const conn = literal(connectionPrefix(ctx.server) + ctx.serverFingerprint);
   const run = `RETURN QUERY EXECUTE pg_catalog.format('SELECT * FROM ${dblink('dblink').replace(/'/g, "''")}(%L, %L) AS t(${resultColumns(c).join(', ').replace(/'/g, "''")})', ${conn}, sql);`;
   const body = `
 DECLARE
   sql text := ${qualified(HELPER_SCHEMA, matchSqlFunctionName(c.name))}(query_embedding, match_count, filter);
+  open_connections text[] := COALESCE(${dblink('dblink_get_connections')}(), '{}'::text[]);
+  stale text;
 BEGIN
-  IF NOT ${conn} = ANY (COALESCE(${dblink('dblink_get_connections')}(), '{}'::text[])) THEN
+  IF NOT ${conn} = ANY (open_connections) THEN
+    -- Connections to this server opened with its former options: close them.
+    FOREACH stale IN ARRAY open_connections LOOP
+      IF pg_catalog.starts_with(stale, ${literal(connectionPrefix(ctx.server))}) THEN
+        PERFORM ${dblink('dblink_disconnect')}(stale);
+      END IF;
+    END LOOP;
     PERFORM ${dblink('dblink_connect')}(${conn}, ${literal(ctx.server)});
   END IF;
   BEGIN

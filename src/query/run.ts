@@ -17,7 +17,7 @@ export interface QueryInput {
   /** The query vector. */
   readonly vector: readonly number[];
   readonly limit?: number;
-  /** vecs' filter language; {} or undefined for none. */
+  /** vecs' filter language: an object, or its JSON text (passed to the database as written, numbers exact). */
   readonly filter?: unknown;
   readonly connectTimeoutMs?: number;
 }
@@ -39,7 +39,7 @@ export function collectionOf(topology: Topology, name: string): CollectionSpec {
   });
 }
 
-function checkInput(c: CollectionSpec, input: QueryInput): { k: number; filter: string; vector: string } {
+function checkInput(c: CollectionSpec, input: QueryInput): { k: number; filter: string; vector: string; filtered: boolean } {
   const k = input.limit ?? 10;
   if (!Number.isInteger(k) || k < 1 || k > MAX_MATCH_COUNT) {
     throw new VecscaleError('config', `--limit must be a whole number 1–${MAX_MATCH_COUNT} (got ${input.limit})`);
@@ -50,11 +50,17 @@ function checkInput(c: CollectionSpec, input: QueryInput): { k: number; filter: 
   if (!input.vector.every((x) => typeof x === 'number' && Number.isFinite(x))) {
     throw new VecscaleError('config', 'the query vector must hold finite numbers only');
   }
-  const filter = input.filter ?? {};
-  if (typeof filter !== 'object' || filter === null || Array.isArray(filter)) {
+  const text = typeof input.filter === 'string' ? input.filter : JSON.stringify(input.filter ?? {});
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch (e) {
+    throw new VecscaleError('config', `the filter is not valid JSON: ${(e as Error).message}`);
+  }
+  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
     throw new VecscaleError('config', 'the filter must be a JSON object, e.g. {"lang": {"$eq": "de"}}');
   }
-  return { k, filter: JSON.stringify(filter), vector: `[${input.vector.join(',')}]` };
+  return { k, filter: text, vector: `[${input.vector.join(',')}]`, filtered: Object.keys(parsed).length > 0 };
 }
 
 /** Database errors raised by the filter compiler are the user's input, not a failure: exit 6, message as is. */
@@ -146,20 +152,22 @@ const planText = (rows: Array<{ 'QUERY PLAN': string }>): string => rows.map((r)
 export async function explainMatch(topology: Topology, input: Omit<QueryInput, 'vector'> & { vector?: readonly number[] }): Promise<ExplainResult> {
   const c = collectionOf(topology, input.collection);
   const vector = input.vector ?? Array.from({ length: c.dimension }, (_, i) => (i === 0 ? 1 : 0));
-  const { k, filter, vector: literal } = checkInput(c, { ...input, vector });
-  const filtered = filter !== '{}';
+  const { k, filter, vector: literal, filtered } = checkInput(c, { ...input, vector });
   type PlanRow = { 'QUERY PLAN': string };
   const [sql, view] = await withDb('primary', topology.primary.url, input.connectTimeoutMs, async (db): Promise<[string, PlanRow[]]> => {
     const sent = await remoteSql(db, c, literal, k, filter);
     const vs = await db.query<{ s: string }>(`SELECT extnamespace::regnamespace::text AS s FROM pg_catalog.pg_extension WHERE extname = 'vector'`);
     const distance = `embedding OPERATOR(${ident(vs.rows[0]?.s ?? 'public')}.${DISTANCE_OPERATOR[c.metric]}) $1`;
-    const rows = await db.query<PlanRow>(`EXPLAIN (VERBOSE, COSTS OFF) SELECT id FROM ${qualified(API_SCHEMA, c.name)} ORDER BY ${distance} LIMIT ${k}`, [literal]);
+    // A condition on an extracted column (a real column of the secondary's view) must ship too.
+    const where = c.columns[0] ? ` WHERE ${ident(c.columns[0].name)} IS NOT NULL` : '';
+    const rows = await db.query<PlanRow>(`EXPLAIN (VERBOSE, COSTS OFF) SELECT id FROM ${qualified(API_SCHEMA, c.name)}${where} ORDER BY ${distance} LIMIT ${k}`, [literal]);
     return [sent, rows.rows];
   });
   const plan = await onSecondary(topology, c, input.connectTimeoutMs, async (db) => planText((await db.query<PlanRow>(`EXPLAIN (VERBOSE, COSTS OFF) ${sql}`)).rows));
   const shipped = view.filter((r) => r['QUERY PLAN'].includes('Remote SQL:')).map((r) => r['QUERY PLAN'].replace(/^\s*Remote SQL:\s*/, ''));
   const viewShips = shipped.some((r) => / ORDER BY /.test(r) && / LIMIT /.test(r));
-  const ships = { where: !filtered || / WHERE /.test(sql), orderBy: / ORDER BY /.test(sql) && viewShips, limit: / LIMIT \d+$/.test(sql) && viewShips };
+  const viewWhere = c.columns.length === 0 || shipped.some((r) => / WHERE /.test(r));
+  const ships = { where: (!filtered || / WHERE /.test(sql)) && viewWhere, orderBy: / ORDER BY /.test(sql) && viewShips, limit: / LIMIT \d+$/.test(sql) && viewShips };
   return {
     collection: c.name,
     filtered,

@@ -61,8 +61,12 @@ function vecsSql(f: Record<string, unknown>): string {
   const lit = (v: unknown) => `'${JSON.stringify(v).replace(/'/g, "''")}'::jsonb`;
   const [key, value] = Object.entries(f)[0]!;
   if (key === '$and' || key === '$or') {
-    const parts = (value as Record<string, unknown>[]).map((x) => `(${vecsSql(x)})`);
-    return parts.length ? parts.join(key === '$and' ? ' AND ' : ' OR ') : key === '$and' ? 'true' : 'false';
+    // SQLAlchemy: an empty and_()/or_() renders nothing and drops out of its parent; build_filters({}) is None → NULL.
+    const parts = (value as Record<string, unknown>[])
+      .map((x) => (Object.keys(x).length === 0 ? 'NULL' : vecsSql(x)))
+      .filter((x) => x !== '')
+      .map((x) => `(${x})`);
+    return parts.join(key === '$and' ? ' AND ' : ' OR ');
   }
   const [op, arg] = Object.entries(value as Record<string, unknown>)[0]!;
   const target = `(metadata -> '${key.replace(/'/g, "''")}')`;
@@ -109,6 +113,12 @@ const FILTERS: Record<string, unknown>[] = [
   { $or: [{ lang: { $eq: 'sv' } }, { tags: { $contains: 'c' } }, { $and: [{ year: { $lt: 2003 } }, { flag: { $eq: false } }] }] },
   { $and: [] },
   { $or: [] },
+  { $and: [{ $or: [] }, { lang: { $eq: 'de' } }] },
+  { $or: [{ lang: { $eq: 'de' } }, { $and: [] }] },
+  { $and: [{}] },
+  { $or: [{}, { lang: { $eq: 'fr' } }] },
+  { $dollar: { $eq: 1 } },
+  { year: { $eq: 1e3 } },
 ];
 
 const query = '[0.3,-0.2,0.5,0.1]';
@@ -120,7 +130,8 @@ const client = async () => {
 
 test('match_exact returns exactly what vecs returns, filter by filter (no index: exact search on both sides)', async () => {
   for (const f of FILTERS) {
-    const expected = await sql<{ id: string }>(podA, `SELECT id FROM vecs.exact WHERE ${vecsSql(f)} ORDER BY vec <=> '${query}' LIMIT 10`);
+    const where = vecsSql(f);
+    const expected = await sql<{ id: string }>(podA, `SELECT id FROM vecs.exact ${where ? `WHERE ${where}` : ''} ORDER BY vec <=> '${query}' LIMIT 10`);
     const got = await sql<{ id: string }>(dbs.primary, `SELECT id FROM public.match_exact($1, 10, $2::jsonb)`, [query, JSON.stringify(f)]);
     assert.deepEqual(got.map((r) => r.id), expected.map((r) => r.id), JSON.stringify(f));
   }
@@ -139,7 +150,7 @@ test('unfiltered, with extracted columns and distances, ordered by distance', as
 test('an invalid filter is an error naming the operator or key', async () => {
   const bad: Array<[unknown, RegExp]> = [
     [{ lang: { $regex: 'd.*' } }, /unknown operator "\$regex" for key "lang"/],
-    [{ $not: [] }, /unknown operator "\$not"/],
+    [{ $not: [] }, /key "\$not" needs an operator object/],
     [{ lang: 'de' }, /key "lang" needs an operator object/],
     [{ lang: { $eq: 'de', $ne: 'fr' } }, /key "lang" needs exactly one operator/],
     [{ a: { $eq: 1 }, b: { $eq: 2 } }, /max 1 entry per filter/],
@@ -152,6 +163,25 @@ test('an invalid filter is an error naming the operator or key', async () => {
     await assert.rejects(sql(dbs.primary, `SELECT * FROM public.match_exact($1, 10, $2::jsonb)`, [query, JSON.stringify(f)]), message, JSON.stringify(f));
   }
   await assert.rejects(sql(dbs.primary, `SELECT * FROM public.match_exact($1, 0)`, [query]), /match_count must be between 1 and 1000/);
+});
+
+test('a role that may only call match_*: gets results, but cannot use dblink or the session connection match_* keeps', async () => {
+  await sql(dbs.primary, `DO $$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'vs_api') THEN CREATE ROLE vs_api; END IF; END $$`);
+  await sql(dbs.primary, 'GRANT EXECUTE ON FUNCTION public.match_exact(vector, integer, jsonb) TO vs_api');
+  const c = await client();
+  try {
+    await c.query('SET ROLE vs_api');
+    const rows = await c.query(`SELECT id FROM public.match_exact($1, 3)`, [query]);
+    assert.equal(rows.rowCount, 3);
+    await assert.rejects(c.query(`SELECT vecscale.dblink_get_connections()`), /permission denied for (schema vecscale|function dblink_get_connections)/);
+    await assert.rejects(c.query(`SELECT * FROM vecscale.dblink('x', 'select 1') AS t(x int)`), /permission denied/);
+  } finally {
+    await c.end();
+  }
+  await assert.rejects(
+    sql(dbs.primary, `SELECT * FROM public.match_exact('[1,2]')`),
+    /query_embedding has 2 dimensions; collection exact has 4/,
+  );
 });
 
 test('a 10%-selective filter returns k matching rows through the HNSW index (iterative scan reaches the secondary)', async () => {
@@ -201,7 +231,7 @@ test('auto_explain of ten calls in one session: every per-call query ships its L
   // Each call's own statement, as sent to the secondary: the dblink call with its SQL, LIMIT included.
   const plans = notices.filter((n) => n.includes('dblink(') && n.includes('Function Call'));
   assert.equal(plans.length, 10, `one plan per call, got ${plans.length}`);
-  for (const p of plans) assert.match(p, /Function Call: public\.dblink\('vecscale_pod_a'::text, 'SELECT .* ORDER BY t\.embedding OPERATOR\("public"\.<=>\) ''\[[^\]]+\]''::"public"\.vector LIMIT 10'::text\)/);
+  for (const p of plans) assert.match(p, /Function Call: vecscale\.dblink\('vecscale:pod_a:[0-9a-f]{7}'::text, 'SELECT .* ORDER BY t\.embedding OPERATOR\("public"\.<=>\) ''\[[^\]]+\]''::"public"\.vector LIMIT 10'::text\)/);
 });
 
 test('vecscale query through the primary and --direct on the secondary agree', async () => {

@@ -41,7 +41,7 @@ test('each settings profile has its own server; the settings are what the second
     await sql(dbs.primary, `CREATE FOREIGN TABLE public."probe_${server}" (ef text, iter text, probes text, ctf text) SERVER "${server}" OPTIONS (schema_name 'public', table_name 'settings_probe')`);
     assert.deepEqual((await sql(dbs.primary, `SELECT * FROM public."probe_${server}"`))[0], expected, server);
     // match_* reaches the secondary through dblink, connected from the same server: the same settings apply.
-    const [viaDblink] = await sql(dbs.primary, `SELECT * FROM dblink('${server}', 'SELECT * FROM public.settings_probe') AS t(ef text, iter text, probes text, ctf text)`);
+    const [viaDblink] = await sql(dbs.primary, `SELECT * FROM vecscale.dblink('${server}', 'SELECT * FROM public.settings_probe') AS t(ef text, iter text, probes text, ctf text)`);
     assert.deepEqual(viaDblink, expected, `${server} via dblink`);
   }
 });

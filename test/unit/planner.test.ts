@@ -24,7 +24,7 @@ function emptyLive(names = ['pod_text', 'pod_img']): Map<string, LiveDatabase> {
 
 /** The live state after a perfect apply: desired, as introspection would read it back. */
 function converged(t = topology()): Map<string, LiveDatabase> {
-  const desired = buildDesired(t, { vectorSchema: 'public', dblinkSchema: 'public', primaryRole: 'postgres' });
+  const desired = buildDesired(t, { vectorSchema: 'public', dblinkSchema: 'vecscale', primaryRole: 'postgres' });
   return new Map(
     desired.map((d) => {
       const objects = new Map<string, DbObject>(
@@ -91,11 +91,12 @@ test('exact SQL on the primary: server with extensions vector, mapping with a se
   const plan = buildPlan(topology(), emptyLive());
   const sql = plan.databases.find((d) => d.database === 'primary')!.steps.flatMap((s) => s.sql);
   const session = '-c cursor_tuple_fraction=1 -c hnsw.ef_search=100 -c hnsw.iterative_scan=relaxed_order -c ivfflat.probes=10';
-  assert.ok(sql.includes(`CREATE SERVER "pod_text" FOREIGN DATA WRAPPER "postgres_fdw" OPTIONS ("async_capable" 'true', "batch_size" '1000', "dbname" 'vectors', "extensions" 'vector', "host" '10.0.0.2', "options" '${session}', "port" '5433')`));
-  assert.ok(sql.includes(`CREATE SERVER "pod_img" FOREIGN DATA WRAPPER "postgres_fdw" OPTIONS ("async_capable" 'true', "batch_size" '1000', "dbname" 'postgres', "extensions" 'vector', "host" '10.0.0.3', "options" '${session}', "port" '5432', "sslmode" 'require')`));
+  assert.ok(sql.includes(`CREATE SERVER "pod_text" FOREIGN DATA WRAPPER "postgres_fdw" OPTIONS ("async_capable" 'true', "batch_size" '1000', "connect_timeout" '10', "dbname" 'vectors', "extensions" 'vector', "host" '10.0.0.2', "options" '${session}', "port" '5433')`));
+  assert.ok(sql.includes(`CREATE SERVER "pod_img" FOREIGN DATA WRAPPER "postgres_fdw" OPTIONS ("async_capable" 'true', "batch_size" '1000', "connect_timeout" '10', "dbname" 'postgres', "extensions" 'vector', "host" '10.0.0.3', "options" '${session}', "port" '5432', "sslmode" 'require')`));
   assert.ok(sql.includes('CREATE FOREIGN TABLE "vecscale_write"."docs" ("id" character varying, "embedding" "public".vector(384) OPTIONS ("column_name" \'vec\'), "metadata" jsonb DEFAULT \'{}\'::jsonb) SERVER "pod_text" OPTIONS ("schema_name" \'vecs\', "table_name" \'docs\')'));
   assert.ok(sql.some((s) => s.startsWith('CREATE FUNCTION "public"."match_docs"(query_embedding "public".vector(384), match_count integer DEFAULT 10, filter jsonb DEFAULT \'{}\'::jsonb) RETURNS TABLE(id character varying, metadata jsonb, distance double precision, "url" text, "year" integer) LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = \'\' SET plan_cache_mode = force_custom_plan AS $vecscale$')));
-  assert.ok(sql.includes('CREATE EXTENSION IF NOT EXISTS "dblink" WITH SCHEMA "public"'));
+  assert.ok(sql.includes('CREATE EXTENSION IF NOT EXISTS "dblink" WITH SCHEMA "vecscale"'));
+  assert.ok(sql.includes('REVOKE EXECUTE ON ALL FUNCTIONS IN SCHEMA "vecscale" FROM PUBLIC'), 'nobody but the owner may call dblink');
   assert.ok(sql.includes('REVOKE ALL ON FUNCTION "public"."match_docs"("public".vector, integer, jsonb) FROM PUBLIC'));
   assert.ok(sql.includes('CREATE USER MAPPING FOR "postgres" SERVER "pod_text" OPTIONS ("password" {{secret:pod_text.password}}, "user" \'postgres\')'));
   assert.ok(sql.includes('CREATE FOREIGN TABLE "vecscale_remote"."docs" ("id" character varying, "embedding" "public".vector(384), "metadata" jsonb, "url" text, "year" integer) SERVER "pod_text" OPTIONS ("schema_name" \'public\', "table_name" \'docs\')'));
@@ -250,4 +251,26 @@ test('options compare by value, whatever order their keys were built or read in'
   }
   live.set('primary', { ...primary, state: { ...primary.state, objects } });
   assert.deepEqual(buildPlan(topology(), live).databases.flatMap((d) => d.steps), []);
+});
+
+test('dblink where PUBLIC may execute it blocks the plan: match_* keeps an owner connection in the session', () => {
+  const live = converged();
+  const primary = live.get('primary')!;
+  live.set('primary', { ...primary, facts: { ...primary.facts, dblinkSchema: 'extensions', dblinkPublic: true } });
+  const plan = buildPlan(topology(), live);
+  assert.equal(plan.blockers.length, 1);
+  assert.match(plan.blockers[0]!.reason, /PUBLIC may execute dblink's functions.*ALTER EXTENSION dblink SET SCHEMA vecscale/);
+});
+
+test('changed query settings give match_* a new connection name (dblink keeps an open connection as it was)', () => {
+  const base = topology();
+  const tuned = topology({ collections: [{ ...base.collections[0]!, query: { efSearch: 300, iterativeScan: 'off', probes: 1 } }, base.collections[1]!] });
+  const name = (t: typeof base): string | undefined => {
+    const fn = buildDesired(t, { vectorSchema: 'public', dblinkSchema: 'vecscale', primaryRole: 'postgres' })
+      .flatMap((d) => [...d.objects.values()])
+      .find((o) => o.kind === 'function' && o.name === 'match_docs');
+    return /'(vecscale:[^']+)'/.exec(fn?.kind === 'function' ? (fn.create ?? '') : '')?.[1];
+  };
+  assert.match(name(base)!, /^vecscale:pod_text:[0-9a-f]{7}$/);
+  assert.match(name(tuned)!, /^vecscale:pod_text_q[0-9a-f]{7}:[0-9a-f]{7}$/);
 });

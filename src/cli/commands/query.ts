@@ -46,13 +46,15 @@ function vectorOf(flags: QueryFlags): number[] | undefined {
   return undefined;
 }
 
-function filterOf(flags: QueryFlags): unknown {
-  if (flags.filter === undefined) return {};
+/** The filter as written: validated as JSON here, passed to the database unchanged (numbers keep every digit). */
+function filterOf(flags: QueryFlags): string {
+  if (flags.filter === undefined) return '{}';
   try {
-    return JSON.parse(flags.filter) as unknown;
+    JSON.parse(flags.filter);
   } catch (e) {
     throw new VecscaleError('config', `--filter is not valid JSON: ${(e as Error).message}`);
   }
+  return flags.filter;
 }
 
 const cell = (v: unknown): string => (v === null || v === undefined ? '' : typeof v === 'object' ? JSON.stringify(v) : typeof v === 'number' ? String(Number(v.toPrecision(6))) : String(v));
