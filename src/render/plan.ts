@@ -19,13 +19,17 @@ function paintSymbol(c: ChalkInstance, action: Action): string {
   return action === 'create' ? c.green(s) : action === 'replace' ? c.yellow(s) : c.cyan(s);
 }
 
+/** Function bodies (between vecscale's dollar quotes) shortened for people; `--json` carries them whole. */
+const elideBodies = (sql: string): string =>
+  sql.replace(/\$vecscale\$([\s\S]*?)\$vecscale\$/g, (_, body: string) => `$vecscale$ … ${body.trim().split('\n').length} lines (--json shows them) $vecscale$`);
+
 function renderStep(c: ChalkInstance, step: PlanStep): string[] {
   const tags = [step.risk !== 'safe' ? step.risk : '', step.transactional ? '' : 'outside the transaction']
     .filter(Boolean)
     .map((t) => c.yellow(`[${t}]`));
   const lines = [`${paintSymbol(c, step.action)} ${c.bold(step.object)}${tags.length ? ` ${tags.join(' ')}` : ''}`];
   lines.push(`      ${c.dim(step.reason)}`);
-  for (const sql of [...step.drop, ...step.sql]) lines.push(`      ${c.dim(`${redactSecrets(sql)};`)}`);
+  for (const sql of [...step.drop, ...step.sql]) lines.push(`      ${c.dim(`${elideBodies(redactSecrets(sql))};`)}`);
   return lines;
 }
 
