@@ -1,9 +1,8 @@
 /** Topology files for tests against the real test clusters: passwords always through ${ENV}. */
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after } from 'node:test';
-import { rmSync } from 'node:fs';
 import { parseTopology } from '../src/config/index.js';
 import type { Topology } from '../src/config/types.js';
 import type { SandboxUrls } from '../src/sandbox/sandbox.js';
@@ -42,22 +41,20 @@ export function topologyFile(dbs: SandboxUrls, collectionsYaml: string, extra = 
   const path = join(dir, 'topology.yaml');
   const render = (collections: string) =>
     `version: 1\n${extra}primary:\n  url: ${p.url}\nsecondaries:\n  pod_a:\n    url: ${a.url}\n  pod_b:\n    url: ${b.url}\ncollections:\n${collections}`;
+  let collections = collectionsYaml;
   const file: TopologyFile = {
     path,
     dir,
     env,
-    write: (collections) => writeFileSync(path, render(collections)),
+    write: (next) => {
+      collections = next;
+      writeFileSync(path, render(next));
+    },
     load: () => {
-      const r = parseTopology(render(currentCollections), path, env);
+      const r = parseTopology(render(collections), path, env);
       if (!r.ok) throw new Error(r.problems.map((x) => x.message).join('\n'));
       return r.topology;
     },
-  };
-  let currentCollections = collectionsYaml;
-  const write = file.write;
-  (file as { write: (c: string) => void }).write = (c) => {
-    currentCollections = c;
-    write(c);
   };
   file.write(collectionsYaml);
   return file;
