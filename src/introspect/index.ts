@@ -4,7 +4,8 @@ import { VecscaleError } from '../errors.js';
 import type { LiveDatabase } from '../model/state.js';
 import { matchFunctionName, matchSqlFunctionName } from '../query/match-function.js';
 import { upsertFunctionName, writeFunctionName } from '../query/write-functions.js';
-import { readCatalog, toState } from './catalog.js';
+import { readCatalog } from './catalog.js';
+import { toState } from './map.js';
 
 /** Introspects every database of the topology (concurrently), keyed by database name. */
 export async function introspectAll(topology: Topology, dbs: ReadonlyMap<string, Db>): Promise<Map<string, LiveDatabase>> {

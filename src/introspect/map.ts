@@ -1,0 +1,166 @@
+/**
+ * The one pure mapping from raw catalog rows (src/introspect/catalog.ts) into the shared model. Tested on fixture
+ * rows: every catalog quirk it absorbs carries a NOTE.
+ */
+import {
+  type Column,
+  type DatabaseRole,
+  type DatabaseState,
+  DEFINITION_MARK,
+  type DbObject,
+  keys,
+  type LiveFacts,
+  MANAGED_COMMENT,
+  VECS_SCHEMA,
+  VIEWDEF_MARK,
+} from '../model/state.js';
+import { byCodePoint, secretFingerprint } from '../util/fingerprint.js';
+import type { RawCatalog } from './catalog.js';
+
+const parseOptions = (opts: readonly string[] | null): Record<string, string> => {
+  const out: Record<string, string> = {};
+  for (const o of opts ?? []) {
+    const i = o.indexOf('=');
+    out[o.slice(0, i)] = o.slice(i + 1);
+  }
+  return out;
+};
+
+// NOTE: format_type() schema-qualifies types not visible on search_path (we run with pg_catalog only), so pgvector's
+// type reads `public.vector(384)` or `extensions.vector(384)`; where pgvector lives is checked on its own.
+const normaliseType = (type: string): string => type.replace(/^[a-z_][a-z0-9_$]*\.(?=vector\b)/, '').replace(/^"[^"]+"\.(?=vector\b)/, '');
+
+const isManaged = (comment: string | null): boolean =>
+  comment === MANAGED_COMMENT || (comment?.startsWith(MANAGED_COMMENT + VIEWDEF_MARK) ?? false);
+
+// NOTE: a view's marker records md5(pg_get_viewdef) from its creation; a different digest now means a hand edit.
+// An unmarked view (not ours) has no record and counts as intact: it is judged by its columns alone.
+const viewIntact = (comment: string | null, md5: string | null): boolean =>
+  !comment?.startsWith(MANAGED_COMMENT + VIEWDEF_MARK) || comment.slice((MANAGED_COMMENT + VIEWDEF_MARK).length) === md5;
+
+/** Pure mapping of raw catalog rows into the shared model. */
+export function toState(database: string, role: DatabaseRole, raw: RawCatalog): { state: DatabaseState; facts: LiveFacts } {
+  const objects: DbObject[] = [];
+  for (const e of raw.extensions) {
+    objects.push({ kind: 'extension', key: keys.extension(e.extname), managed: false, name: e.extname, schema: e.nspname });
+  }
+  for (const s of raw.schemas) {
+    objects.push({ kind: 'schema', key: keys.schema(s.nspname), managed: isManaged(s.comment), name: s.nspname });
+  }
+  const columnsOf = (oid: number): Column[] =>
+    raw.columns
+      .filter((c) => c.attrelid === oid)
+      .map((c) => ({ name: c.attname, type: normaliseType(c.type), notNull: c.attnotnull, default: c.default }));
+  const relName = new Map(raw.relations.map((r) => [r.oid, r]));
+  for (const r of raw.relations) {
+    const base = { key: keys.relation(r.nspname, r.relname), managed: isManaged(r.comment), schema: r.nspname, name: r.relname };
+    if (r.relkind === 'v' || r.relkind === 'm') {
+      objects.push({
+        ...base,
+        kind: 'view',
+        columns: columnsOf(r.oid).map((c) => ({ ...c, notNull: false, default: null })),
+        definitionIntact: viewIntact(r.comment, r.viewdef_md5),
+        materialized: r.relkind === 'm',
+        options: [...(r.reloptions ?? [])].sort(byCodePoint),
+        grantees: r.grantees,
+        ...(r.write_trigger ? { writeTrigger: r.write_trigger } : {}),
+      });
+    } else if (r.relkind === 'f') {
+      const ft = raw.foreignTables.find((f) => f.ftrelid === r.oid);
+      objects.push({
+        ...base,
+        kind: 'foreign_table',
+        server: ft?.srvname ?? '',
+        options: parseOptions(ft?.ftoptions ?? null),
+        columns: columnsOf(r.oid).map((c) => ({ ...c, notNull: false, default: null })),
+        columnOptions: Object.fromEntries(
+          raw.columns.filter((c) => c.attrelid === r.oid && c.attfdwoptions?.length).map((c) => [c.attname, [...c.attfdwoptions!].sort(byCodePoint)]),
+        ),
+      });
+    } else {
+      // NOTE: a partitioned table ('p') maps to a table too; its columns will not match a collection's.
+      objects.push({
+        ...base,
+        kind: 'table',
+        columns: columnsOf(r.oid),
+        primaryKey: raw.primaryKeys.find((p) => p.conrelid === r.oid)?.columns ?? [],
+        ordinary: r.relkind === 'r',
+      });
+    }
+  }
+  // One vector index per collection table: ours (marker) if present, else the first in name order.
+  const seenTables = new Set<number>();
+  const sorted = [...raw.indexes].sort((a, b) => Number(isManaged(b.comment)) - Number(isManaged(a.comment)) || byCodePoint(a.relname, b.relname));
+  for (const i of sorted) {
+    const table = relName.get(i.indrelid);
+    if (!table || table.nspname !== VECS_SCHEMA || seenTables.has(i.indrelid)) continue;
+    seenTables.add(i.indrelid);
+    const params = parseOptions(i.reloptions);
+    objects.push({
+      kind: 'index',
+      key: keys.index(table.nspname, table.relname),
+      managed: isManaged(i.comment),
+      schema: table.nspname,
+      table: table.relname,
+      name: i.relname,
+      method: i.amname === 'ivfflat' ? 'ivfflat' : 'hnsw',
+      column: i.column ?? '',
+      opclass: i.opcname,
+      params: Object.fromEntries(Object.entries(params).sort(([a], [b]) => byCodePoint(a, b))),
+      valid: i.indisvalid,
+    });
+  }
+  for (const f of raw.functions) {
+    const marker = MANAGED_COMMENT + DEFINITION_MARK;
+    objects.push({
+      kind: 'function',
+      key: keys.function(f.nspname, f.proname),
+      managed: isManaged(f.comment),
+      schema: f.nspname,
+      name: f.proname,
+      definitionMd5: f.comment?.startsWith(marker) ? f.comment.slice(marker.length) : null,
+      bodyMd5: f.body_md5,
+      grantees: f.grantees,
+      signature: f.signature,
+    });
+  }
+  for (const s of raw.servers) {
+    objects.push({
+      kind: 'server',
+      key: keys.server(s.srvname),
+      managed: isManaged(s.comment),
+      name: s.srvname,
+      wrapper: s.fdwname,
+      options: parseOptions(s.srvoptions),
+    });
+  }
+  const serverManaged = new Map(raw.servers.map((s) => [s.srvname, isManaged(s.comment)]));
+  for (const m of raw.userMappings) {
+    // Every option but the user name may be a secret (password, sslpassword, …): only fingerprints leave here.
+    const options = Object.fromEntries(
+      Object.entries(parseOptions(m.umoptions)).map(([k, v]) => [k, k === 'user' ? v : secretFingerprint(v)]),
+    );
+    objects.push({
+      kind: 'user_mapping',
+      key: keys.userMapping(m.srvname, m.usename),
+      // NOTE: user mappings take no comment; they are ours when their server is.
+      managed: serverManaged.get(m.srvname) ?? false,
+      server: m.srvname,
+      role: m.usename,
+      options,
+    });
+  }
+  const vector = raw.extensions.find((e) => e.extname === 'vector');
+  return {
+    state: { database, role, objects: new Map(objects.map((o) => [o.key, o])) },
+    facts: {
+      database,
+      currentUser: raw.facts.current_user,
+      serverVersion: Number(raw.facts.server_version_num),
+      vectorSchema: vector?.nspname,
+      dblinkSchema: raw.extensions.find((e) => e.extname === 'dblink')?.nspname,
+      dblinkPublic: raw.facts.dblink_public,
+      nonEmpty: new Set(raw.nonEmpty.map((r) => keys.relation(VECS_SCHEMA, r.relname))),
+    },
+  };
+}

@@ -1,0 +1,59 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import type { RawCatalog } from '../../src/introspect/catalog.js';
+import { toState } from '../../src/introspect/map.js';
+
+const raw: RawCatalog = {
+  facts: { current_user: 'postgres', server_version_num: '150018', dblink_public: false },
+  extensions: [{ extname: 'vector', nspname: 'extensions' }],
+  schemas: [{ nspname: 'vecs', comment: null }],
+  relations: [
+    { oid: 1, nspname: 'vecs', relname: 'docs', relkind: 'r', comment: 'managed by vecscale', viewdef_md5: null, reloptions: null, grantees: [], write_trigger: null },
+    { oid: 2, nspname: 'public', relname: 'docs', relkind: 'v', comment: 'managed by vecscale; definition md5 abc', viewdef_md5: 'def', reloptions: ['security_invoker=true'], grantees: ['anon'], write_trigger: 'vecscale.write_docs' },
+    { oid: 3, nspname: 'vecscale_remote', relname: 'docs', relkind: 'f', comment: null, viewdef_md5: null, reloptions: null, grantees: [], write_trigger: null },
+  ],
+  functions: [{ nspname: 'public', proname: 'match_docs', signature: 'public.match_docs(extensions.vector,integer,jsonb)', body_md5: 'b1', comment: 'managed by vecscale; definition md5 d1', grantees: ['anon'] }],
+  columns: [
+    { attrelid: 1, attname: 'id', type: 'character varying', attnotnull: true, default: null, attfdwoptions: null },
+    { attrelid: 1, attname: 'vec', type: 'extensions.vector(3)', attnotnull: true, default: null, attfdwoptions: null },
+    { attrelid: 3, attname: 'embedding', type: 'extensions.vector(3)', attnotnull: false, default: null, attfdwoptions: ['column_name=vec'] },
+  ],
+  primaryKeys: [{ conrelid: 1, columns: ['id'] }],
+  indexes: [
+    { indrelid: 1, relname: 'ix_vector_cosine_ops_hnsw_m16_efc64_zzzzzzz', amname: 'hnsw', opcname: 'vector_cosine_ops', column: 'vec', reloptions: ['m=16', 'ef_construction=64'], indisvalid: true, comment: null },
+    { indrelid: 1, relname: 'ix_vector_cosine_ops_hnsw_m8_efc32_aaaaaaa', amname: 'hnsw', opcname: 'vector_cosine_ops', column: 'vec', reloptions: ['m=8', 'ef_construction=32'], indisvalid: false, comment: 'managed by vecscale' },
+  ],
+  foreignTables: [{ ftrelid: 3, srvname: 'pod_a', ftoptions: ['schema_name=public', 'table_name=docs'] }],
+  servers: [{ srvname: 'pod_a', fdwname: 'postgres_fdw', srvoptions: ['host=h', 'options=-c a=b'], comment: 'managed by vecscale' }],
+  userMappings: [{ srvname: 'pod_a', usename: 'postgres', umoptions: ['user=app', 'password=hunter2=x', 'sslpassword=s3cret'] }],
+  nonEmpty: [{ relname: 'docs' }],
+};
+
+test('toState maps catalog rows into the model, absorbing the catalog quirks', () => {
+  const { state, facts } = toState('pod_a', 'secondary', raw);
+  const get = (k: string) => state.objects.get(k);
+  // format_type() qualifies pgvector's type when its schema is not on search_path: the model does not.
+  const table = get('relation:vecs.docs');
+  assert.equal(table?.kind === 'table' && table.columns[1]?.type, 'vector(3)');
+  assert.equal(table?.kind === 'table' && table.ordinary, true);
+  // The marker with a recorded digest: managed; the digest differs from the live one, so the view was edited.
+  const view = get('relation:public.docs');
+  assert.ok(view?.kind === 'view' && view.managed && !view.definitionIntact);
+  assert.deepEqual(view?.kind === 'view' && [view.options, view.grantees, view.writeTrigger], [['security_invoker=true'], ['anon'], 'vecscale.write_docs']);
+  const ft = get('relation:vecscale_remote.docs');
+  assert.deepEqual(ft?.kind === 'foreign_table' && ft.columnOptions, { embedding: ['column_name=vec'] });
+  // One vector index per table: vecscale's own (the marked one) wins over the other.
+  const index = get('index:vecs.docs');
+  assert.deepEqual(index?.kind === 'index' && [index.name, index.valid, index.params], ['ix_vector_cosine_ops_hnsw_m8_efc32_aaaaaaa', false, { ef_construction: '32', m: '8' }]);
+  // Options split at the first '=': values may contain '='.
+  const server = get('server:pod_a');
+  assert.deepEqual(server?.kind === 'server' && server.options, { host: 'h', options: '-c a=b' });
+  // Every mapping option but the user is fingerprinted: no secret leaves introspection.
+  const mapping = get('user_mapping:pod_a:postgres');
+  assert.ok(mapping?.kind === 'user_mapping' && mapping.managed);
+  assert.equal(mapping?.kind === 'user_mapping' && mapping.options.user, 'app');
+  assert.doesNotMatch(JSON.stringify([...state.objects.values()]), /hunter2|s3cret/);
+  const fn = get('function:public.match_docs');
+  assert.deepEqual(fn?.kind === 'function' && [fn.definitionMd5, fn.bodyMd5, fn.signature], ['d1', 'b1', 'public.match_docs(extensions.vector,integer,jsonb)']);
+  assert.deepEqual(facts, { database: 'pod_a', currentUser: 'postgres', serverVersion: 150018, vectorSchema: 'extensions', dblinkSchema: undefined, dblinkPublic: false, nonEmpty: new Set(['relation:vecs.docs']) });
+});
