@@ -3,14 +3,13 @@
  * project-local folder, listening on 127.0.0.1 only. The sandbox superuser has a fixed, well-known password
  * (`sandbox-password`, in the spirit of `supabase start`): it guards nothing but throwaway loopback clusters.
  */
-import { createHash } from 'node:crypto';
-import { chownSync, existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync, appendFileSync } from 'node:fs';
-import { createServer } from 'node:net';
+import { appendFileSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import pg from 'pg';
 import { VecscaleError } from '../errors.js';
 import { checkExtensionsInstalled, findPostgres, type PgInstall, SETUP_SCRIPT } from './pg-bin.js';
-import { isRoot, postgresCanUse, runPg } from './run.js';
+import { chooseDataRoot, chownToPostgres, nextFreePort, portIsFree } from './host.js';
+import { runPg } from './run.js';
 import { withDirLock } from './lock.js';
 
 export const SANDBOX_USER = 'postgres';
@@ -73,59 +72,6 @@ function readState(dir: string): StateFile | undefined {
       hint: 'remove the sandbox folder and run `vecscale sandbox up` again',
     });
   }
-}
-
-function portIsFree(port: number): Promise<boolean> {
-  return new Promise((res) => {
-    const srv = createServer();
-    srv.once('error', () => res(false));
-    srv.listen(port, '127.0.0.1', () => srv.close(() => res(true)));
-  });
-}
-
-async function nextFreePort(from: number, taken: ReadonlySet<number>): Promise<number> {
-  for (let p = from; p < from + 1000; p++) {
-    if (!taken.has(p) && (await portIsFree(p))) return p;
-  }
-  throw new VecscaleError('sandbox', `no free port on 127.0.0.1 in ${from}–${from + 999}`, {
-    hint: 'set VECSCALE_SANDBOX_PORT to another range',
-  });
-}
-
-function chownToPostgres(path: string): void {
-  if (!isRoot()) return;
-  const uid = Number(process.env.VECSCALE_PG_UID ?? NaN);
-  const ids = Number.isNaN(uid) ? lookupPostgresIds() : { uid, gid: uid };
-  chownSync(path, ids.uid, ids.gid);
-}
-
-function lookupPostgresIds(): { uid: number; gid: number } {
-  const line = readFileSync('/etc/passwd', 'utf8')
-    .split('\n')
-    .find((l) => l.startsWith('postgres:'));
-  const parts = line?.split(':');
-  if (!parts || parts.length < 4) {
-    throw new VecscaleError('environment', 'there is no `postgres` OS user to run the sandbox clusters as', {
-      hint: `run \`sudo bash ${SETUP_SCRIPT}\` (the postgresql package creates it)`,
-    });
-  }
-  return { uid: Number(parts[2]), gid: Number(parts[3]) };
-}
-
-/**
- * Cluster data lives in `<dir>/clusters`. As root the clusters run as `postgres`, which must be able to reach that
- * folder; under a 0700 home (a clone in /root) it cannot, so the data goes to /var/tmp/vecscale-<hash of dir>.
- */
-async function chooseDataRoot(dir: string): Promise<string> {
-  const local = join(dir, 'clusters');
-  mkdirSync(local, { recursive: true, mode: 0o700 });
-  chownToPostgres(local);
-  if (await postgresCanUse(local)) return local;
-  rmSync(local, { recursive: true, force: true });
-  const fallback = `/var/tmp/vecscale-${createHash('sha256').update(dir).digest('hex').slice(0, 12)}`;
-  mkdirSync(fallback, { recursive: true, mode: 0o700 });
-  chownToPostgres(fallback);
-  return fallback;
 }
 
 function clusterPaths(dataRoot: string, name: string): { dataDir: string; logFile: string } {
@@ -320,9 +266,3 @@ export function sandboxUrls(clusters: readonly SandboxCluster[]): SandboxUrls {
     secondaries: Object.fromEntries(clusters.filter((c) => c.role === 'secondary').map((c) => [c.name, c.url])),
   };
 }
-
-/** Whether a folder exists and is a sandbox (used by status to tell "none yet" from "stopped"). */
-export const sandboxExists = (opts: SandboxOptions = {}): boolean => {
-  const f = stateFile(sandboxDir(opts));
-  return existsSync(f) && statSync(f).isFile();
-};
