@@ -16,7 +16,7 @@ export interface IntrospectScope {
 }
 
 export interface RawCatalog {
-  readonly facts: { current_user: string; server_version_num: string; dblink_public: boolean };
+  readonly facts: { current_user: string; server_version_num: string; dblink_public: boolean; superuser: boolean };
   readonly extensions: ReadonlyArray<{ extname: string; nspname: string }>;
   readonly schemas: ReadonlyArray<{ nspname: string; comment: string | null }>;
   readonly relations: ReadonlyArray<{
@@ -78,6 +78,7 @@ export async function readCatalog(db: Db, scope: IntrospectScope): Promise<RawCa
     const q = async <R>(text: string, values: unknown[] = []): Promise<R[]> => (await db.query(text, values)).rows as R[];
     const facts = (await q<RawCatalog['facts']>(
       `SELECT current_user::text AS current_user, current_setting('server_version_num') AS server_version_num,
+              (SELECT r.rolsuper FROM pg_catalog.pg_roles r WHERE r.rolname = current_user) AS superuser,
               EXISTS (SELECT FROM pg_catalog.pg_depend d
                         JOIN pg_catalog.pg_extension e ON e.oid = d.refobjid AND e.extname = 'dblink'
                         JOIN pg_catalog.pg_proc p ON p.oid = d.objid AND d.classid = 'pg_catalog.pg_proc'::pg_catalog.regclass,

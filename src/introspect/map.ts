@@ -160,6 +160,7 @@ export function toState(database: string, role: DatabaseRole, raw: RawCatalog): 
       vectorSchema: vector?.nspname,
       dblinkSchema: raw.extensions.find((e) => e.extname === 'dblink')?.nspname,
       dblinkPublic: raw.facts.dblink_public,
+      superuser: raw.facts.superuser,
       nonEmpty: new Set(raw.nonEmpty.map((r) => keys.relation(VECS_SCHEMA, r.relname))),
     },
   };

@@ -193,6 +193,8 @@ export interface LiveFacts {
   readonly dblinkSchema?: string | undefined;
   /** PUBLIC may execute dblink's functions (then any role could use a connection match_* keeps). */
   readonly dblinkPublic?: boolean;
+  /** The connecting role is a superuser. */
+  readonly superuser?: boolean;
   /** Whether each vecs table (by relation key) holds at least one row. */
   readonly nonEmpty: ReadonlySet<string>;
 }

@@ -16,7 +16,7 @@ import {
   type ObjectKind,
 } from '../model/state.js';
 import { qualified } from '../sql/quote.js';
-import { redactUrl } from '../util/url.js';
+import { parsePgUrl, redactUrl } from '../util/url.js';
 import { describeFields, purpose } from './reasons.js';
 import { alterSql, appendsColumns, createSql, dropSql, markSql } from './sql.js';
 import type { Action, Blocker, DatabasePlan, Note, Plan, PlanStep, Risk } from './types.js';
@@ -56,6 +56,21 @@ export function resolveContext(topology: Topology, live: ReadonlyMap<string, Liv
   const primary = live.get('primary');
   if (!primary) throw new Error('no live state for the primary');
   return { vectorSchema: wanted, dblinkSchema: primary.facts.dblinkSchema ?? HELPER_SCHEMA, primaryRole: primary.facts.currentUser };
+}
+
+/**
+ * postgres_fdw and dblink insist on password authentication for roles that are not superusers: a secondary URL
+ * without a password works for a superuser primary role only, and fails at query time otherwise.
+ */
+function passwordlessSecondaries(topology: Topology, live: ReadonlyMap<string, LiveDatabase>): Note[] {
+  if (live.get('primary')?.facts.superuser) return [];
+  return topology.secondaries
+    .filter((s) => parsePgUrl(s.url).password === undefined)
+    .map((s) => ({
+      database: 'primary',
+      object: `user mapping for secondary ${s.name}`,
+      message: `warning: ${s.name}'s URL has no password; the primary's role is not a superuser, so postgres_fdw and dblink will refuse to connect ("password is required") when queried`,
+    }));
 }
 
 /** Live conditions the plan cannot fix and will not work around. */
@@ -231,7 +246,7 @@ export function buildPlan(topology: Topology, live: ReadonlyMap<string, LiveData
   const ctx = resolveContext(topology, live);
   const desired = buildDesired(topology, ctx);
   const blockers: Blocker[] = preconditionBlockers(live);
-  const notes: Note[] = [];
+  const notes: Note[] = passwordlessSecondaries(topology, live);
   const urls = new Map([['primary', topology.primary.url], ...topology.secondaries.map((s) => [s.name, s.url] as const)]);
   const plans = desired.map((want): DatabasePlan => {
     const have = live.get(want.database);

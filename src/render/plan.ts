@@ -53,7 +53,7 @@ export function renderPlan(plan: Plan, c: ChalkInstance): string {
     out.push('');
   }
   if (plan.notes.length > 0) {
-    out.push(c.bold('Left alone:'));
+    out.push(c.bold('Notes:'));
     for (const n of plan.notes) out.push(`  ${c.dim('·')} ${n.database}: ${n.object}: ${n.message}`);
     out.push('');
   }

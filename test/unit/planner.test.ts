@@ -274,3 +274,12 @@ test('changed query settings give match_* a new connection name (dblink keeps an
   assert.match(name(base)!, /^vecscale:pod_text:[0-9a-f]{7}$/);
   assert.match(name(tuned)!, /^vecscale:pod_text_q[0-9a-f]{7}:[0-9a-f]{7}$/);
 });
+
+test('a secondary URL without a password is flagged when the primary role is not a superuser', () => {
+  const t = topology({ secondaries: [{ name: 'pod_text', url: 'postgres://app@10.0.0.2:5433/vectors' }, topology().secondaries[1]!] });
+  const live = emptyLive();
+  assert.match(buildPlan(t, live).notes.map((n) => n.message).join('\n'), /pod_text's URL has no password; .*password is required/);
+  const primary = live.get('primary')!;
+  live.set('primary', { ...primary, facts: { ...primary.facts, superuser: true } });
+  assert.equal(buildPlan(t, live).notes.length, 0, 'a superuser may connect without one');
+});
