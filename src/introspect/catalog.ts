@@ -16,7 +16,7 @@ export interface IntrospectScope {
 }
 
 export interface RawCatalog {
-  readonly facts: { current_user: string; server_version_num: string; dblink_public: boolean; superuser: boolean };
+  readonly facts: { current_user: string; server_version_num: string; dblink_public: boolean; superuser: boolean; can_quiet_log: boolean };
   readonly extensions: ReadonlyArray<{ extname: string; nspname: string }>;
   readonly schemas: ReadonlyArray<{ nspname: string; comment: string | null }>;
   readonly relations: ReadonlyArray<{
@@ -79,6 +79,9 @@ export async function readCatalog(db: Db, scope: IntrospectScope): Promise<RawCa
     const facts = (await q<RawCatalog['facts']>(
       `SELECT current_user::text AS current_user, current_setting('server_version_num') AS server_version_num,
               (SELECT r.rolsuper FROM pg_catalog.pg_roles r WHERE r.rolname = current_user) AS superuser,
+              -- NOTE: PG15 lets a superuser grant SET on these parameters (GRANT SET ON PARAMETER); superusers may anyway.
+              (SELECT bool_and(pg_catalog.has_parameter_privilege(p, 'SET'))
+                 FROM unnest(ARRAY['log_statement', 'log_min_error_statement', 'log_min_duration_statement']) p) AS can_quiet_log,
               EXISTS (SELECT FROM pg_catalog.pg_depend d
                         JOIN pg_catalog.pg_extension e ON e.oid = d.refobjid AND e.extname = 'dblink'
                         JOIN pg_catalog.pg_proc p ON p.oid = d.objid AND d.classid = 'pg_catalog.pg_proc'::pg_catalog.regclass,

@@ -161,6 +161,7 @@ export function toState(database: string, role: DatabaseRole, raw: RawCatalog): 
       dblinkSchema: raw.extensions.find((e) => e.extname === 'dblink')?.nspname,
       dblinkPublic: raw.facts.dblink_public,
       superuser: raw.facts.superuser,
+      canQuietLog: raw.facts.can_quiet_log,
       nonEmpty: new Set(raw.nonEmpty.map((r) => keys.relation(VECS_SCHEMA, r.relname))),
     },
   };

@@ -195,6 +195,8 @@ export interface LiveFacts {
   readonly dblinkPublic?: boolean;
   /** The connecting role is a superuser. */
   readonly superuser?: boolean;
+  /** The role may SET log_statement & co. around statements that carry a password. */
+  readonly canQuietLog?: boolean;
   /** Whether each vecs table (by relation key) holds at least one row. */
   readonly nonEmpty: ReadonlySet<string>;
 }

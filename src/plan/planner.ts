@@ -15,7 +15,7 @@ import {
   type LiveDatabase,
   type ObjectKind,
 } from '../model/state.js';
-import { qualified } from '../sql/quote.js';
+import { hasSecret, qualified } from '../sql/quote.js';
 import { parsePgUrl, redactUrl } from '../util/url.js';
 import { describeFields, purpose } from './reasons.js';
 import { alterSql, appendsColumns, createSql, dropSql, markSql } from './sql.js';
@@ -260,6 +260,19 @@ export function buildPlan(topology: Topology, live: ReadonlyMap<string, LiveData
   // Apply order: secondaries first, so the primary's wrappers point at objects that exist.
   const databases = [...plans.filter((p) => p.role === 'secondary'), ...plans.filter((p) => p.role === 'primary')];
   const all = databases.flatMap((p) => p.steps);
+  // Statements that carry a password run with statement logging off, where the role may turn it off.
+  for (const db of databases) {
+    const facts = live.get(db.database)?.facts;
+    if (facts?.canQuietLog === false && db.steps.some((s) => s.sql.some(hasSecret))) {
+      notes.push({
+        database: db.database,
+        object: 'statement logging',
+        message:
+          `warning: ${facts.currentUser} may not SET log_statement/log_min_error_statement/log_min_duration_statement: a server ` +
+          'that logs DDL or failing statements would write the user-mapping password to its log (GRANT SET ON PARAMETER … to it, or apply as a superuser)',
+      });
+    }
+  }
   return {
     formatVersion: 1,
     databases,

@@ -4,7 +4,7 @@ import type { RawCatalog } from '../../src/introspect/catalog.js';
 import { toState } from '../../src/introspect/map.js';
 
 const raw: RawCatalog = {
-  facts: { current_user: 'postgres', server_version_num: '150018', dblink_public: false, superuser: true },
+  facts: { current_user: 'postgres', server_version_num: '150018', dblink_public: false, superuser: true, can_quiet_log: true },
   extensions: [{ extname: 'vector', nspname: 'extensions' }],
   schemas: [{ nspname: 'vecs', comment: null }],
   relations: [
@@ -55,5 +55,5 @@ test('toState maps catalog rows into the model, absorbing the catalog quirks', (
   assert.doesNotMatch(JSON.stringify([...state.objects.values()]), /hunter2|s3cret/);
   const fn = get('function:public.match_docs');
   assert.deepEqual(fn?.kind === 'function' && [fn.definitionMd5, fn.bodyMd5, fn.signature], ['d1', 'b1', 'public.match_docs(extensions.vector,integer,jsonb)']);
-  assert.deepEqual(facts, { database: 'pod_a', currentUser: 'postgres', serverVersion: 150018, vectorSchema: 'extensions', dblinkSchema: undefined, dblinkPublic: false, superuser: true, nonEmpty: new Set(['relation:vecs.docs']) });
+  assert.deepEqual(facts, { database: 'pod_a', currentUser: 'postgres', serverVersion: 150018, vectorSchema: 'extensions', dblinkSchema: undefined, dblinkPublic: false, superuser: true, canQuietLog: true, nonEmpty: new Set(['relation:vecs.docs']) });
 });

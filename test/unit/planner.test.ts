@@ -283,3 +283,13 @@ test('a secondary URL without a password is flagged when the primary role is not
   live.set('primary', { ...primary, facts: { ...primary.facts, superuser: true } });
   assert.equal(buildPlan(t, live).notes.length, 0, 'a superuser may connect without one');
 });
+
+test('the plan warns when the role may not turn statement logging off around password-carrying statements', () => {
+  const live = emptyLive();
+  const primary = live.get('primary')!;
+  live.set('primary', { ...primary, facts: { ...primary.facts, canQuietLog: false } });
+  const notes = buildPlan(topology(), live).notes.filter((n) => n.object === 'statement logging');
+  assert.equal(notes.length, 1);
+  assert.match(notes[0]!.message, /postgres may not SET log_statement.*GRANT SET ON PARAMETER/);
+  assert.equal(buildPlan(topology(), emptyLive()).notes.filter((n) => n.object === 'statement logging').length, 0);
+});
