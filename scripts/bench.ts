@@ -13,7 +13,7 @@ import { gunzipSync } from 'node:zlib';
 import pg from 'pg';
 import { apply } from '../src/api.js';
 import { parseTopology } from '../src/config/index.js';
-import { sessionOptions } from '../src/desired.js';
+import { sessionSettings } from '../src/desired.js';
 import { fillTemplate, matchQueryTemplate } from '../src/query/match-function.js';
 import { sandboxUp, sandboxUrls } from '../src/sandbox/sandbox.js';
 
@@ -149,7 +149,7 @@ ${sets.map((d, i) => `  ${d.name}: { secondary: ${i % 2 === 0 ? 'pod_a' : 'pod_b
       ]);
     }
     await sec.query(`VACUUM ANALYZE vecs.${d.name}`);
-    for (const [, name, value] of sessionOptions(spec.query).matchAll(/-c ([\w.]+)=(\S+)/g)) await sec.query(`SET ${name} = ${value}`);
+    for (const [name, value] of sessionSettings(spec.query)) await sec.query('SELECT set_config($1, $2, false)', [name, value]);
 
     const pri = new pg.Client({ connectionString: primary });
     await pri.connect();

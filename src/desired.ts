@@ -157,9 +157,17 @@ function secondaryObjects(collections: readonly CollectionSpec[], ctx: DesiredCo
  * reach the secondary. cursor_tuple_fraction=1 makes the remote planner plan the cursor postgres_fdw opens like the
  * query itself.
  */
-export function sessionOptions(q: QuerySettings): string {
-  return `-c cursor_tuple_fraction=1 -c hnsw.ef_search=${q.efSearch} -c hnsw.iterative_scan=${q.iterativeScan} -c ivfflat.probes=${q.probes}`;
+export function sessionSettings(q: QuerySettings): Array<readonly [string, string]> {
+  return [
+    ['cursor_tuple_fraction', '1'],
+    ['hnsw.ef_search', String(q.efSearch)],
+    ['hnsw.iterative_scan', q.iterativeScan],
+    ['ivfflat.probes', String(q.probes)],
+  ];
 }
+
+/** The same settings as a server's libpq `options`. */
+export const sessionOptions = (q: QuerySettings): string => sessionSettings(q).map(([k, v]) => `-c ${k}=${v}`).join(' ');
 
 const sameSettings = (a: QuerySettings, b: QuerySettings): boolean => sessionOptions(a) === sessionOptions(b);
 

@@ -5,7 +5,7 @@
  * whatever the role's settings.
  */
 import type { Db } from '../db/connect.js';
-import { API_SCHEMA, HELPER_SCHEMA, MANAGED_COMMENT, REMOTE_SCHEMA, VECS_SCHEMA, WRITE_SCHEMA } from '../model/state.js';
+import { API_SCHEMA, HELPER_SCHEMA, MANAGED_COMMENT, REMOTE_SCHEMA, VECS_SCHEMA, WRITE_SCHEMA, WRITE_TRIGGER } from '../model/state.js';
 import { qualified } from '../sql/quote.js';
 
 /** What to look at: vecscale's schemas, plus the relation names the topology wants (to see collisions). */
@@ -107,13 +107,13 @@ export async function readCatalog(db: Db, scope: IntrospectScope): Promise<RawCa
               c.reloptions::text[] AS reloptions,
               ${GRANTEES("COALESCE(c.relacl, pg_catalog.acldefault('r', c.relowner))", 'c.relowner', 'SELECT')} AS grantees,
               (SELECT t.tgfoid::pg_catalog.regproc::text FROM pg_catalog.pg_trigger t
-                WHERE t.tgrelid = c.oid AND t.tgname = 'vecscale_write') AS write_trigger
+                WHERE t.tgrelid = c.oid AND t.tgname = $4) AS write_trigger
          FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
         WHERE n.nspname = ANY($1::text[])
           AND c.relkind IN ('r', 'p', 'v', 'm', 'f')
           AND (c.relname = ANY($2::text[]) OR pg_catalog.obj_description(c.oid, 'pg_class') LIKE $3 || '%')
         ORDER BY n.nspname, c.relname`,
-      [SCHEMAS, scope.relationNames, MANAGED_COMMENT],
+      [SCHEMAS, scope.relationNames, MANAGED_COMMENT, WRITE_TRIGGER],
     );
     const functions = await q<RawCatalog['functions'][number]>(
       `SELECT n.nspname::text, p.proname::text, p.oid::pg_catalog.regprocedure::text AS signature,

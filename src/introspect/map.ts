@@ -12,7 +12,6 @@ import {
   type LiveFacts,
   MANAGED_COMMENT,
   VECS_SCHEMA,
-  VIEWDEF_MARK,
 } from '../model/state.js';
 import { byCodePoint, secretFingerprint } from '../util/fingerprint.js';
 import type { RawCatalog } from './catalog.js';
@@ -31,12 +30,12 @@ const parseOptions = (opts: readonly string[] | null): Record<string, string> =>
 const normaliseType = (type: string): string => type.replace(/^[a-z_][a-z0-9_$]*\.(?=vector\b)/, '').replace(/^"[^"]+"\.(?=vector\b)/, '');
 
 const isManaged = (comment: string | null): boolean =>
-  comment === MANAGED_COMMENT || (comment?.startsWith(MANAGED_COMMENT + VIEWDEF_MARK) ?? false);
+  comment === MANAGED_COMMENT || (comment?.startsWith(MANAGED_COMMENT + DEFINITION_MARK) ?? false);
 
 // NOTE: a view's marker records md5(pg_get_viewdef) from its creation; a different digest now means a hand edit.
 // An unmarked view (not ours) has no record and counts as intact: it is judged by its columns alone.
 const viewIntact = (comment: string | null, md5: string | null): boolean =>
-  !comment?.startsWith(MANAGED_COMMENT + VIEWDEF_MARK) || comment.slice((MANAGED_COMMENT + VIEWDEF_MARK).length) === md5;
+  !comment?.startsWith(MANAGED_COMMENT + DEFINITION_MARK) || comment.slice((MANAGED_COMMENT + DEFINITION_MARK).length) === md5;
 
 /** Pure mapping of raw catalog rows into the shared model. */
 export function toState(database: string, role: DatabaseRole, raw: RawCatalog): { state: DatabaseState; facts: LiveFacts } {

@@ -14,10 +14,13 @@ export const REMOTE_SCHEMA = 'vecscale_remote';
 export const HELPER_SCHEMA = 'vecscale';
 /** Foreign tables over vecs.<c> itself, for writes through the primary. */
 export const WRITE_SCHEMA = 'vecscale_write';
-/** Marker suffix of objects whose definition vecscale fingerprints (views, functions). */
+/**
+ * Marker suffix of objects whose definition vecscale fingerprints: views record md5(pg_get_viewdef()) taken when
+ * vecscale created them, functions the md5 of their CREATE statement. A hand edit shows.
+ */
 export const DEFINITION_MARK = '; definition md5 ';
-/** Views' marker records an md5 of pg_get_viewdef() taken when vecscale created them: a hand edit shows. */
-export const VIEWDEF_MARK = DEFINITION_MARK;
+/** The INSTEAD OF trigger that sends writes on an API view to the collection's table on its secondary. */
+export const WRITE_TRIGGER = 'vecscale_write';
 
 export interface Column {
   readonly name: string;

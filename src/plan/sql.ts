@@ -5,7 +5,7 @@
  */
 import { ident, literal, options, qualified, secret } from '../sql/quote.js';
 import { byCodePoint } from '../util/fingerprint.js';
-import { type Column, type DbObject, DEFINITION_MARK, MANAGED_COMMENT, type ObjectKind, ownOptions, VIEWDEF_MARK } from '../model/state.js';
+import { type Column, type DbObject, DEFINITION_MARK, MANAGED_COMMENT, type ObjectKind, ownOptions, WRITE_TRIGGER } from '../model/state.js';
 
 export interface SqlContext {
   readonly vectorSchema: string;
@@ -24,18 +24,18 @@ interface Builders<K extends ObjectKind> {
 const typeSql = (type: string, ctx: SqlContext): string =>
   type.startsWith('vector(') ? `${ident(ctx.vectorSchema)}.${type}` : type;
 
-const columnSql = (c: Column, ctx: SqlContext): string =>
-  [ident(c.name), typeSql(c.type, ctx), c.notNull ? 'NOT NULL' : '', c.default !== null ? `DEFAULT ${c.default}` : '']
+/** A column definition; a foreign-table column's options (`column_name=vec`) go between its type and constraints. */
+function columnSql(c: Column, ctx: SqlContext, columnOptions: readonly string[] = []): string {
+  const pairs = columnOptions.map((o) => [o.slice(0, o.indexOf('=')), literal(o.slice(o.indexOf('=') + 1))] as const);
+  return [
+    ident(c.name),
+    typeSql(c.type, ctx),
+    pairs.length ? options(pairs) : '',
+    c.notNull ? 'NOT NULL' : '',
+    c.default !== null ? `DEFAULT ${c.default}` : '',
+  ]
     .filter(Boolean)
     .join(' ');
-
-/** A foreign-table column; its options (`column_name=vec`) as `OPTIONS (column_name 'vec')`. */
-function foreignColumnSql(c: Column, opts: readonly string[] | undefined, ctx: SqlContext): string {
-  if (!opts?.length) return columnSql(c, ctx);
-  const pairs = opts.map((o) => [o.slice(0, o.indexOf('=')), literal(o.slice(o.indexOf('=') + 1))] as const);
-  // Column options go between the type and the constraints.
-  const [name, type, ...rest] = [ident(c.name), typeSql(c.type, ctx), c.notNull ? 'NOT NULL' : '', c.default !== null ? `DEFAULT ${c.default}` : ''];
-  return [name, type, options(pairs), ...rest].filter(Boolean).join(' ');
 }
 
 const comment = (what: string, name: string): string => `COMMENT ON ${what} ${name} IS ${literal(MANAGED_COMMENT)}`;
@@ -49,7 +49,7 @@ const viewMark = (name: string): string =>
   `PERFORM pg_catalog.set_config('search_path', 'pg_catalog', true); ` +
   `digest := pg_catalog.md5(pg_catalog.pg_get_viewdef(${literal(name)}::pg_catalog.regclass)); ` +
   `PERFORM pg_catalog.set_config('search_path', saved, true); ` +
-  `EXECUTE pg_catalog.format('COMMENT ON VIEW %s IS %L', ${literal(name)}, ${literal(MANAGED_COMMENT + VIEWDEF_MARK)} || digest); END $vecscale$`;
+  `EXECUTE pg_catalog.format('COMMENT ON VIEW %s IS %L', ${literal(name)}, ${literal(MANAGED_COMMENT + DEFINITION_MARK)} || digest); END $vecscale$`;
 
 /** GRANT/REVOKE turning the roles in `from` into those in `to`. */
 function grantSql(what: 'TABLE' | 'FUNCTION', name: string, privileges: string, from: readonly string[], to: readonly string[] | undefined): string[] {
@@ -62,8 +62,6 @@ function grantSql(what: 'TABLE' | 'FUNCTION', name: string, privileges: string, 
   ];
 }
 
-/** The INSTEAD OF trigger that sends writes on an API view to the collection's table on its secondary. */
-export const WRITE_TRIGGER = 'vecscale_write';
 const writeTriggerSql = (view: string, fn: string | undefined): string[] => {
   if (fn === undefined) return [];
   // `fn` is regproc's spelling, schema.name, of two identifiers: quoted here like every other name.
@@ -140,7 +138,7 @@ const builders: { [K in ObjectKind]: Builders<K> } = {
         `COMMENT ON FUNCTION ${fn} IS ${literal(MANAGED_COMMENT + DEFINITION_MARK + (o.definitionMd5 ?? ''))}`,
         // Functions are executable by PUBLIC by default: only the roles the topology names may call ours.
         `REVOKE ALL ON FUNCTION ${fn} FROM PUBLIC`,
-        ...(o.grantees.length > 0 ? [`GRANT EXECUTE ON FUNCTION ${fn} TO ${o.grantees.map(roleSql).join(', ')}`] : []),
+        ...grantSql('FUNCTION', fn, 'EXECUTE', [], o.grantees),
       ];
     },
     // NOTE: regprocedure output (schema.name(types)) is the catalog's own, already-quoted spelling.
@@ -148,7 +146,7 @@ const builders: { [K in ObjectKind]: Builders<K> } = {
   },
   foreign_table: {
     create: (o, ctx) => [
-      `CREATE FOREIGN TABLE ${qualified(o.schema, o.name)} (${o.columns.map((c) => foreignColumnSql(c, o.columnOptions[c.name], ctx)).join(', ')}) ` +
+      `CREATE FOREIGN TABLE ${qualified(o.schema, o.name)} (${o.columns.map((c) => columnSql(c, ctx, o.columnOptions[c.name])).join(', ')}) ` +
         `SERVER ${ident(o.server)} ${options(literalOptions(o.options))}`,
     ],
     drop: (o) => [`DROP FOREIGN TABLE ${qualified(o.schema, o.name)} RESTRICT`],
@@ -156,10 +154,12 @@ const builders: { [K in ObjectKind]: Builders<K> } = {
   },
 };
 
-/** User-mapping options with the password as a placeholder (the model holds only its fingerprint). */
-function mappingOptions(o: Of<'user_mapping'>): Array<[string, string]> {
-  return sortedOptions(o.options).map(([k, v]) => [k, k === 'password' && o.passwordRef ? secret(o.passwordRef) : literal(v)]);
-}
+/** A user-mapping option's SQL value: the password as a placeholder (the model holds only its fingerprint). */
+const mappingValue = (o: Of<'user_mapping'>, k: string, v: string): string =>
+  k === 'password' && o.passwordRef ? secret(o.passwordRef) : literal(v);
+
+const mappingOptions = (o: Of<'user_mapping'>): Array<[string, string]> =>
+  sortedOptions(o.options).map(([k, v]) => [k, mappingValue(o, k, v)]);
 
 const literalOptions = (o: Readonly<Record<string, string>>): Array<[string, string]> =>
   sortedOptions(o).map(([k, v]) => [k, literal(v)]);
@@ -214,7 +214,7 @@ export function alterSql(actual: DbObject, desired: DbObject, ctx: SqlContext): 
   }
   if (desired.kind === 'user_mapping' && actual.kind === 'user_mapping') {
     const own = ownOptions('user_mapping', actual.options);
-    const value = (k: string, v: string) => (k === 'password' && desired.passwordRef ? secret(desired.passwordRef) : literal(v));
+    const value = (k: string, v: string) => mappingValue(desired, k, v);
     return [`ALTER USER MAPPING FOR ${roleSql(desired.role)} SERVER ${ident(desired.server)} ${optionChanges(own, desired.options, value)}`];
   }
   if (desired.kind === 'view' && actual.kind === 'view' && desired.query !== undefined) {

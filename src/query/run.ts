@@ -5,7 +5,7 @@
  */
 import type { CollectionSpec, Topology } from '../config/types.js';
 import { connect, type Db } from '../db/connect.js';
-import { sessionOptions } from '../desired.js';
+import { sessionSettings } from '../desired.js';
 import { VecscaleError } from '../errors.js';
 import { API_SCHEMA, HELPER_SCHEMA } from '../model/state.js';
 import { ident, qualified } from '../sql/quote.js';
@@ -99,7 +99,7 @@ async function onSecondary<T>(topology: Topology, c: CollectionSpec, timeoutMs: 
   return withDb(c.secondary, secondary.url, timeoutMs, async (db) => {
     await db.query('BEGIN READ ONLY');
     try {
-      for (const [, name, value] of sessionOptions(c.query).matchAll(/-c ([\w.]+)=(\S+)/g)) {
+      for (const [name, value] of sessionSettings(c.query)) {
         await db.query('SELECT pg_catalog.set_config($1, $2, true)', [name, value]);
       }
       return await fn(db);
