@@ -10,10 +10,13 @@ import {
   type Metric,
   type QuerySettings,
   type SecondarySpec,
+  type ShardedCollection,
   type Topology,
 } from './config/types.js';
 import { filterFunction, matchFunction, matchSqlFunction } from './query/match-function.js';
-import { upsertFunction, writeTriggerFunction } from './query/write-functions.js';
+import { shardedMatchFunction, shardedMatchSqlFunction, shardedUpsertFunction, UPSERT_ROW_FUNCTION, upsertRowFunction } from './query/sharded.js';
+import { upsertBatchFunction, upsertFunction, writeTriggerFunction } from './query/write-functions.js';
+import { type Part, partsOf, secondariesOf } from './model/placement.js';
 import { ident, literal, qualified } from './sql/quote.js';
 import {
   API_SCHEMA,
@@ -74,10 +77,10 @@ export function exposedColumns(c: CollectionSpec): Column[] {
 }
 
 /** Index name in vecs' pattern; the 7-character suffix is a hash of what defines the index, so plans are stable. */
-export function indexName(c: CollectionSpec, index: Exclude<IndexSpec, { method: 'none' }>): string {
+export function indexName(c: CollectionSpec, index: Exclude<IndexSpec, { method: 'none' }>, table = c.name): string {
   const ops = OPCLASS[c.metric];
   const params = index.method === 'hnsw' ? `hnsw_m${index.m}_efc${index.efConstruction}` : `ivfflat_nl${index.lists}`;
-  return `ix_${ops}_${params}_${shortHash(`${c.name}/${ops}/${params}`)}`;
+  return `ix_${ops}_${params}_${shortHash(`${table}/${ops}/${params}`)}`;
 }
 
 function extractExpression(name: string, type: ColumnType): string {
@@ -88,21 +91,79 @@ function extractExpression(name: string, type: ColumnType): string {
 }
 
 /** `public.<collection>`: on a secondary over the vecs table, on the primary over the foreign table. */
-const apiView = (c: CollectionSpec, query: string, source: string): DbObject => ({
+const apiView = (c: CollectionSpec, query: string, source: string): DbObject => plainView(API_SCHEMA, c.name, c, query, [source]);
+
+/** A collection table in `vecs` and its vector index: a collection, or one partition of one. */
+function tableObjects(c: CollectionSpec, table: string): DbObject[] {
+  const objects: DbObject[] = [
+    {
+      kind: 'table',
+      key: keys.relation(VECS_SCHEMA, table),
+      managed: true,
+      schema: VECS_SCHEMA,
+      name: table,
+      columns: collectionColumns(c),
+      primaryKey: ['id'],
+      ordinary: true,
+    },
+  ];
+  if (c.index.method !== 'none') {
+    const params: Record<string, string> =
+      c.index.method === 'hnsw'
+        ? { ef_construction: String(c.index.efConstruction), m: String(c.index.m) }
+        : { lists: String(c.index.lists) };
+    objects.push({
+      kind: 'index',
+      key: keys.index(VECS_SCHEMA, table),
+      managed: true,
+      schema: VECS_SCHEMA,
+      table,
+      name: indexName(c, c.index, table),
+      method: c.index.method,
+      column: 'vec',
+      opclass: OPCLASS[c.metric],
+      params,
+      valid: true,
+      dependsOn: [keys.relation(VECS_SCHEMA, table)],
+    });
+  }
+  return objects;
+}
+
+const plainView = (schema: string, name: string, c: CollectionSpec, query: string, dependsOn: string[]): DbObject => ({
   kind: 'view',
-  key: keys.relation(API_SCHEMA, c.name),
+  key: keys.relation(schema, name),
   managed: true,
-  schema: API_SCHEMA,
-  name: c.name,
+  schema,
+  name,
   columns: exposedColumns(c),
   query,
   definitionIntact: true,
   materialized: false,
   options: [],
-  dependsOn: [source],
+  dependsOn,
 });
 
-function secondaryObjects(collections: readonly CollectionSpec[], ctx: DesiredContext): DbObject[] {
+const partSelect = (p: Part): string => `SELECT id, vec AS embedding, metadata FROM ${qualified(VECS_SCHEMA, p.table)}`;
+
+/**
+ * A shard's objects for a sharded collection: each partition it holds (a vecs collection named <c>_p<i>of<n>),
+ * public.<c> over the rows it holds, and per partition an upsert view vecscale.<partition> for the primary's upserts.
+ */
+function shardObjects(c: ShardedCollection, parts: readonly Part[]): DbObject[] {
+  const objects = parts.flatMap((p) => tableObjects(c, p.table));
+  const local = parts.map((p) => keys.relation(VECS_SCHEMA, p.table));
+  objects.push(plainView(API_SCHEMA, c.name, c, parts.map(partSelect).join(' UNION ALL '), local));
+  for (const p of parts) {
+    objects.push({
+      ...plainView(HELPER_SCHEMA, p.table, c, partSelect(p), [keys.relation(VECS_SCHEMA, p.table), keys.schema(HELPER_SCHEMA)]),
+      writeTrigger: `${HELPER_SCHEMA}.${UPSERT_ROW_FUNCTION}`,
+    } as DbObject);
+  }
+  return objects;
+}
+
+function secondaryObjects(secondary: string, collections: readonly CollectionSpec[], ctx: DesiredContext): DbObject[] {
   const objects: DbObject[] = [
     { kind: 'extension', key: keys.extension('vector'), managed: false, name: 'vector', schema: ctx.vectorSchema },
     { kind: 'schema', key: keys.schema(VECS_SCHEMA), managed: false, name: VECS_SCHEMA },
@@ -110,37 +171,16 @@ function secondaryObjects(collections: readonly CollectionSpec[], ctx: DesiredCo
   if (ctx.vectorSchema !== API_SCHEMA) {
     objects.push({ kind: 'schema', key: keys.schema(ctx.vectorSchema), managed: false, name: ctx.vectorSchema });
   }
+  let shards = false;
   for (const c of collections) {
-    objects.push({
-      kind: 'table',
-      key: keys.relation(VECS_SCHEMA, c.name),
-      managed: true,
-      schema: VECS_SCHEMA,
-      name: c.name,
-      columns: collectionColumns(c),
-      primaryKey: ['id'],
-      ordinary: true,
-    });
-    if (c.index.method !== 'none') {
-      const params: Record<string, string> =
-        c.index.method === 'hnsw'
-          ? { ef_construction: String(c.index.efConstruction), m: String(c.index.m) }
-          : { lists: String(c.index.lists) };
-      objects.push({
-        kind: 'index',
-        key: keys.index(VECS_SCHEMA, c.name),
-        managed: true,
-        schema: VECS_SCHEMA,
-        table: c.name,
-        name: indexName(c, c.index),
-        method: c.index.method,
-        column: 'vec',
-        opclass: OPCLASS[c.metric],
-        params,
-        valid: true,
-        dependsOn: [keys.relation(VECS_SCHEMA, c.name)],
-      });
+    const parts = partsOf(c).filter((p) => p.secondary === secondary);
+    if (parts.length === 0) continue;
+    if (c.shards !== undefined) {
+      shards = true;
+      objects.push(...shardObjects(c, parts));
+      continue;
     }
+    objects.push(...tableObjects(c, c.name));
     const select = [
       'id',
       'vec AS embedding',
@@ -148,6 +188,9 @@ function secondaryObjects(collections: readonly CollectionSpec[], ctx: DesiredCo
       ...c.columns.map((x) => extractExpression(x.name, x.type)),
     ];
     objects.push(apiView(c, `SELECT ${select.join(', ')} FROM ${qualified(VECS_SCHEMA, c.name)}`, keys.relation(VECS_SCHEMA, c.name)));
+  }
+  if (shards) {
+    objects.push({ kind: 'schema', key: keys.schema(HELPER_SCHEMA), managed: true, name: HELPER_SCHEMA }, upsertRowFunction());
   }
   return objects;
 }
@@ -229,11 +272,15 @@ function primaryObjects(topology: Topology, ctx: DesiredContext): DbObject[] {
   }
   const servers = new Map<string, DbObject[]>();
   for (const s of topology.secondaries) {
-    const profiles = [DEFAULT_QUERY_SETTINGS, ...topology.collections.filter((c) => c.secondary === s.name).map((c) => c.query)];
+    const profiles = [DEFAULT_QUERY_SETTINGS, ...topology.collections.filter((c) => secondariesOf(c).includes(s.name)).map((c) => c.query)];
     for (const q of profiles) servers.set(serverFor(s.name, q), serverObjects(s, q, ctx));
   }
   objects.push(...[...servers.values()].flat());
   for (const c of topology.collections) {
+    if (c.shards !== undefined) {
+      objects.push(...shardedPrimaryObjects(c, topology.apiRoles, ctx));
+      continue;
+    }
     const columns = exposedColumns(c);
     const server = serverFor(c.secondary, c.query);
     const foreignTable = (schema: string, extra: Record<string, string>): DbObject => ({
@@ -268,7 +315,7 @@ function primaryObjects(topology: Topology, ctx: DesiredContext): DbObject[] {
       dependsOn: [keys.server(server), keys.schema(WRITE_SCHEMA)],
     });
     const write = writeTriggerFunction(c);
-    objects.push(write, upsertFunction(c, ctx.vectorSchema));
+    objects.push(write, upsertFunction(c, ctx.vectorSchema), upsertBatchFunction(c, ctx.vectorSchema));
     objects.push({
       ...apiView(c, `SELECT ${columns.map((x) => ident(x.name)).join(', ')} FROM ${qualified(REMOTE_SCHEMA, c.name)}`, keys.relation(REMOTE_SCHEMA, c.name)),
       grantees: [...topology.apiRoles].sort(),
@@ -283,6 +330,62 @@ function primaryObjects(topology: Topology, ctx: DesiredContext): DbObject[] {
   return objects;
 }
 
+/**
+ * A sharded collection on the primary (see src/query/sharded.ts): vecscale_remote.<c> hash-partitioned by id over
+ * foreign tables on the shards' partition tables, vecscale_write.<c> likewise over their upsert views, public.<c>
+ * over the first, and the query/write functions.
+ */
+function shardedPrimaryObjects(c: ShardedCollection, apiRoles: readonly string[], ctx: DesiredContext): DbObject[] {
+  const columns = [
+    col('id', 'character varying', true),
+    col('embedding', `vector(${c.dimension})`, true),
+    col('metadata', 'jsonb', true, "'{}'::jsonb"),
+  ];
+  const objects: DbObject[] = [];
+  for (const schema of [REMOTE_SCHEMA, WRITE_SCHEMA]) {
+    const parent = keys.relation(schema, c.name);
+    objects.push({
+      kind: 'table',
+      key: parent,
+      managed: true,
+      schema,
+      name: c.name,
+      columns,
+      primaryKey: [],
+      ordinary: false,
+      partitionKey: 'HASH (id)',
+      dependsOn: [keys.schema(schema)],
+    });
+    for (const p of partsOf(c)) {
+      const server = serverFor(p.secondary, c.query);
+      objects.push({
+        kind: 'foreign_table',
+        key: keys.relation(schema, p.table),
+        managed: true,
+        schema,
+        name: p.table,
+        server,
+        // Reads and plain writes go to the partition table; upserts to its upsert view (INSTEAD OF … ON CONFLICT).
+        options: schema === REMOTE_SCHEMA ? { schema_name: VECS_SCHEMA, table_name: p.table } : { schema_name: HELPER_SCHEMA, table_name: p.table },
+        columns: columns.map((x) => ({ ...x, notNull: false, default: null })),
+        columnOptions: schema === REMOTE_SCHEMA ? { embedding: ['column_name=vec'] } : {},
+        partition: { parent: `${schema}.${c.name}`, modulus: p.modulus!, remainder: p.remainder! },
+        dependsOn: [keys.server(server), parent],
+      });
+    }
+  }
+  const write = writeTriggerFunction(c);
+  objects.push(write, shardedUpsertFunction(c, ctx.vectorSchema), upsertBatchFunction(c, ctx.vectorSchema));
+  objects.push({
+    ...apiView(c, `SELECT id, embedding, metadata FROM ${qualified(REMOTE_SCHEMA, c.name)}`, keys.relation(REMOTE_SCHEMA, c.name)),
+    grantees: [...apiRoles].sort(),
+    privileges: 'SELECT',
+    writeTrigger: `${write.schema}.${write.name}`,
+  } as DbObject);
+  objects.push(shardedMatchSqlFunction(c, ctx.vectorSchema), shardedMatchFunction(c, ctx.vectorSchema, apiRoles));
+  return objects;
+}
+
 const toState = (database: string, role: DatabaseState['role'], objects: DbObject[]): DatabaseState => ({
   database,
   role,
@@ -294,7 +397,7 @@ export function buildDesired(topology: Topology, ctx: DesiredContext): DatabaseS
   return [
     toState('primary', 'primary', primaryObjects(topology, ctx)),
     ...topology.secondaries.map((s) =>
-      toState(s.name, 'secondary', secondaryObjects(topology.collections.filter((c) => c.secondary === s.name), ctx)),
+      toState(s.name, 'secondary', secondaryObjects(s.name, topology.collections, ctx)),
     ),
   ];
 }

@@ -41,7 +41,7 @@ function comparable(o: DbObject): Record<string, unknown> {
     case 'schema':
       return {};
     case 'table':
-      return { kind: o.kind, columns: o.columns, primaryKey: o.primaryKey, ordinary: o.ordinary };
+      return { kind: o.kind, columns: o.columns, primaryKey: o.primaryKey, ordinary: o.ordinary, partitionKey: o.partitionKey };
     case 'index':
       return { name: indexNameStem(o.name), method: o.method, column: o.column, opclass: o.opclass, params: o.params, valid: o.valid };
     case 'function':
@@ -67,6 +67,7 @@ function comparable(o: DbObject): Record<string, unknown> {
         options: o.options,
         columns: o.columns.map((c) => ({ name: c.name, type: c.type })),
         columnOptions: o.columnOptions,
+        partition: o.partition,
       };
   }
 }

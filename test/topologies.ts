@@ -1,13 +1,27 @@
 /** Hand-built validated topologies for pure tests (the config stage has its own tests). */
-import { type CollectionSpec, DEFAULT_QUERY_SETTINGS, type Topology } from '../src/config/types.js';
+import { type CollectionSpec, DEFAULT_QUERY_SETTINGS, type PlacedCollection, type ShardedCollection, type Topology } from '../src/config/types.js';
 
 export const SECRET_A = 'canary-Pw-a1!@';
 export const SECRET_B = 'canary-Pw-b2#';
 
-export function collection(name: string, secondary: string, over: Partial<CollectionSpec> = {}): CollectionSpec {
+export function collection(name: string, secondary: string, over: Partial<Omit<PlacedCollection, 'secondary' | 'shards'>> = {}): CollectionSpec {
   return {
     name,
     secondary,
+    dimension: 3,
+    metric: 'cosine',
+    index: { method: 'hnsw', m: 16, efConstruction: 64 },
+    query: DEFAULT_QUERY_SETTINGS,
+    columns: [],
+    ...over,
+  };
+}
+
+export function sharded(name: string, shards: readonly string[], partitions: number, over: Partial<Omit<ShardedCollection, 'secondary' | 'shards' | 'partitions'>> = {}): CollectionSpec {
+  return {
+    name,
+    shards,
+    partitions,
     dimension: 3,
     metric: 'cosine',
     index: { method: 'hnsw', m: 16, efConstruction: 64 },

@@ -71,6 +71,9 @@ function toDraft(doc: Loose<TopologyDocument>): Draft {
     collections: [...(doc.collections ?? [])].map(([name, c]) => ({
       name,
       secondary: c.secondary,
+      // An absent list parses as empty: no shards written.
+      shards: c.shards?.length ? c.shards : undefined,
+      partitions: c.partitions,
       dimension: c.dimension,
       metric: c.metric,
       index: c.index === undefined ? undefined : toIndexSpec(c.index),
@@ -108,13 +111,20 @@ function complete(draft: Draft, file: string, secrets: readonly string[]): Topol
   for (const c of draft.collections) {
     const index = c.index === undefined ? undefined : fullIndex(c.index);
     const query = c.query === undefined ? undefined : fullQuery(c.query);
-    if (c.secondary === undefined || c.dimension === undefined || c.metric === undefined || index === undefined || query === undefined) return undefined;
-    collections.push({ name: c.name, secondary: c.secondary, dimension: c.dimension, metric: c.metric, index, query, columns: c.columns });
+    if (c.dimension === undefined || c.metric === undefined || index === undefined || query === undefined) return undefined;
+    const base = { name: c.name, dimension: c.dimension, metric: c.metric, index, query, columns: c.columns };
+    if (c.secondary !== undefined && c.shards === undefined) collections.push({ ...base, secondary: c.secondary });
+    else if (c.shards !== undefined && c.shards.length > 0 && c.secondary === undefined) {
+      collections.push({ ...base, shards: c.shards, partitions: c.partitions ?? defaultPartitions(c.shards.length) });
+    } else return undefined;
   }
   if (draft.primaryUrl === undefined) return undefined;
   const { extensionSchema, apiRoles } = draft;
   return { version: 1, file, primary: { url: draft.primaryUrl }, secondaries, collections, extensionSchema, apiRoles, secrets };
 }
+
+/** The next power of two ≥ the number of shards. */
+export const defaultPartitions = (shards: number): number => 2 ** Math.ceil(Math.log2(Math.max(shards, 1)));
 
 function fullQuery({ efSearch, iterativeScan, probes }: Loose<QuerySettings>): QuerySettings | undefined {
   return efSearch === undefined || iterativeScan === undefined || probes === undefined ? undefined : { efSearch, iterativeScan, probes };

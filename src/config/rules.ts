@@ -25,6 +25,9 @@ export interface DraftSecondary { readonly name: string; readonly url: string | 
 export interface DraftCollection {
   readonly name: string;
   readonly secondary: string | undefined;
+  /** Valid, distinct names, as written; undefined when not written. */
+  readonly shards: readonly string[] | undefined;
+  readonly partitions: number | undefined;
   readonly dimension: number | undefined;
   readonly metric: Metric | undefined;
   readonly index: Loose<IndexSpec> | undefined;
@@ -106,15 +109,67 @@ const databasesAreDistinct: Rule = (draft, ctx) => {
 
 const secondaryIsDefined: Rule = (draft, ctx) => {
   const names = draft.secondaries.map((s) => s.name);
-  return draft.collections
-    .flatMap((c) => (c.secondary === undefined || names.includes(c.secondary) ? [] : [{ ...c, secondary: c.secondary }]))
-    .map((c) => {
-      const path = `collections.${c.name}.secondary`;
-      const hint = suggest(c.secondary, names);
-      const tail = hint ? ` (did you mean "${hint}"?)` : names.length === 0 ? ' (none are defined)' : ` (defined: ${names.join(', ')})`;
-      return error(ctx, path, ctx.locate.near(path), `secondary "${c.secondary}" is not defined in secondaries${tail}`);
-    });
+  const undefinedName = (path: string, name: string): ConfigProblem => {
+    const hint = suggest(name, names);
+    const tail = hint ? ` (did you mean "${hint}"?)` : names.length === 0 ? ' (none are defined)' : ` (defined: ${names.join(', ')})`;
+    return error(ctx, path, ctx.locate.near(path), `secondary "${name}" is not defined in secondaries${tail}`);
+  };
+  return draft.collections.flatMap((c) => [
+    ...(c.secondary === undefined || names.includes(c.secondary) ? [] : [undefinedName(`collections.${c.name}.secondary`, c.secondary)]),
+    ...(c.shards ?? []).flatMap((s, i) => (names.includes(s) ? [] : [undefinedName(`collections.${c.name}.shards[${i}]`, s)])),
+  ]);
 };
+
+/** A collection lives on one secondary or is split across shards: exactly one of the two keys. */
+const placementIsOne: Rule = (draft, ctx) =>
+  draft.collections.flatMap((c) => {
+    const path = `collections.${c.name}`;
+    const at = ctx.locate.key(path) ?? ctx.locate.near(path);
+    if (c.secondary !== undefined && c.shards !== undefined) {
+      return [error(ctx, `${path}.shards`, ctx.locate.near(`${path}.shards`), 'write secondary (one database) or shards (split across several), not both')];
+    }
+    // A key written with a bad value has its own problem already.
+    const written = ctx.locate.key(`${path}.secondary`) ?? ctx.locate.key(`${path}.shards`);
+    if (c.secondary === undefined && c.shards === undefined && written === undefined) {
+      return [error(ctx, path, at, 'needs secondary: <name>, or shards: [<name>, …] to split it across several secondaries')];
+    }
+    return [];
+  });
+
+/** Hash partitions: a power of two (so a later split doubles cleanly) and at least one per shard. */
+const partitionsFitShards: Rule = (draft, ctx) =>
+  draft.collections.flatMap((c) => {
+    if (c.partitions === undefined) return [];
+    const path = `collections.${c.name}.partitions`;
+    if (c.shards === undefined) return [error(ctx, path, ctx.locate.near(path), 'partitions applies to a sharded collection: write shards: [...] instead of secondary')];
+    const n = c.partitions;
+    if ((n & (n - 1)) !== 0) return [error(ctx, path, ctx.locate.near(path), `must be a power of two (got ${n}; try ${2 ** Math.ceil(Math.log2(n))})`)];
+    if (n < c.shards.length) return [error(ctx, path, ctx.locate.near(path), `must be at least the number of shards (${c.shards.length}), so every shard holds a partition`)];
+    return [];
+  });
+
+/**
+ * A sharded collection's rows live in partition tables named <c>_p<i>of<n>; a filter on an extracted column would not
+ * reach the shards (postgres_fdw does not ship ->> on metadata), so sharded collections take no `columns` yet.
+ */
+const shardedHasNoColumns: Rule = (draft, ctx) =>
+  draft.collections.flatMap((c) => {
+    if (c.shards === undefined || c.columns.length === 0) return [];
+    const path = `collections.${c.name}.columns`;
+    return [error(ctx, path, ctx.locate.key(path) ?? ctx.locate.near(path),
+      'a sharded collection takes no columns (yet): filter with match_<collection>(…, filter) or on metadata (@>), which reach every shard')];
+  });
+
+/** `<c>_p<i>of<n>` names a partition table of a sharded collection (see desired.ts). */
+export const PARTITION_NAME_RE = /_p\d+of\d+$/;
+
+const partitionNamesAreFree: Rule = (draft, ctx) =>
+  draft.collections
+    .filter((c) => PARTITION_NAME_RE.test(c.name))
+    .map((c) => {
+      const path = `collections.${c.name}`;
+      return error(ctx, path, ctx.locate.key(path) ?? ctx.locate.near(path), `collection names ending in _p<i>of<n> are reserved for the partitions of sharded collections`);
+    });
 
 /** pgvector refuses `ef_construction < 2 * m` when the index is built: catch it before anything runs. */
 const efConstructionCoversM: Rule = (draft, ctx) =>
@@ -178,6 +233,10 @@ export const RULES: Readonly<Record<string, Rule>> = {
   urlsArePostgres,
   databasesAreDistinct,
   secondaryIsDefined,
+  placementIsOne,
+  partitionsFitShards,
+  shardedHasNoColumns,
+  partitionNamesAreFree,
   efConstructionCoversM,
   dimensionIsIndexable,
   columnNamesAreFree,

@@ -4,6 +4,9 @@
  */
 import { COLUMN_TYPES, type ColumnType, DEFAULT_QUERY_SETTINGS } from './types.js';
 
+/** Most hash partitions a sharded collection may have (names stay within 63 bytes: <collection>_p63of64). */
+export const MAX_PARTITIONS = 64;
+
 /** PostgreSQL folds unquoted names to lower case and truncates at 63 bytes; we refuse what would need quoting. */
 export const IDENTIFIER_PATTERN = '^[a-z_][a-z0-9_]{0,62}$';
 export const IDENTIFIER_RE = new RegExp(IDENTIFIER_PATTERN);
@@ -164,7 +167,20 @@ export const topologySchema = {
         kind: 'object',
         description: 'One collection: a table on its secondary and a view of it on the primary.',
         properties: {
-          secondary: { kind: 'identifier', required: true, description: 'Name of the secondary (a key of secondaries) that holds it.' },
+          secondary: { kind: 'identifier', description: 'Name of the secondary (a key of secondaries) that holds it. Write this or shards.' },
+          shards: {
+            kind: 'list',
+            entry: 'shard',
+            description:
+              'Instead of secondary: the secondaries the collection is split across (hash partitions by id, assigned round-robin in this order).',
+            items: { kind: 'identifier', description: 'Name of a secondary (a key of secondaries).' },
+          },
+          partitions: {
+            kind: 'integer',
+            min: 1,
+            max: MAX_PARTITIONS,
+            description: 'With shards: number of hash partitions, a power of two ≥ the number of shards (default: the next power of two ≥ shards).',
+          },
           dimension: { kind: 'integer', min: 1, max: 16000, required: true, description: 'Number of dimensions of the embedding.' },
           metric: {
             kind: 'enum',

@@ -52,9 +52,8 @@ export interface QuerySettings {
 
 export const DEFAULT_QUERY_SETTINGS: QuerySettings = { efSearch: 100, iterativeScan: 'relaxed_order', probes: 10 };
 
-export interface CollectionSpec {
+interface CollectionBase {
   readonly name: string;
-  readonly secondary: string;
   readonly dimension: number;
   readonly metric: Metric;
   readonly index: IndexSpec;
@@ -62,6 +61,25 @@ export interface CollectionSpec {
   /** In file order: the view's extracted columns come in this order. */
   readonly columns: readonly ColumnSpec[];
 }
+
+/** A collection on one secondary: `vecs.<name>` there. */
+export interface PlacedCollection extends CollectionBase {
+  readonly secondary: string;
+  readonly shards?: undefined;
+}
+
+/**
+ * A collection split over several secondaries: `partitions` hash partitions (by id, a power of two ≥ the number of
+ * shards), partition i on `shards[i % shards.length]`. No extracted columns (see rules.ts).
+ */
+export interface ShardedCollection extends CollectionBase {
+  readonly secondary?: undefined;
+  /** Secondary names, in file order (the order assigns partitions). */
+  readonly shards: readonly string[];
+  readonly partitions: number;
+}
+
+export type CollectionSpec = PlacedCollection | ShardedCollection;
 
 export interface Topology {
   readonly version: 1;

@@ -29,6 +29,11 @@ export interface RawCatalog {
     reloptions: string[] | null;
     grantees: string[];
     write_trigger: string | null;
+    /** `HASH (id)` for a partitioned table. */
+    partition_key: string | null;
+    /** `FOR VALUES WITH (modulus 4, remainder 1)` for a partition, and its parent as schema.name. */
+    partition_bound: string | null;
+    partition_parent: string | null;
   }>;
   readonly functions: ReadonlyArray<{
     nspname: string;
@@ -107,7 +112,11 @@ export async function readCatalog(db: Db, scope: IntrospectScope): Promise<RawCa
               c.reloptions::text[] AS reloptions,
               ${GRANTEES("COALESCE(c.relacl, pg_catalog.acldefault('r', c.relowner))", 'c.relowner', 'SELECT')} AS grantees,
               (SELECT t.tgfoid::pg_catalog.regproc::text FROM pg_catalog.pg_trigger t
-                WHERE t.tgrelid = c.oid AND t.tgname = $4) AS write_trigger
+                WHERE t.tgrelid = c.oid AND t.tgname = $4) AS write_trigger,
+              CASE WHEN c.relkind = 'p' THEN pg_catalog.pg_get_partkeydef(c.oid) END AS partition_key,
+              CASE WHEN c.relispartition THEN pg_catalog.pg_get_expr(c.relpartbound, c.oid) END AS partition_bound,
+              (SELECT i.inhparent::pg_catalog.regclass::text FROM pg_catalog.pg_inherits i
+                WHERE i.inhrelid = c.oid AND c.relispartition) AS partition_parent
          FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
         WHERE n.nspname = ANY($1::text[])
           AND c.relkind IN ('r', 'p', 'v', 'm', 'f')

@@ -10,6 +10,7 @@ import {
   type DbObject,
   keys,
   type LiveFacts,
+  type PartitionBound,
   MANAGED_COMMENT,
   VECS_SCHEMA,
 } from '../model/state.js';
@@ -36,6 +37,14 @@ const isManaged = (comment: string | null): boolean =>
 // An unmarked view (not ours) has no record and counts as intact: it is judged by its columns alone.
 const viewIntact = (comment: string | null, md5: string | null): boolean =>
   !comment?.startsWith(MANAGED_COMMENT + DEFINITION_MARK) || comment.slice((MANAGED_COMMENT + DEFINITION_MARK).length) === md5;
+
+// NOTE: pg_get_expr prints a hash partition's bound as `FOR VALUES WITH (modulus 4, remainder 1)`; regclass prints the
+// parent schema-qualified (introspection runs with search_path = pg_catalog). Other bounds are not vecscale's.
+function partitionOf(r: RawCatalog['relations'][number]): { partition?: PartitionBound } {
+  const m = /^FOR VALUES WITH \(modulus (\d+), remainder (\d+)\)$/.exec(r.partition_bound ?? '');
+  if (!m || !r.partition_parent) return {};
+  return { partition: { parent: r.partition_parent, modulus: Number(m[1]), remainder: Number(m[2]) } };
+}
 
 /** Pure mapping of raw catalog rows into the shared model. */
 export function toState(database: string, role: DatabaseRole, raw: RawCatalog): { state: DatabaseState; facts: LiveFacts } {
@@ -72,6 +81,7 @@ export function toState(database: string, role: DatabaseRole, raw: RawCatalog): 
         server: ft?.srvname ?? '',
         options: parseOptions(ft?.ftoptions ?? null),
         columns: columnsOf(r.oid).map((c) => ({ ...c, notNull: false, default: null })),
+        ...partitionOf(r),
         columnOptions: Object.fromEntries(
           raw.columns.filter((c) => c.attrelid === r.oid && c.attfdwoptions?.length).map((c) => [c.attname, [...c.attfdwoptions!].sort(byCodePoint)]),
         ),
@@ -84,6 +94,7 @@ export function toState(database: string, role: DatabaseRole, raw: RawCatalog): 
         columns: columnsOf(r.oid),
         primaryKey: raw.primaryKeys.find((p) => p.conrelid === r.oid)?.columns ?? [],
         ordinary: r.relkind === 'r',
+        ...(r.partition_key ? { partitionKey: r.partition_key } : {}),
       });
     }
   }
@@ -113,7 +124,8 @@ export function toState(database: string, role: DatabaseRole, raw: RawCatalog): 
     const marker = MANAGED_COMMENT + DEFINITION_MARK;
     objects.push({
       kind: 'function',
-      key: keys.function(f.nspname, f.proname),
+      // NOTE: regprocedure prints array arguments as `text[]`: that is upsert_<c>'s batch overload.
+      key: keys.function(f.nspname, f.proname, f.signature.includes('[]') ? 'arrays' : undefined),
       managed: isManaged(f.comment),
       schema: f.nspname,
       name: f.proname,

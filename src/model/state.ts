@@ -60,6 +60,15 @@ export interface TableObject extends Base {
   readonly primaryKey: readonly string[];
   /** false for a partitioned table ('p'): vecs cannot use it as a collection. */
   readonly ordinary: boolean;
+  /** A partitioned table's key as pg_get_partkeydef prints it (`HASH (id)`). */
+  readonly partitionKey?: string;
+}
+
+/** A hash partition's place: `FOR VALUES WITH (MODULUS modulus, REMAINDER remainder)` of `parent` (schema.name). */
+export interface PartitionBound {
+  readonly parent: string;
+  readonly modulus: number;
+  readonly remainder: number;
 }
 
 export interface IndexObject extends Base {
@@ -126,8 +135,10 @@ export interface ForeignTableObject extends Base {
   readonly server: string;
   readonly options: Readonly<Record<string, string>>;
   readonly columns: readonly Column[];
-  /** Per-column options (`column_name`, …) by column name; vecscale sets none. */
+  /** Per-column options (`column_name=vec`, …) by column name. */
   readonly columnOptions: Readonly<Record<string, readonly string[]>>;
+  /** Set when it is a partition of a (hash-partitioned) table. */
+  readonly partition?: PartitionBound;
 }
 
 /**
@@ -173,7 +184,8 @@ export const keys = {
   index: (schema: string, table: string) => `index:${schema}.${table}`,
   server: (name: string) => `server:${name}`,
   userMapping: (server: string, role: string) => `user_mapping:${server}:${role}`,
-  function: (schema: string, name: string) => `function:${schema}.${name}`,
+  /** `arrays`: the overload taking arrays (upsert_<c>'s batch form); vecscale overloads nothing else. */
+  function: (schema: string, name: string, overload?: 'arrays') => `function:${schema}.${name}${overload === 'arrays' ? '[]' : ''}`,
 } as const;
 
 export type DatabaseRole = 'primary' | 'secondary';

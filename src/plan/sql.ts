@@ -69,6 +69,13 @@ const writeTriggerSql = (view: string, fn: string | undefined): string[] => {
   return [`CREATE TRIGGER ${ident(WRITE_TRIGGER)} INSTEAD OF INSERT OR UPDATE OR DELETE ON ${view} FOR EACH ROW EXECUTE FUNCTION ${qualified(schema, name)}()`];
 };
 
+/** `HASH (id)`: the only partition key vecscale builds; its column is quoted like every other name. */
+function partitionKeySql(key: string): string {
+  const m = /^HASH \((\w+)\)$/.exec(key);
+  if (!m) throw new Error(`vecscale builds HASH (column) partitioning only, not ${key}`);
+  return `HASH (${ident(m[1]!)})`;
+}
+
 const roleSql = (role: string): string => (role === 'public' ? 'PUBLIC' : ident(role));
 
 const sortedOptions = (o: Readonly<Record<string, string>>): Array<[string, string]> =>
@@ -90,8 +97,8 @@ const builders: { [K in ObjectKind]: Builders<K> } = {
     create: (o, ctx) => [
       `CREATE TABLE ${qualified(o.schema, o.name)} (${[
         ...o.columns.map((c) => columnSql(c, ctx)),
-        `PRIMARY KEY (${o.primaryKey.map(ident).join(', ')})`,
-      ].join(', ')})`,
+        ...(o.primaryKey.length ? [`PRIMARY KEY (${o.primaryKey.map(ident).join(', ')})`] : []),
+      ].join(', ')})${o.partitionKey ? ` PARTITION BY ${partitionKeySql(o.partitionKey)}` : ''}`,
     ],
     // Planned only for an empty table; rows written since the plan are not lost: checked under an exclusive lock.
     drop: (o) => [
@@ -145,10 +152,25 @@ const builders: { [K in ObjectKind]: Builders<K> } = {
     drop: (o) => [`DROP FUNCTION ${o.signature ?? `${qualified(o.schema, o.name)}(${o.argTypes ?? ''})`} RESTRICT`],
   },
   foreign_table: {
-    create: (o, ctx) => [
-      `CREATE FOREIGN TABLE ${qualified(o.schema, o.name)} (${o.columns.map((c) => columnSql(c, ctx, o.columnOptions[c.name])).join(', ')}) ` +
-        `SERVER ${ident(o.server)} ${options(literalOptions(o.options))}`,
-    ],
+    create: (o, ctx) => {
+      const name = qualified(o.schema, o.name);
+      if (o.partition === undefined) {
+        return [
+          `CREATE FOREIGN TABLE ${name} (${o.columns.map((c) => columnSql(c, ctx, o.columnOptions[c.name])).join(', ')}) ` +
+            `SERVER ${ident(o.server)} ${options(literalOptions(o.options))}`,
+        ];
+      }
+      // A partition takes its columns from the parent; their options (column_name) are set afterwards.
+      const [schema = '', parent = ''] = o.partition.parent.split('.');
+      const columnOptions = Object.entries(o.columnOptions).sort(([a], [b]) => byCodePoint(a, b));
+      const add = (opt: string) => `ADD ${ident(opt.slice(0, opt.indexOf('=')))} ${literal(opt.slice(opt.indexOf('=') + 1))}`;
+      return [
+        `CREATE FOREIGN TABLE ${name} PARTITION OF ${qualified(schema, parent)} ` +
+          `FOR VALUES WITH (MODULUS ${Number(o.partition.modulus)}, REMAINDER ${Number(o.partition.remainder)}) ` +
+          `SERVER ${ident(o.server)} ${options(literalOptions(o.options))}`,
+        ...columnOptions.map(([column, opts]) => `ALTER FOREIGN TABLE ${name} ALTER COLUMN ${ident(column)} OPTIONS (${opts.map(add).join(', ')})`),
+      ];
+    },
     drop: (o) => [`DROP FOREIGN TABLE ${qualified(o.schema, o.name)} RESTRICT`],
     mark: (o) => comment('FOREIGN TABLE', qualified(o.schema, o.name)),
   },

@@ -19,12 +19,14 @@ export interface FunctionSpec {
   readonly grantees: readonly string[];
   /** CREATE OR REPLACE suffices for a new definition (same signature and result type). */
   readonly replaceable?: boolean;
+  /** The overload taking arrays (a batch form of a function of the same name). */
+  readonly overload?: 'arrays';
 }
 
 export function functionObject(f: FunctionSpec): FunctionObject {
   return {
     kind: 'function',
-    key: keys.function(f.schema, f.name),
+    key: keys.function(f.schema, f.name, f.overload),
     managed: true,
     schema: f.schema,
     name: f.name,

@@ -3,7 +3,7 @@
  * with `direct` runs the very same SQL on the secondary under the same session settings. Explain plans the SQL a
  * match call runs, under the function's settings, and reports what postgres_fdw ships.
  */
-import type { CollectionSpec, Topology } from '../config/types.js';
+import type { CollectionSpec, PlacedCollection, ShardedCollection, Topology } from '../config/types.js';
 import { connect, type Db } from '../db/connect.js';
 import { sessionSettings } from '../desired.js';
 import { VecscaleError } from '../errors.js';
@@ -94,7 +94,7 @@ async function remoteSql(primary: Db, c: CollectionSpec, vector: string, k: numb
 }
 
 /** Runs `fn` on the collection's secondary in a read-only transaction with the session settings its server sends. */
-async function onSecondary<T>(topology: Topology, c: CollectionSpec, timeoutMs: number | undefined, fn: (db: Db) => Promise<T>): Promise<T> {
+async function onSecondary<T>(topology: Topology, c: PlacedCollection, timeoutMs: number | undefined, fn: (db: Db) => Promise<T>): Promise<T> {
   const secondary = topology.secondaries.find((s) => s.name === c.secondary)!;
   return withDb(c.secondary, secondary.url, timeoutMs, async (db) => {
     await db.query('BEGIN READ ONLY');
@@ -126,6 +126,11 @@ export async function queryPrimary(topology: Topology, input: QueryInput): Promi
 /** Runs the SQL match_<c> would send, directly on the collection's secondary, with the same session settings. */
 export async function queryDirect(topology: Topology, input: QueryInput): Promise<QueryResult> {
   const c = collectionOf(topology, input.collection);
+  if (c.shards !== undefined) {
+    throw new VecscaleError('config', `collection ${c.name} is sharded over ${c.shards.join(', ')}: --direct would search one shard only`, {
+      hint: 'query it through the primary (without --direct); on a shard, public.' + c.name + ' holds the rows of that shard',
+    });
+  }
   const { k, filter, vector } = checkInput(c, input);
   const sql = await withDb('primary', topology.primary.url, input.connectTimeoutMs, (db) => remoteSql(db, c, vector, k, filter));
   return onSecondary(topology, c, input.connectTimeoutMs, async (db) => {
@@ -144,6 +149,8 @@ export interface ExplainResult {
   readonly ships: { readonly where: boolean; readonly orderBy: boolean; readonly limit: boolean };
   /** ORDER BY and LIMIT (and the filter, if any) run on the secondary, on both paths. */
   readonly ok: boolean;
+  /** A sharded collection: match_<c>'s statement runs on the primary and fans out to every partition. */
+  readonly sharded?: { readonly partitions: number; readonly asyncScans: number; readonly mergeAppend: boolean };
 }
 
 const planText = (rows: Array<{ 'QUERY PLAN': string }>): string => rows.map((r) => r['QUERY PLAN']).join('\n');
@@ -153,6 +160,7 @@ export async function explainMatch(topology: Topology, input: Omit<QueryInput, '
   const c = collectionOf(topology, input.collection);
   const vector = input.vector ?? Array.from({ length: c.dimension }, (_, i) => (i === 0 ? 1 : 0));
   const { k, filter, vector: literal, filtered } = checkInput(c, { ...input, vector });
+  if (c.shards !== undefined) return explainSharded(topology, c, { k, filter, literal, filtered, timeoutMs: input.connectTimeoutMs });
   type PlanRow = { 'QUERY PLAN': string };
   const [sql, view] = await withDb('primary', topology.primary.url, input.connectTimeoutMs, async (db): Promise<[string, PlanRow[]]> => {
     const sent = await remoteSql(db, c, literal, k, filter);
@@ -175,5 +183,35 @@ export async function explainMatch(topology: Topology, input: Omit<QueryInput, '
     view: { remoteSql: shipped, plan: planText(view) },
     ships,
     ok: ships.where && ships.orderBy && ships.limit,
+  };
+}
+
+/**
+ * A sharded match_<c>: plans its statement on the primary. It ships when every partition's Remote SQL carries the
+ * filter, ORDER BY and LIMIT, and the partitions are Async Foreign Scans under an Append (no Merge Append).
+ */
+async function explainSharded(
+  topology: Topology,
+  c: ShardedCollection,
+  q: { k: number; filter: string; literal: string; filtered: boolean; timeoutMs: number | undefined },
+): Promise<ExplainResult> {
+  type PlanRow = { 'QUERY PLAN': string };
+  const [sql, rows] = await withDb('primary', topology.primary.url, q.timeoutMs, async (db): Promise<[string, PlanRow[]]> => {
+    const sent = await remoteSql(db, c, q.literal, q.k, q.filter);
+    return [sent, (await db.query<PlanRow>(`EXPLAIN (VERBOSE, COSTS OFF) ${sent}`)).rows];
+  });
+  const plan = planText(rows);
+  const remote = rows.filter((r) => r['QUERY PLAN'].includes('Remote SQL:')).map((r) => r['QUERY PLAN'].replace(/^\s*Remote SQL:\s*/, ''));
+  const all = (re: RegExp) => remote.length === c.partitions && remote.every((r) => re.test(r));
+  const ships = { where: !q.filtered || all(/ WHERE /), orderBy: all(/ ORDER BY /), limit: all(/ LIMIT \d+::bigint$/) };
+  const sharded = { partitions: c.partitions, asyncScans: (plan.match(/Async Foreign Scan/g) ?? []).length, mergeAppend: plan.includes('Merge Append') };
+  return {
+    collection: c.name,
+    filtered: q.filtered,
+    match: { sql, plan },
+    view: { remoteSql: remote, plan },
+    ships,
+    ok: ships.where && ships.orderBy && ships.limit && !sharded.mergeAppend && (sharded.asyncScans === c.partitions || c.shards.length === 1),
+    sharded,
   };
 }

@@ -5,7 +5,7 @@
  * An INSTEAD OF trigger on public.<c> sends INSERT/UPDATE/DELETE there; upsert_<c> updates or inserts by id.
  */
 import type { CollectionSpec } from '../config/types.js';
-import { API_SCHEMA, type FunctionObject, HELPER_SCHEMA, WRITE_SCHEMA } from '../model/state.js';
+import { API_SCHEMA, type FunctionObject, HELPER_SCHEMA, REMOTE_SCHEMA, WRITE_SCHEMA } from '../model/state.js';
 import { DOLLAR, functionObject } from './function-object.js';
 import { ident, qualified } from '../sql/quote.js';
 
@@ -14,9 +14,12 @@ export const writeFunctionName = (collection: string): string => `write_${collec
 export const upsertFunctionName = (collection: string): string => `upsert_${collection}`;
 
 
-/** `vecscale.write_<c>()`: the INSTEAD OF trigger function of public.<c>. */
+/**
+ * `vecscale.write_<c>()`: the INSTEAD OF trigger function of public.<c>. It writes to vecscale_write.<c> (one
+ * secondary) or to the partitioned vecscale_remote.<c> (sharded: PostgreSQL routes each row to its partition).
+ */
 export function writeTriggerFunction(c: CollectionSpec): FunctionObject {
-  const target = qualified(WRITE_SCHEMA, c.name);
+  const target = qualified(c.shards === undefined ? WRITE_SCHEMA : REMOTE_SCHEMA, c.name);
   const body = `
 BEGIN
   IF TG_OP = 'INSERT' THEN
@@ -67,4 +70,38 @@ END`;
     `RETURNS void LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = '' AS ${DOLLAR}${body}${DOLLAR}`;
   // Not granted to api_roles: writes stay with the owner unless someone grants them (e.g. to service_role).
   return functionObject({ schema: API_SCHEMA, name, argTypes: `text, ${vector}, jsonb`, create, body, grantees: [] });
+}
+
+/**
+ * `public.upsert_<c>(ids text[], embeddings vector[], metadatas jsonb[] DEFAULT NULL)`: the batch form, in array
+ * order (a later duplicate id wins). Sharded: one INSERT into vecscale_write.<c>, so postgres_fdw batches the rows of
+ * each partition (batch_size) and every row is an ON CONFLICT upsert on its shard. One secondary: upsert_<c> per row.
+ */
+export function upsertBatchFunction(c: CollectionSpec, vectorSchema: string): FunctionObject {
+  const vector = `${ident(vectorSchema)}.vector`;
+  const name = upsertFunctionName(c.name);
+  const apply =
+    c.shards === undefined
+      ? `FOR i IN 1 .. COALESCE(pg_catalog.cardinality(ids), 0) LOOP
+    PERFORM ${qualified(API_SCHEMA, name)}(ids[i], embeddings[i], metadatas[i]);
+  END LOOP;`
+      : `INSERT INTO ${qualified(WRITE_SCHEMA, c.name)} (id, embedding, metadata)
+    SELECT u.id, u.embedding, COALESCE(u.metadata, '{}'::jsonb)
+      FROM unnest(ids, embeddings, metadatas) WITH ORDINALITY AS u(id, embedding, metadata, n)
+     ORDER BY u.n;`;
+  const body = `
+BEGIN
+  IF pg_catalog.cardinality(ids) IS DISTINCT FROM pg_catalog.cardinality(embeddings)
+     OR (metadatas IS NOT NULL AND pg_catalog.cardinality(metadatas) <> pg_catalog.cardinality(ids)) THEN
+    RAISE EXCEPTION 'vecscale: ids, embeddings and metadatas must have the same length' USING ERRCODE = '22023';
+  END IF;
+  IF pg_catalog.array_position(ids, NULL) IS NOT NULL OR pg_catalog.array_position(embeddings, NULL) IS NOT NULL THEN
+    RAISE EXCEPTION 'vecscale: id and embedding must not be null' USING ERRCODE = '22004';
+  END IF;
+  ${apply}
+END`;
+  const create =
+    `CREATE FUNCTION ${qualified(API_SCHEMA, name)}(ids text[], embeddings ${vector}[], metadatas jsonb[] DEFAULT NULL) ` +
+    `RETURNS void LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = '' AS ${DOLLAR}${body}${DOLLAR}`;
+  return functionObject({ schema: API_SCHEMA, name, argTypes: `text[], ${vector}[], jsonb[]`, create, body, grantees: [], overload: 'arrays' });
 }

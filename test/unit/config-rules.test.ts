@@ -21,7 +21,8 @@ const check = (collections: string, head = base): string[] => lines(parseTopolog
 
 test('the rules are named, and valid input passes all of them', () => {
   assert.deepEqual(Object.keys(RULES), [
-    'urlsArePostgres', 'databasesAreDistinct', 'secondaryIsDefined', 'efConstructionCoversM', 'dimensionIsIndexable', 'columnNamesAreFree',
+    'urlsArePostgres', 'databasesAreDistinct', 'secondaryIsDefined', 'placementIsOne', 'partitionsFitShards', 'shardedHasNoColumns',
+    'partitionNamesAreFree', 'efConstructionCoversM', 'dimensionIsIndexable', 'columnNamesAreFree',
     'collectionsVisibleToVecs', 'collectionNamesFit', 'extensionSchemaIsFree',
   ]);
   assert.deepEqual(check('  docs: { secondary: pod_text, dimension: 2000, index: { m: 32, ef_construction: 64 } }\n'), []);
@@ -111,4 +112,24 @@ test('rules still run on the valid parts of a file with shape errors', () => {
 test('a value missing an environment variable is not checked again as a URL', () => {
   const r = parseTopology('version: 1\nprimary:\n  url: ${DATABASE_URL}\n', 't.yaml', {});
   assert.deepEqual(lines(r), ['t.yaml:3:8: primary.url: missing environment variables: DATABASE_URL (t.yaml:3:8)']);
+});
+
+test('sharded collections: shards defined, one placement, partitions a power of two ≥ shards, no columns, no partition-like names', () => {
+  assert.deepEqual(check('  img: { shards: [pod_text, pod_image], partitions: 4, dimension: 3 }\n'), []);
+  assert.deepEqual(check('  img: { shards: [pod_text, pod_imag], dimension: 3 }\n'), [
+    't.yaml:10:29: collections.img.shards[1]: secondary "pod_imag" is not defined in secondaries (did you mean "pod_image"?)',
+  ]);
+  assert.deepEqual(check('  img: { secondary: pod_text, shards: [pod_image], dimension: 3 }\n'), [
+    't.yaml:10:39: collections.img.shards: write secondary (one database) or shards (split across several), not both',
+  ]);
+  assert.deepEqual(check('  img: { dimension: 3 }\n'), ['t.yaml:10:3: collections.img: needs secondary: <name>, or shards: [<name>, …] to split it across several secondaries']);
+  assert.deepEqual(check('  img: { shards: [pod_text, pod_image], partitions: 3, dimension: 3 }\n'), ['t.yaml:10:53: collections.img.partitions: must be a power of two (got 3; try 4)']);
+  assert.deepEqual(check('  img: { shards: [pod_text, pod_image], partitions: 1, dimension: 3 }\n'), [
+    't.yaml:10:53: collections.img.partitions: must be at least the number of shards (2), so every shard holds a partition',
+  ]);
+  assert.deepEqual(check('  img: { secondary: pod_text, partitions: 2, dimension: 3 }\n'), [
+    't.yaml:10:42: collections.img.partitions: partitions applies to a sharded collection: write shards: [...] instead of secondary',
+  ]);
+  assert.match(check('  img: { shards: [pod_text], dimension: 3, columns: { year: int } }\n').join('\n'), /collections\.img\.columns: a sharded collection takes no columns/);
+  assert.match(check('  img_p0of2: { secondary: pod_text, dimension: 3 }\n').join('\n'), /reserved for the partitions of sharded collections/);
 });

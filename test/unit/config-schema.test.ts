@@ -82,7 +82,8 @@ test('the collection schema carries the enums, ranges and defaults of the parser
   assert.deepEqual([index.properties.m?.minimum, index.properties.m?.maximum, index.properties.m?.default], [2, 100, 16]);
   assert.deepEqual([index.properties.ef_construction?.minimum, index.properties.ef_construction?.default], [4, 64]);
   assert.deepEqual([index.properties.lists?.maximum, index.properties.lists?.default], [32768, 100]);
-  assert.deepEqual(collection.required, ['secondary', 'dimension']);
+  assert.deepEqual(collection.required, ['dimension']);
+  assert.deepEqual([p.shards?.type, p.partitions?.minimum, p.partitions?.maximum], [['array', 'null'], 1, 64]);
   const query = p.query as { type: unknown; properties: Record<string, Record<string, unknown>> };
   assert.deepEqual(query.type, ['object', 'null']);
   assert.deepEqual([query.properties.ef_search?.minimum, query.properties.ef_search?.maximum, query.properties.ef_search?.default], [1, 1000, 100]);

@@ -85,12 +85,19 @@ export async function explainCommand(collection: string, flags: QueryFlags, out:
   if (out.json) out.result(r);
   const mark = (ok: boolean, what: string) => `${ok ? out.color.green('✓') : out.color.red('✗')} ${what}`;
   const short = (sql: string) => sql.replace(/'\[[^\]]{60,}\]'/g, "'[…]'");
-  out.info(`match_${collection}${r.filtered ? ' (filtered)' : ''} runs on the secondary:`);
-  out.info(`  ${out.color.dim(short(r.match.sql))}`);
-  for (const line of r.match.plan.split('\n')) out.info(`    ${out.color.dim(short(line))}`);
-  out.info(`SQL on public.${collection} (ORDER BY distance LIMIT k) ships through postgres_fdw:`);
-  for (const sql of r.view.remoteSql) out.info(`  ${out.color.dim(short(sql))}`);
-  out.info([mark(r.ships.where, r.filtered ? 'filter' : 'no filter'), mark(r.ships.orderBy, 'ORDER BY distance'), mark(r.ships.limit, 'LIMIT')].join('   '));
+  if (r.sharded) {
+    out.info(`match_${collection}${r.filtered ? ' (filtered)' : ''} fans out to ${r.sharded.partitions} partitions from the primary:`);
+    for (const line of r.match.plan.split('\n')) out.info(`    ${out.color.dim(short(line))}`);
+  } else {
+    out.info(`match_${collection}${r.filtered ? ' (filtered)' : ''} runs on the secondary:`);
+    out.info(`  ${out.color.dim(short(r.match.sql))}`);
+    for (const line of r.match.plan.split('\n')) out.info(`    ${out.color.dim(short(line))}`);
+    out.info(`SQL on public.${collection} (ORDER BY distance LIMIT k) ships through postgres_fdw:`);
+    for (const sql of r.view.remoteSql) out.info(`  ${out.color.dim(short(sql))}`);
+  }
+  const marks = [mark(r.ships.where, r.filtered ? 'filter' : 'no filter'), mark(r.ships.orderBy, 'ORDER BY distance'), mark(r.ships.limit, 'LIMIT')];
+  if (r.sharded) marks.push(mark(r.sharded.asyncScans === r.sharded.partitions && !r.sharded.mergeAppend, `${r.sharded.asyncScans} async foreign scans, no Merge Append`));
+  out.info(marks.join('   '));
   if (!r.ok) {
     out.info(out.color.red('Part of the query stays on the primary: it would fetch more rows than it returns.'));
     out.info(r.view.plan);
