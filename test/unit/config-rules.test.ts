@@ -128,7 +128,7 @@ test('sharded collections: shards defined, one placement, partitions a power of 
     't.yaml:10:53: collections.img.partitions: must be at least the number of shards (2), so every shard holds a partition',
   ]);
   assert.deepEqual(check('  img: { secondary: pod_text, partitions: 2, dimension: 3 }\n'), [
-    't.yaml:10:42: collections.img.partitions: partitions applies to a sharded collection: write shards: [...] instead of secondary',
+    't.yaml:10:43: collections.img.partitions: partitions applies to a sharded collection: write shards: [...] instead of secondary',
   ]);
   assert.match(check('  img: { shards: [pod_text], dimension: 3, columns: { year: int } }\n').join('\n'), /collections\.img\.columns: a sharded collection takes no columns/);
   assert.match(check('  img_p0of2: { secondary: pod_text, dimension: 3 }\n').join('\n'), /reserved for the partitions of sharded collections/);
