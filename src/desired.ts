@@ -29,7 +29,7 @@ import {
   VECS_SCHEMA,
   WRITE_SCHEMA,
 } from './model/state.js';
-import { secretFingerprint, shortHash } from './util/fingerprint.js';
+import { byCodePoint, secretFingerprint, shortHash } from './util/fingerprint.js';
 import { parsePgUrl } from './util/url.js';
 
 export interface DesiredContext {
@@ -354,6 +354,7 @@ function shardedPrimaryObjects(c: ShardedCollection, apiRoles: readonly string[]
       primaryKey: [],
       ordinary: false,
       partitionKey: 'HASH (id)',
+      partitions: partsOf(c).map((p) => `${schema}.${p.table}`).sort(byCodePoint),
       dependsOn: [keys.schema(schema)],
     });
     for (const p of partsOf(c)) {

@@ -41,7 +41,7 @@ function comparable(o: DbObject): Record<string, unknown> {
     case 'schema':
       return {};
     case 'table':
-      return { kind: o.kind, columns: o.columns, primaryKey: o.primaryKey, ordinary: o.ordinary, partitionKey: o.partitionKey };
+      return { kind: o.kind, columns: o.columns, primaryKey: o.primaryKey, ordinary: o.ordinary, partitionKey: o.partitionKey, partitions: o.partitions };
     case 'index':
       return { name: indexNameStem(o.name), method: o.method, column: o.column, opclass: o.opclass, params: o.params, valid: o.valid };
     case 'function':

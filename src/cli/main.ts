@@ -29,6 +29,8 @@ function program(): Command {
   common(cli.command('apply').description('converge every database to the topology (asks first on a terminal)'))
     .option('--auto-approve', 'apply without asking')
     .action(async (file: string, opts) => (await topo()).applyCommand(file, opts, createOutput({ ...cli.opts(), ...opts })));
+  common(cli.command('check').description('find rows of sharded collections sitting on the wrong partition; exit 2 when there are any'))
+    .action(async (file: string, opts) => (await topo()).checkCommand(file, opts, createOutput({ ...cli.opts(), ...opts })));
   cli
     .command('validate')
     .description('check the topology file only; no connection')

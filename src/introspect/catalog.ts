@@ -34,6 +34,8 @@ export interface RawCatalog {
     /** `FOR VALUES WITH (modulus 4, remainder 1)` for a partition, and its parent as schema.name. */
     partition_bound: string | null;
     partition_parent: string | null;
+    /** A partitioned table's partitions (schema.name). */
+    partitions: string[] | null;
   }>;
   readonly functions: ReadonlyArray<{
     nspname: string;
@@ -116,7 +118,9 @@ export async function readCatalog(db: Db, scope: IntrospectScope): Promise<RawCa
               CASE WHEN c.relkind = 'p' THEN pg_catalog.pg_get_partkeydef(c.oid) END AS partition_key,
               CASE WHEN c.relispartition THEN pg_catalog.pg_get_expr(c.relpartbound, c.oid) END AS partition_bound,
               (SELECT i.inhparent::pg_catalog.regclass::text FROM pg_catalog.pg_inherits i
-                WHERE i.inhrelid = c.oid AND c.relispartition) AS partition_parent
+                WHERE i.inhrelid = c.oid AND c.relispartition) AS partition_parent,
+              CASE WHEN c.relkind = 'p' THEN ARRAY(SELECT i.inhrelid::pg_catalog.regclass::text FROM pg_catalog.pg_inherits i
+                                                    WHERE i.inhparent = c.oid) END AS partitions
          FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
         WHERE n.nspname = ANY($1::text[])
           AND c.relkind IN ('r', 'p', 'v', 'm', 'f')

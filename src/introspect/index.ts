@@ -5,14 +5,17 @@ import type { LiveDatabase } from '../model/state.js';
 import { matchFunctionName, matchSqlFunctionName } from '../query/match-function.js';
 import { upsertFunctionName, writeFunctionName } from '../query/write-functions.js';
 import { readCatalog } from './catalog.js';
+import { partsOf } from '../model/placement.js';
+import { UPSERT_ROW_FUNCTION } from '../query/sharded.js';
 import { toState } from './map.js';
 
 /** Introspects every database of the topology (concurrently), keyed by database name. */
 export async function introspectAll(topology: Topology, dbs: ReadonlyMap<string, Db>): Promise<Map<string, LiveDatabase>> {
   const scope = {
-    relationNames: topology.collections.map((c) => c.name),
+    relationNames: topology.collections.flatMap((c) => [c.name, ...partsOf(c).map((p) => p.table)]),
     functionNames: [
       'filter_sql',
+      UPSERT_ROW_FUNCTION,
       ...topology.collections.flatMap((c) => [matchFunctionName(c.name), matchSqlFunctionName(c.name), writeFunctionName(c.name), upsertFunctionName(c.name)]),
     ],
   };

@@ -46,6 +46,8 @@ function partitionOf(r: RawCatalog['relations'][number]): { partition?: Partitio
   return { partition: { parent: r.partition_parent, modulus: Number(m[1]), remainder: Number(m[2]) } };
 }
 
+const isBatchUpsert = (f: RawCatalog['functions'][number]): boolean => f.proname.startsWith('upsert_') && f.signature.endsWith('(jsonb)');
+
 /** Pure mapping of raw catalog rows into the shared model. */
 export function toState(database: string, role: DatabaseRole, raw: RawCatalog): { state: DatabaseState; facts: LiveFacts } {
   const objects: DbObject[] = [];
@@ -94,7 +96,7 @@ export function toState(database: string, role: DatabaseRole, raw: RawCatalog): 
         columns: columnsOf(r.oid),
         primaryKey: raw.primaryKeys.find((p) => p.conrelid === r.oid)?.columns ?? [],
         ordinary: r.relkind === 'r',
-        ...(r.partition_key ? { partitionKey: r.partition_key } : {}),
+        ...(r.partition_key ? { partitionKey: r.partition_key, partitions: [...(r.partitions ?? [])].sort(byCodePoint) } : {}),
       });
     }
   }
@@ -124,8 +126,8 @@ export function toState(database: string, role: DatabaseRole, raw: RawCatalog): 
     const marker = MANAGED_COMMENT + DEFINITION_MARK;
     objects.push({
       kind: 'function',
-      // NOTE: regprocedure prints array arguments as `text[]`: that is upsert_<c>'s batch overload.
-      key: keys.function(f.nspname, f.proname, f.signature.includes('[]') ? 'arrays' : undefined),
+      // NOTE: upsert_<c>(rows jsonb) is upsert_<c>'s batch overload; regprocedure prints it `public.upsert_<c>(jsonb)`.
+      key: keys.function(f.nspname, f.proname, isBatchUpsert(f) ? 'rows' : undefined),
       managed: isManaged(f.comment),
       schema: f.nspname,
       name: f.proname,

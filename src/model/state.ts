@@ -62,6 +62,8 @@ export interface TableObject extends Base {
   readonly ordinary: boolean;
   /** A partitioned table's key as pg_get_partkeydef prints it (`HASH (id)`). */
   readonly partitionKey?: string;
+  /** A partitioned table's partitions, `schema.name`, in code-point order. */
+  readonly partitions?: readonly string[];
 }
 
 /** A hash partition's place: `FOR VALUES WITH (MODULUS modulus, REMAINDER remainder)` of `parent` (schema.name). */
@@ -184,8 +186,8 @@ export const keys = {
   index: (schema: string, table: string) => `index:${schema}.${table}`,
   server: (name: string) => `server:${name}`,
   userMapping: (server: string, role: string) => `user_mapping:${server}:${role}`,
-  /** `arrays`: the overload taking arrays (upsert_<c>'s batch form); vecscale overloads nothing else. */
-  function: (schema: string, name: string, overload?: 'arrays') => `function:${schema}.${name}${overload === 'arrays' ? '[]' : ''}`,
+  /** `rows`: upsert_<c>'s batch form, upsert_<c>(rows jsonb) — the one overload vecscale makes (by arity: never ambiguous). */
+  function: (schema: string, name: string, overload?: 'rows') => `function:${schema}.${name}${overload === 'rows' ? '(rows)' : ''}`,
 } as const;
 
 export type DatabaseRole = 'primary' | 'secondary';

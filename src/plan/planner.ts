@@ -13,8 +13,11 @@ import {
   describeObject,
   HELPER_SCHEMA,
   type LiveDatabase,
+  keys,
   type ObjectKind,
+  VECS_SCHEMA,
 } from '../model/state.js';
+import { isTableOf, partsOf } from '../model/placement.js';
 import { hasSecret, qualified } from '../sql/quote.js';
 import { parsePgUrl, redactUrl } from '../util/url.js';
 import { describeFields, purpose } from './reasons.js';
@@ -88,6 +91,33 @@ function preconditionBlockers(live: ReadonlyMap<string, LiveDatabase>): Blocker[
         `or let vecscale own it (ALTER EXTENSION dblink SET SCHEMA ${HELPER_SCHEMA})`,
     },
   ];
+}
+
+/**
+ * Rows of a collection in a table its layout no longer uses — it moved to another secondary, or its shards or
+ * partitions changed — would be left behind, out of the primary's reach. vecscale does not move rows: it refuses.
+ */
+function layoutBlockers(topology: Topology, live: ReadonlyMap<string, LiveDatabase>): Blocker[] {
+  const blockers: Blocker[] = [];
+  for (const c of topology.collections) {
+    const wanted = new Set(partsOf(c).map((p) => `${p.secondary}/${p.table}`));
+    const layout = c.shards === undefined ? `on ${c.secondary}` : `in ${c.partitions} partitions over ${c.shards.join(', ')}`;
+    for (const s of topology.secondaries) {
+      const prefix = keys.relation(VECS_SCHEMA, '');
+      for (const key of [...(live.get(s.name)?.facts.nonEmpty ?? [])].sort()) {
+        const table = key.slice(prefix.length);
+        if (!key.startsWith(prefix) || !isTableOf(c.name, table) || wanted.has(`${s.name}/${table}`)) continue;
+        blockers.push({
+          database: s.name,
+          object: `table ${VECS_SCHEMA}.${table}`,
+          reason:
+            `holds rows of collection ${c.name}, which the topology now places ${layout}: a move/rebalance is needed, and vecscale ` +
+            `does not move rows (nothing is changed or lost). Copy the rows to the new layout first, or change the topology back`,
+        });
+      }
+    }
+  }
+  return blockers;
 }
 
 interface Decision {
@@ -245,7 +275,7 @@ const phaseOf = (s: PlanStep): number => PHASES.indexOf(s.kind);
 export function buildPlan(topology: Topology, live: ReadonlyMap<string, LiveDatabase>): Plan {
   const ctx = resolveContext(topology, live);
   const desired = buildDesired(topology, ctx);
-  const blockers: Blocker[] = preconditionBlockers(live);
+  const blockers: Blocker[] = [...preconditionBlockers(live), ...layoutBlockers(topology, live)];
   const notes: Note[] = passwordlessSecondaries(topology, live);
   const urls = new Map([['primary', topology.primary.url], ...topology.secondaries.map((s) => [s.name, s.url] as const)]);
   const plans = desired.map((want): DatabasePlan => {

@@ -14,6 +14,10 @@ export function purpose(o: DbObject): string {
           ? 'private schema for the foreign tables (applications use the views)'
           : 'schema for pgvector';
     case 'table': {
+      if (o.partitionKey) {
+        return `collection ${o.name} across its shards: partitioned by ${o.partitionKey} over ${o.partitions?.length ?? 0} foreign partitions` +
+          (o.schema === WRITE_SCHEMA ? ' (upserts)' : '');
+      }
       const vec = o.columns.find((c) => c.name === 'vec');
       return `collection ${o.name}: ${vec?.type ?? 'vector'} rows, as the vecs client creates them`;
     }
@@ -27,14 +31,20 @@ export function purpose(o: DbObject): string {
       return `reaches secondary ${o.name} at ${o.options.host}:${o.options.port}/${o.options.dbname}, pgvector operators shipped (extensions 'vector')`;
     case 'user_mapping':
       return `${o.role} connects to ${o.server} as ${o.options.user}`;
-    case 'foreign_table':
-      return `${o.schema === WRITE_SCHEMA ? 'writes to' : 'reads'} ${o.options.schema_name}.${o.options.table_name} on ${o.server}`;
+    case 'foreign_table': {
+      const what = `${o.options.schema_name}.${o.options.table_name} on ${o.server}`;
+      if (o.partition) return `partition ${o.partition.remainder} of ${o.partition.modulus} of ${o.partition.parent}: ${o.schema === WRITE_SCHEMA ? 'upserts into' : 'reads and writes'} ${what}`;
+      return `${o.schema === WRITE_SCHEMA ? 'writes to' : 'reads'} ${what}`;
+    }
     case 'function':
-      if (o.name.startsWith('write_')) return `sends writes on ${API_SCHEMA}.${o.name.slice(6)} to vecs.${o.name.slice(6)} on its secondary`;
-      if (o.name.startsWith('upsert_')) return `insert or update by id on the secondary (ON CONFLICT does not pass through postgres_fdw)`;
+      if (o.key.endsWith('(rows)')) return `batch form of ${o.name}: a JSON array of {id, embedding, metadata} in one call`;
+      if (o.schema === HELPER_SCHEMA && o.name === 'upsert_row') return 'INSTEAD OF INSERT trigger of the upsert views: INSERT … ON CONFLICT (id) DO UPDATE on the partition';
+      if (o.name.startsWith('write_')) return `sends writes on ${API_SCHEMA}.${o.name.slice(6)} to its secondary (or, sharded, to the partition of each row)`;
+      if (o.name.startsWith('upsert_')) return `insert or update by id on the collection's secondary (ON CONFLICT does not pass through postgres_fdw)`;
+      if (o.name.startsWith('match_sql_')) return `builds the statement match_${o.name.slice(10)} runs (filter compiled, vector and LIMIT inlined)`;
       return o.schema === HELPER_SCHEMA
         ? "compiles vecs' filter language into SQL postgres_fdw ships"
-        : `similarity search over ${o.name.replace(/^match_/, '')}: ORDER BY distance LIMIT k and the filter shipped to the secondary`;
+        : `similarity search over ${o.name.replace(/^match_/, '')}: ORDER BY distance LIMIT k and the filter shipped to the secondary (every partition, if sharded)`;
   }
 }
 
@@ -72,6 +82,11 @@ export function describeFields(fields: Readonly<Record<string, FieldChange>>): s
       parts.push('index is invalid (an interrupted concurrent build)');
     } else if (field === 'ordinary') {
       parts.push('is a partitioned table, not an ordinary table as vecs needs');
+    } else if (field === 'partitions') {
+      parts.push(`partitions ${JSON.stringify(from ?? [])} → ${JSON.stringify(to ?? [])}`);
+    } else if (field === 'partition') {
+      const b = (x: unknown) => (x ? `${(x as { remainder: number }).remainder} of ${(x as { modulus: number }).modulus}` : 'none');
+      parts.push(`partition ${b(from)} → ${b(to)}`);
     } else if (field === 'materialized') {
       parts.push('is a materialized view');
     } else if (field === 'columnOptions') {

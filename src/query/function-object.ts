@@ -19,8 +19,8 @@ export interface FunctionSpec {
   readonly grantees: readonly string[];
   /** CREATE OR REPLACE suffices for a new definition (same signature and result type). */
   readonly replaceable?: boolean;
-  /** The overload taking arrays (a batch form of a function of the same name). */
-  readonly overload?: 'arrays';
+  /** The one-argument batch overload of a function of the same name (upsert_<c>(rows jsonb)). */
+  readonly overload?: 'rows';
 }
 
 export function functionObject(f: FunctionSpec): FunctionObject {

@@ -73,35 +73,40 @@ END`;
 }
 
 /**
- * `public.upsert_<c>(ids text[], embeddings vector[], metadatas jsonb[] DEFAULT NULL)`: the batch form, in array
- * order (a later duplicate id wins). Sharded: one INSERT into vecscale_write.<c>, so postgres_fdw batches the rows of
- * each partition (batch_size) and every row is an ON CONFLICT upsert on its shard. One secondary: upsert_<c> per row.
+ * `public.upsert_<c>(rows jsonb)`: the batch form, rows as a JSON array of `{"id", "embedding", "metadata"}` (what
+ * supabase-js `rpc()` sends), in array order (a later duplicate id wins). An overload by arity, so a call is never
+ * ambiguous. Sharded: one INSERT into vecscale_write.<c>, so postgres_fdw batches each partition's rows (batch_size)
+ * and every row is an ON CONFLICT upsert on its shard. One secondary: upsert_<c> per row.
  */
 export function upsertBatchFunction(c: CollectionSpec, vectorSchema: string): FunctionObject {
   const vector = `${ident(vectorSchema)}.vector`;
   const name = upsertFunctionName(c.name);
+  const source =
+    `(SELECT e.value->>'id' AS id, (e.value->>'embedding')::${vector} AS embedding, NULLIF(e.value->'metadata', 'null'::jsonb) AS metadata, e.n ` +
+    `FROM pg_catalog.jsonb_array_elements(rows) WITH ORDINALITY AS e(value, n)) r`;
   const apply =
     c.shards === undefined
-      ? `FOR i IN 1 .. COALESCE(pg_catalog.cardinality(ids), 0) LOOP
-    PERFORM ${qualified(API_SCHEMA, name)}(ids[i], embeddings[i], metadatas[i]);
+      ? `FOR one IN SELECT r.id, r.embedding, r.metadata FROM ${source} ORDER BY r.n LOOP
+    PERFORM ${qualified(API_SCHEMA, name)}(one.id, one.embedding, one.metadata);
   END LOOP;`
       : `INSERT INTO ${qualified(WRITE_SCHEMA, c.name)} (id, embedding, metadata)
-    SELECT u.id, u.embedding, COALESCE(u.metadata, '{}'::jsonb)
-      FROM unnest(ids, embeddings, metadatas) WITH ORDINALITY AS u(id, embedding, metadata, n)
-     ORDER BY u.n;`;
+    SELECT r.id, r.embedding, COALESCE(r.metadata, '{}'::jsonb) FROM ${source} ORDER BY r.n;`;
   const body = `
+DECLARE
+  one record;
 BEGIN
-  IF pg_catalog.cardinality(ids) IS DISTINCT FROM pg_catalog.cardinality(embeddings)
-     OR (metadatas IS NOT NULL AND pg_catalog.cardinality(metadatas) <> pg_catalog.cardinality(ids)) THEN
-    RAISE EXCEPTION 'vecscale: ids, embeddings and metadatas must have the same length' USING ERRCODE = '22023';
+  IF rows IS NULL OR pg_catalog.jsonb_typeof(rows) <> 'array' THEN
+    RAISE EXCEPTION 'vecscale: rows must be a JSON array of {"id": …, "embedding": […], "metadata": {…}}' USING ERRCODE = '22023';
   END IF;
-  IF pg_catalog.array_position(ids, NULL) IS NOT NULL OR pg_catalog.array_position(embeddings, NULL) IS NOT NULL THEN
-    RAISE EXCEPTION 'vecscale: id and embedding must not be null' USING ERRCODE = '22004';
+  IF EXISTS (SELECT FROM pg_catalog.jsonb_array_elements(rows) e
+              WHERE pg_catalog.jsonb_typeof(e) <> 'object' OR e->'id' IS NULL OR e->'embedding' IS NULL
+                 OR e->'id' = 'null'::jsonb OR e->'embedding' = 'null'::jsonb) THEN
+    RAISE EXCEPTION 'vecscale: every row needs an id and an embedding' USING ERRCODE = '22004';
   END IF;
   ${apply}
 END`;
   const create =
-    `CREATE FUNCTION ${qualified(API_SCHEMA, name)}(ids text[], embeddings ${vector}[], metadatas jsonb[] DEFAULT NULL) ` +
+    `CREATE FUNCTION ${qualified(API_SCHEMA, name)}(rows jsonb) ` +
     `RETURNS void LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = '' AS ${DOLLAR}${body}${DOLLAR}`;
-  return functionObject({ schema: API_SCHEMA, name, argTypes: `text[], ${vector}[], jsonb[]`, create, body, grantees: [], overload: 'arrays' });
+  return functionObject({ schema: API_SCHEMA, name, argTypes: 'jsonb', create, body, grantees: [], overload: 'rows' });
 }

@@ -38,6 +38,13 @@ test('upsert_<c> inserts a new id and updates an existing one: one row, the newe
   assert.deepEqual(await sql(podA, `SELECT id, vec::text AS vec, metadata FROM vecs.docs WHERE id = 'u1'`), [
     { id: 'u1', vec: '[1,1,1]', metadata: { v: 2 } },
   ]);
+  // The batch form: a JSON array, in order (the later duplicate wins); untyped literals still pick the row form.
+  await sql(dbs.primary, `SELECT public.upsert_docs('[{"id": "u1", "embedding": [2,2,2]}, {"id": "u3", "embedding": [3,3,3], "metadata": {"v": 3}}, {"id": "u3", "embedding": [4,4,4], "metadata": {"v": 4}}]')`);
+  assert.deepEqual(await sql(podA, `SELECT id, vec::text AS vec, metadata FROM vecs.docs WHERE id IN ('u1', 'u3') ORDER BY id`), [
+    { id: 'u1', vec: '[2,2,2]', metadata: {} },
+    { id: 'u3', vec: '[4,4,4]', metadata: { v: 4 } },
+  ]);
+  await assert.rejects(sql(dbs.primary, `SELECT public.upsert_docs('[{"id": "u4"}]')`), /every row needs an id and an embedding/);
   await sql(dbs.primary, `SELECT public.upsert_docs('u2', '[0,1,1]')`);
   assert.deepEqual((await sql(podA, `SELECT metadata FROM vecs.docs WHERE id = 'u2'`))[0]!.metadata, {});
 });

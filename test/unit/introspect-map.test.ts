@@ -3,7 +3,7 @@ import { test } from 'node:test';
 import type { RawCatalog } from '../../src/introspect/catalog.js';
 import { toState } from '../../src/introspect/map.js';
 
-const noPartition = { partition_key: null, partition_bound: null, partition_parent: null };
+const noPartition = { partition_key: null, partition_bound: null, partition_parent: null, partitions: null };
 
 const raw: RawCatalog = {
   facts: { current_user: 'postgres', server_version_num: '150018', dblink_public: false, superuser: true, can_quiet_log: true },
@@ -13,15 +13,15 @@ const raw: RawCatalog = {
     { oid: 1, nspname: 'vecs', relname: 'docs', relkind: 'r', comment: 'managed by vecscale', viewdef_md5: null, reloptions: null, grantees: [], write_trigger: null, ...noPartition },
     { oid: 2, nspname: 'public', relname: 'docs', relkind: 'v', comment: 'managed by vecscale; definition md5 abc', viewdef_md5: 'def', reloptions: ['security_invoker=true'], grantees: ['anon'], write_trigger: 'vecscale.write_docs', ...noPartition },
     { oid: 3, nspname: 'vecscale_remote', relname: 'docs', relkind: 'f', comment: null, viewdef_md5: null, reloptions: null, grantees: [], write_trigger: null, ...noPartition },
-    { oid: 4, nspname: 'vecscale_remote', relname: 'img', relkind: 'p', comment: null, viewdef_md5: null, reloptions: null, grantees: [], write_trigger: null, ...noPartition, partition_key: 'HASH (id)' },
+    { oid: 4, nspname: 'vecscale_remote', relname: 'img', relkind: 'p', comment: null, viewdef_md5: null, reloptions: null, grantees: [], write_trigger: null, ...noPartition, partition_key: 'HASH (id)', partitions: ['vecscale_remote.img_p1of2', 'vecscale_remote.img_p0of2'] },
     {
       oid: 5, nspname: 'vecscale_remote', relname: 'img_p1of2', relkind: 'f', comment: null, viewdef_md5: null, reloptions: null, grantees: [], write_trigger: null,
-      partition_key: null, partition_bound: 'FOR VALUES WITH (modulus 2, remainder 1)', partition_parent: 'vecscale_remote.img',
+      partition_key: null, partition_bound: 'FOR VALUES WITH (modulus 2, remainder 1)', partition_parent: 'vecscale_remote.img', partitions: null,
     },
   ],
   functions: [
     { nspname: 'public', proname: 'match_docs', signature: 'public.match_docs(extensions.vector,integer,jsonb)', body_md5: 'b1', comment: 'managed by vecscale; definition md5 d1', grantees: ['anon'] },
-    { nspname: 'public', proname: 'upsert_docs', signature: 'public.upsert_docs(text[],extensions.vector[],jsonb[])', body_md5: 'b2', comment: null, grantees: [] },
+    { nspname: 'public', proname: 'upsert_docs', signature: 'public.upsert_docs(jsonb)', body_md5: 'b2', comment: null, grantees: [] },
   ],
   columns: [
     { attrelid: 1, attname: 'id', type: 'character varying', attnotnull: true, default: null, attfdwoptions: null },
@@ -68,12 +68,12 @@ test('toState maps catalog rows into the model, absorbing the catalog quirks', (
   assert.doesNotMatch(JSON.stringify([...state.objects.values()]), /hunter2|s3cret/);
   // A hash-partitioned table and a foreign partition: the key and the bound as pg_get_partkeydef/pg_get_expr print them.
   const parent = get('relation:vecscale_remote.img');
-  assert.deepEqual(parent?.kind === 'table' && [parent.ordinary, parent.partitionKey], [false, 'HASH (id)']);
+  assert.deepEqual(parent?.kind === 'table' && [parent.ordinary, parent.partitionKey, parent.partitions], [false, 'HASH (id)', ['vecscale_remote.img_p0of2', 'vecscale_remote.img_p1of2']]);
   const part = get('relation:vecscale_remote.img_p1of2');
   assert.deepEqual(part?.kind === 'foreign_table' && part.partition, { parent: 'vecscale_remote.img', modulus: 2, remainder: 1 });
   assert.equal(ft?.kind === 'foreign_table' && ft.partition, undefined);
-  // upsert_<c>'s batch form (array arguments) has a key of its own: the one overload vecscale makes.
-  assert.equal(get('function:public.upsert_docs[]')?.kind, 'function');
+  // upsert_<c>'s batch form upsert_<c>(rows jsonb) has a key of its own: the one overload vecscale makes.
+  assert.equal(get('function:public.upsert_docs(rows)')?.kind, 'function');
   const fn = get('function:public.match_docs');
   assert.deepEqual(fn?.kind === 'function' && [fn.definitionMd5, fn.bodyMd5, fn.signature], ['d1', 'b1', 'public.match_docs(extensions.vector,integer,jsonb)']);
   assert.deepEqual(facts, { database: 'pod_a', currentUser: 'postgres', serverVersion: 150018, vectorSchema: 'extensions', dblinkSchema: undefined, dblinkPublic: false, superuser: true, canQuietLog: true, nonEmpty: new Set(['relation:vecs.docs']) });

@@ -1,6 +1,7 @@
 /** plan, apply and validate: prepare (file + flags) → library call → render. */
 import { createInterface } from 'node:readline/promises';
 import { apply, plan } from '../../api.js';
+import { check } from '../../check.js';
 import { formatProblem, loadTopology } from '../../config/index.js';
 import type { ConfigProblem, Topology } from '../../config/types.js';
 import { VecscaleError } from '../../errors.js';
@@ -89,5 +90,27 @@ export async function applyCommand(file: string, opts: CommonOptions & { autoApp
       const s = result.plan.summary;
       out.info(out.color.green(`Apply complete: ${s.create} created, ${s.change} changed, ${s.replace} replaced, ${s.drop} dropped.`));
     }
+  }
+}
+
+export async function checkCommand(file: string, opts: CommonOptions, out: Output): Promise<void> {
+  const topology = loadOrExit(file, out);
+  const r = await check(topology, runOpts(opts));
+  if (out.json) out.result(r);
+  for (const p of r.partitions) {
+    const where = `${p.collection}: partition ${p.partition} on ${p.secondary}`;
+    if (p.misplaced === 0) {
+      out.info(`${out.color.green('✓')} ${where}: every row belongs here`);
+      continue;
+    }
+    out.info(`${out.color.red('✗')} ${where}: ${p.misplaced} row${p.misplaced === 1 ? '' : 's'} on the wrong partition (written straight to the shard?)`);
+    for (const row of p.rows) out.info(`    id ${JSON.stringify(row.id)} belongs to ${row.belongs}`);
+    if (p.misplaced > p.rows.length) out.info(`    … and ${p.misplaced - p.rows.length} more`);
+  }
+  if (r.partitions.length === 0) out.info('No sharded collections: nothing to check.');
+  if (!r.healthy) {
+    out.info('Rows on the wrong partition are invisible to reads by id through the primary. Move each to its partition ' +
+      '(delete it on the shard, then insert or upsert it through the primary).');
+    throw new ExitWith(ExitCode.changesPending);
   }
 }

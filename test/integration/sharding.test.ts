@@ -1,0 +1,188 @@
+/**
+ * Sharded collections on real clusters: routing of writes, pruning of reads by id, match_* fanned out to every
+ * partition (auto_explain as the witness), upserts on the owning shard, `check`, and refused layout changes.
+ */
+import assert from 'node:assert/strict';
+import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, test } from 'node:test';
+import pg from 'pg';
+import { apply, plan } from '../../src/api.js';
+import { check } from '../../src/check.js';
+import { explainMatch } from '../../src/query/run.js';
+import { freshDatabases, sql } from '../harness.js';
+import { topologyFile } from '../topology-files.js';
+
+const dbs = await freshDatabases('sharding');
+const [podA, podB] = Object.values(dbs.secondaries) as [string, string];
+// `flat` has no vector index (exact search: results comparable with brute force); `img` has HNSW over 4 partitions.
+const collections = `  flat:
+    shards: [pod_a, pod_b]
+    dimension: 3
+    index: { method: none }
+  img:
+    shards: [pod_a, pod_b]
+    partitions: 4
+    dimension: 3
+`;
+const file = topologyFile(dbs, collections);
+await apply(file.load(), { approve: async () => true });
+
+const steps = async () => (await plan(file.load())).databases.flatMap((d) => d.steps.map((s) => `${d.database}: ${s.action} ${s.object}`));
+const count = async (url: string, table: string) => (await sql<{ n: number }>(url, `SELECT count(*)::int AS n FROM vecs.${table}`))[0]!.n;
+
+/** Deterministic vectors: row g of 200. */
+const rows = `SELECT 'r' || g AS id, ('[' || sin(g) || ',' || cos(g) || ',' || sin(g * 0.5) || ']')::vector AS embedding,
+                     jsonb_build_object('g', g, 'kind', CASE WHEN g % 3 = 0 THEN 'a' ELSE 'b' END) AS metadata
+                FROM generate_series(1, 200) g`;
+
+test('each shard holds its partitions as vecs collections <c>_p<i>of<n>, with their indexes', async () => {
+  const tables = async (url: string) =>
+    (await sql<{ t: string }>(url, `SELECT relname::text AS t FROM pg_class WHERE relnamespace = 'vecs'::regnamespace AND relkind = 'r' ORDER BY 1`)).map((r) => r.t);
+  assert.deepEqual(await tables(podA), ['flat_p0of2', 'img_p0of4', 'img_p2of4']);
+  assert.deepEqual(await tables(podB), ['flat_p1of2', 'img_p1of4', 'img_p3of4']);
+  const indexes = await sql<{ i: string }>(podA, `SELECT indexrelid::regclass::text AS i FROM pg_index WHERE indrelid = 'vecs.img_p2of4'::regclass AND NOT indisprimary`);
+  assert.match(indexes[0]!.i, /^vecs\.ix_vector_cosine_ops_hnsw_m16_efc64_[0-9a-f]{7}$/);
+  assert.deepEqual(await steps(), []);
+});
+
+test('INSERT and COPY through public.<c> route every row to its shard; a read by id scans one partition', async () => {
+  await sql(dbs.primary, `INSERT INTO public.flat (id, embedding, metadata) ${rows}`);
+  const a = await count(podA, 'flat_p0of2');
+  const b = await count(podB, 'flat_p1of2');
+  assert.ok(a > 0 && b > 0, `both shards hold rows (${a}, ${b})`);
+  assert.equal(a + b, 200);
+  // COPY into the view (INSTEAD OF INSERT trigger), from a file the server reads.
+  const dir = mkdtempSync(join(tmpdir(), 'vecscale-copy-'));
+  after(() => rmSync(dir, { recursive: true, force: true }));
+  chmodSync(dir, 0o755);
+  const csv = join(dir, 'rows.csv');
+  writeFileSync(csv, Array.from({ length: 50 }, (_, i) => `c${i},"[${i},1,2]","{""copied"": true}"`).join('\n') + '\n', { mode: 0o644 });
+  await sql(dbs.primary, `COPY public.img (id, embedding, metadata) FROM '${csv}' WITH (FORMAT csv)`);
+  const parts = await Promise.all([count(podA, 'img_p0of4'), count(podB, 'img_p1of4'), count(podA, 'img_p2of4'), count(podB, 'img_p3of4')]);
+  assert.equal(parts.reduce((x, y) => x + y, 0), 50);
+  assert.ok(parts.every((n) => n > 0), `every partition got rows (${parts.join(', ')})`);
+  const explained = await sql<{ 'QUERY PLAN': string }>(dbs.primary, `EXPLAIN (VERBOSE, COSTS OFF) SELECT * FROM public.flat WHERE id = 'r7'`);
+  const text = explained.map((r) => r['QUERY PLAN']).join('\n');
+  assert.equal((text.match(/Foreign Scan on/g) ?? []).length, 1, text);
+  assert.match(text, /Remote SQL: SELECT .* FROM vecs\.flat_p[01]of2 WHERE \(\(id = 'r7'\)\)/);
+  assert.deepEqual(await sql(dbs.primary, `SELECT id, metadata->>'g' AS g FROM public.flat WHERE id = 'r7'`), [{ id: 'r7', g: '7' }]);
+});
+
+test('match_<c> without a vector index returns exactly the brute-force top k, with and without a filter', async () => {
+  const q = '[0.3,0.9,-0.2]';
+  const exact = async (where: string, k: number) =>
+    (await sql<{ id: string }>(dbs.primary, `SELECT id FROM (${rows}) r ${where} ORDER BY embedding <=> '${q}', id LIMIT ${k}`)).map((r) => r.id);
+  const match = async (filter: string, k: number) =>
+    (await sql<{ id: string }>(dbs.primary, `SELECT id FROM public.match_flat('${q}', ${k}, '${filter}')`)).map((r) => r.id);
+  assert.deepEqual(await match('{}', 10), await exact('', 10));
+  assert.deepEqual(await match('{"kind": {"$eq": "a"}}', 7), await exact(`WHERE metadata->>'kind' = 'a'`, 7));
+  assert.deepEqual(await match('{"g": {"$lt": 50}}', 25), await exact(`WHERE (metadata->>'g')::int < 50`, 25));
+  const [first] = await sql<{ id: string; distance: number; metadata: unknown }>(dbs.primary, `SELECT * FROM public.match_flat('${q}', 1)`);
+  assert.deepEqual(Object.keys(first!), ['id', 'metadata', 'distance']);
+});
+
+test('every call of match_<c> sends ORDER BY … LIMIT k to every partition as Async Foreign Scans, no Merge Append', async () => {
+  const client = new pg.Client({ connectionString: dbs.primary });
+  await client.connect();
+  const plans: string[] = [];
+  client.on('notice', (n) => plans.push(n.message ?? ''));
+  try {
+    await client.query(`LOAD 'auto_explain'`);
+    await client.query(`SET auto_explain.log_min_duration = 0; SET auto_explain.log_nested_statements = on;
+                        SET auto_explain.log_verbose = on; SET auto_explain.log_level = notice; SET client_min_messages = notice`);
+    for (let i = 0; i < 10; i++) {
+      plans.length = 0;
+      const filter = i % 2 === 0 ? '{}' : '{"kind": {"$eq": "b"}}';
+      await client.query(`SELECT * FROM public.match_img('[1,${i},0.5]', 5, '${filter}')`);
+      const inner = plans.find((p) => p.includes('WITH candidates AS MATERIALIZED'));
+      assert.ok(inner, `call ${i + 1}: the fan-out statement was logged`);
+      assert.equal((inner.match(/Async Foreign Scan on/g) ?? []).length, 4, `call ${i + 1}:\n${inner}`);
+      assert.doesNotMatch(inner, /Merge Append/);
+      const remote = inner.split('\n').filter((l) => l.includes('Remote SQL:'));
+      assert.equal(remote.length, 4);
+      for (const r of remote) {
+        assert.match(r, / ORDER BY \(vec OPERATOR\(public\.<=>\) '\[[^\]]+\]'\) ASC NULLS LAST LIMIT 5::bigint$/, r);
+        if (i % 2 === 1) assert.match(r, / WHERE /);
+      }
+    }
+  } finally {
+    await client.end();
+  }
+  const explained = await explainMatch(file.load(), { collection: 'img', limit: 5, filter: { kind: { $eq: 'b' } } });
+  assert.ok(explained.ok, explained.match.plan);
+  assert.deepEqual(explained.sharded, { partitions: 4, asyncScans: 4, mergeAppend: false });
+});
+
+test('upsert_<c> runs INSERT … ON CONFLICT on the owning shard: one row cluster-wide, the newer metadata; batch form too', async () => {
+  await sql(dbs.primary, `SELECT public.upsert_img('u1', '[1,1,0]', '{"v": 1}')`);
+  await sql(dbs.primary, `SELECT public.upsert_img('u1', '[1,1,1]', '{"v": 2}')`);
+  const everywhere = async (id: string) => [
+    ...(await sql(podA, `SELECT vec::text AS vec, metadata FROM vecs.img_p0of4 WHERE id = $1 UNION ALL SELECT vec::text, metadata FROM vecs.img_p2of4 WHERE id = $1`, [id])),
+    ...(await sql(podB, `SELECT vec::text AS vec, metadata FROM vecs.img_p1of4 WHERE id = $1 UNION ALL SELECT vec::text, metadata FROM vecs.img_p3of4 WHERE id = $1`, [id])),
+  ];
+  assert.deepEqual(await everywhere('u1'), [{ vec: '[1,1,1]', metadata: { v: 2 } }]);
+  await sql(dbs.primary, `SELECT public.upsert_img('[{"id": "b1", "embedding": [1,0,0], "metadata": {"n": 1}}, {"id": "b2", "embedding": [0,1,0], "metadata": {"n": 2}},
+                                                    {"id": "b1", "embedding": [0,0,1], "metadata": {"n": 3}}]')`);
+  assert.deepEqual(await everywhere('b1'), [{ vec: '[0,0,1]', metadata: { n: 3 } }]);
+  assert.deepEqual(await everywhere('b2'), [{ vec: '[0,1,0]', metadata: { n: 2 } }]);
+  // In the caller's transaction: rolled back, nothing stays.
+  const client = new pg.Client({ connectionString: dbs.primary });
+  await client.connect();
+  try {
+    await client.query('BEGIN');
+    await client.query(`SELECT public.upsert_img('rolled-back', '[1,2,3]')`);
+    await client.query('ROLLBACK');
+  } finally {
+    await client.end();
+  }
+  assert.deepEqual(await everywhere('rolled-back'), []);
+  await assert.rejects(sql(dbs.primary, `SELECT public.upsert_img('x', '[1,2]')`), /expected 3 dimensions/);
+});
+
+test('check finds rows written straight into the wrong partition, naming partition and id', async () => {
+  assert.equal((await check(file.load())).healthy, true);
+  // r7 belongs to one partition of flat: put a copy on the other one, behind the primary's back.
+  const home = (await sql<{ t: string }>(dbs.primary, `SELECT tableoid::regclass::text AS t FROM vecscale_remote.flat WHERE id = 'r7'`))[0]!.t;
+  const [wrongUrl, wrongTable] = home.endsWith('p0of2') ? [podB, 'flat_p1of2'] : [podA, 'flat_p0of2'];
+  await sql(wrongUrl, `INSERT INTO vecs.${wrongTable} (id, vec) VALUES ('r7', '[1,1,1]'), ('stray', '[1,0,1]')`);
+  const report = await check(file.load());
+  assert.equal(report.healthy, false);
+  const bad = report.partitions.filter((p) => p.misplaced > 0);
+  assert.equal(bad.length <= 1 && bad[0]?.partition, wrongTable);
+  assert.ok(bad[0]!.rows.some((r) => r.id === 'r7' && r.belongs === home.split('.')[1]), JSON.stringify(bad));
+  await sql(wrongUrl, `DELETE FROM vecs.${wrongTable} WHERE id IN ('r7', 'stray')`);
+  // 'stray' may hash to wrongTable itself: then it was no problem; either way the collection is healthy again.
+  assert.equal((await check(file.load())).healthy, true);
+});
+
+test('with data written, plan is empty; changing shards or partitions of a collection with rows is refused', async () => {
+  assert.deepEqual(await steps(), []);
+  for (const changed of [collections.replace('partitions: 4', 'partitions: 8'), collections.replace('shards: [pod_a, pod_b]\n    partitions', 'shards: [pod_b, pod_a]\n    partitions')]) {
+    file.write(changed);
+    const p = await plan(file.load());
+    assert.ok(p.blockers.length > 0);
+    assert.ok(p.blockers.every((b) => /move\/rebalance is needed/.test(b.reason)), JSON.stringify(p.blockers));
+    assert.ok(p.blockers.some((b) => b.object.startsWith('table vecs.img_p')));
+    assert.equal((await apply(file.load(), { approve: async () => true })).status, 'blocked');
+  }
+  file.write(collections);
+  assert.deepEqual(await steps(), []);
+  assert.equal(await count(podA, 'img_p0of4') + await count(podB, 'img_p1of4') + await count(podA, 'img_p2of4') + await count(podB, 'img_p3of4'), 53);
+});
+
+test('an empty sharded collection may change its layout: the primary re-partitions, the old empty tables are left alone', async () => {
+  const t = `${collections}  empty:\n    shards: [pod_a, pod_b]\n    dimension: 3\n`;
+  file.write(t);
+  await apply(file.load(), { approve: async () => true });
+  file.write(t.replace(/(empty:\n    shards: \[pod_a, pod_b\]\n)/, '$1    partitions: 4\n'));
+  const p = await plan(file.load());
+  assert.deepEqual(p.blockers, []);
+  await apply(file.load(), { approve: async () => true });
+  assert.deepEqual(await steps(), []);
+  const parts = await sql<{ p: string }>(dbs.primary, `SELECT inhrelid::regclass::text AS p FROM pg_inherits WHERE inhparent = 'vecscale_remote.empty'::regclass ORDER BY 1`);
+  assert.deepEqual(parts.map((r) => r.p), ['vecscale_remote.empty_p0of4', 'vecscale_remote.empty_p1of4', 'vecscale_remote.empty_p2of4', 'vecscale_remote.empty_p3of4']);
+  await sql(dbs.primary, `INSERT INTO public.empty (id, embedding) VALUES ('x', '[1,2,3]')`);
+  assert.equal((await sql(dbs.primary, `SELECT count(*)::int AS n FROM public.match_empty('[1,2,3]', 3)`))[0]!.n, 1);
+});
