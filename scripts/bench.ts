@@ -3,7 +3,8 @@
  * (c) through a naive foreign table (the guide's SQL: no `extensions 'vector'` on the server; measured on a sample,
  * it pulls the whole collection). Unfiltered and with a 10%-selective filter. Real data: @sap-ux/fiori-docs-embeddings
  * (778 × 384, all-MiniLM-L6-v2) and Debian's dataset-fashion-mnist (20,000 × 784). Runs in the local sandbox, in
- * databases of its own (vecscale_bench), which it recreates each run.
+ * databases of its own (vecscale_bench), which it recreates each run. Then (d): the same data as a collection sharded
+ * over both secondaries — match_* p50/p95 against (b), recall, and calls 6–10 of a session against calls 1–5.
  */
 import { execFileSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
@@ -127,6 +128,7 @@ secondaries:
   pod_b: { url: "${secondaries[1]}" }
 collections:
 ${sets.map((d, i) => `  ${d.name}: { secondary: ${i % 2 === 0 ? 'pod_a' : 'pod_b'}, dimension: ${d.dimension}, metric: ${d.metric}, columns: { ${d.filterKey}: integer } }`).join('\n')}
+${sets.map((d) => `  ${d.name}_sh: { shards: [pod_a, pod_b], dimension: ${d.dimension}, metric: ${d.metric} }`).join('\n')}
 `;
   const parsed = parseTopology(yaml, '<bench>', {});
   if (!parsed.ok) throw new Error(parsed.problems.map((p) => p.message).join('\n'));
@@ -134,6 +136,7 @@ ${sets.map((d, i) => `  ${d.name}: { secondary: ${i % 2 === 0 ? 'pod_a' : 'pod_b
   await apply(topology, { approve: async () => true });
 
   const results: string[] = [];
+  const sharded: string[] = [];
   for (const [i, d] of sets.entries()) {
     const secondaryUrl = secondaries[i % 2]!;
     const spec = topology.collections.find((c) => c.name === d.name)!;
@@ -149,6 +152,24 @@ ${sets.map((d, i) => `  ${d.name}: { secondary: ${i % 2 === 0 ? 'pod_a' : 'pod_b
       ]);
     }
     await sec.query(`VACUUM ANALYZE vecs.${d.name}`);
+    // (d) the same rows in a collection sharded over both secondaries, written through the primary (routed by id).
+    const loader = new pg.Client({ connectionString: primary });
+    await loader.connect();
+    for (let s = 0; s < d.rows.length; s += 1000) {
+      const chunk = d.rows.slice(s, s + 1000);
+      await loader.query(`INSERT INTO vecscale_remote.${d.name}_sh (id, embedding, metadata) SELECT * FROM unnest($1::text[], $2::vector[], $3::jsonb[])`, [
+        chunk.map((r) => r.id),
+        chunk.map((r) => vectorText(r.vec)),
+        chunk.map((r) => JSON.stringify({ [d.filterKey]: r.filterValue, ...r.extra })),
+      ]);
+    }
+    await loader.end();
+    for (const [j, url] of secondaries.entries()) {
+      const shard = new pg.Client({ connectionString: url });
+      await shard.connect();
+      await shard.query(`VACUUM ANALYZE vecs.${d.name}_sh_p${j}of2`);
+      await shard.end();
+    }
     for (const [name, value] of sessionSettings(spec.query)) await sec.query('SELECT set_config($1, $2, false)', [name, value]);
 
     const pri = new pg.Client({ connectionString: primary });
@@ -188,7 +209,25 @@ ${sets.map((d, i) => `  ${d.name}: { secondary: ${i % 2 === 0 ? 'pod_a' : 'pod_b
         async (q) => (await pri.query(`SELECT id FROM public.naive_${d.name} ${where} ORDER BY embedding ${op} $1 LIMIT ${K}`, [q])).rows.map((r) => r.id as string),
         d.queries.slice(0, d.naiveSample + 5),
       );
+      const sh = await run('sharded match_*', async (q) => (await pri.query(`SELECT id FROM public.match_${d.name}_sh($1, ${K}, $2::jsonb)`, [q, filter])).rows.map((r) => r.id as string), d.queries);
+      // Calls 1–5 of a session against calls 6–10 (PL/pgSQL switches to a generic plan after 5 calls; ours EXECUTEs).
+      const early: number[] = [];
+      const late: number[] = [];
+      for (let session = 0; session < 10; session++) {
+        const c = new pg.Client({ connectionString: primary });
+        await c.connect();
+        for (let call = 0; call < 10; call++) {
+          const q = vectorText(d.queries[(session * 10 + call) % d.queries.length]!);
+          const [ms] = await timed(() => c.query(`SELECT id FROM public.match_${d.name}_sh($1, ${K}, $2::jsonb)`, [q, filter]));
+          (call < 5 ? early : late).push(ms);
+        }
+        await c.end();
+      }
       const f = (x: number) => x.toFixed(2);
+      sharded.push(
+        `| ${d.name} ${d.rows.length}×${d.dimension} | ${filtered ? '10% filter' : 'none'} | ${f(b.p50)} / ${f(b.p95)} | ${f(sh.p50)} / ${f(sh.p95)} | ${f(sh.p50 / b.p50)}× | ${sh.recall.toFixed(3)} | ${f(pct(early, 50))} | ${f(pct(late, 50))} |`,
+      );
+      process.stderr.write(`${sharded.at(-1)}\n`);
       results.push(
         `| ${d.name} ${d.rows.length}×${d.dimension} | ${filtered ? '10% filter' : 'none'} | ${f(a.p50)} / ${f(a.p95)} | ${f(b.p50)} / ${f(b.p95)} | ${f(c.p50)} / ${f(c.p95)} | ${f(b.p50 / a.p50)}× | ${f(c.p50 / a.p50)}× | ${a.recall.toFixed(3)} | ${b.recall.toFixed(3)} |`,
       );
@@ -203,7 +242,14 @@ ${sets.map((d, i) => `  ${d.name}: { secondary: ${i % 2 === 0 ? 'pod_a' : 'pod_b
     '| collection | filter | (a) direct | (b) match_* via primary | (c) naive foreign table | (b)/(a) p50 | (c)/(a) p50 | recall (a) | recall (b) |',
     '|---|---|---|---|---|---|---|---|---|',
   ];
-  process.stdout.write(`${[...header, ...results].join('\n')}\n`);
+  const shardedHeader = [
+    '',
+    `The same data sharded over 2 secondaries (2 hash partitions, defaults: HNSW m 16, ef_search 100, iterative scan), through the primary; session calls: 10 fresh sessions`,
+    '',
+    '| collection | filter | (b) match_* one secondary | (d) match_* sharded | (d)/(b) p50 | recall (d) | calls 1–5 p50 | calls 6–10 p50 |',
+    '|---|---|---|---|---|---|---|---|',
+  ];
+  process.stdout.write(`${[...header, ...results, ...shardedHeader, ...sharded].join('\n')}\n`);
 }
 
 await main();
