@@ -4,31 +4,14 @@ import { type CollectionSpec, DEFAULT_QUERY_SETTINGS, type PlacedCollection, typ
 export const SECRET_A = 'canary-Pw-a1!@';
 export const SECRET_B = 'canary-Pw-b2#';
 
+const base = { dimension: 3, metric: 'cosine', index: { method: 'hnsw', m: 16, efConstruction: 64 }, query: DEFAULT_QUERY_SETTINGS, columns: [] } as const;
+
 export function collection(name: string, secondary: string, over: Partial<Omit<PlacedCollection, 'secondary' | 'shards'>> = {}): CollectionSpec {
-  return {
-    name,
-    secondary,
-    dimension: 3,
-    metric: 'cosine',
-    index: { method: 'hnsw', m: 16, efConstruction: 64 },
-    query: DEFAULT_QUERY_SETTINGS,
-    columns: [],
-    ...over,
-  };
+  return { ...base, name, secondary, ...over };
 }
 
 export function sharded(name: string, shards: readonly string[], partitions: number, over: Partial<Omit<ShardedCollection, 'secondary' | 'shards' | 'partitions'>> = {}): CollectionSpec {
-  return {
-    name,
-    shards,
-    partitions,
-    dimension: 3,
-    metric: 'cosine',
-    index: { method: 'hnsw', m: 16, efConstruction: 64 },
-    query: DEFAULT_QUERY_SETTINGS,
-    columns: [],
-    ...over,
-  };
+  return { ...base, name, shards, partitions, ...over };
 }
 
 export function topology(over: Partial<Topology> = {}): Topology {

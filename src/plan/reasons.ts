@@ -52,6 +52,8 @@ const show = (v: unknown): string => (typeof v === 'string' ? v : JSON.stringify
 
 /** Human account of field changes; never prints a password or its fingerprint. */
 export function describeFields(fields: Readonly<Record<string, FieldChange>>): string {
+  // Another kind of object (a partitioned table where a foreign table belongs): the other fields say nothing more.
+  if (fields.kind) return `is a ${show(fields.kind.from).replace('_', ' ')}, should be a ${show(fields.kind.to).replace('_', ' ')}`;
   const parts: string[] = [];
   for (const [field, { from, to }] of Object.entries(fields)) {
     if (field === 'managed' || field === 'name') continue;
@@ -102,8 +104,6 @@ export function describeFields(fields: Readonly<Record<string, FieldChange>>): s
     } else if (field === 'bodyMd5') {
       // A new definition has a new body too: only a body alone changed means a hand edit.
       if (!('definitionMd5' in fields)) parts.push('body edited outside vecscale');
-    } else if (field === 'kind') {
-      parts.push(`is a ${show(from).replace('_', ' ')}, should be a ${show(to).replace('_', ' ')}`);
     } else {
       parts.push(`${field}: ${show(from)} → ${show(to)}`);
     }

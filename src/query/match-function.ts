@@ -55,6 +55,19 @@ export function filterFunction(): FunctionObject {
   return functionObject({ schema: HELPER_SCHEMA, name: 'filter_sql', argTypes: 'jsonb', create, body: FILTER_SQL_BODY, grantees: [] });
 }
 
+/** PL/pgSQL checks of match_sql_<c>'s inputs (both shapes), before any round trip. */
+export const matchInputChecks = (c: CollectionSpec, vectorSchema: string): string => `
+  IF query_embedding IS NULL THEN
+    RAISE EXCEPTION 'vecscale: query_embedding must not be null' USING ERRCODE = '22004';
+  END IF;
+  IF match_count IS NULL OR match_count < 1 OR match_count > ${MAX_MATCH_COUNT} THEN
+    RAISE EXCEPTION 'vecscale: match_count must be between 1 and ${MAX_MATCH_COUNT} (got %)', match_count USING ERRCODE = '22023';
+  END IF;
+  -- A parameter's vector(n) is not enforced in PL/pgSQL: check before the round trip.
+  IF ${ident(vectorSchema)}.vector_dims(query_embedding) <> ${c.dimension} THEN
+    RAISE EXCEPTION 'vecscale: query_embedding has % dimensions; collection ${c.name} has ${c.dimension}', ${ident(vectorSchema)}.vector_dims(query_embedding) USING ERRCODE = '22023';
+  END IF;`;
+
 /**
  * `vecscale.match_sql_<c>(query_embedding, match_count, filter)`: the SQL a match call sends to the secondary, with
  * the vector, the filter and the LIMIT inlined. One builder for match_<c> and `vecscale explain`.
@@ -66,17 +79,7 @@ export function matchSqlFunction(c: CollectionSpec, vectorSchema: string): Funct
   const body = `
 DECLARE
   where_sql text := ${qualified(HELPER_SCHEMA, 'filter_sql')}(filter);
-BEGIN
-  IF query_embedding IS NULL THEN
-    RAISE EXCEPTION 'vecscale: query_embedding must not be null' USING ERRCODE = '22004';
-  END IF;
-  IF match_count IS NULL OR match_count < 1 OR match_count > ${MAX_MATCH_COUNT} THEN
-    RAISE EXCEPTION 'vecscale: match_count must be between 1 and ${MAX_MATCH_COUNT} (got %)', match_count USING ERRCODE = '22023';
-  END IF;
-  -- A parameter's vector(n) is not enforced in PL/pgSQL: check before the round trip.
-  IF ${ident(vectorSchema)}.vector_dims(query_embedding) <> ${c.dimension} THEN
-    RAISE EXCEPTION 'vecscale: query_embedding has % dimensions; collection ${c.name} has ${c.dimension}', ${ident(vectorSchema)}.vector_dims(query_embedding) USING ERRCODE = '22023';
-  END IF;
+BEGIN${matchInputChecks(c, vectorSchema)}
   IF where_sql IS NULL THEN
     RETURN pg_catalog.format(${inline(false)}, match_count);
   END IF;

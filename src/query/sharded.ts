@@ -15,7 +15,7 @@ import { API_SCHEMA, type FunctionObject, HELPER_SCHEMA, REMOTE_SCHEMA, VECS_SCH
 import { partsOf } from '../model/placement.js';
 import { ident, literal, qualified } from '../sql/quote.js';
 import { DOLLAR, functionObject } from './function-object.js';
-import { DISTANCE_OPERATOR, MAX_MATCH_COUNT, matchFunctionName, matchSqlFunctionName } from './match-function.js';
+import { DISTANCE_OPERATOR, matchFunctionName, matchInputChecks, matchSqlFunctionName } from './match-function.js';
 
 /** The trigger function of the upsert views on a shard (one per secondary, for every partition there). */
 export const UPSERT_ROW_FUNCTION = 'upsert_row';
@@ -42,16 +42,6 @@ export function shardedMatchTemplate(c: ShardedCollection, vectorSchema: string)
   );
 }
 
-const checks = (c: ShardedCollection, vectorSchema: string): string => `
-  IF query_embedding IS NULL THEN
-    RAISE EXCEPTION 'vecscale: query_embedding must not be null' USING ERRCODE = '22004';
-  END IF;
-  IF match_count IS NULL OR match_count < 1 OR match_count > ${MAX_MATCH_COUNT} THEN
-    RAISE EXCEPTION 'vecscale: match_count must be between 1 and ${MAX_MATCH_COUNT} (got %)', match_count USING ERRCODE = '22023';
-  END IF;
-  IF ${ident(vectorSchema)}.vector_dims(query_embedding) <> ${c.dimension} THEN
-    RAISE EXCEPTION 'vecscale: query_embedding has % dimensions; collection ${c.name} has ${c.dimension}', ${ident(vectorSchema)}.vector_dims(query_embedding) USING ERRCODE = '22023';
-  END IF;`;
 
 /** `vecscale.match_sql_<c>(query_embedding, match_count, filter)`: the statement, vector and LIMIT inlined. */
 export function shardedMatchSqlFunction(c: ShardedCollection, vectorSchema: string): FunctionObject {
@@ -61,7 +51,7 @@ export function shardedMatchSqlFunction(c: ShardedCollection, vectorSchema: stri
   const body = `
 DECLARE
   where_sql text := ${qualified(HELPER_SCHEMA, 'filter_sql')}(filter);
-BEGIN${checks(c, vectorSchema)}
+BEGIN${matchInputChecks(c, vectorSchema)}
   RETURN pg_catalog.format(${template},
     CASE WHEN where_sql IS NULL THEN '' ELSE ' WHERE ' || pg_catalog.format(${literal(shippableCondition('%s'))}, where_sql) END,
     match_count);

@@ -5,7 +5,7 @@ import { keys, type DatabaseState, type DbObject, type LiveDatabase, type LiveFa
 import { buildPlan } from '../../src/plan/planner.js';
 import { planToJson, renderPlan } from '../../src/render/plan.js';
 import { Chalk } from 'chalk';
-import { collection, SECRET_A, SECRET_B, topology } from '../topologies.js';
+import { collection, SECRET_A, SECRET_B, sharded, topology } from '../topologies.js';
 
 const plain = new Chalk({ level: 0 });
 
@@ -292,4 +292,32 @@ test('the plan warns when the role may not turn statement logging off around pas
   assert.equal(notes.length, 1);
   assert.match(notes[0]!.message, /postgres may not SET log_statement.*GRANT SET ON PARAMETER/);
   assert.equal(buildPlan(topology(), emptyLive()).notes.filter((n) => n.object === 'statement logging').length, 0);
+});
+
+test('a sharded collection: partitions round-robin over the shards, the primary partitioned by hash over foreign partitions', () => {
+  const t = topology({ collections: [sharded('img', ['pod_text', 'pod_img'], 4)] });
+  const plan = buildPlan(t, emptyLive());
+  const objects = (db: string) => plan.databases.find((d) => d.database === db)!.steps.map((s) => s.object);
+  assert.deepEqual(objects('pod_text').filter((o) => o.startsWith('table ')), ['table vecs.img_p0of4', 'table vecs.img_p2of4']);
+  assert.deepEqual(objects('pod_img').filter((o) => o.startsWith('table ')), ['table vecs.img_p1of4', 'table vecs.img_p3of4']);
+  const sql = plan.databases.find((d) => d.database === 'primary')!.steps.flatMap((s) => s.sql);
+  assert.ok(sql.includes(`CREATE TABLE "vecscale_remote"."img" ("id" character varying NOT NULL, "embedding" "public".vector(3) NOT NULL, "metadata" jsonb NOT NULL DEFAULT '{}'::jsonb) PARTITION BY HASH ("id")`));
+  assert.ok(sql.some((x) => x.startsWith(`CREATE FOREIGN TABLE "vecscale_remote"."img_p3of4" PARTITION OF "vecscale_remote"."img" FOR VALUES WITH (MODULUS 4, REMAINDER 3) SERVER "pod_img"`)));
+  assert.ok(sql.includes(`ALTER FOREIGN TABLE "vecscale_remote"."img_p3of4" ALTER COLUMN "embedding" OPTIONS (ADD "column_name" 'vec')`));
+  assert.equal(plan.blockers.length, 0);
+  assert.deepEqual(buildPlan(t, converged(t)).databases.map((d) => d.steps.length), [0, 0, 0]);
+});
+
+test('rows in a table the layout no longer uses block the plan: a move/rebalance is needed', () => {
+  const before = topology({ collections: [sharded('img', ['pod_text', 'pod_img'], 2)] });
+  const live = converged(before);
+  const pod = live.get('pod_img')!;
+  live.set('pod_img', { ...pod, facts: { ...pod.facts, nonEmpty: new Set([keys.relation('vecs', 'img_p1of2')]) } });
+  for (const after of [sharded('img', ['pod_text', 'pod_img'], 4), sharded('img', ['pod_img', 'pod_text'], 2), collection('img', 'pod_text')]) {
+    const plan = buildPlan(topology({ collections: [after] }), live);
+    assert.deepEqual(plan.blockers.map((b) => [b.database, b.object]), [['pod_img', 'table vecs.img_p1of2']]);
+    assert.match(plan.blockers[0]!.reason, /holds rows of collection img.*move\/rebalance is needed/);
+  }
+  // The same layout with rows: nothing to block.
+  assert.deepEqual(buildPlan(before, live).blockers, []);
 });
