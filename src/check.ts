@@ -5,7 +5,7 @@
  * foreign tables, with PostgreSQL's own partition test (satisfies_hash_partition).
  */
 import type { ShardedCollection, Topology } from './config/types.js';
-import { connect } from './db/connect.js';
+import { connect, type Db } from './db/connect.js';
 import { VecscaleError } from './errors.js';
 import { partsOf } from './model/placement.js';
 import { REMOTE_SCHEMA } from './model/state.js';
@@ -31,7 +31,7 @@ export interface CheckReport {
   readonly healthy: boolean;
 }
 
-async function checkCollection(db: import('./db/connect.js').Db, c: ShardedCollection): Promise<PartitionCheck[]> {
+async function checkCollection(db: Db, c: ShardedCollection): Promise<PartitionCheck[]> {
   const parent = `${literal(`${REMOTE_SCHEMA}.${c.name}`)}::pg_catalog.regclass`;
   const parts = partsOf(c);
   const exists = await db.query(`SELECT pg_catalog.to_regclass($1) IS NOT NULL AS ok`, [`${REMOTE_SCHEMA}.${c.name}`]);

@@ -342,6 +342,7 @@ function shardedPrimaryObjects(c: ShardedCollection, apiRoles: readonly string[]
     col('metadata', 'jsonb', true, "'{}'::jsonb"),
   ];
   const objects: DbObject[] = [];
+  const parts = partsOf(c);
   for (const schema of [REMOTE_SCHEMA, WRITE_SCHEMA]) {
     const parent = keys.relation(schema, c.name);
     objects.push({
@@ -354,10 +355,10 @@ function shardedPrimaryObjects(c: ShardedCollection, apiRoles: readonly string[]
       primaryKey: [],
       ordinary: false,
       partitionKey: 'HASH (id)',
-      partitions: partsOf(c).map((p) => `${schema}.${p.table}`).sort(byCodePoint),
+      partitions: parts.map((p) => `${schema}.${p.table}`).sort(byCodePoint),
       dependsOn: [keys.schema(schema)],
     });
-    for (const p of partsOf(c)) {
+    for (const p of parts) {
       const server = serverFor(p.secondary, c.query);
       objects.push({
         kind: 'foreign_table',

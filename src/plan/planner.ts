@@ -99,11 +99,11 @@ function preconditionBlockers(live: ReadonlyMap<string, LiveDatabase>): Blocker[
  */
 function layoutBlockers(topology: Topology, live: ReadonlyMap<string, LiveDatabase>): Blocker[] {
   const blockers: Blocker[] = [];
+  const prefix = keys.relation(VECS_SCHEMA, '');
   for (const c of topology.collections) {
     const wanted = new Set(partsOf(c).map((p) => `${p.secondary}/${p.table}`));
     const layout = c.shards === undefined ? `on ${c.secondary}` : `in ${c.partitions} partitions over ${c.shards.join(', ')}`;
     for (const s of topology.secondaries) {
-      const prefix = keys.relation(VECS_SCHEMA, '');
       for (const key of [...(live.get(s.name)?.facts.nonEmpty ?? [])].sort()) {
         const table = key.slice(prefix.length);
         if (!key.startsWith(prefix) || !isTableOf(c.name, table) || wanted.has(`${s.name}/${table}`)) continue;

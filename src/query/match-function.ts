@@ -73,17 +73,32 @@ export const matchInputChecks = (c: CollectionSpec, vectorSchema: string): strin
  * the vector, the filter and the LIMIT inlined. One builder for match_<c> and `vecscale explain`.
  */
 export function matchSqlFunction(c: CollectionSpec, vectorSchema: string): FunctionObject {
+  const inline = (filtered: boolean) => inlineVector(matchQueryTemplate(c, vectorSchema, filtered), vectorSchema);
+  return matchSqlFunctionObject(
+    c,
+    vectorSchema,
+    `  IF where_sql IS NULL THEN
+    RETURN pg_catalog.format(${inline(false)}, match_count);
+  END IF;
+  RETURN pg_catalog.format(${inline(true)}, where_sql, match_count);`,
+  );
+}
+
+/** A statement template's `$1` as the query vector's literal: a constant the planner folds, whatever the plan cache does. */
+export const inlineVector = (template: string, vectorSchema: string): string =>
+  `pg_catalog.replace(${literal(template)}, '$1', pg_catalog.quote_literal(query_embedding::text) || ${literal(`::${ident(vectorSchema)}.vector`)})`;
+
+/**
+ * `vecscale.match_sql_<c>(query_embedding, match_count, filter)` for either shape of collection: the compiled filter in
+ * `where_sql`, the input checks, then `returning` (PL/pgSQL that returns the statement).
+ */
+export function matchSqlFunctionObject(c: CollectionSpec, vectorSchema: string, returning: string): FunctionObject {
   const vector = `${ident(vectorSchema)}.vector`;
-  const inline = (filtered: boolean) =>
-    `pg_catalog.replace(${literal(matchQueryTemplate(c, vectorSchema, filtered))}, '$1', pg_catalog.quote_literal(query_embedding::text) || ${literal(`::${vector}`)})`;
   const body = `
 DECLARE
   where_sql text := ${qualified(HELPER_SCHEMA, 'filter_sql')}(filter);
 BEGIN${matchInputChecks(c, vectorSchema)}
-  IF where_sql IS NULL THEN
-    RETURN pg_catalog.format(${inline(false)}, match_count);
-  END IF;
-  RETURN pg_catalog.format(${inline(true)}, where_sql, match_count);
+${returning}
 END`;
   const name = matchSqlFunctionName(c.name);
   const create =

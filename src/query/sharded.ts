@@ -15,7 +15,7 @@ import { API_SCHEMA, type FunctionObject, HELPER_SCHEMA, REMOTE_SCHEMA, VECS_SCH
 import { partsOf } from '../model/placement.js';
 import { ident, literal, qualified } from '../sql/quote.js';
 import { DOLLAR, functionObject } from './function-object.js';
-import { DISTANCE_OPERATOR, matchFunctionName, matchInputChecks, matchSqlFunctionName } from './match-function.js';
+import { DISTANCE_OPERATOR, inlineVector, matchFunctionName, matchSqlFunctionName, matchSqlFunctionObject } from './match-function.js';
 
 /** The trigger function of the upsert views on a shard (one per secondary, for every partition there). */
 export const UPSERT_ROW_FUNCTION = 'upsert_row';
@@ -45,22 +45,13 @@ export function shardedMatchTemplate(c: ShardedCollection, vectorSchema: string)
 
 /** `vecscale.match_sql_<c>(query_embedding, match_count, filter)`: the statement, vector and LIMIT inlined. */
 export function shardedMatchSqlFunction(c: ShardedCollection, vectorSchema: string): FunctionObject {
-  const vector = `${ident(vectorSchema)}.vector`;
-  // The vector is inlined as a literal: a constant the planner folds, so ORDER BY … LIMIT ships whatever the plan cache does.
-  const template = `pg_catalog.replace(${literal(shardedMatchTemplate(c, vectorSchema))}, '$1', pg_catalog.quote_literal(query_embedding::text) || ${literal(`::${vector}`)})`;
-  const body = `
-DECLARE
-  where_sql text := ${qualified(HELPER_SCHEMA, 'filter_sql')}(filter);
-BEGIN${matchInputChecks(c, vectorSchema)}
-  RETURN pg_catalog.format(${template},
+  return matchSqlFunctionObject(
+    c,
+    vectorSchema,
+    `  RETURN pg_catalog.format(${inlineVector(shardedMatchTemplate(c, vectorSchema), vectorSchema)},
     CASE WHEN where_sql IS NULL THEN '' ELSE ' WHERE ' || pg_catalog.format(${literal(shippableCondition('%s'))}, where_sql) END,
-    match_count);
-END`;
-  const name = matchSqlFunctionName(c.name);
-  const create =
-    `CREATE FUNCTION ${qualified(HELPER_SCHEMA, name)}(query_embedding ${vector}(${c.dimension}), match_count integer, filter jsonb) ` +
-    `RETURNS text LANGUAGE plpgsql IMMUTABLE SET search_path = '' AS ${DOLLAR}${body}${DOLLAR}`;
-  return functionObject({ schema: HELPER_SCHEMA, name, argTypes: `${vector}, integer, jsonb`, create, body, grantees: [] });
+    match_count);`,
+  );
 }
 
 /**
