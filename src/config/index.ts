@@ -9,6 +9,7 @@ import { createInterpolator } from './interpolate.js';
 import { checkShape } from './parse.js';
 import { type Draft, runRules } from './rules.js';
 import type { IndexDocument, Loose, QueryDocument, TopologyDocument } from './schema.js';
+import { DEFAULT_FDW_USER } from './types.js';
 import type { CollectionSpec, ConfigProblem, IndexSpec, LoadResult, QuerySettings, SecondarySpec, Topology } from './types.js';
 
 export { topologyJsonSchema } from './json-schema.js';
@@ -105,14 +106,14 @@ function complete(draft: Draft, file: string, secrets: readonly string[]): Topol
   const secondaries: SecondarySpec[] = [];
   for (const s of draft.secondaries) {
     if (s.url === undefined) return undefined;
-    secondaries.push({ name: s.name, url: s.url });
+    secondaries.push({ name: s.name, url: s.url, fdwUser: DEFAULT_FDW_USER, fdwPassword: undefined });
   }
   const collections: CollectionSpec[] = [];
   for (const c of draft.collections) {
     const index = c.index === undefined ? undefined : fullIndex(c.index);
     const query = c.query === undefined ? undefined : fullQuery(c.query);
     if (c.dimension === undefined || c.metric === undefined || index === undefined || query === undefined) return undefined;
-    const base = { name: c.name, dimension: c.dimension, metric: c.metric, index, query, columns: c.columns };
+    const base = { name: c.name, dimension: c.dimension, metric: c.metric, index, query, columns: c.columns, protect: false };
     if (c.secondary !== undefined && c.shards === undefined) collections.push({ ...base, secondary: c.secondary });
     else if (c.shards !== undefined && c.shards.length > 0 && c.secondary === undefined) {
       collections.push({ ...base, shards: c.shards, partitions: c.partitions ?? defaultPartitions(c.shards.length) });

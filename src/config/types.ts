@@ -36,9 +36,15 @@ export interface ColumnSpec {
 
 export interface SecondarySpec {
   readonly name: string;
-  /** Connection URL after interpolation. Holds a password: never print it, use redactUrl(). */
+  /** Connection URL after interpolation (a `password:` key is merged into it). Holds a password: never print it, use redactUrl(). */
   readonly url: string;
+  /** The login role the primary's user mapping uses on this secondary (default vecscale_fdw). */
+  readonly fdwUser: string;
+  /** Its password (resolved secret); absent: vecscale generates one when it has to set it. */
+  readonly fdwPassword: string | undefined;
 }
+
+export const DEFAULT_FDW_USER = 'vecscale_fdw';
 
 /** Session settings for similarity queries, sent to the secondary (they cannot be SET from the primary). */
 export interface QuerySettings {
@@ -60,6 +66,8 @@ interface CollectionBase {
   readonly query: QuerySettings;
   /** In file order: the view's extracted columns come in this order. */
   readonly columns: readonly ColumnSpec[];
+  /** Refuse every destructive step on it, even with --allow-destructive (recorded on its tables, so it outlives removal). */
+  readonly protect: boolean;
 }
 
 /** A collection on one secondary: `vecs.<name>` there. */
@@ -94,7 +102,7 @@ export interface Topology {
   readonly extensionSchema: string | undefined;
   /** Roles granted use of the API objects on the primary (views, match_/upsert_ functions); e.g. anon, authenticated. */
   readonly apiRoles: readonly string[];
-  /** Every secret value the file resolved (URL passwords): output is scrubbed of these as a last line of defence. */
+  /** Every secret value the file resolved (URL passwords, fdw passwords, file: secrets): output is scrubbed of these. */
   readonly secrets: readonly string[];
 }
 
@@ -107,6 +115,8 @@ export interface ConfigProblem {
   readonly line?: number;
   readonly column?: number;
   readonly message: string;
+  /** `literal_secret`: a password written in the file; an error under --strict. */
+  readonly code?: 'literal_secret';
 }
 
 export type LoadResult =

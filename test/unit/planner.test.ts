@@ -5,7 +5,7 @@ import { keys, type DatabaseState, type DbObject, type LiveDatabase, type LiveFa
 import { buildPlan } from '../../src/plan/planner.js';
 import { planToJson, renderPlan } from '../../src/render/plan.js';
 import { Chalk } from 'chalk';
-import { collection, SECRET_A, SECRET_B, sharded, topology } from '../topologies.js';
+import { collection, SECRET_A, SECRET_B, secondary, sharded, topology } from '../topologies.js';
 
 const plain = new Chalk({ level: 0 });
 
@@ -221,7 +221,7 @@ test('a collection removed from the file is listed as left alone, never dropped'
 
 test('a changed secondary password alters the user mapping, shown as "password changed" only', () => {
   const base = topology();
-  const t2 = topology({ secondaries: [{ name: 'pod_text', url: 'postgres://postgres:another-canary@10.0.0.2:5433/vectors' }, base.secondaries[1]!] });
+  const t2 = topology({ secondaries: [secondary('pod_text', 'postgres://postgres:another-canary@10.0.0.2:5433/vectors'), base.secondaries[1]!] });
   const plan = buildPlan(t2, converged(base));
   const steps = plan.databases.flatMap((d) => d.steps);
   assert.equal(steps.length, 1);
@@ -276,7 +276,7 @@ test('changed query settings give match_* a new connection name (dblink keeps an
 });
 
 test('a secondary URL without a password is flagged when the primary role is not a superuser', () => {
-  const t = topology({ secondaries: [{ name: 'pod_text', url: 'postgres://app@10.0.0.2:5433/vectors' }, topology().secondaries[1]!] });
+  const t = topology({ secondaries: [secondary('pod_text', 'postgres://app@10.0.0.2:5433/vectors'), topology().secondaries[1]!] });
   const live = emptyLive();
   assert.match(buildPlan(t, live).notes.map((n) => n.message).join('\n'), /pod_text's URL has no password; .*password is required/);
   const primary = live.get('primary')!;
