@@ -1,14 +1,20 @@
 /**
- * The library: `plan()` and `apply()` over a validated topology. The CLI is a thin layer over these; tests call
- * them directly too.
+ * The library: `plan()`, `apply()` and `destroy()` over a validated topology. The CLI is a thin layer over these;
+ * tests call them directly too.
  */
 import { executePlan, type ApplyEvents } from './apply/execute.js';
+import { acquireLocks, type LockTarget } from './apply/lock.js';
 import type { Topology } from './config/types.js';
 import { closeAll, connectAll, type Db, type Target } from './db/connect.js';
 import { desiredSecrets } from './desired.js';
+import { VecscaleError } from './errors.js';
 import { introspectAll } from './introspect/index.js';
-import { buildPlan } from './plan/planner.js';
+import { type LiveDatabase, VECS_SCHEMA } from './model/state.js';
+import { buildPlan, type PlanOptions } from './plan/planner.js';
+import { savePlan, staleness, type SavedPlan } from './plan/saved.js';
 import { hasChanges, type Plan } from './plan/types.js';
+import { qualified } from './sql/quote.js';
+import { redactUrl } from './util/url.js';
 
 export interface RunOptions {
   /** Per-connection timeout (default 10 s). */
@@ -33,17 +39,64 @@ async function withConnections<T>(
   }
 }
 
-/** Connects read-only, introspects every database and returns the plan. Changes nothing. */
-export function plan(topology: Topology, opts: RunOptions = {}): Promise<Plan> {
-  return withConnections(topology, { ...opts, readOnly: true }, async (dbs) => buildPlan(topology, await introspectAll(topology, dbs)));
+/** Exact row counts of the tables the plan's destructive steps would lose, per database. */
+async function countRows(dbs: ReadonlyMap<string, Db>, plan: Plan): Promise<Map<string, Map<string, number>>> {
+  const out = new Map<string, Map<string, number>>();
+  for (const step of plan.databases.flatMap((d) => d.steps)) {
+    if (step.risk !== 'destructive' || step.kind !== 'table') continue;
+    const key = step.id.slice(step.database.length + 1);
+    const table = key.slice(`relation:${VECS_SCHEMA}.`.length);
+    const db = dbs.get(step.database);
+    if (!db) continue;
+    const { rows } = await db.query<{ n: string }>(`SELECT count(*) AS n FROM ${qualified(VECS_SCHEMA, table)}`);
+    out.set(step.database, (out.get(step.database) ?? new Map()).set(key, Number(rows[0]?.n ?? 0)));
+  }
+  return out;
 }
 
-export interface ApplyOptions extends RunOptions {
-  /** Called with the plan when it has changes and no blockers; resolve true to go ahead. */
+/** Introspects and plans; destructive steps carry their exact row counts (a second, pure pass with them). */
+async function planOn(topology: Topology, dbs: ReadonlyMap<string, Db>, opts: PlanOptions): Promise<{ plan: Plan; live: Map<string, LiveDatabase> }> {
+  const live = await introspectAll(topology, dbs);
+  const first = buildPlan(topology, live, opts);
+  const counts = await countRows(dbs, first);
+  if (counts.size === 0) return { plan: first, live };
+  for (const [name, rowCounts] of counts) {
+    const l = live.get(name)!;
+    live.set(name, { ...l, facts: { ...l.facts, rowCounts } });
+  }
+  return { plan: buildPlan(topology, live, opts), live };
+}
+
+export interface PlanRunOptions extends RunOptions, PlanOptions {
+  /** Also return the saved form of the plan (`plan --out`), its topology file named as given. */
+  readonly save?: { readonly topologyFile: string };
+}
+
+/** Connects read-only, introspects every database and returns the plan. Changes nothing. */
+export async function plan(topology: Topology, opts: PlanRunOptions = {}): Promise<Plan> {
+  return (await planAndSave(topology, opts)).plan;
+}
+
+/** The plan, and its saved form when `opts.save` asks for one. */
+export function planAndSave(topology: Topology, opts: PlanRunOptions = {}): Promise<{ plan: Plan; saved?: SavedPlan }> {
+  return withConnections(topology, { ...opts, readOnly: true }, async (dbs) => {
+    const { plan: p, live } = await planOn(topology, dbs, opts);
+    return opts.save ? { plan: p, saved: savePlan(p, live, topology, opts.save.topologyFile, opts) } : { plan: p };
+  });
+}
+
+export interface ApplyOptions extends RunOptions, PlanOptions {
+  /** Called with the plan when it has changes and no blockers; resolve true to go ahead. Not asked for a saved plan. */
   readonly approve: (plan: Plan) => Promise<boolean>;
   /** Called once the plan is known, before approval (to show it). */
   readonly onPlan?: (plan: Plan) => void;
   readonly events?: ApplyEvents;
+  /** How long to wait for another vecscale run's locks (default 30 s). */
+  readonly lockTimeoutMs?: number;
+  /** Called while waiting for a lock another run holds. */
+  readonly onLockWait?: (database: string) => void;
+  /** Apply this saved plan instead of planning: refused (stale_plan) unless the live state and topology still match. */
+  readonly saved?: SavedPlan;
 }
 
 export type ApplyResult =
@@ -52,14 +105,46 @@ export type ApplyResult =
   | { readonly status: 'declined'; readonly plan: Plan }
   | { readonly status: 'applied'; readonly plan: Plan; readonly committed: readonly string[] };
 
-/** Plans, asks for approval, and converges every database. Throws `database`/`partial_apply` on failure. */
+/** Every database's lock, in one fixed order (by where it is), so overlapping runs cannot deadlock. */
+function lockTargets(topology: Topology, dbs: ReadonlyMap<string, Db>): LockTarget[] {
+  return targetsOf(topology).map((t) => ({
+    database: t.database,
+    db: dbs.get(t.database)!,
+    label: `${t.database === 'primary' ? 'the primary' : `secondary ${t.database}`} (${redactUrl(t.url)})`,
+    order: redactUrl(t.url).replace(/^[a-z]+:\/\/[^@/]*@/, ''),
+  }));
+}
+
+/**
+ * Locks every database, then plans (so a run that waited plans against what the other run left), asks for
+ * approval, and converges. Throws `lock`, `stale_plan`, `database` or `partial_apply`.
+ */
 export function apply(topology: Topology, opts: ApplyOptions): Promise<ApplyResult> {
   return withConnections(topology, opts, async (dbs) => {
-    const p = buildPlan(topology, await introspectAll(topology, dbs));
+    await acquireLocks(lockTargets(topology, dbs), {
+      timeoutMs: opts.lockTimeoutMs ?? 30_000,
+      onWait: (t) => opts.onLockWait?.(t.database),
+    });
+    const planOpts: PlanOptions = opts.saved
+      ? { allowDestructive: opts.saved.options.allowDestructive ?? undefined, destroy: opts.saved.options.destroy }
+      : opts;
+    const { plan: fresh, live } = await planOn(topology, dbs, planOpts);
+    let p = fresh;
+    if (opts.saved) {
+      const changed = staleness(opts.saved, topology, live, fresh);
+      if (changed.length > 0) {
+        throw new VecscaleError('stale_plan', `the saved plan no longer matches; nothing was applied:\n${changed.map((c) => `  - ${c}`).join('\n')}`, {
+          hint: 'make a new plan (vecscale plan --out …) and review it',
+          meta: { changes: changed },
+        });
+      }
+      p = opts.saved.plan;
+    }
     opts.onPlan?.(p);
     if (p.blockers.length > 0) return { status: 'blocked', plan: p };
     if (!hasChanges(p)) return { status: 'no_changes', plan: p };
-    if (!(await opts.approve(p))) return { status: 'declined', plan: p };
+    // A saved plan was reviewed when it was made, and is unchanged: no second question.
+    if (!opts.saved && !(await opts.approve(p))) return { status: 'declined', plan: p };
     const { committed } = await executePlan(p, dbs, desiredSecrets(topology), opts.events);
     return { status: 'applied', plan: p, committed };
   });

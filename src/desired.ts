@@ -2,6 +2,7 @@
  * Topology → desired state of every database. Pure: the only live inputs (where pgvector sits, which role the
  * primary connection is) arrive as a resolved context.
  */
+import { randomBytes } from 'node:crypto';
 import {
   type CollectionSpec,
   type ColumnType,
@@ -24,12 +25,14 @@ import {
   type DatabaseState,
   type DbObject,
   keys,
+  type Privilege,
   HELPER_SCHEMA,
   REMOTE_SCHEMA,
   VECS_SCHEMA,
   WRITE_SCHEMA,
 } from './model/state.js';
-import { byCodePoint, secretFingerprint, shortHash } from './util/fingerprint.js';
+import { fdwPasswordRef, fdwSecrets, primaryIdentity, roleHome } from './model/fdw-role.js';
+import { byCodePoint, shortHash } from './util/fingerprint.js';
 import { parsePgUrl } from './util/url.js';
 
 export interface DesiredContext {
@@ -39,16 +42,24 @@ export interface DesiredContext {
   readonly dblinkSchema: string;
   /** The role the primary connection runs as: the user mapping is for it. */
   readonly primaryRole: string;
+  /**
+   * Per secondary, the wrapper password its user mappings should hold: `keep` the fingerprint they have (a
+   * generated password that still works), or `set` a new one (fingerprint of fdw_password, or a fresh generated one).
+   * Absent: set.
+   */
+  readonly fdwPasswords?: ReadonlyMap<string, FdwPassword>;
 }
+
+export type FdwPassword = { readonly mode: 'keep'; readonly fingerprint: string } | { readonly mode: 'set'; readonly fingerprint: string };
+
+/** Stands for a password generated at apply time: never equal to a live fingerprint, so the mappings get it. */
+export const GENERATED_FINGERPRINT = 'hmac:generated';
 
 export const OPCLASS: Readonly<Record<Metric, string>> = {
   cosine: 'vector_cosine_ops',
   l2: 'vector_l2_ops',
   inner_product: 'vector_ip_ops',
 };
-
-/** Placeholder reference for a secondary's password in the user mapping (resolved only by the executor). */
-export const mappingPasswordRef = (secondary: string): string => `${secondary}.password`;
 
 const col = (name: string, type: string, notNull = false, def: string | null = null): Column => ({
   name,
@@ -105,6 +116,7 @@ function tableObjects(c: CollectionSpec, table: string): DbObject[] {
       columns: collectionColumns(c),
       primaryKey: ['id'],
       ordinary: true,
+      protected: c.protect,
     },
   ];
   if (c.index.method !== 'none') {
@@ -161,6 +173,55 @@ function shardObjects(c: ShardedCollection, parts: readonly Part[]): DbObject[] 
     } as DbObject);
   }
   return objects;
+}
+
+const ALL_DML = ['DELETE', 'INSERT', 'SELECT', 'UPDATE'];
+
+/**
+ * What the wrapper role may do on one secondary, and nothing more: USAGE on the schemas it reads through; per
+ * collection on one secondary, SELECT on its view (reads) and DML on its table (writes, upserts); per partition on a
+ * shard, DML on the partition table (reads and writes go there) and SELECT/INSERT on its upsert view.
+ */
+function wrapperPrivileges(secondary: string, collections: readonly CollectionSpec[], ctx: DesiredContext): Privilege[] {
+  const schemas = new Set([API_SCHEMA, VECS_SCHEMA, ctx.vectorSchema]);
+  const out: Privilege[] = [];
+  for (const c of collections) {
+    for (const p of partsOf(c).filter((x) => x.secondary === secondary)) {
+      out.push({ on: 'table', schema: VECS_SCHEMA, name: p.table, privileges: ALL_DML });
+      if (c.shards === undefined) {
+        out.push({ on: 'table', schema: API_SCHEMA, name: c.name, privileges: ['SELECT'] });
+      } else {
+        schemas.add(HELPER_SCHEMA);
+        out.push({ on: 'table', schema: HELPER_SCHEMA, name: p.table, privileges: ['INSERT', 'SELECT'] });
+      }
+    }
+  }
+  out.push(...[...schemas].map((schema): Privilege => ({ on: 'schema', schema, privileges: ['USAGE'] })));
+  const order = (p: Privilege) => `${p.on}:${p.schema}.${p.name ?? ''}`;
+  return out.sort((a, b) => byCodePoint(order(a), order(b)));
+}
+
+/** The role (on the first secondary of its cluster group) and its privileges here. */
+function wrapperRoleObjects(topology: Topology, s: SecondarySpec, ctx: DesiredContext): DbObject[] {
+  const privileges = wrapperPrivileges(s.name, topology.collections, ctx);
+  const onThisDatabase = privileges.flatMap((p) => (p.on === 'table' ? [keys.relation(p.schema, p.name ?? '')] : [keys.schema(p.schema)]));
+  const grants: DbObject = { kind: 'grants', key: keys.grants(s.fdwUser), managed: true, role: s.fdwUser, privileges, dependsOn: onThisDatabase };
+  if (roleHome(topology, s) !== s.name) return [grants];
+  const password = ctx.fdwPasswords?.get(s.name);
+  return [
+    {
+      kind: 'role',
+      key: keys.role(s.fdwUser),
+      managed: true,
+      name: s.fdwUser,
+      attributes: [],
+      memberOf: [],
+      owner: primaryIdentity(topology),
+      setPassword: password?.mode !== 'keep',
+      passwordRef: fdwPasswordRef(s.name),
+    },
+    grants,
+  ];
 }
 
 function secondaryObjects(secondary: string, collections: readonly CollectionSpec[], ctx: DesiredContext): DbObject[] {
@@ -222,8 +283,19 @@ export function serverFor(secondary: string, q: QuerySettings): string {
   return sameSettings(q, DEFAULT_QUERY_SETTINGS) ? secondary : `${secondary.slice(0, 53)}_q${shortHash(sessionOptions(q))}`;
 }
 
+/** The settings profiles a secondary is reached with: the default, and each of its collections' own. */
+const queryProfiles = (topology: Topology, secondary: string): QuerySettings[] => [
+  DEFAULT_QUERY_SETTINGS,
+  ...topology.collections.filter((c) => secondariesOf(c).includes(secondary)).map((c) => c.query),
+];
+
+/** The foreign servers (one per settings profile) through which the primary reaches a secondary. */
+export const serversOf = (topology: Topology, secondary: string): string[] =>
+  [...new Set(queryProfiles(topology, secondary).map((q) => serverFor(secondary, q)))];
+
 function serverObjects(s: SecondarySpec, q: QuerySettings, ctx: DesiredContext): DbObject[] {
   const url = parsePgUrl(s.url);
+  const password = ctx.fdwPasswords?.get(s.name) ?? { mode: 'set', fingerprint: GENERATED_FINGERPRINT };
   const name = serverFor(s.name, q);
   const options: Record<string, string> = {
     async_capable: 'true',
@@ -238,8 +310,8 @@ function serverObjects(s: SecondarySpec, q: QuerySettings, ctx: DesiredContext):
     port: String(url.port),
   };
   if (url.sslmode) options.sslmode = url.sslmode;
-  const mapping: Record<string, string> = { user: url.user };
-  if (url.password !== undefined) mapping.password = secretFingerprint(url.password);
+  // The wrapper role, never the secondary's admin: the URL's credentials are vecscale's own.
+  const mapping: Record<string, string> = { user: s.fdwUser, password: password.fingerprint };
   return [
     { kind: 'server', key: keys.server(name), managed: true, name, wrapper: 'postgres_fdw', options },
     {
@@ -249,7 +321,7 @@ function serverObjects(s: SecondarySpec, q: QuerySettings, ctx: DesiredContext):
       server: name,
       role: ctx.primaryRole,
       options: mapping,
-      ...(url.password !== undefined ? { passwordRef: mappingPasswordRef(s.name) } : {}),
+      passwordRef: fdwPasswordRef(s.name),
       dependsOn: [keys.server(name)],
     },
   ];
@@ -272,8 +344,7 @@ function primaryObjects(topology: Topology, ctx: DesiredContext): DbObject[] {
   }
   const servers = new Map<string, DbObject[]>();
   for (const s of topology.secondaries) {
-    const profiles = [DEFAULT_QUERY_SETTINGS, ...topology.collections.filter((c) => secondariesOf(c).includes(s.name)).map((c) => c.query)];
-    for (const q of profiles) servers.set(serverFor(s.name, q), serverObjects(s, q, ctx));
+    for (const q of queryProfiles(topology, s.name)) servers.set(serverFor(s.name, q), serverObjects(s, q, ctx));
   }
   objects.push(...[...servers.values()].flat());
   for (const c of topology.collections) {
@@ -399,17 +470,12 @@ export function buildDesired(topology: Topology, ctx: DesiredContext): DatabaseS
   return [
     toState('primary', 'primary', primaryObjects(topology, ctx)),
     ...topology.secondaries.map((s) =>
-      toState(s.name, 'secondary', secondaryObjects(s.name, topology.collections, ctx)),
+      toState(s.name, 'secondary', [...secondaryObjects(s.name, topology.collections, ctx), ...wrapperRoleObjects(topology, s, ctx)]),
     ),
   ];
 }
 
-/** Secrets the executor needs, by placeholder reference. */
+/** Secrets the executor needs, by placeholder reference: the wrapper passwords (configured, or generated now). */
 export function desiredSecrets(topology: Topology): Map<string, string> {
-  const out = new Map<string, string>();
-  for (const s of topology.secondaries) {
-    const pw = parsePgUrl(s.url).password;
-    if (pw !== undefined) out.set(mappingPasswordRef(s.name), pw);
-  }
-  return out;
+  return fdwSecrets(topology, () => randomBytes(32).toString('base64url'));
 }

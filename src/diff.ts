@@ -41,7 +41,15 @@ function comparable(o: DbObject): Record<string, unknown> {
     case 'schema':
       return {};
     case 'table':
-      return { kind: o.kind, columns: o.columns, primaryKey: o.primaryKey, ordinary: o.ordinary, partitionKey: o.partitionKey, partitions: o.partitions };
+      return {
+        kind: o.kind,
+        columns: o.columns,
+        primaryKey: o.primaryKey,
+        ordinary: o.ordinary,
+        partitionKey: o.partitionKey,
+        partitions: o.partitions,
+        protected: o.protected,
+      };
     case 'index':
       return { name: indexNameStem(o.name), method: o.method, column: o.column, opclass: o.opclass, params: o.params, valid: o.valid };
     case 'function':
@@ -69,7 +77,23 @@ function comparable(o: DbObject): Record<string, unknown> {
         columnOptions: o.columnOptions,
         partition: o.partition,
       };
+    case 'role':
+      return { kind: o.kind, attributes: o.attributes, memberOf: o.memberOf, owner: o.owner, password: o.setPassword ? 'set' : 'kept' };
+    case 'grants':
+      return { privileges: o.privileges };
   }
+}
+
+/**
+ * A live object's state as a saved plan records it: the fields that define it, its marker, and (tables) whether it
+ * holds rows. Stable across processes, so nothing derived from a password enters: a mapping's password counts as
+ * set or not (a changed password still shows, as a different plan, when the saved plan is checked).
+ */
+export function stateOf(o: DbObject, facts: { readonly nonEmpty: ReadonlySet<string> }): string {
+  const fields: Record<string, unknown> = { ...comparable(o), kind: o.kind, managed: o.managed };
+  if (o.kind === 'user_mapping') fields.options = Object.fromEntries(Object.entries(o.options).map(([k, v]) => [k, k === 'user' ? v : 'set']));
+  if (o.kind === 'table') fields.rows = facts.nonEmpty.has(o.key);
+  return json(fields);
 }
 
 function fieldChanges(actual: DbObject, desired: DbObject): Record<string, FieldChange> {
@@ -78,8 +102,9 @@ function fieldChanges(actual: DbObject, desired: DbObject): Record<string, Field
   // Grants are compared only where the desired state names them (the API objects).
   if (d.grantees === undefined) delete a.grantees;
   if (d.writeTrigger === undefined) delete a.writeTrigger;
-  // A mapping is ours when its server is: its `managed` is derived, never a change of its own.
-  if (desired.kind !== 'extension' && desired.kind !== 'schema' && desired.kind !== 'user_mapping') {
+  if (d.protected === undefined) delete a.protected;
+  // A mapping is ours when its server is, privileges when their role is: their `managed` is derived, never a change of its own.
+  if (desired.kind !== 'extension' && desired.kind !== 'schema' && desired.kind !== 'user_mapping' && desired.kind !== 'grants') {
     a.managed = actual.managed;
     d.managed = desired.managed;
   } else if (desired.kind === 'schema' && desired.managed) {

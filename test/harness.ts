@@ -65,6 +65,8 @@ export async function freshDatabases(prefix: string): Promise<SandboxUrls & { re
   for (const url of admin) await sql(url, `CREATE DATABASE "${name}"`);
   after(async () => {
     for (const url of admin) await sql(url, `DROP DATABASE IF EXISTS "${name}" WITH (FORCE)`);
+    // The wrapper role of this file's topologies (see test/topology-files.ts): its privileges went with the databases.
+    for (const url of admin) await sql(url, `DROP ROLE IF EXISTS "fdw_${name}"`);
   });
   return {
     name,

@@ -17,6 +17,9 @@ export function templated(url: string, variable: string): { url: string; env: Re
   };
 }
 
+/** The wrapper role of a test file's databases (freshDatabases drops it when the file ends). */
+export const fdwUserFor = (dbs: SandboxUrls): string => `fdw_${(dbs as { name?: string }).name ?? 'test'}`;
+
 export interface TopologyFile {
   readonly path: string;
   readonly dir: string;
@@ -39,8 +42,10 @@ export function topologyFile(dbs: SandboxUrls, collectionsYaml: string, extra = 
   const b = templated(s2!, 'VS_POD_B_PW');
   const env = { ...p.env, ...a.env, ...b.env };
   const path = join(dir, 'topology.yaml');
+  // Roles are cluster-wide and test files share the clusters: each file's wrapper role is its own.
+  const fdw = `    fdw_user: ${fdwUserFor(dbs)}\n`;
   const render = (collections: string) =>
-    `version: 1\n${extra}primary:\n  url: ${p.url}\nsecondaries:\n  pod_a:\n    url: ${a.url}\n  pod_b:\n    url: ${b.url}\ncollections:\n${collections}`;
+    `version: 1\n${extra}primary:\n  url: ${p.url}\nsecondaries:\n  pod_a:\n    url: ${a.url}\n${fdw}  pod_b:\n    url: ${b.url}\n${fdw}collections:\n${collections}`;
   let collections = collectionsYaml;
   const file: TopologyFile = {
     path,

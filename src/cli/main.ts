@@ -22,13 +22,32 @@ function program(): Command {
     c
       .argument('[file]', 'topology file', 'topology.yaml')
       .option('--json', 'one JSON document on stdout (human text stays on stderr)')
-      .option('--connect-timeout <seconds>', 'per-database connection timeout', parseSeconds);
-  common(cli.command('plan').description('show what apply would change (connects read-only; changes nothing)'))
+      .option('--connect-timeout <seconds>', 'per-database connection timeout', parseSeconds)
+      .option('--strict', 'a literal password in the topology file is an error, not a warning');
+  const allowDestructive = (c: Command) =>
+    c.option(
+      '--allow-destructive <collections>',
+      "let destructive steps of these collections run (comma-separated, repeatable, or 'all'); protect: true still refuses",
+      parseNames,
+    );
+  const writes = (c: Command) =>
+    allowDestructive(c)
+      .option('--auto-approve', 'go ahead without asking')
+      .option('--lock-timeout <seconds>', "how long to wait for another vecscale run's lock (default 30)", parseSeconds);
+  allowDestructive(common(cli.command('plan').description('show what apply would change (connects read-only; changes nothing)')))
     .option('--detailed-exitcode', 'exit 0 when there are no changes, 2 when changes are pending')
+    .option('--out <plan.json>', 'save the plan (mode 0600, no secrets) for `vecscale apply <plan.json>`')
     .action(async (file: string, opts) => (await topo()).planCommand(file, opts, createOutput({ ...cli.opts(), ...opts })));
-  common(cli.command('apply').description('converge every database to the topology (asks first on a terminal)'))
-    .option('--auto-approve', 'apply without asking')
+  writes(common(cli.command('apply').description('converge every database to the topology, or apply a saved plan (asks first on a terminal)')))
     .action(async (file: string, opts) => (await topo()).applyCommand(file, opts, createOutput({ ...cli.opts(), ...opts })));
+  writes(common(cli.command('destroy').description("remove the primary's wrappers, and with --allow-destructive the collections (asks first on a terminal)")))
+    .action(async (file: string, opts) => (await topo()).destroyCommand(file, opts, createOutput({ ...cli.opts(), ...opts })));
+  cli
+    .command('init')
+    .description('write a commented starter topology file')
+    .argument('[file]', 'file to write', 'topology.yaml')
+    .option('--force', 'overwrite an existing file')
+    .action(async (file: string, opts) => (await import('./commands/init.js')).initCommand(file, opts, createOutput({ ...cli.opts(), ...opts })));
   common(cli.command('check').description('find rows of sharded collections sitting on the wrong partition; exit 2 when there are any'))
     .action(async (file: string, opts) => (await topo()).checkCommand(file, opts, createOutput({ ...cli.opts(), ...opts })));
   cli
@@ -36,6 +55,7 @@ function program(): Command {
     .description('check the topology file only; no connection')
     .argument('[file]', 'topology file', 'topology.yaml')
     .option('--json', 'print the result as JSON on stdout')
+    .option('--strict', 'a literal password in the topology file is an error, not a warning')
     .action(async (file: string, opts) => (await topo()).validateCommand(file, opts, createOutput({ ...cli.opts(), ...opts })));
 
   const queryCmd = () => import('./commands/query.js');
@@ -91,6 +111,13 @@ function parseCount1000(value: string): number {
     throw new CommanderError(ExitCode.config, 'vecscale.invalidArgument', `expected a whole number 1–1000, got "${value}"`);
   }
   return n;
+}
+
+/** `a,b` → names, added to those of earlier occurrences of the option. */
+function parseNames(value: string, previous: string[] | undefined): string[] {
+  const names = value.split(',').map((n) => n.trim()).filter(Boolean);
+  if (names.length === 0) throw new CommanderError(ExitCode.config, 'vecscale.invalidArgument', 'expected collection names or all');
+  return [...(previous ?? []), ...names];
 }
 
 function parseSeconds(value: string): number {

@@ -1,44 +1,61 @@
 /**
  * The topology config stage in three steps: the written shape with defaults (parse.ts, driven by schema.ts), env
- * interpolation of free-text values (interpolate.ts, applied to each string the shape check accepts), then named
- * cross-field rules (rules.ts). User mistakes come back as data, all at once and sorted by position; nothing throws.
+ * interpolation of free-text values and resolution of secrets (interpolate.ts, secrets.ts, applied to each string the
+ * shape check accepts), then named cross-field rules (rules.ts); a `password:` key is merged into its URL last.
+ * User mistakes come back as data, all at once and sorted by position; nothing throws.
  */
 import { readFileSync } from 'node:fs';
-import { isAbsolute, relative, resolve } from 'node:path';
+import { dirname, isAbsolute, relative, resolve } from 'node:path';
+import { withPassword } from '../util/url.js';
 import { createInterpolator } from './interpolate.js';
+import { readError } from './messages.js';
 import { checkShape } from './parse.js';
 import { type Draft, runRules } from './rules.js';
 import type { IndexDocument, Loose, QueryDocument, TopologyDocument } from './schema.js';
-import { DEFAULT_FDW_USER } from './types.js';
+import { createSecretResolver, type ReadSecretFile } from './secrets.js';
 import type { CollectionSpec, ConfigProblem, IndexSpec, LoadResult, QuerySettings, SecondarySpec, Topology } from './types.js';
 
 export { topologyJsonSchema } from './json-schema.js';
 export { RULES, type Rule } from './rules.js';
+export type { ReadSecretFile } from './secrets.js';
 
 const FROM_TEXT = '<string>';
 
+export interface ParseOptions {
+  /** `--strict`: a password written in the file (problem code `literal_secret`) is an error, not a warning. */
+  readonly strict?: boolean;
+  /** Reads a `file:` secret by absolute path (default: readFileSync as UTF-8); tests inject one to need no files. */
+  readonly readSecretFile?: ReadSecretFile;
+}
+
+const readUtf8: ReadSecretFile = (absPath) => readFileSync(absPath, 'utf8');
+
 /**
- * Parses and validates topology text. Pure: `file` only names the source in problems and in `Topology.file`
- * (made absolute; pass '<string>' for text that has no file), `env` fills `${NAME}` references.
+ * Parses and validates topology text. `file` names the source in problems and in `Topology.file` (made absolute;
+ * pass '<string>' for text that has no file) and anchors relative `file:` secrets (the working directory for
+ * '<string>'); `env` fills `${NAME}` references. Reads nothing but `file:` secrets, through `opts.readSecretFile`.
  */
-export function parseTopology(text: string, file: string, env: Readonly<Record<string, string | undefined>>): LoadResult {
+export function parseTopology(text: string, file: string, env: Readonly<Record<string, string | undefined>>, opts: ParseOptions = {}): LoadResult {
   const source = file === FROM_TEXT ? file : resolve(file);
   const interpolator = createInterpolator(env, source, shownFile(source));
-  const shape = checkShape(text, source, interpolator.transform);
+  const baseDir = source === FROM_TEXT ? process.cwd() : dirname(source);
+  const secrets = createSecretResolver(interpolator, source, baseDir, opts.readSecretFile ?? readUtf8);
+  const shape = checkShape(text, source, secrets.transform);
   const problems = [...shape.problems];
   const draft = shape.document === undefined ? undefined : toDraft(shape.document);
-  problems.push(...interpolator.problems());
-  if (draft !== undefined) problems.push(...runRules(draft, { file: source, locate: shape.locate, unresolved: interpolator.unresolved }));
-  const sorted = sortProblems(problems);
+  problems.push(...interpolator.problems(), ...secrets.problems());
+  const unresolved = new Set([...interpolator.unresolved, ...secrets.unresolved]);
+  if (draft !== undefined) problems.push(...runRules(draft, { file: source, locate: shape.locate, unresolved }));
+  const sorted = sortProblems(problems).map((p) => (opts.strict && p.code === 'literal_secret' ? { ...p, severity: 'error' as const } : p));
   if (sorted.some((p) => p.severity === 'error')) return { ok: false, problems: sorted };
-  const topology = draft === undefined ? undefined : complete(draft, source, interpolator.secrets());
+  const topology = draft === undefined ? undefined : complete(draft, source, [...new Set([...interpolator.secrets(), ...secrets.secrets()])]);
   // Without errors nothing is missing: the shape check reports every required key it cannot fill.
   if (topology === undefined) return { ok: false, problems: [{ severity: 'error', path: '', file: source, message: 'internal error: the topology is incomplete' }] };
   return { ok: true, topology, warnings: sorted };
 }
 
 /** Reads and validates a topology file; a file that cannot be read is a problem in the result, not a throw. */
-export function loadTopology(path: string, env: Readonly<Record<string, string | undefined>> = process.env): LoadResult {
+export function loadTopology(path: string, env: Readonly<Record<string, string | undefined>> = process.env, opts: ParseOptions = {}): LoadResult {
   const file = resolve(path);
   let text: string;
   try {
@@ -46,7 +63,7 @@ export function loadTopology(path: string, env: Readonly<Record<string, string |
   } catch (e) {
     return { ok: false, problems: [{ severity: 'error', path: '', file, message: `cannot read the topology file: ${readError(e)}` }] };
   }
-  return parseTopology(text, file, env);
+  return parseTopology(text, file, env, opts);
 }
 
 /** `topology.yaml:12:5: collections.docs.dimension: must be …`, the file relative to the working directory. */
@@ -68,7 +85,14 @@ function sortProblems(problems: readonly ConfigProblem[]): ConfigProblem[] {
 function toDraft(doc: Loose<TopologyDocument>): Draft {
   return {
     primaryUrl: doc.primary?.url,
-    secondaries: [...(doc.secondaries ?? [])].map(([name, s]) => ({ name, url: s.url })),
+    primaryPassword: doc.primary?.password,
+    secondaries: [...(doc.secondaries ?? [])].map(([name, s]) => ({
+      name,
+      url: s.url,
+      password: s.password,
+      fdwUser: s.fdw_user,
+      fdwPassword: s.fdw_password,
+    })),
     collections: [...(doc.collections ?? [])].map(([name, c]) => ({
       name,
       secondary: c.secondary,
@@ -80,6 +104,7 @@ function toDraft(doc: Loose<TopologyDocument>): Draft {
       index: c.index === undefined ? undefined : toIndexSpec(c.index),
       query: c.query === undefined ? undefined : toQuerySettings(c.query),
       columns: [...(c.columns ?? [])].flatMap(([column, type]) => (type === undefined ? [] : [{ name: column, type }])),
+      protect: c.protect,
     })),
     extensionSchema: doc.extension_schema,
     apiRoles: doc.api_roles ?? [],
@@ -101,19 +126,25 @@ function toIndexSpec(index: Loose<IndexDocument>): Loose<IndexSpec> {
   }
 }
 
+/**
+ * A `password:` key goes into the URL's userinfo, so everything downstream reads one `url` whichever way the
+ * password was written (the rules made sure the URL had none of its own).
+ */
+const connectionUrl = (url: string, password: string | undefined): string => (password === undefined ? url : withPassword(url, password));
+
 /** The Topology, or undefined if anything is still missing. */
 function complete(draft: Draft, file: string, secrets: readonly string[]): Topology | undefined {
   const secondaries: SecondarySpec[] = [];
   for (const s of draft.secondaries) {
-    if (s.url === undefined) return undefined;
-    secondaries.push({ name: s.name, url: s.url, fdwUser: DEFAULT_FDW_USER, fdwPassword: undefined });
+    if (s.url === undefined || s.fdwUser === undefined) return undefined;
+    secondaries.push({ name: s.name, url: connectionUrl(s.url, s.password), fdwUser: s.fdwUser, fdwPassword: s.fdwPassword });
   }
   const collections: CollectionSpec[] = [];
   for (const c of draft.collections) {
     const index = c.index === undefined ? undefined : fullIndex(c.index);
     const query = c.query === undefined ? undefined : fullQuery(c.query);
-    if (c.dimension === undefined || c.metric === undefined || index === undefined || query === undefined) return undefined;
-    const base = { name: c.name, dimension: c.dimension, metric: c.metric, index, query, columns: c.columns, protect: false };
+    if (c.dimension === undefined || c.metric === undefined || index === undefined || query === undefined || c.protect === undefined) return undefined;
+    const base = { name: c.name, dimension: c.dimension, metric: c.metric, index, query, columns: c.columns, protect: c.protect };
     if (c.secondary !== undefined && c.shards === undefined) collections.push({ ...base, secondary: c.secondary });
     else if (c.shards !== undefined && c.shards.length > 0 && c.secondary === undefined) {
       collections.push({ ...base, shards: c.shards, partitions: c.partitions ?? defaultPartitions(c.shards.length) });
@@ -121,7 +152,7 @@ function complete(draft: Draft, file: string, secrets: readonly string[]): Topol
   }
   if (draft.primaryUrl === undefined) return undefined;
   const { extensionSchema, apiRoles } = draft;
-  return { version: 1, file, primary: { url: draft.primaryUrl }, secondaries, collections, extensionSchema, apiRoles, secrets };
+  return { version: 1, file, primary: { url: connectionUrl(draft.primaryUrl, draft.primaryPassword) }, secondaries, collections, extensionSchema, apiRoles, secrets };
 }
 
 /** The next power of two ≥ the number of shards. */
@@ -143,12 +174,3 @@ function fullIndex(index: Loose<IndexSpec>): IndexSpec | undefined {
       return undefined;
   }
 }
-
-function readError(e: unknown): string {
-  const code = typeof e === 'object' && e !== null && 'code' in e ? e.code : undefined;
-  if (code === 'ENOENT') return 'no such file';
-  if (code === 'EACCES' || code === 'EPERM') return 'permission denied';
-  if (code === 'EISDIR') return 'it is a directory';
-  return e instanceof Error ? e.message : String(e);
-}
-

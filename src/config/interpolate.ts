@@ -80,8 +80,8 @@ export function createInterpolator(env: Readonly<Record<string, string | undefin
   const problems: ConfigProblem[] = [];
   const secrets = new Set<string>();
   const unresolved = new Set<string>();
-  const report = (severity: ConfigProblem['severity'], path: string, pos: Position, message: string): void => {
-    problems.push({ severity, path, file, line: pos.line, column: pos.column, message });
+  const report = (severity: ConfigProblem['severity'], path: string, pos: Position, message: string, code?: ConfigProblem['code']): void => {
+    problems.push({ severity, path, file, line: pos.line, column: pos.column, message, ...(code === undefined ? {} : { code }) });
   };
 
   const transform: StringTransform = (leaf) => {
@@ -117,7 +117,9 @@ export function createInterpolator(env: Readonly<Record<string, string | undefin
     });
     if (isUrl) {
       // After a bad reference the rest of the value is not what was meant: no point warning about it.
-      if (layout?.literalPassword && !tokens.some((t) => t.kind === 'bad')) report('warning', leaf.path, leaf.position, `literal password in ${leaf.path}: use \${ENV_VAR}`);
+      if (layout?.literalPassword && !tokens.some((t) => t.kind === 'bad')) {
+        report('warning', leaf.path, leaf.position, `literal password in ${leaf.path}: use \${ENV_VAR}`, 'literal_secret');
+      }
       for (const s of urlSecrets(out)) secrets.add(s);
     }
     return out;

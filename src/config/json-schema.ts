@@ -32,13 +32,16 @@ function convert(schema: Schema): Json {
       return { description, const: schema.value };
     case 'integer':
       return { description, type: 'integer', minimum: schema.min, maximum: schema.max, ...withDefault(schema.default) };
+    case 'boolean':
+      return { description, type: 'boolean', ...withDefault(schema.default) };
     case 'enum':
       return { description, type: 'string', enum: [...schema.values], ...withDefault(schema.default) };
     case 'string':
-      // A whole URL may come from one variable, so `${` is as good a start as the scheme.
+      // A whole URL may come from one variable, so `${` is as good a start as the scheme. A secret's forms
+      // (${ENV}, file:) are not a pattern: a literal is only a warning, which JSON Schema cannot express.
       return { description, type: 'string', ...(schema.format === 'postgres-url' ? { pattern: '^(postgres(ql)?://|\\$\\{)' } : {}) };
     case 'identifier':
-      return { description, type: 'string', pattern: IDENTIFIER_PATTERN, ...notReserved(schema) };
+      return { description, type: 'string', pattern: IDENTIFIER_PATTERN, ...notReserved(schema), ...withDefault(schema.default) };
     case 'column-type': {
       const names = [...COLUMN_TYPES, ...Object.keys(COLUMN_TYPE_ALIASES)];
       // The parser ignores case; the enum gives editors completion, the pattern accepts any case.

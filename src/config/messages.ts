@@ -1,6 +1,6 @@
 /**
- * How shape problems are worded: "did you mean" suggestions, what was written ("got …", never a password), and
- * the messages for keys that do not belong.
+ * How shape problems are worded: "did you mean" suggestions, what was written ("got …", never a password), the
+ * messages for keys that do not belong, and why a file could not be read.
  */
 import { isMap, isScalar, isSeq } from 'yaml';
 import { redactUrl } from '../util/url.js';
@@ -43,6 +43,24 @@ export function describe(node: unknown): string {
   if (typeof v !== 'string') return String(v);
   const shown = v.includes('://') ? redactUrl(v) : v;
   return JSON.stringify(shown.length > 60 ? `${shown.slice(0, 57)}...` : shown);
+}
+
+/** What kind of value was written, without the value: for secrets, where "(got …)" must not quote it. */
+export function describeKind(node: unknown): string {
+  if (isScalar(node) && node.value !== null && node.value !== undefined) {
+    const v = node.value;
+    return typeof v === 'string' ? 'a string' : typeof v === 'number' ? 'a number' : typeof v === 'boolean' ? 'a boolean' : 'a value';
+  }
+  return describe(node);
+}
+
+/** Why a file could not be read, in words (`no such file`), for the topology file and `file:` secrets alike. */
+export function readError(e: unknown): string {
+  const code = typeof e === 'object' && e !== null && 'code' in e ? e.code : undefined;
+  if (code === 'ENOENT') return 'no such file';
+  if (code === 'EACCES' || code === 'EPERM') return 'permission denied';
+  if (code === 'EISDIR') return 'it is a directory';
+  return e instanceof Error ? e.message : String(e);
 }
 
 function commonPrefix(a: string, b: string): number {

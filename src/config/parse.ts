@@ -3,7 +3,7 @@
  * the line and column it came from; string leaves pass through a transform hook, which is where stage 2 plugs in.
  */
 import { type Document, isAlias, isMap, isPair, isScalar, isSeq, LineCounter, parseDocument } from 'yaml';
-import { describe, foreignKey, suggest, unknownKey } from './messages.js';
+import { describe, describeKind, foreignKey, suggest, unknownKey } from './messages.js';
 import {
   COLUMN_TYPE_ALIASES,
   IDENTIFIER_HINT,
@@ -142,6 +142,9 @@ class Walk implements Locator {
         return typeof v === 'number' && Number.isInteger(v) && v >= schema.min && v <= schema.max
           ? v
           : wrong(`must be an integer ${schema.min}–${schema.max}`);
+      case 'boolean':
+        // YAML 1.2: only true/false (any case) are booleans; "yes", "on" and 1 are what they look like.
+        return typeof v === 'boolean' ? v : wrong('must be true or false');
       case 'enum': {
         if (typeof v === 'string' && schema.values.includes(v)) return v;
         return wrong(`must be one of ${schema.values.join(', ')}`, typeof v === 'string' ? suggest(v, schema.values) : undefined);
@@ -162,6 +165,11 @@ class Walk implements Locator {
         return INVALID;
       }
       case 'string':
+        if (schema.format === 'secret' && (!isScalar(written) || typeof v !== 'string')) {
+          // An unquoted password may read as a number: say what it is, never what it says.
+          this.report('error', path, pos, `must be a string: \${ENV_VAR} or file:<path> (got ${describeKind(written)})`);
+          return INVALID;
+        }
         if (!isScalar(written) || typeof v !== 'string') return wrong(schema.format === 'postgres-url' ? 'must be a connection URL string' : 'must be a string');
         return this.transform({
           path, schema, value: v, position: pos,

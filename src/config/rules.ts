@@ -15,13 +15,22 @@ import type { ColumnSpec, ConfigProblem, IndexSpec, Metric, QuerySettings } from
  */
 export interface Draft {
   readonly primaryUrl: string | undefined;
+  /** The `password:` key, resolved (merged into the URL when the Topology is built). */
+  readonly primaryPassword: string | undefined;
   readonly secondaries: readonly DraftSecondary[];
   readonly collections: readonly DraftCollection[];
   readonly extensionSchema: string | undefined;
   /** Valid, distinct role names. */
   readonly apiRoles: readonly string[];
 }
-export interface DraftSecondary { readonly name: string; readonly url: string | undefined }
+export interface DraftSecondary {
+  readonly name: string;
+  readonly url: string | undefined;
+  readonly password: string | undefined;
+  /** Defaulted: undefined only when the written name is invalid. */
+  readonly fdwUser: string | undefined;
+  readonly fdwPassword: string | undefined;
+}
 export interface DraftCollection {
   readonly name: string;
   readonly secondary: string | undefined;
@@ -34,6 +43,7 @@ export interface DraftCollection {
   readonly query: Loose<QuerySettings> | undefined;
   /** Columns whose type is valid. */
   readonly columns: readonly ColumnSpec[];
+  readonly protect: boolean | undefined;
 }
 
 export interface RuleContext {
@@ -72,6 +82,10 @@ export function urlProblem(url: string): string | undefined {
   }
   if (u.protocol !== 'postgres:' && u.protocol !== 'postgresql:') return `must be a postgres:// or postgresql:// URL (got ${redactUrl(url)})`;
   if (u.hostname === '') return `has no host (got ${redactUrl(url)})`;
+  // An unencoded / ? # in the password ends the authority early: the user and password then look absent.
+  if (u.username === '' && u.password === '' && url.slice(url.indexOf('//') + 2).includes('@')) {
+    return 'its user or password holds an unencoded / ? or # (the URL ends its host there): percent-encode it, or use ${ENV} or password:';
+  }
   if (u.username === '') return `has no user: write postgres://USER@host/database (got ${redactUrl(url)})`;
   const parts = { user: u.username, password: u.password, database: u.pathname.replace(/^\//, '') };
   for (const [what, raw] of Object.entries(parts)) {
@@ -103,6 +117,76 @@ const databasesAreDistinct: Rule = (draft, ctx) => {
     const first = seen.get(target);
     if (first === undefined) seen.set(target, path.replace(/\.url$/, ''));
     else problems.push(error(ctx, path, ctx.locate.near(path), `points at the same database as ${first} (${target})`));
+  }
+  return problems;
+};
+
+/**
+ * libpq takes `?password=` too, but URL parameters are the connection options a foreign server carries, and every
+ * role can read those (pg_foreign_server.srvoptions). vecscale builds the user mapping, the one place for a
+ * password, from the userinfo; a password parameter would also bypass that.
+ */
+const noPasswordParameter: Rule = (draft, ctx) =>
+  urls(draft).flatMap(({ path, url }) => {
+    let u: URL;
+    try {
+      u = new URL(url);
+    } catch {
+      return []; // urlsArePostgres says why
+    }
+    if (![...u.searchParams.keys()].some((k) => k.toLowerCase() === 'password')) return [];
+    return [error(ctx, path, ctx.locate.near(path),
+      "put the password in ${ENV} in the URL's userinfo or in password:, never in URL parameters — they become postgres_fdw server options, which every role can read")];
+  });
+
+/** Two passwords for one login: whichever vecscale picked, the other one would be silently ignored. */
+const passwordWrittenOnce: Rule = (draft, ctx) => {
+  const databases = [
+    { at: 'primary', url: draft.primaryUrl, password: draft.primaryPassword },
+    ...draft.secondaries.map((s) => ({ at: `secondaries.${s.name}`, url: s.url, password: s.password })),
+  ];
+  return databases.flatMap(({ at, url, password }) => {
+    if (password === undefined || url === undefined || ctx.unresolved.has(`${at}.url`) || urlProblem(url) !== undefined) return [];
+    if (new URL(url).password === '') return [];
+    const path = `${at}.password`;
+    return [error(ctx, path, ctx.locate.near(path), `${at}.url already has a password: write it in one place, the URL's userinfo or password:`)];
+  });
+};
+
+/**
+ * vecscale creates the wrapper role with only the privileges postgres_fdw needs and sets its password: done to the
+ * role it connects as, that would lock vecscale (and whoever else logs in as it) out.
+ */
+const fdwUserIsNotTheLogin: Rule = (draft, ctx) =>
+  draft.secondaries.flatMap((s) => {
+    const urlPath = `secondaries.${s.name}.url`;
+    if (s.url === undefined || s.fdwUser === undefined || ctx.unresolved.has(urlPath) || urlProblem(s.url) !== undefined) return [];
+    if (parsePgUrl(s.url).user !== s.fdwUser) return [];
+    const path = `secondaries.${s.name}.fdw_user`;
+    return [error(ctx, path, ctx.locate.near(path),
+      `"${s.fdwUser}" is the user of ${urlPath}: the wrapper needs a role of its own (vecscale sets its password and privileges), so choose another fdw_user`)];
+  });
+
+/**
+ * Roles are cluster-wide: secondaries that are databases of one cluster (host:port) and name the same fdw_user
+ * share one role, so one password. Two different ones (or one written and one generated) would leave a user
+ * mapping on the primary with the wrong password.
+ */
+const fdwPasswordsAgree: Rule = (draft, ctx) => {
+  const first = new Map<string, DraftSecondary>();
+  const problems: ConfigProblem[] = [];
+  for (const s of draft.secondaries) {
+    const path = `secondaries.${s.name}.fdw_password`;
+    const unusable = s.url === undefined || ctx.unresolved.has(`secondaries.${s.name}.url`) || urlProblem(s.url) !== undefined;
+    if (unusable || s.fdwUser === undefined || ctx.unresolved.has(path)) continue;
+    const { host, port } = parsePgUrl(s.url);
+    const cluster = `${host.toLowerCase()}:${port}`;
+    const other = first.get(`${cluster}/${s.fdwUser}`);
+    if (other === undefined) first.set(`${cluster}/${s.fdwUser}`, s);
+    else if (other.fdwPassword !== s.fdwPassword) {
+      problems.push(error(ctx, path, ctx.locate.near(path),
+        `shares the role "${s.fdwUser}" with secondaries.${other.name} (both on ${cluster}; roles are cluster-wide): give both the same fdw_password, or leave it out of both`));
+    }
   }
   return problems;
 };
@@ -232,6 +316,10 @@ const extensionSchemaIsFree: Rule = (draft, ctx) => {
 export const RULES: Readonly<Record<string, Rule>> = {
   urlsArePostgres,
   databasesAreDistinct,
+  noPasswordParameter,
+  passwordWrittenOnce,
+  fdwUserIsNotTheLogin,
+  fdwPasswordsAgree,
   secondaryIsDefined,
   placementIsOne,
   partitionsFitShards,

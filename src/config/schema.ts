@@ -2,7 +2,7 @@
  * The topology file, declared once. `parse.ts` walks YAML against this definition and `json-schema.ts` turns it
  * into the editor schema, so the two cannot drift: a key added here is accepted, checked and documented at once.
  */
-import { COLUMN_TYPES, type ColumnType, DEFAULT_QUERY_SETTINGS } from './types.js';
+import { COLUMN_TYPES, type ColumnType, DEFAULT_FDW_USER, DEFAULT_QUERY_SETTINGS } from './types.js';
 
 /** Most hash partitions a sharded collection may have (names stay within 63 bytes: <collection>_p63of64). */
 export const MAX_PARTITIONS = 64;
@@ -31,11 +31,17 @@ export interface EnumSchema extends Common {
   readonly values: readonly string[];
   readonly default?: string;
 }
-/** Free text: the only kind `${NAME}` interpolation applies to (names and enums are never taken from the env). */
-export interface StringSchema extends Common { readonly kind: 'string'; readonly format?: 'postgres-url' }
+/** YAML `true` or `false` only: a quoted "yes" or a 1 is a type error, not a guess. */
+export interface BooleanSchema extends Common { readonly kind: 'boolean'; readonly default?: boolean }
+/**
+ * Free text: the only kind `${NAME}` interpolation applies to (names and enums are never taken from the env).
+ * `secret` values may also be `file:<path>`, are never echoed in messages, and warn when written literally.
+ */
+export interface StringSchema extends Common { readonly kind: 'string'; readonly format?: 'postgres-url' | 'secret' }
 /** A PostgreSQL name we can use unquoted (see IDENTIFIER_PATTERN). */
 export interface IdentifierSchema extends Common {
   readonly kind: 'identifier';
+  readonly default?: string;
   /** Names it may not take, each with the reason the message gives; a key ending in `*` is a prefix (`pg_*`). */
   readonly reserved?: { readonly [nameOrPrefix: string]: string };
 }
@@ -70,6 +76,7 @@ export interface TaggedSchema extends Common {
 export type Schema =
   | LiteralSchema
   | IntegerSchema
+  | BooleanSchema
   | EnumSchema
   | StringSchema
   | IdentifierSchema
@@ -114,7 +121,17 @@ const url = {
   required: true,
   description:
     'postgres:// or postgresql:// connection URL with a user; port defaults to 5432, database to postgres. ' +
-    'Write passwords as ${ENV_VAR} (${VAR:-default} also works; $${ is a literal ${).',
+    'Write passwords as ${ENV_VAR} (${VAR:-default} also works; $${ is a literal ${), or leave them out and use password:. ' +
+    'Never as a password= parameter: parameters become postgres_fdw server options, which every role can read.',
+} as const satisfies StringSchema;
+
+/** The database password, for URLs that carry none (so it need not be percent-encoded by hand). */
+const password = {
+  kind: 'string',
+  format: 'secret',
+  description:
+    'Password of the URL\'s user, when the URL has none (not both): ${ENV_VAR}, or file:<path> to read it from a file ' +
+    '(relative to this file\'s directory; one trailing newline is dropped). vecscale puts it in the URL\'s userinfo, percent-encoded.',
 } as const satisfies StringSchema;
 
 /** The topology file, version 1. */
@@ -147,7 +164,7 @@ export const topologySchema = {
       kind: 'object',
       required: true,
       description: 'The database that gets the postgres_fdw servers, foreign tables and views.',
-      properties: { url },
+      properties: { url, password },
     },
     secondaries: {
       kind: 'map',
@@ -156,7 +173,29 @@ export const topologySchema = {
       values: {
         kind: 'object',
         description: 'One secondary database.',
-        properties: { url },
+        properties: {
+          url,
+          password,
+          fdw_user: {
+            kind: 'identifier',
+            default: DEFAULT_FDW_USER,
+            description:
+              `The login role the primary's user mapping uses on this secondary (default ${DEFAULT_FDW_USER}). vecscale creates it ` +
+              'with only the privileges the wrapper needs; it must not be the user of url.',
+            reserved: {
+              postgres: 'the administrator cannot be the wrapper role: vecscale sets its password and limits its privileges',
+              public: 'PUBLIC is every role, not a role one can log in as',
+              'pg_*': "pg_* roles are PostgreSQL's predefined roles",
+            },
+          },
+          fdw_password: {
+            kind: 'string',
+            format: 'secret',
+            description:
+              'Password of fdw_user: ${ENV_VAR} or file:<path>. Without it vecscale generates a strong random password and sets it ' +
+              'on both ends (the role here, the user mapping on the primary), never storing or printing it.',
+          },
+        },
       },
     },
     collections: {
@@ -247,6 +286,11 @@ export const topologySchema = {
               description: `One of ${COLUMN_TYPES.join(', ')}, or an alias: ${Object.keys(COLUMN_TYPE_ALIASES).join(', ')}.`,
             },
           },
+          protect: {
+            kind: 'boolean',
+            default: false,
+            description: 'Refuse every destructive step on this collection, even with --allow-destructive.',
+          },
         },
       },
     },
@@ -280,21 +324,23 @@ export type Infer<S> = S extends { readonly kind: 'literal'; readonly value: inf
   ? V
   : S extends { readonly kind: 'integer' }
     ? number
-    : S extends { readonly kind: 'enum'; readonly values: readonly (infer V)[] }
-      ? V
-      : S extends { readonly kind: 'string' | 'identifier' }
-        ? string
-        : S extends { readonly kind: 'column-type' }
-          ? ColumnType
-          : S extends { readonly kind: 'map'; readonly values: infer V }
-            ? ReadonlyMap<string, Infer<V>>
-            : S extends { readonly kind: 'list'; readonly items: infer I }
-              ? readonly Infer<I>[]
-              : S extends { readonly kind: 'tagged'; readonly tag: infer T extends string; readonly variants: infer Vs }
-                ? { [K in keyof Vs & string]: Flatten<{ readonly [Tag in T]: K } & InferProperties<Vs[K]>> }[keyof Vs & string]
-                : S extends { readonly kind: 'object'; readonly properties: infer P }
-                  ? InferProperties<P>
-                  : never;
+    : S extends { readonly kind: 'boolean' }
+      ? boolean
+      : S extends { readonly kind: 'enum'; readonly values: readonly (infer V)[] }
+        ? V
+        : S extends { readonly kind: 'string' | 'identifier' }
+          ? string
+          : S extends { readonly kind: 'column-type' }
+            ? ColumnType
+            : S extends { readonly kind: 'map'; readonly values: infer V }
+              ? ReadonlyMap<string, Infer<V>>
+              : S extends { readonly kind: 'list'; readonly items: infer I }
+                ? readonly Infer<I>[]
+                : S extends { readonly kind: 'tagged'; readonly tag: infer T extends string; readonly variants: infer Vs }
+                  ? { [K in keyof Vs & string]: Flatten<{ readonly [Tag in T]: K } & InferProperties<Vs[K]>> }[keyof Vs & string]
+                  : S extends { readonly kind: 'object'; readonly properties: infer P }
+                    ? InferProperties<P>
+                    : never;
 
 /** The topology file as written, once its shape is known to be right. */
 export type TopologyDocument = Infer<typeof topologySchema>;

@@ -13,6 +13,8 @@ export interface IntrospectScope {
   readonly relationNames: readonly string[];
   /** Function names the topology wants (match_<c>, filter_sql). */
   readonly functionNames: readonly string[];
+  /** The wrapper role whose privileges in this database to read (secondaries), and whether the role itself is this database's to manage. */
+  readonly role?: { readonly name: string; readonly home: boolean };
 }
 
 export interface RawCatalog {
@@ -68,6 +70,29 @@ export interface RawCatalog {
   readonly servers: ReadonlyArray<{ srvname: string; fdwname: string; srvoptions: string[] | null; comment: string | null }>;
   readonly userMappings: ReadonlyArray<{ srvname: string; usename: string; umoptions: string[] | null }>;
   readonly nonEmpty: ReadonlyArray<{ relname: string }>;
+  readonly roles: ReadonlyArray<{
+    rolname: string;
+    rolsuper: boolean;
+    rolcreatedb: boolean;
+    rolcreaterole: boolean;
+    rolreplication: boolean;
+    rolbypassrls: boolean;
+    rolinherit: boolean;
+    rolcanlogin: boolean;
+    comment: string | null;
+    member_of: string[];
+  }>;
+  /** The wrapper role's privileges in this database, per schema or relation. */
+  readonly privileges: ReadonlyArray<{ on: 'schema' | 'table'; schema: string; name: string | null; privileges: string[] }>;
+  /** Relations of vecscale's that objects it does not manage depend on (views, rules, foreign keys): `schema.name` → who. */
+  readonly dependants: ReadonlyArray<{
+    nspname: string;
+    relname: string;
+    dependant: string;
+    /** Set when the dependant is a view in scope (vecscale's, or named like one of its objects). */
+    in_scope_schema: string | null;
+    in_scope_name: string | null;
+  }>;
 }
 
 const SCHEMAS = [VECS_SCHEMA, API_SCHEMA, REMOTE_SCHEMA, HELPER_SCHEMA, WRITE_SCHEMA];
@@ -197,7 +222,54 @@ export async function readCatalog(db: Db, scope: IntrospectScope): Promise<RawCa
         if (rows.length > 0) nonEmpty.push({ relname: r.relname });
       }
     }
-    return { facts, extensions, schemas, relations, functions, columns, primaryKeys, indexes, foreignTables, servers, userMappings, nonEmpty };
+    const roles = scope.role
+      ? await q<RawCatalog['roles'][number]>(
+          `SELECT r.rolname::text, r.rolsuper, r.rolcreatedb, r.rolcreaterole, r.rolreplication, r.rolbypassrls, r.rolinherit,
+                  r.rolcanlogin, pg_catalog.shobj_description(r.oid, 'pg_authid') AS comment,
+                  ARRAY(SELECT m.roleid::pg_catalog.regrole::text FROM pg_catalog.pg_auth_members m WHERE m.member = r.oid ORDER BY 1) AS member_of
+             FROM pg_catalog.pg_roles r WHERE r.rolname = $1`,
+          [scope.role.name],
+        )
+      : [];
+    // NOTE: aclexplode(NULL) yields nothing: an object with default privileges grants the role nothing.
+    const privileges = roles.length
+      ? await q<RawCatalog['privileges'][number]>(
+          `SELECT 'schema' AS on, n.nspname::text AS schema, NULL::text AS name, array_agg(a.privilege_type::text ORDER BY a.privilege_type) AS privileges
+             FROM pg_catalog.pg_namespace n, LATERAL pg_catalog.aclexplode(n.nspacl) a
+            WHERE a.grantee = $1::text::pg_catalog.regrole
+            GROUP BY n.nspname
+           UNION ALL
+           SELECT 'table', n.nspname::text, c.relname::text, array_agg(a.privilege_type::text ORDER BY a.privilege_type)
+             FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace,
+                  LATERAL pg_catalog.aclexplode(c.relacl) a
+            WHERE a.grantee = $1::text::pg_catalog.regrole
+            GROUP BY n.nspname, c.relname
+            ORDER BY 1, 2, 3`,
+          [scope.role!.name],
+        )
+      : [];
+    // What a DROP … RESTRICT of a relation in scope would trip over: views over it (ours, to rebuild with it, and
+    // others', which block), foreign keys and other normal dependencies vecscale does not manage.
+    const dependants = await q<RawCatalog['dependants'][number]>(
+      `SELECT DISTINCT n.nspname::text, c.relname::text,
+              pg_catalog.pg_describe_object(d.classid, d.objid, d.objsubid) AS dependant,
+              CASE WHEN dc.oid = ANY($1::oid[]) THEN dn.nspname::text END AS in_scope_schema,
+              CASE WHEN dc.oid = ANY($1::oid[]) THEN dc.relname::text END AS in_scope_name
+         FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+         JOIN pg_catalog.pg_depend d ON d.refclassid = 'pg_catalog.pg_class'::pg_catalog.regclass AND d.refobjid = c.oid AND d.deptype = 'n'
+         LEFT JOIN pg_catalog.pg_rewrite rw ON d.classid = 'pg_catalog.pg_rewrite'::pg_catalog.regclass AND rw.oid = d.objid
+         LEFT JOIN pg_catalog.pg_class dc ON dc.oid = rw.ev_class
+         LEFT JOIN pg_catalog.pg_namespace dn ON dn.oid = dc.relnamespace
+        WHERE c.oid = ANY($1::oid[])
+          AND (rw.oid IS NULL OR rw.ev_class <> c.oid)
+          AND d.classid NOT IN ('pg_catalog.pg_type'::pg_catalog.regclass, 'pg_catalog.pg_attrdef'::pg_catalog.regclass,
+                                'pg_catalog.pg_index'::pg_catalog.regclass, 'pg_catalog.pg_trigger'::pg_catalog.regclass)
+          AND NOT (d.classid = 'pg_catalog.pg_constraint'::pg_catalog.regclass
+                   AND EXISTS (SELECT FROM pg_catalog.pg_constraint con WHERE con.oid = d.objid AND con.conrelid = c.oid))
+        ORDER BY 1, 2, 3`,
+      [oids],
+    );
+    return { facts, extensions, schemas, relations, functions, columns, primaryKeys, indexes, foreignTables, servers, userMappings, nonEmpty, roles, privileges, dependants };
   } finally {
     await db.query('ROLLBACK').catch(() => undefined);
   }

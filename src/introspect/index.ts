@@ -8,6 +8,7 @@ import { readCatalog } from './catalog.js';
 import { partsOf } from '../model/placement.js';
 import { UPSERT_ROW_FUNCTION } from '../query/sharded.js';
 import { toState } from './map.js';
+import { roleHome } from '../model/fdw-role.js';
 
 /** Introspects every database of the topology (concurrently), keyed by database name. */
 export async function introspectAll(topology: Topology, dbs: ReadonlyMap<string, Db>): Promise<Map<string, LiveDatabase>> {
@@ -24,8 +25,11 @@ export async function introspectAll(topology: Topology, dbs: ReadonlyMap<string,
     names.map(async (name) => {
       const db = dbs.get(name);
       if (!db) throw new Error(`no connection for ${name}`);
+      const s = topology.secondaries.find((x) => x.name === name);
+      const role = s ? { name: s.fdwUser, home: roleHome(topology, s) === s.name } : undefined;
       try {
-        return [name, toState(name, name === 'primary' ? 'primary' : 'secondary', await readCatalog(db, scope))] as const;
+        const raw = await readCatalog(db, { ...scope, ...(role ? { role } : {}) });
+        return [name, toState(name, name === 'primary' ? 'primary' : 'secondary', raw, { roleHome: role?.home ?? false })] as const;
       } catch (err) {
         throw new VecscaleError('database', `reading the catalogs of ${name} failed: ${(err as Error).message}`, { cause: err });
       }

@@ -12,6 +12,8 @@ import {
   type LiveFacts,
   type PartitionBound,
   MANAGED_COMMENT,
+  PROTECTED_MARK,
+  ROLE_OWNER_MARK,
   VECS_SCHEMA,
 } from '../model/state.js';
 import { byCodePoint, secretFingerprint } from '../util/fingerprint.js';
@@ -31,7 +33,27 @@ const parseOptions = (opts: readonly string[] | null): Record<string, string> =>
 const normaliseType = (type: string): string => type.replace(/^[a-z_][a-z0-9_$]*\.(?=vector\b)/, '').replace(/^"[^"]+"\.(?=vector\b)/, '');
 
 const isManaged = (comment: string | null): boolean =>
-  comment === MANAGED_COMMENT || (comment?.startsWith(MANAGED_COMMENT + DEFINITION_MARK) ?? false);
+  comment === MANAGED_COMMENT ||
+  comment === MANAGED_COMMENT + PROTECTED_MARK ||
+  (comment?.startsWith(MANAGED_COMMENT + DEFINITION_MARK) ?? false) ||
+  (comment?.startsWith(MANAGED_COMMENT + ROLE_OWNER_MARK) ?? false);
+
+/** Attributes of a role that a plain NOINHERIT login role does not have. */
+function roleAttributes(r: RawCatalog['roles'][number]): string[] {
+  const flags: Array<[boolean, string]> = [
+    [r.rolsuper, 'SUPERUSER'],
+    [r.rolcreatedb, 'CREATEDB'],
+    [r.rolcreaterole, 'CREATEROLE'],
+    [r.rolreplication, 'REPLICATION'],
+    [r.rolbypassrls, 'BYPASSRLS'],
+    [r.rolinherit, 'INHERIT'],
+    [!r.rolcanlogin, 'NOLOGIN'],
+  ];
+  return flags.filter(([on]) => on).map(([, name]) => name);
+}
+
+// NOTE: a view depending on a relation is recorded as its rewrite rule: pg_describe_object says `rule _RETURN on view x`.
+const dependantName = (d: string): string => d.replace(/^rule _RETURN on ((?:materialized )?view) /, '$1 ');
 
 // NOTE: a view's marker records md5(pg_get_viewdef) from its creation; a different digest now means a hand edit.
 // An unmarked view (not ours) has no record and counts as intact: it is judged by its columns alone.
@@ -49,7 +71,12 @@ function partitionOf(r: RawCatalog['relations'][number]): { partition?: Partitio
 const isBatchUpsert = (f: RawCatalog['functions'][number]): boolean => f.proname.startsWith('upsert_') && f.signature.endsWith('(jsonb)');
 
 /** Pure mapping of raw catalog rows into the shared model. */
-export function toState(database: string, role: DatabaseRole, raw: RawCatalog): { state: DatabaseState; facts: LiveFacts } {
+export function toState(
+  database: string,
+  role: DatabaseRole,
+  raw: RawCatalog,
+  scope: { readonly roleHome?: boolean } = {},
+): { state: DatabaseState; facts: LiveFacts } {
   const objects: DbObject[] = [];
   for (const e of raw.extensions) {
     objects.push({ kind: 'extension', key: keys.extension(e.extname), managed: false, name: e.extname, schema: e.nspname });
@@ -97,6 +124,7 @@ export function toState(database: string, role: DatabaseRole, raw: RawCatalog): 
         primaryKey: raw.primaryKeys.find((p) => p.conrelid === r.oid)?.columns ?? [],
         ordinary: r.relkind === 'r',
         ...(r.partition_key ? { partitionKey: r.partition_key, partitions: [...(r.partitions ?? [])].sort(byCodePoint) } : {}),
+        protected: r.comment === MANAGED_COMMENT + PROTECTED_MARK,
       });
     }
   }
@@ -163,6 +191,39 @@ export function toState(database: string, role: DatabaseRole, raw: RawCatalog): 
       options,
     });
   }
+  for (const r of raw.roles) {
+    const ownerAt = r.comment?.startsWith(MANAGED_COMMENT + ROLE_OWNER_MARK) ? (MANAGED_COMMENT + ROLE_OWNER_MARK).length : -1;
+    const managed = isManaged(r.comment);
+    if (scope.roleHome) {
+      objects.push({
+        kind: 'role',
+        key: keys.role(r.rolname),
+        managed,
+        name: r.rolname,
+        attributes: roleAttributes(r),
+        memberOf: r.member_of,
+        owner: ownerAt < 0 ? null : r.comment!.slice(ownerAt),
+      });
+    }
+    objects.push({
+      kind: 'grants',
+      key: keys.grants(r.rolname),
+      // NOTE: privileges take no comment; they are ours when the role is.
+      managed,
+      role: r.rolname,
+      privileges: raw.privileges.map((p) => ({ on: p.on, schema: p.schema, ...(p.name === null ? {} : { name: p.name }), privileges: p.privileges })),
+    });
+  }
+  const dependants = new Map<string, string[]>();
+  const readBy = new Map<string, string[]>();
+  for (const d of raw.dependants) {
+    const key = keys.relation(d.nspname, d.relname);
+    if (d.in_scope_schema !== null && d.in_scope_name !== null) {
+      readBy.set(key, [...(readBy.get(key) ?? []), keys.relation(d.in_scope_schema, d.in_scope_name)]);
+    } else {
+      dependants.set(key, [...(dependants.get(key) ?? []), dependantName(d.dependant)]);
+    }
+  }
   const vector = raw.extensions.find((e) => e.extname === 'vector');
   return {
     state: { database, role, objects: new Map(objects.map((o) => [o.key, o])) },
@@ -176,6 +237,8 @@ export function toState(database: string, role: DatabaseRole, raw: RawCatalog): 
       superuser: raw.facts.superuser,
       canQuietLog: raw.facts.can_quiet_log,
       nonEmpty: new Set(raw.nonEmpty.map((r) => keys.relation(VECS_SCHEMA, r.relname))),
+      dependants,
+      readBy,
     },
   };
 }

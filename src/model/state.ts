@@ -4,6 +4,10 @@
  */
 
 export const MANAGED_COMMENT = 'managed by vecscale';
+/** Marker suffix of a collection table with `protect: true`: recorded in the database, so it outlives the topology entry. */
+export const PROTECTED_MARK = '; protected';
+/** Marker suffix of the wrapper role: which primary it serves (roles are cluster-wide; another primary's is not ours). */
+export const ROLE_OWNER_MARK = '; wrapper role of ';
 
 
 /** Schemas vecscale uses: the vecs client's, the views' and the primary's private foreign-table schema. */
@@ -64,6 +68,8 @@ export interface TableObject extends Base {
   readonly partitionKey?: string;
   /** A partitioned table's partitions, `schema.name`, in code-point order. */
   readonly partitions?: readonly string[];
+  /** A collection table whose marker says `protect: true` (compared only where the desired state sets it). */
+  readonly protected?: boolean;
 }
 
 /** A hash partition's place: `FOR VALUES WITH (MODULUS modulus, REMAINDER remainder)` of `parent` (schema.name). */
@@ -165,6 +171,42 @@ export interface FunctionObject extends Base {
   readonly replaceable?: boolean;
 }
 
+/**
+ * The login role the primary's user mappings use on a secondary (cluster-wide). Created NOSUPERUSER, NOCREATEDB,
+ * NOCREATEROLE, NOREPLICATION, NOBYPASSRLS, member of nothing; its privileges are a `grants` object per database.
+ */
+export interface RoleObject extends Base {
+  readonly kind: 'role';
+  readonly name: string;
+  /** Attributes that differ from a plain login role, sorted (`SUPERUSER`, `CREATEDB`, `NOLOGIN`, …); [] when plain. */
+  readonly attributes: readonly string[];
+  /** Roles it is a member of (sorted). */
+  readonly memberOf: readonly string[];
+  /** The primary it serves, from its marker (`host:port/db`); null when unmarked. */
+  readonly owner: string | null;
+  /** Desired only: the password is (re)set by this plan; its value is the executor's placeholder `passwordRef`. */
+  readonly setPassword?: boolean;
+  readonly passwordRef?: string;
+}
+
+/** One object a role holds privileges on, in one database. */
+export interface Privilege {
+  readonly on: 'schema' | 'table';
+  readonly schema: string;
+  /** The relation, for `table` (views and tables alike). */
+  readonly name?: string;
+  /** Sorted: `DELETE`, `INSERT`, `SELECT`, `UPDATE`, `USAGE`. */
+  readonly privileges: readonly string[];
+}
+
+/** Everything a role may do in one database, as vecscale grants it: extra privileges are revoked. */
+export interface GrantsObject extends Base {
+  readonly kind: 'grants';
+  readonly role: string;
+  /** Sorted by on, schema, name. */
+  readonly privileges: readonly Privilege[];
+}
+
 export type DbObject =
   | ExtensionObject
   | SchemaObject
@@ -174,7 +216,9 @@ export type DbObject =
   | ServerObject
   | UserMappingObject
   | ForeignTableObject
-  | FunctionObject;
+  | FunctionObject
+  | RoleObject
+  | GrantsObject;
 
 export type ObjectKind = DbObject['kind'];
 
@@ -188,6 +232,8 @@ export const keys = {
   userMapping: (server: string, role: string) => `user_mapping:${server}:${role}`,
   /** `rows`: upsert_<c>'s batch form, upsert_<c>(rows jsonb) — the one overload vecscale makes (by arity: never ambiguous). */
   function: (schema: string, name: string, overload?: 'rows') => `function:${schema}.${name}${overload === 'rows' ? '(rows)' : ''}`,
+  role: (name: string) => `role:${name}`,
+  grants: (role: string) => `grants:${role}`,
 } as const;
 
 export type DatabaseRole = 'primary' | 'secondary';
@@ -216,6 +262,12 @@ export interface LiveFacts {
   readonly canQuietLog?: boolean;
   /** Whether each vecs table (by relation key) holds at least one row. */
   readonly nonEmpty: ReadonlySet<string>;
+  /** Relations (by key) that objects outside vecscale's model depend on (a user's view over ours): `DROP … RESTRICT` would fail. */
+  readonly dependants?: ReadonlyMap<string, readonly string[]>;
+  /** Relations (by key) and the views in scope that read them (by key): rebuilt when what they read is dropped. */
+  readonly readBy?: ReadonlyMap<string, readonly string[]>;
+  /** Exact row counts of the tables a destructive step would drop (counted after a first plan found them). */
+  readonly rowCounts?: ReadonlyMap<string, number>;
 }
 
 /**
@@ -259,5 +311,9 @@ export function describeObject(o: DbObject): string {
       return `foreign table ${o.schema}.${o.name}`;
     case 'function':
       return `function ${o.schema}.${o.name}`;
+    case 'role':
+      return `role ${o.name}`;
+    case 'grants':
+      return `privileges of ${o.role}`;
   }
 }

@@ -3,7 +3,9 @@
  * (create, in-place change, adopt, replace, or refuse) and in which fixed order statements run.
  */
 import type { Topology } from '../config/types.js';
-import { buildDesired, type DesiredContext } from '../desired.js';
+import { buildDesired, type DesiredContext, type FdwPassword, GENERATED_FINGERPRINT, serversOf } from '../desired.js';
+import { roleGroup, roleHome } from '../model/fdw-role.js';
+import { secretFingerprint } from '../util/fingerprint.js';
 import { diff } from '../diff.js';
 import { VecscaleError } from '../errors.js';
 import {
@@ -15,17 +17,19 @@ import {
   type LiveDatabase,
   keys,
   type ObjectKind,
+  type Privilege,
   VECS_SCHEMA,
 } from '../model/state.js';
-import { isTableOf, partsOf } from '../model/placement.js';
+import { isTableOf } from '../model/placement.js';
 import { hasSecret, qualified } from '../sql/quote.js';
-import { parsePgUrl, redactUrl } from '../util/url.js';
+import { redactUrl } from '../util/url.js';
 import { describeFields, purpose } from './reasons.js';
 import { alterSql, appendsColumns, createSql, dropSql, markSql } from './sql.js';
 import type { Action, Blocker, DatabasePlan, Note, Plan, PlanStep, Risk } from './types.js';
 
 /** Creates run in this order, drops of replaced objects in the reverse. */
 export const PHASES: readonly ObjectKind[] = [
+  'role',
   'schema',
   'extension',
   'table',
@@ -36,6 +40,8 @@ export const PHASES: readonly ObjectKind[] = [
   // Functions before views: a view's write trigger needs its function (PL/pgSQL bodies are not checked at creation).
   'function',
   'view',
+  // Privileges last: on everything the plan has just created.
+  'grants',
 ];
 
 /** Where pgvector goes, and as whom the primary connects. Throws when the databases disagree on pgvector's schema. */
@@ -58,22 +64,44 @@ export function resolveContext(topology: Topology, live: ReadonlyMap<string, Liv
   }
   const primary = live.get('primary');
   if (!primary) throw new Error('no live state for the primary');
-  return { vectorSchema: wanted, dblinkSchema: primary.facts.dblinkSchema ?? HELPER_SCHEMA, primaryRole: primary.facts.currentUser };
+  const primaryRole = primary.facts.currentUser;
+  return {
+    vectorSchema: wanted,
+    dblinkSchema: primary.facts.dblinkSchema ?? HELPER_SCHEMA,
+    primaryRole,
+    fdwPasswords: fdwPasswords(topology, live, primaryRole),
+  };
 }
 
 /**
- * postgres_fdw and dblink insist on password authentication for roles that are not superusers: a secondary URL
- * without a password works for a superuser primary role only, and fails at query time otherwise.
+ * Per secondary, whether this run sets the wrapper password. A password is kept when the role exists as vecscale
+ * made it and every user mapping of its group already holds one and the same password for it (the configured one,
+ * if `fdw_password` is set); otherwise it is set on the role and every mapping of the group together.
  */
-function passwordlessSecondaries(topology: Topology, live: ReadonlyMap<string, LiveDatabase>): Note[] {
-  if (live.get('primary')?.facts.superuser) return [];
-  return topology.secondaries
-    .filter((s) => parsePgUrl(s.url).password === undefined)
-    .map((s) => ({
-      database: 'primary',
-      object: `user mapping for secondary ${s.name}`,
-      message: `warning: ${s.name}'s URL has no password; the primary's role is not a superuser, so postgres_fdw and dblink will refuse to connect ("password is required") when queried`,
-    }));
+function fdwPasswords(topology: Topology, live: ReadonlyMap<string, LiveDatabase>, primaryRole: string): Map<string, FdwPassword> {
+  const primary = live.get('primary')!.state.objects;
+  const byGroup = new Map<string, FdwPassword>();
+  const out = new Map<string, FdwPassword>();
+  for (const s of topology.secondaries) {
+    const group = roleGroup(s);
+    let decided = byGroup.get(group);
+    if (!decided) {
+      const members = topology.secondaries.filter((x) => roleGroup(x) === group);
+      const role = live.get(roleHome(topology, s))?.state.objects.get(keys.role(s.fdwUser));
+      const held = members.flatMap((m) =>
+        serversOf(topology, m.name).map((server) => {
+          const um = primary.get(keys.userMapping(server, primaryRole));
+          return um?.kind === 'user_mapping' && um.options.user === m.fdwUser ? um.options.password : undefined;
+        }),
+      );
+      const wanted = s.fdwPassword === undefined ? held[0] : secretFingerprint(s.fdwPassword);
+      const keep = role?.kind === 'role' && role.managed && wanted !== undefined && held.every((h) => h === wanted);
+      decided = keep ? { mode: 'keep', fingerprint: wanted } : { mode: 'set', fingerprint: s.fdwPassword === undefined ? GENERATED_FINGERPRINT : secretFingerprint(s.fdwPassword) };
+      byGroup.set(group, decided);
+    }
+    out.set(s.name, decided);
+  }
+  return out;
 }
 
 /** Live conditions the plan cannot fix and will not work around. */
@@ -93,42 +121,43 @@ function preconditionBlockers(live: ReadonlyMap<string, LiveDatabase>): Blocker[
   ];
 }
 
-/**
- * Rows of a collection in a table its layout no longer uses — it moved to another secondary, or its shards or
- * partitions changed — would be left behind, out of the primary's reach. vecscale does not move rows: it refuses.
- */
-function layoutBlockers(topology: Topology, live: ReadonlyMap<string, LiveDatabase>): Blocker[] {
-  const blockers: Blocker[] = [];
-  const prefix = keys.relation(VECS_SCHEMA, '');
-  for (const c of topology.collections) {
-    const wanted = new Set(partsOf(c).map((p) => `${p.secondary}/${p.table}`));
-    const layout = c.shards === undefined ? `on ${c.secondary}` : `in ${c.partitions} partitions over ${c.shards.join(', ')}`;
-    for (const s of topology.secondaries) {
-      for (const key of [...(live.get(s.name)?.facts.nonEmpty ?? [])].sort()) {
-        const table = key.slice(prefix.length);
-        if (!key.startsWith(prefix) || !isTableOf(c.name, table) || wanted.has(`${s.name}/${table}`)) continue;
-        blockers.push({
-          database: s.name,
-          object: `table ${VECS_SCHEMA}.${table}`,
-          reason:
-            `holds rows of collection ${c.name}, which the topology now places ${layout}: a move/rebalance is needed, and vecscale ` +
-            `does not move rows (nothing is changed or lost). Copy the rows to the new layout first, or change the topology back`,
-        });
-      }
-    }
-  }
-  return blockers;
+/** Options of a plan: what the user allows, and whether it tears down instead of converging. */
+export interface PlanOptions {
+  /** Collections whose destructive steps may run (`--allow-destructive a,b`), or every collection's. */
+  readonly allowDestructive?: readonly string[] | 'all';
+  /** `vecscale destroy`: drop the primary's wrappers, and the collections `allowDestructive` names. */
+  readonly destroy?: boolean;
 }
 
 interface Decision {
   action: Action;
   risk: Risk;
   reason: string;
-  readonly desired: DbObject;
+  readonly desired: DbObject | undefined;
   readonly actual: DbObject | undefined;
+  /** The collection whose rows a destructive step loses. */
+  readonly collection?: string;
+  /** A drop of a table planned as empty: checked again under its lock. */
+  readonly guardEmpty?: boolean;
+}
+
+/** Kinds vecscale drops when they are marked as its own and no longer wanted. Roles and schemas are left (see notes). */
+const DROPPABLE: ReadonlySet<ObjectKind> = new Set(['table', 'index', 'view', 'foreign_table', 'function', 'server', 'user_mapping']);
+
+/** The collection a `vecs` table holds rows of: `<c>` or a partition `<c>_p<i>of<n>`. */
+const collectionOfTable = (table: string): string => table.replace(/_p\d+of\d+$/, '');
+
+/** Why a collection table is no longer wanted where it is. */
+function goneReason(topology: Topology, table: string, database: string): string {
+  const name = collectionOfTable(table);
+  const c = topology.collections.find((x) => x.name === name && isTableOf(x.name, table));
+  if (!c) return `collection ${name} is no longer in the topology`;
+  const layout = c.shards === undefined ? `on ${c.secondary}` : `in ${c.partitions} partitions over ${c.shards.join(', ')}`;
+  return `collection ${name} is now placed ${layout}, not in this table on ${database}; vecscale does not move rows (copy them to the new layout first)`;
 }
 
 function decide(
+  topology: Topology,
   actual: LiveDatabase,
   desired: DatabaseState,
   blockers: Blocker[],
@@ -136,25 +165,49 @@ function decide(
 ): Map<string, Decision> {
   const decisions = new Map<string, Decision>();
   const db = desired.database;
-  for (const change of diff(actual.state, desired)) {
+  const changes = diff(actual.state, desired);
+  const orphans = changes.flatMap((c) => (c.op === 'orphan' ? [c.actual] : []));
+  const droppedTables = new Set(orphans.filter((o) => o.kind === 'table').map((o) => o.key));
+  const droppedServers = new Set(orphans.flatMap((o) => (o.kind === 'server' ? [o.name] : [])));
+  for (const change of changes) {
     if (change.op === 'create') {
       decisions.set(change.key, { action: 'create', risk: 'safe', reason: purpose(change.desired), desired: change.desired, actual: undefined });
       continue;
     }
     if (change.op === 'orphan') {
-      notes.push({
-        database: db,
-        object: describeObject(change.actual),
-        message: 'managed by vecscale but not in the topology: left in place (vecscale does not drop collections or wrappers yet)',
-      });
+      const a = change.actual;
+      // An index goes with its table; a mapping on a server vecscale keeps is left to whoever made it.
+      if (a.kind === 'index' && droppedTables.has(keys.relation(a.schema, a.table))) continue;
+      if (a.kind === 'user_mapping' && !droppedServers.has(a.server)) {
+        notes.push({ database: db, object: describeObject(a), message: 'on a server vecscale manages but not the mapping it uses: left in place' });
+        continue;
+      }
+      if (!DROPPABLE.has(a.kind)) {
+        notes.push({ database: db, object: describeObject(a), message: 'managed by vecscale but no longer used: left in place (vecscale does not drop schemas or roles)' });
+        continue;
+      }
+      if (a.kind === 'table' && a.schema === VECS_SCHEMA) {
+        const rows = actual.facts.nonEmpty.has(change.key);
+        decisions.set(change.key, {
+          action: 'drop',
+          risk: rows ? 'destructive' : 'disruptive',
+          reason: `${goneReason(topology, a.name, db)}${rows ? '' : ' (the table is empty)'}`,
+          desired: undefined,
+          actual: a,
+          collection: collectionOfTable(a.name),
+          guardEmpty: !rows,
+        });
+        continue;
+      }
+      decisions.set(change.key, { action: 'drop', risk: 'disruptive', reason: 'no longer in the topology', desired: undefined, actual: a });
       continue;
     }
     const { actual: a, desired: d, fields } = change;
     const what = describeFields(fields);
-    const ownedElsewhere = !a.managed && d.managed && d.kind !== 'user_mapping';
+    const ownedElsewhere = !a.managed && d.managed && d.kind !== 'user_mapping' && d.kind !== 'grants';
     if (ownedElsewhere) {
-      // A view's definition cannot be compared with ours (only its columns can): never adopt one.
-      if (d.kind !== 'view' && Object.keys(fields).every((f) => f === 'managed')) {
+      // A view's definition cannot be compared with ours (only its columns can), and a role is someone's: never adopt those.
+      if (d.kind !== 'view' && d.kind !== 'role' && Object.keys(fields).every((f) => f === 'managed')) {
         decisions.set(change.key, { action: 'adopt', risk: 'safe', reason: 'exists exactly as needed but unmarked: adopted as managed', desired: d, actual: a });
       } else {
         blockers.push({
@@ -174,17 +227,31 @@ function decide(
           decisions.set(change.key, { action: 'alter', risk: 'safe', reason: what, desired: d, actual: a });
         }
         break;
-      case 'table':
-        if (actual.facts.nonEmpty.has(change.key)) {
+      case 'role':
+        if ('owner' in fields && a.kind === 'role' && a.owner !== null) {
           blockers.push({
             database: db,
             object: describeObject(a),
-            reason: `holds rows, and ${what} needs the table recreated, losing them; change it back, or move the rows out first`,
+            reason: `is the wrapper role of another primary (${a.owner}); roles are cluster-wide and two primaries would reset each other's password — set fdw_user to a role of its own for this topology`,
           });
         } else {
-          decisions.set(change.key, { action: 'replace', risk: 'disruptive', reason: `${what} (the table is empty)`, desired: d, actual: a });
+          decisions.set(change.key, { action: 'alter', risk: 'safe', reason: what, desired: d, actual: a });
         }
         break;
+      case 'grants':
+        decisions.set(change.key, { action: 'alter', risk: 'safe', reason: what, desired: d, actual: a });
+        break;
+      case 'table': {
+        if (Object.keys(fields).every((f) => f === 'protected')) {
+          decisions.set(change.key, { action: 'alter', risk: 'safe', reason: what, desired: d, actual: a });
+          break;
+        }
+        const rows = actual.facts.nonEmpty.has(change.key);
+        decisions.set(change.key, rows
+          ? { action: 'replace', risk: 'destructive', reason: `${what}: the table is recreated and its rows are lost`, desired: d, actual: a, collection: collectionOfTable(d.name) }
+          : { action: 'replace', risk: 'disruptive', reason: `${what} (the table is empty)`, desired: d, actual: a, guardEmpty: a.kind === 'table' && a.ordinary });
+        break;
+      }
       case 'view':
       case 'foreign_table':
         // Columns only appended (a new metadata key) and/or grants: changed in place, so grants and dependants survive.
@@ -208,24 +275,64 @@ function decide(
         decisions.set(change.key, { action: 'replace', risk: 'disruptive', reason: what || 'definition changed', desired: d, actual: a });
     }
   }
-  cascade(desired, actual.state, decisions);
+  cascade(desired, actual, decisions);
+  settleGrants(desired, actual.state, decisions);
   return decisions;
 }
 
-/** Whatever is built on a replaced object is replaced with it (DROP … RESTRICT would refuse otherwise). */
-function cascade(desired: DatabaseState, actual: DatabaseState, decisions: Map<string, Decision>): void {
+/**
+ * Privileges on a relation the plan drops or rebuilds go with the old relation: the role's grants are planned
+ * against what will be left, so nothing is revoked on a dropped table and a rebuilt one is granted again.
+ */
+function settleGrants(desired: DatabaseState, actual: DatabaseState, decisions: Map<string, Decision>): void {
+  for (const d of desired.objects.values()) {
+    const a = actual.objects.get(d.key);
+    if (d.kind !== 'grants' || a?.kind !== 'grants' || !a.managed) continue;
+    const gone = (p: Privilege) => {
+      const dec = decisions.get(p.on === 'table' ? keys.relation(p.schema, p.name ?? '') : keys.schema(p.schema));
+      return dec?.action === 'drop' || dec?.action === 'replace';
+    };
+    const left = { ...a, privileges: a.privileges.filter((p) => !gone(p)) };
+    const fields = diff({ ...actual, objects: new Map([[d.key, left]]) }, { ...desired, objects: new Map([[d.key, d]]) })[0];
+    if (fields?.op !== 'alter') {
+      decisions.delete(d.key);
+      continue;
+    }
+    const kept = (p: Privilege) => d.privileges.some((x) => x.on === p.on && x.schema === p.schema && x.name === p.name);
+    const rebuilt = a.privileges.filter((p) => gone(p) && kept(p));
+    // Described against what the role holds now, less what goes with dropped relations: the real changes only.
+    const asIs = { ...a, privileges: a.privileges.filter((p) => !gone(p) || kept(p)) };
+    const real = diff({ ...actual, objects: new Map([[d.key, asIs]]) }, { ...desired, objects: new Map([[d.key, d]]) })[0];
+    const again = rebuilt.length ? `granted again on rebuilt ${rebuilt.map((p) => `${p.schema}.${p.name ?? ''}`).join(', ')}` : '';
+    const reason = [real?.op === 'alter' ? describeFields(real.fields) : '', again].filter(Boolean).join('; ');
+    decisions.set(d.key, { action: 'alter', risk: 'safe', reason, desired: d, actual: left });
+  }
+}
+
+/**
+ * Whatever is built on a replaced object is replaced with it (DROP … RESTRICT would refuse otherwise); privileges on
+ * a rebuilt relation are granted again.
+ */
+function cascade(desired: DatabaseState, live: LiveDatabase, decisions: Map<string, Decision>): void {
+  const actual = live.state;
+  const rebuilt = (k: string) => decisions.get(k)?.action === 'replace';
+  const removed = (k: string) => decisions.get(k)?.action === 'replace' || decisions.get(k)?.action === 'drop';
+  // What a live view reads now (its desired definition may read other relations, e.g. new partitions).
+  const reads = new Map<string, string[]>();
+  for (const [source, views] of live.facts.readBy ?? []) for (const v of views) reads.set(v, [...(reads.get(v) ?? []), source]);
   for (let changed = true; changed; ) {
     changed = false;
     for (const d of desired.objects.values()) {
       const a = actual.objects.get(d.key);
       const current = decisions.get(d.key);
       if (!a || current?.action === 'replace' || current?.action === 'create') continue;
-      const cause = d.dependsOn?.find((k) => decisions.get(k)?.action === 'replace');
-      if (!cause) continue;
+      const causes = [...(d.dependsOn?.filter(rebuilt) ?? []), ...(reads.get(d.key)?.filter(removed) ?? [])];
+      if (causes.length === 0) continue;
+      if (d.kind === 'grants') continue; // see settleGrants
       decisions.set(d.key, {
         action: 'replace',
         risk: 'disruptive',
-        reason: `rebuilt with ${describeObject(desired.objects.get(cause)!)}`,
+        reason: `rebuilt with ${describeObject(desired.objects.get(causes[0]!) ?? actual.objects.get(causes[0]!)!)}`,
         desired: d,
         actual: a,
       });
@@ -234,12 +341,27 @@ function cascade(desired: DatabaseState, actual: DatabaseState, decisions: Map<s
   }
 }
 
-function toStep(database: string, dec: Decision, decisions: ReadonlyMap<string, Decision>, ctx: DesiredContext): PlanStep {
+function toStep(database: string, key: string, dec: Decision, decisions: ReadonlyMap<string, Decision>, ctx: DesiredContext): PlanStep {
   const { desired: d, actual: a } = dec;
-  // An adopted object keeps its own name (a vecs-made index its suffix): describe what is there.
-  const shown = dec.action === 'adopt' && a ? a : d;
-  const base = { id: `${database}/${d.key}`, database, action: dec.action, kind: d.kind, object: describeObject(shown), reason: dec.reason, risk: dec.risk };
+  // An adopted or dropped object is described as it is (a vecs-made index keeps its own suffix).
+  const shown = (dec.action === 'adopt' || dec.action === 'drop' ? a : d)!;
+  const base = {
+    id: `${database}/${key}`,
+    database,
+    action: dec.action,
+    kind: shown.kind,
+    object: describeObject(shown),
+    reason: dec.reason,
+    risk: dec.risk,
+    ...(dec.collection !== undefined ? { collection: dec.collection } : {}),
+  };
   const sqlCtx = { vectorSchema: ctx.vectorSchema };
+  if (dec.action === 'drop') {
+    const drop = dropSql(a!, { guardEmpty: dec.guardEmpty ?? false });
+    if (!drop) throw new Error(`vecscale never drops a ${a!.kind}`);
+    return { ...base, drop, sql: [], transactional: true };
+  }
+  if (!d) throw new Error(`no desired state for ${key}`);
   // An index on a table that already exists is built CONCURRENTLY, outside the transaction: no write lock on rows.
   if (d.kind === 'index' && (dec.action === 'create' || dec.action === 'replace')) {
     const table = decisions.get(d.dependsOn?.[0] ?? '');
@@ -262,7 +384,7 @@ function toStep(database: string, dec: Decision, decisions: ReadonlyMap<string, 
     case 'alter':
       return { ...base, drop: [], sql: alterSql(a!, d, sqlCtx), transactional: true };
     case 'replace': {
-      const drop = dropSql(a!);
+      const drop = dropSql(a!, { guardEmpty: dec.guardEmpty ?? false });
       if (!drop) throw new Error(`vecscale never drops a ${a!.kind}`);
       return { ...base, drop, sql: createSql(d, sqlCtx), transactional: true };
     }
@@ -271,25 +393,95 @@ function toStep(database: string, dec: Decision, decisions: ReadonlyMap<string, 
 
 const phaseOf = (s: PlanStep): number => PHASES.indexOf(s.kind);
 
+/** Whether `name`'s destructive steps may run. */
+const allowed = (opts: PlanOptions, name: string): boolean =>
+  opts.allowDestructive === 'all' || (opts.allowDestructive?.includes(name) ?? false);
+
+/**
+ * Destructive steps run only for collections the user names, never for protected ones. The topology's `protect`
+ * decides for a collection it lists; the marker on the live table decides for one it no longer lists.
+ */
+function destructiveBlockers(topology: Topology, live: ReadonlyMap<string, LiveDatabase>, steps: readonly PlanStep[], opts: PlanOptions): Blocker[] {
+  const out: Blocker[] = [];
+  for (const s of steps.filter((x) => x.risk === 'destructive')) {
+    const name = s.collection ?? '?';
+    const spec = topology.collections.find((c) => c.name === name);
+    const liveTable = live.get(s.database)?.state.objects.get(s.id.slice(s.database.length + 1));
+    const isProtected = spec ? spec.protect : liveTable?.kind === 'table' && liveTable.protected === true;
+    const rows = s.rows === undefined ? 'its rows' : `its ${s.rows} row${s.rows === 1 ? '' : 's'}`;
+    if (isProtected) {
+      out.push({
+        database: s.database,
+        object: s.object,
+        reason: `collection ${name} is protected (protect: true${spec ? '' : ', recorded on the table'}): ${s.action === 'drop' ? 'dropping it' : 'recreating it'} would lose ${rows}, and --allow-destructive does not override protection` +
+          (spec ? '; set protect: false and apply first' : '; put it back in the topology with protect: false and apply first'),
+      });
+    } else if (!allowed(opts, name)) {
+      out.push({
+        database: s.database,
+        object: s.object,
+        reason: `destructive: ${s.action === 'drop' ? 'dropping it' : 'recreating it'} loses ${rows} (collection ${name}); run again with --allow-destructive ${name} to allow it`,
+      });
+    }
+  }
+  return out;
+}
+
+/** A drop vecscale would have to CASCADE: objects it does not manage depend on what it drops. */
+function dependantBlockers(live: ReadonlyMap<string, LiveDatabase>, steps: readonly PlanStep[]): Blocker[] {
+  const out: Blocker[] = [];
+  for (const s of steps.filter((x) => x.action === 'drop' || x.action === 'replace')) {
+    const deps = live.get(s.database)?.facts.dependants?.get(s.id.slice(s.database.length + 1));
+    if (!deps?.length) continue;
+    out.push({
+      database: s.database,
+      object: s.object,
+      reason: `${s.action === 'drop' ? 'dropping' : 'replacing'} it would need DROP … CASCADE: ${deps.join(', ')} depend${deps.length === 1 ? 's' : ''} on it, and vecscale does not cascade into what it does not manage — drop or change ${deps.length === 1 ? 'it' : 'them'} first`,
+    });
+  }
+  return out;
+}
+
+/** In `destroy`: nothing managed stays on the primary; on secondaries, the objects of the collections allowed to go. */
+function destroyDesired(topology: Topology, desired: readonly DatabaseState[], opts: PlanOptions): DatabaseState[] {
+  return desired.map((state) => {
+    const keep = [...state.objects.values()].filter((o) => {
+      if (state.role === 'primary') return !o.managed;
+      if (o.kind === 'role' || o.kind === 'grants' || o.kind === 'schema' || o.kind === 'extension') return true;
+      const name = 'schema' in o && 'name' in o ? collectionOfTable(o.kind === 'index' ? o.table : o.name) : undefined;
+      const c = topology.collections.find((x) => x.name === name);
+      if (c && allowed(opts, c.name)) return false;
+      // The shards' upsert trigger goes when no sharded collection stays.
+      if (o.kind === 'function') return topology.collections.some((x) => x.shards !== undefined && !allowed(opts, x.name));
+      return true;
+    });
+    return { ...state, objects: new Map(keep.map((o) => [o.key, o])) };
+  });
+}
+
 /** Plans every database of the topology against its live state. Same inputs, byte-identical plan. */
-export function buildPlan(topology: Topology, live: ReadonlyMap<string, LiveDatabase>): Plan {
+export function buildPlan(topology: Topology, live: ReadonlyMap<string, LiveDatabase>, opts: PlanOptions = {}): Plan {
   const ctx = resolveContext(topology, live);
-  const desired = buildDesired(topology, ctx);
-  const blockers: Blocker[] = [...preconditionBlockers(live), ...layoutBlockers(topology, live)];
-  const notes: Note[] = passwordlessSecondaries(topology, live);
+  const full = buildDesired(topology, ctx);
+  const desired = opts.destroy ? destroyDesired(topology, full, opts) : full;
+  const blockers: Blocker[] = [...preconditionBlockers(live)];
+  const notes: Note[] = [];
   const urls = new Map([['primary', topology.primary.url], ...topology.secondaries.map((s) => [s.name, s.url] as const)]);
   const plans = desired.map((want): DatabasePlan => {
     const have = live.get(want.database);
     if (!have) throw new Error(`no live state for ${want.database}`);
-    const decisions = decide(have, want, blockers, notes);
-    const steps = [...decisions.values()]
-      .map((dec) => toStep(want.database, dec, decisions, ctx))
+    const decisions = decide(topology, have, want, blockers, notes);
+    const steps = [...decisions]
+      .filter(([, dec]) => !opts.destroy || dec.action === 'drop')
+      .map(([key, dec]) => toStep(want.database, key, dec, decisions, ctx))
+      .map((step) => withRows(step, have))
       .sort((x, y) => phaseOf(x) - phaseOf(y) || (x.id < y.id ? -1 : x.id > y.id ? 1 : 0));
     return { database: want.database, role: want.role, url: redactUrl(urls.get(want.database) ?? ''), steps };
   });
   // Apply order: secondaries first, so the primary's wrappers point at objects that exist.
   const databases = [...plans.filter((p) => p.role === 'secondary'), ...plans.filter((p) => p.role === 'primary')];
   const all = databases.flatMap((p) => p.steps);
+  blockers.push(...destructiveBlockers(topology, live, all, opts), ...dependantBlockers(live, all));
   // Statements that carry a password run with statement logging off, where the role may turn it off.
   for (const db of databases) {
     const facts = live.get(db.database)?.facts;
@@ -299,7 +491,7 @@ export function buildPlan(topology: Topology, live: ReadonlyMap<string, LiveData
         object: 'statement logging',
         message:
           `warning: ${facts.currentUser} may not SET log_statement/log_min_error_statement/log_min_duration_statement: a server ` +
-          'that logs DDL or failing statements would write the user-mapping password to its log (GRANT SET ON PARAMETER … to it, or apply as a superuser)',
+          'that logs DDL or failing statements would write the wrapper password to its log (GRANT SET ON PARAMETER … to it, or apply as a superuser)',
       });
     }
   }
@@ -312,7 +504,14 @@ export function buildPlan(topology: Topology, live: ReadonlyMap<string, LiveData
       create: all.filter((s) => s.action === 'create').length,
       change: all.filter((s) => s.action === 'alter' || s.action === 'adopt').length,
       replace: all.filter((s) => s.action === 'replace').length,
-      drop: 0,
+      drop: all.filter((s) => s.action === 'drop').length,
     },
   };
+}
+
+/** A destructive step says how many rows it loses, when they were counted (see `countRows` in the API). */
+function withRows(step: PlanStep, live: LiveDatabase): PlanStep {
+  if (step.risk !== 'destructive') return step;
+  const rows = live.facts.rowCounts?.get(step.id.slice(step.database.length + 1));
+  return rows === undefined ? step : { ...step, rows, reason: `${step.reason} — ${rows} row${rows === 1 ? '' : 's'} lost` };
 }

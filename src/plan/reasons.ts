@@ -1,6 +1,6 @@
 /** The human reasons plans give: why an object is created, and what differs when it is changed. */
 import type { FieldChange } from '../diff.js';
-import { API_SCHEMA, type DbObject, HELPER_SCHEMA, REMOTE_SCHEMA, VECS_SCHEMA, WRITE_SCHEMA } from '../model/state.js';
+import { API_SCHEMA, type DbObject, type Privilege, HELPER_SCHEMA, REMOTE_SCHEMA, VECS_SCHEMA, WRITE_SCHEMA } from '../model/state.js';
 
 /** Why an object exists, as a create step's reason. */
 export function purpose(o: DbObject): string {
@@ -45,8 +45,16 @@ export function purpose(o: DbObject): string {
       return o.schema === HELPER_SCHEMA
         ? "compiles vecs' filter language into SQL postgres_fdw ships"
         : `similarity search over ${o.name.replace(/^match_/, '')}: ORDER BY distance LIMIT k and the filter shipped to the secondary (every partition, if sharded)`;
+    case 'role':
+      return `login role the primary's user mappings use here: no superuser, no CREATE, only the grants below (password ${o.setPassword ? 'set by this apply' : 'kept'})`;
+    case 'grants':
+      return `what ${o.role} may do here: ${o.privileges.map(privilegeText).join('; ')}`;
   }
 }
+
+/** `USAGE on schema vecs`, `SELECT, INSERT on vecs.docs`. */
+export const privilegeText = (p: Privilege): string =>
+  `${p.privileges.join(', ')} on ${p.on === 'schema' ? `schema ${p.schema}` : `${p.schema}.${p.name ?? ''}`}`;
 
 const show = (v: unknown): string => (typeof v === 'string' ? v : JSON.stringify(v));
 
@@ -99,6 +107,19 @@ export function describeFields(fields: Readonly<Record<string, FieldChange>>): s
       parts.push(from ? 'write trigger changed' : 'write trigger missing');
     } else if (field === 'grantees') {
       parts.push(`grants: ${JSON.stringify(from ?? [])} → ${JSON.stringify(to)}`);
+    } else if (field === 'privileges') {
+      const a = new Set(((from ?? []) as Privilege[]).map(privilegeText));
+      const d = new Set(((to ?? []) as Privilege[]).map(privilegeText));
+      for (const p of d) if (!a.has(p)) parts.push(`grant ${p}`);
+      for (const p of a) if (!d.has(p)) parts.push(`revoke ${p}`);
+    } else if (field === 'password') {
+      parts.push('password set');
+    } else if (field === 'attributes') {
+      parts.push(`attributes ${JSON.stringify(from)} → plain login role`);
+    } else if (field === 'memberOf') {
+      parts.push(`member of ${JSON.stringify(from)} → none`);
+    } else if (field === 'protected') {
+      parts.push(to ? 'protect: true recorded' : 'protect removed');
     } else if (field === 'definitionMd5') {
       parts.push('definition changed');
     } else if (field === 'bodyMd5') {

@@ -5,7 +5,18 @@
  */
 import { ident, literal, options, qualified, secret } from '../sql/quote.js';
 import { byCodePoint } from '../util/fingerprint.js';
-import { type Column, type DbObject, DEFINITION_MARK, MANAGED_COMMENT, type ObjectKind, ownOptions, WRITE_TRIGGER } from '../model/state.js';
+import {
+  type Column,
+  type DbObject,
+  DEFINITION_MARK,
+  MANAGED_COMMENT,
+  type ObjectKind,
+  ownOptions,
+  type Privilege,
+  PROTECTED_MARK,
+  ROLE_OWNER_MARK,
+  WRITE_TRIGGER,
+} from '../model/state.js';
 
 export interface SqlContext {
   readonly vectorSchema: string;
@@ -13,10 +24,16 @@ export interface SqlContext {
 
 type Of<K extends ObjectKind> = Extract<DbObject, { kind: K }>;
 
+/** `guardEmpty`: a table planned as empty is dropped only if it still is (checked under an exclusive lock). */
+export interface DropOptions {
+  readonly concurrently?: boolean;
+  readonly guardEmpty?: boolean;
+}
+
 interface Builders<K extends ObjectKind> {
   create(o: Of<K>, ctx: SqlContext, opts: { concurrently: boolean }): string[];
   /** Removes the object; undefined: vecscale never drops this kind. */
-  drop?(o: Of<K>, opts: { concurrently: boolean }): string[];
+  drop?(o: Of<K>, opts: DropOptions): string[];
   /** The marker comment; undefined for kinds that take none. */
   mark?(o: Of<K>): string;
 }
@@ -100,14 +117,19 @@ const builders: { [K in ObjectKind]: Builders<K> } = {
         ...(o.primaryKey.length ? [`PRIMARY KEY (${o.primaryKey.map(ident).join(', ')})`] : []),
       ].join(', ')})${o.partitionKey ? ` PARTITION BY ${partitionKeySql(o.partitionKey)}` : ''}`,
     ],
-    // Planned only for an empty table; rows written since the plan are not lost: checked under an exclusive lock.
-    drop: (o) => [
-      `LOCK TABLE ${qualified(o.schema, o.name)} IN ACCESS EXCLUSIVE MODE`,
-      `DO $vecscale$ BEGIN IF EXISTS (SELECT FROM ${qualified(o.schema, o.name)}) THEN ` +
-        `RAISE EXCEPTION 'vecscale: %.% gained rows since it was planned; nothing dropped', ${literal(o.schema)}, ${literal(o.name)}; END IF; END $vecscale$`,
+    // A table planned as empty: rows written since the plan are not lost, checked under an exclusive lock. A
+    // destructive drop the user allowed, and a partitioned table on the primary (whose rows are remote), skip it.
+    drop: (o, { guardEmpty }) => [
+      ...(guardEmpty
+        ? [
+            `LOCK TABLE ${qualified(o.schema, o.name)} IN ACCESS EXCLUSIVE MODE`,
+            `DO $vecscale$ BEGIN IF EXISTS (SELECT FROM ${qualified(o.schema, o.name)}) THEN ` +
+              `RAISE EXCEPTION 'vecscale: %.% gained rows since it was planned; nothing dropped', ${literal(o.schema)}, ${literal(o.name)}; END IF; END $vecscale$`,
+          ]
+        : []),
       `DROP TABLE ${qualified(o.schema, o.name)} RESTRICT`,
     ],
-    mark: (o) => comment('TABLE', qualified(o.schema, o.name)),
+    mark: (o) => `COMMENT ON TABLE ${qualified(o.schema, o.name)} IS ${literal(MANAGED_COMMENT + (o.protected ? PROTECTED_MARK : ''))}`,
   },
   index: {
     create: (o, ctx, { concurrently }) => [
@@ -174,7 +196,42 @@ const builders: { [K in ObjectKind]: Builders<K> } = {
     drop: (o) => [`DROP FOREIGN TABLE ${qualified(o.schema, o.name)} RESTRICT`],
     mark: (o) => comment('FOREIGN TABLE', qualified(o.schema, o.name)),
   },
+  role: {
+    create: (o) => [
+      `CREATE ROLE ${ident(o.name)} ${PLAIN_LOGIN}${o.passwordRef ? ` PASSWORD ${secret(o.passwordRef)}` : ''}`,
+    ],
+    mark: (o) => `COMMENT ON ROLE ${ident(o.name)} IS ${literal(roleMarker(o.owner))}`,
+  },
+  grants: {
+    create: (o) => privilegeSql(o.role, [], o.privileges),
+  },
 };
+
+/** A login role and nothing more; INHERIT off, so a membership granted later by hand brings no privileges along. */
+const PLAIN_LOGIN = 'LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS NOINHERIT';
+
+/** The wrapper role's marker: managed, and for which primary. */
+export const roleMarker = (owner: string | null): string => `${MANAGED_COMMENT}${ROLE_OWNER_MARK}${owner ?? ''}`;
+
+const privilegeTarget = (p: Privilege): string =>
+  p.on === 'schema' ? `SCHEMA ${ident(p.schema)}` : `TABLE ${qualified(p.schema, p.name ?? '')}`;
+const privilegeKey = (p: Privilege): string => `${p.on}:${p.schema}.${p.name ?? ''}`;
+
+/** GRANT what `to` has and `from` lacks, REVOKE what `from` has and `to` lacks, per object. */
+function privilegeSql(role: string, from: readonly Privilege[], to: readonly Privilege[]): string[] {
+  const had = new Map(from.map((p) => [privilegeKey(p), p]));
+  const want = new Map(to.map((p) => [privilegeKey(p), p]));
+  const out: string[] = [];
+  for (const [k, p] of want) {
+    const missing = p.privileges.filter((x) => !had.get(k)?.privileges.includes(x));
+    if (missing.length) out.push(`GRANT ${missing.join(', ')} ON ${privilegeTarget(p)} TO ${ident(role)}`);
+  }
+  for (const [k, p] of had) {
+    const extra = p.privileges.filter((x) => !want.get(k)?.privileges.includes(x));
+    if (extra.length) out.push(`REVOKE ${extra.join(', ')} ON ${privilegeTarget(p)} FROM ${ident(role)}`);
+  }
+  return out;
+}
 
 /** A user-mapping option's SQL value: the password as a placeholder (the model holds only its fingerprint). */
 const mappingValue = (o: Of<'user_mapping'>, k: string, v: string): string =>
@@ -196,7 +253,7 @@ export function createSql(o: DbObject, ctx: SqlContext, opts = { concurrently: f
   return out;
 }
 
-export function dropSql(o: DbObject, opts = { concurrently: false }): string[] | undefined {
+export function dropSql(o: DbObject, opts: DropOptions = {}): string[] | undefined {
   const b = get(o.kind) as Builders<ObjectKind>;
   return b.drop?.(o as never, opts);
 }
@@ -257,6 +314,23 @@ export function alterSql(actual: DbObject, desired: DbObject, ctx: SqlContext): 
   }
   if (desired.kind === 'function' && actual.kind === 'function') {
     return grantSql('FUNCTION', `${qualified(desired.schema, desired.name)}(${desired.argTypes ?? ''})`, 'EXECUTE', actual.grantees, desired.grantees);
+  }
+  if (desired.kind === 'table' && actual.kind === 'table') {
+    // Only the marker differs (protect changed): everything else about a table is a replace.
+    return [markSql(desired)!];
+  }
+  if (desired.kind === 'role' && actual.kind === 'role') {
+    const name = ident(desired.name);
+    return [
+      ...(actual.attributes.length || desired.setPassword
+        ? [`ALTER ROLE ${name} ${PLAIN_LOGIN}${desired.setPassword && desired.passwordRef ? ` PASSWORD ${secret(desired.passwordRef)}` : ''}`]
+        : []),
+      ...actual.memberOf.map((r) => `REVOKE ${ident(r)} FROM ${name}`),
+      ...(actual.owner !== desired.owner || !actual.managed ? [markSql(desired)!] : []),
+    ];
+  }
+  if (desired.kind === 'grants' && actual.kind === 'grants') {
+    return privilegeSql(desired.role, actual.privileges, desired.privileges);
   }
   if (desired.kind === 'foreign_table' && actual.kind === 'foreign_table') {
     const added = desired.columns.slice(actual.columns.length).map((c) => `ADD COLUMN ${columnSql(c, ctx)}`);

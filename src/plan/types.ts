@@ -3,8 +3,8 @@ import type { ObjectKind } from '../model/state.js';
 
 export type Risk = 'safe' | 'disruptive' | 'destructive';
 
-/** + create, ~ alter or adopt, -/+ replace. */
-export type Action = 'create' | 'alter' | 'adopt' | 'replace';
+/** + create, ~ alter or adopt, -/+ replace, - drop. */
+export type Action = 'create' | 'alter' | 'adopt' | 'replace' | 'drop';
 
 export interface PlanStep {
   /** Stable id: `<database>/<object key>`. */
@@ -14,12 +14,16 @@ export interface PlanStep {
   readonly kind: ObjectKind;
   /** Human name, e.g. `view public.docs`. */
   readonly object: string;
-  /** Statements that remove the old object of a replace: run first, in reverse phase order. */
+  /** Statements that remove the old object of a replace, or the object of a drop: run first, in reverse phase order. */
   readonly drop: readonly string[];
   /** Statements that create or change the object, in phase order. Secrets appear only as placeholders. */
   readonly sql: readonly string[];
   readonly reason: string;
   readonly risk: Risk;
+  /** The collection whose rows a destructive step loses (what --allow-destructive names). */
+  readonly collection?: string;
+  /** How many rows a destructive step loses, counted when the plan was made. */
+  readonly rows?: number;
   /** false: runs after the database's transaction commits (CREATE INDEX CONCURRENTLY). */
   readonly transactional: boolean;
 }

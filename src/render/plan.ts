@@ -12,11 +12,12 @@ export const SYMBOL: Readonly<Record<Action, string>> = {
   alter: '~',
   adopt: '~',
   replace: '-/+',
+  drop: '-',
 };
 
 function paintSymbol(c: ChalkInstance, action: Action): string {
   const s = SYMBOL[action].padStart(3);
-  return action === 'create' ? c.green(s) : action === 'replace' ? c.yellow(s) : c.cyan(s);
+  return action === 'create' ? c.green(s) : action === 'drop' ? c.red(s) : action === 'replace' ? c.yellow(s) : c.cyan(s);
 }
 
 /** Function bodies (between vecscale's dollar quotes) shortened for people; `--json` carries them whole. */
@@ -26,7 +27,7 @@ const elideBodies = (sql: string): string =>
 function renderStep(c: ChalkInstance, step: PlanStep): string[] {
   const tags = [step.risk !== 'safe' ? step.risk : '', step.transactional ? '' : 'outside the transaction']
     .filter(Boolean)
-    .map((t) => c.yellow(`[${t}]`));
+    .map((t) => (t === 'destructive' ? c.red.bold(`[${t}]`) : c.yellow(`[${t}]`)));
   const lines = [`${paintSymbol(c, step.action)} ${c.bold(step.object)}${tags.length ? ` ${tags.join(' ')}` : ''}`];
   lines.push(`      ${c.dim(step.reason)}`);
   for (const sql of [...step.drop, ...step.sql]) lines.push(`      ${c.dim(`${elideBodies(redactSecrets(sql))};`)}`);

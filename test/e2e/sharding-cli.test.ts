@@ -47,11 +47,12 @@ test('check: exit 0 when every row is home, 2 naming partition and id when a row
   assert.equal(JSON.parse(sick.stdout).healthy, false);
 });
 
-test('changing the shards of a collection holding rows: exit 3, nothing executed, the plan says a move is needed', async () => {
+test('changing the partitions of a collection holding rows: exit 3, nothing executed, the plan lists the destructive drops with rows', async () => {
   file.write(COLLECTIONS.replace('shards: [pod_a, pod_b]', 'shards: [pod_a, pod_b]\n    partitions: 4'));
   const r = await run(['apply', file.path, '--auto-approve']);
   assert.equal(r.code, 3, r.stderr);
-  assert.match(r.stderr, /move\/rebalance is needed/);
+  assert.match(r.stderr, /vecscale does not move rows/);
+  assert.match(r.stderr, /destructive: dropping it loses its \d+ rows? \(collection images\); run again with --allow-destructive images/);
   assert.equal((await sql(dbs.primary, `SELECT count(*)::int AS n FROM public.images`))[0]!.n, 41);
   const tables = await sql(podA, `SELECT count(*)::int AS n FROM pg_class WHERE relname LIKE 'images_p%of4'`);
   assert.equal(tables[0]!.n, 0);

@@ -12,7 +12,7 @@ import { freshDatabases, sql } from '../harness.js';
 import { topologyFile } from '../topology-files.js';
 
 const approve = async () => true;
-const steps = (p: Plan) => p.databases.flatMap((d) => d.steps.map((s) => `${d.database}: ${s.action} ${s.object}`));
+const steps = (p: Plan) => p.databases.flatMap((d) => d.steps.map((s) => `${d.database}: ${s.action} ${s.object}`.replace(/fdw_\w+/, 'vecscale_fdw')));
 const DOCS = '  docs:\n    secondary: pod_a\n    dimension: 3\n';
 
 const vecsMade = await freshDatabases('adopt');
@@ -32,9 +32,11 @@ test('a collection made by the vecs client is adopted as it is: rows, table and 
   const p = await plan(file.load());
   const podSteps = steps(p).filter((s) => s.startsWith('pod_a'));
   assert.deepEqual(podSteps, [
+    'pod_a: create role vecscale_fdw',
     'pod_a: adopt table vecs.docs',
     'pod_a: adopt index vecs.ix_vector_cosine_ops_hnsw_m16_efc64_1f2e3d4 on docs',
     'pod_a: create view public.docs',
+    'pod_a: create privileges of vecscale_fdw',
   ]);
   await apply(file.load(), { approve });
   assert.deepEqual(steps(await plan(file.load())), []);

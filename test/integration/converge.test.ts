@@ -22,12 +22,13 @@ const DOCS = `  docs:
 // Per-file setup at the top level: cleanup registered with after() then runs when the file ends.
 const dbs = await freshDatabases('converge');
 const podA = Object.values(dbs.secondaries)[0]!;
+const podB = Object.values(dbs.secondaries)[1]!;
 // Roles are cluster-wide: the API role the topology names exists before the first apply.
 await sql(dbs.primary, `DO $$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'vs_reader') THEN CREATE ROLE vs_reader; END IF; END $$`);
 const file: TopologyFile = topologyFile(dbs, DOCS, 'api_roles: [vs_reader]\n');
 
 const approve = async () => true;
-const steps = (p: Plan) => p.databases.flatMap((d) => d.steps.map((s) => `${d.database}: ${s.action} ${s.object}`));
+const steps = (p: Plan) => p.databases.flatMap((d) => d.steps.map((s) => `${d.database}: ${s.action} ${s.object}`.replace(/fdw_\w+/, 'vecscale_fdw')));
 
 test('apply from empty databases creates the exact objects; the next plan is empty', async () => {
   const first = await plan(file.load());
@@ -112,8 +113,10 @@ test('a view edited by hand with the same columns is planned back and repaired',
   await sql(podA, `CREATE OR REPLACE VIEW public.docs AS SELECT id, vec AS embedding, metadata,
     (metadata ->> 'link')::text AS url, ((metadata ->> 'year')::integer) AS year FROM vecs.docs`);
   const drift = await plan(file.load());
-  assert.deepEqual(steps(drift), ['pod_a: replace view public.docs']);
+  // The rebuilt view loses its grants: the wrapper role gets them again.
+  assert.deepEqual(steps(drift), ['pod_a: replace view public.docs', 'pod_a: alter privileges of vecscale_fdw']);
   assert.equal(drift.databases[0]!.steps[0]!.reason, 'definition edited outside vecscale');
+  assert.equal(drift.databases[0]!.steps[1]!.reason, 'granted again on rebuilt public.docs');
   await apply(file.load(), { approve });
   assert.deepEqual(steps(await plan(file.load())), []);
   assert.equal((await sql(dbs.primary, `SELECT url FROM public.docs WHERE id = 'a'`))[0]!.url, 'https://a');
@@ -136,7 +139,8 @@ test('adding a collection changes nothing else and keeps existing rows', async (
     index: { method: ivfflat, lists: 10 }
 `);
   const p = await plan(file.load());
-  assert.ok(steps(p).every((s) => s.includes('images')), steps(p).join('\n'));
+  // Only the new collection's objects, and the wrapper role's privileges on them.
+  assert.ok(steps(p).every((s) => s.includes('images') || s === 'pod_b: alter privileges of vecscale_fdw'), steps(p).join('\n'));
   await apply(file.load(), { approve });
   assert.equal((await sql(podA, 'SELECT count(*)::int AS n FROM vecs.docs'))[0]!.n, 3);
   assert.deepEqual(steps(await plan(file.load())), []);
@@ -174,6 +178,7 @@ test('adding a metadata column changes the views in place: the API grant holds t
   const back = await plan(file.load());
   assert.deepEqual(steps(back), [
     'pod_a: replace view public.docs',
+    'pod_a: alter privileges of vecscale_fdw',
     'primary: replace foreign table vecscale_remote.docs',
     'primary: replace function public.match_docs',
     'primary: replace function vecscale.match_sql_docs',
@@ -204,10 +209,15 @@ test('changing the index parameters replaces the index and keeps the rows', asyn
   assert.deepEqual(steps(await plan(file.load())), []);
 });
 
-test('a collection removed from the file stays, listed as left alone', async () => {
+test('an empty collection removed from the file is dropped with its wrappers (RESTRICT); the others keep their rows', async () => {
   file.write(DOCS_M8);
   const p = await plan(file.load());
-  assert.deepEqual(steps(p), []);
-  assert.ok(p.notes.some((n) => n.database === 'pod_b' && n.object === 'table vecs.images'));
+  assert.deepEqual(p.blockers, []);
+  assert.ok(steps(p).every((s) => s.includes(': drop ') && s.includes('images')), steps(p).join('\n'));
+  assert.ok(steps(p).includes('pod_b: drop table vecs.images'));
+  await apply(file.load(), { approve });
+  assert.deepEqual(steps(await plan(file.load())), []);
+  assert.deepEqual(await sql(podB, `SELECT to_regclass('vecs.images') AS t`), [{ t: null }]);
+  assert.deepEqual(await sql(dbs.primary, `SELECT to_regclass('public.images') AS v, to_regprocedure('public.match_images(vector, integer, jsonb)') AS f`), [{ v: null, f: null }]);
   assert.equal((await sql(podA, 'SELECT count(*)::int AS n FROM vecs.docs'))[0]!.n, 3);
 });

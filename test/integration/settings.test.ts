@@ -4,7 +4,7 @@ import { test } from 'node:test';
 import { apply } from '../../src/api.js';
 import { serverFor } from '../../src/desired.js';
 import { freshDatabases, sql } from '../harness.js';
-import { topologyFile } from '../topology-files.js';
+import { fdwUserFor, topologyFile } from '../topology-files.js';
 
 const dbs = await freshDatabases('settings');
 const podA = Object.values(dbs.secondaries)[0]!;
@@ -32,6 +32,8 @@ test('each settings profile has its own server; the settings are what the second
   // A probe on the secondary, read through each server: what the remote session runs with.
   await sql(podA, `CREATE VIEW public.settings_probe AS SELECT current_setting('hnsw.ef_search', true) AS ef, current_setting('hnsw.iterative_scan', true) AS iter,
     current_setting('ivfflat.probes', true) AS probes, current_setting('cursor_tuple_fraction') AS ctf`);
+  // The wrappers connect as the wrapper role, which may read only what vecscale grants it.
+  await sql(podA, `GRANT SELECT ON public.settings_probe TO "${fdwUserFor(dbs)}"`);
   // pgvector registers its settings when loaded; the probe loads it first.
   await sql(podA, `ALTER DATABASE "${dbs.name}" SET session_preload_libraries = 'vector'`);
   for (const [server, expected] of [

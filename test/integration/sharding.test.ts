@@ -29,7 +29,7 @@ const collections = `  flat:
 const file = topologyFile(dbs, collections);
 await apply(file.load(), { approve: async () => true });
 
-const steps = async () => (await plan(file.load())).databases.flatMap((d) => d.steps.map((s) => `${d.database}: ${s.action} ${s.object}`));
+const steps = async () => (await plan(file.load())).databases.flatMap((d) => d.steps.map((s) => `${d.database}: ${s.action} ${s.object}`.replace(/fdw_\w+/, 'vecscale_fdw')));
 const count = async (url: string, table: string) => (await sql<{ n: number }>(url, `SELECT count(*)::int AS n FROM vecs.${table}`))[0]!.n;
 
 /** Deterministic vectors: row g of 200. */
@@ -163,7 +163,9 @@ test('with data written, plan is empty; changing shards or partitions of a colle
     file.write(changed);
     const p = await plan(file.load());
     assert.ok(p.blockers.length > 0);
-    assert.ok(p.blockers.every((b) => /move\/rebalance is needed/.test(b.reason)), JSON.stringify(p.blockers));
+    assert.ok(p.blockers.every((b) => /destructive: dropping it loses its \d+ rows? \(collection img\); run again with --allow-destructive img/.test(b.reason)), JSON.stringify(p.blockers));
+    const drops = p.databases.flatMap((d) => d.steps).filter((s) => s.risk === 'destructive');
+    assert.ok(drops.every((s) => /vecscale does not move rows/.test(s.reason)), JSON.stringify(drops.map((s) => s.reason)));
     assert.ok(p.blockers.some((b) => b.object.startsWith('table vecs.img_p')));
     assert.equal((await apply(file.load(), { approve: async () => true })).status, 'blocked');
   }
@@ -172,7 +174,7 @@ test('with data written, plan is empty; changing shards or partitions of a colle
   assert.equal(await count(podA, 'img_p0of4') + await count(podB, 'img_p1of4') + await count(podA, 'img_p2of4') + await count(podB, 'img_p3of4'), 53);
 });
 
-test('an empty sharded collection may change its layout: the primary re-partitions, the old empty tables are left alone', async () => {
+test('an empty sharded collection may change its layout: the primary re-partitions, the old empty tables are dropped', async () => {
   const t = `${collections}  empty:\n    shards: [pod_a, pod_b]\n    dimension: 3\n`;
   file.write(t);
   await apply(file.load(), { approve: async () => true });
@@ -183,6 +185,7 @@ test('an empty sharded collection may change its layout: the primary re-partitio
   assert.deepEqual(await steps(), []);
   const parts = await sql<{ p: string }>(dbs.primary, `SELECT inhrelid::regclass::text AS p FROM pg_inherits WHERE inhparent = 'vecscale_remote.empty'::regclass ORDER BY 1`);
   assert.deepEqual(parts.map((r) => r.p), ['vecscale_remote.empty_p0of4', 'vecscale_remote.empty_p1of4', 'vecscale_remote.empty_p2of4', 'vecscale_remote.empty_p3of4']);
+  assert.deepEqual(await sql(podA, `SELECT to_regclass('vecs.empty_p0of2') AS t, to_regclass('vecscale.empty_p0of2') AS v`), [{ t: null, v: null }]);
   await sql(dbs.primary, `INSERT INTO public.empty (id, embedding) VALUES ('x', '[1,2,3]')`);
   assert.equal((await sql(dbs.primary, `SELECT count(*)::int AS n FROM public.match_empty('[1,2,3]', 3)`))[0]!.n, 1);
 });

@@ -8,7 +8,7 @@ import { DEFAULT_QUERY_SETTINGS, type LoadResult, type Topology } from '../../sr
 import { parsePgUrl } from '../../src/util/url.js';
 
 const fixtures = fileURLToPath(new URL('../../fixtures/', import.meta.url));
-const env = { PRIMARY_PASSWORD: 'pw-primary', POD_TEXT_PASSWORD: 'pw@text/1', POD_IMAGE_PASSWORD: 'pw:image#2' };
+const env = { PRIMARY_PASSWORD: 'pw-primary', POD_TEXT_PASSWORD: 'pw@text/1', POD_IMAGE_PASSWORD: 'pw:image#2', POD_TEXT_FDW_PASSWORD: 'fdw pw/3' };
 const head = 'version: 1\nprimary:\n  url: postgres://postgres:${PRIMARY_PASSWORD}@db.primary.internal:5432/postgres\n';
 
 function ok(r: LoadResult): Topology {
@@ -76,7 +76,18 @@ test('full.yaml: file order, defaults, index methods, metrics and canonical colu
     { efSearch: 100, iterativeScan: 'off', probes: 20 },
     DEFAULT_QUERY_SETTINGS,
   ]);
-  assert.deepEqual([...t.secrets].sort(), ['pw-primary', 'pw:image#2', 'pw@text/1']);
+  assert.deepEqual([...t.secrets].sort(), ['fdw pw/3', 'pw-primary', 'pw:image#2', 'pw@text/1']);
+});
+
+test('full.yaml: wrapper roles, a password key merged into its URL, protect', () => {
+  const t = ok(loadTopology(join(fixtures, 'valid', 'full.yaml'), env));
+  assert.deepEqual(t.secondaries.map((s) => [s.name, s.fdwUser, s.fdwPassword]), [
+    ['pod_text', 'vecscale_wrapper', 'fdw pw/3'],
+    ['pod_image', 'vecscale_fdw', undefined],
+  ]);
+  assert.equal(t.secondaries[1]?.url, 'postgresql://vecscale:pw%3Aimage%232@db.pod2.internal/vectors');
+  assert.equal(parsePgUrl(t.secondaries[1]?.url ?? '').password, 'pw:image#2');
+  assert.deepEqual(t.collections.map((c) => c.protect), [true, false, false]);
 });
 
 test('index defaults: absent, empty, or without method means hnsw m 16 ef_construction 64', () => {

@@ -21,7 +21,8 @@ const check = (collections: string, head = base): string[] => lines(parseTopolog
 
 test('the rules are named, and valid input passes all of them', () => {
   assert.deepEqual(Object.keys(RULES), [
-    'urlsArePostgres', 'databasesAreDistinct', 'secondaryIsDefined', 'placementIsOne', 'partitionsFitShards', 'shardedHasNoColumns',
+    'urlsArePostgres', 'databasesAreDistinct', 'noPasswordParameter', 'passwordWrittenOnce', 'fdwUserIsNotTheLogin', 'fdwPasswordsAgree',
+    'secondaryIsDefined', 'placementIsOne', 'partitionsFitShards', 'shardedHasNoColumns',
     'partitionNamesAreFree', 'efConstructionCoversM', 'dimensionIsIndexable', 'columnNamesAreFree',
     'collectionsVisibleToVecs', 'collectionNamesFit', 'extensionSchemaIsFree',
   ]);

@@ -110,7 +110,7 @@ test('fixtures with a shape error fail the schema too (cross-field rules are not
     'bad-version', 'dimension-out-of-range', 'lists-out-of-range', 'm-out-of-range', 'missing-dimension', 'missing-primary',
     'missing-version', 'none-index-with-keys', 'primary-not-mapping', 'unknown-column-type', 'unknown-key', 'unknown-top-level-key',
     'url-not-a-string', 'wrong-index-key', 'wrong-type', 'root-not-mapping', 'bad-ef-search', 'bad-iterative-scan',
-    'api-roles-not-list', 'api-roles-duplicate', 'api-roles-reserved',
+    'api-roles-not-list', 'api-roles-duplicate', 'api-roles-reserved', 'protect-not-boolean', 'fdw-user-reserved',
   ];
   for (const name of shapeErrors) assert.equal(valid(schema, load('invalid', `${name}.yaml`)), false, name);
 });

@@ -40,6 +40,9 @@ const raw: RawCatalog = {
   servers: [{ srvname: 'pod_a', fdwname: 'postgres_fdw', srvoptions: ['host=h', 'options=-c a=b'], comment: 'managed by vecscale' }],
   userMappings: [{ srvname: 'pod_a', usename: 'postgres', umoptions: ['user=app', 'password=hunter2=x', 'sslpassword=s3cret'] }],
   nonEmpty: [{ relname: 'docs' }],
+  roles: [],
+  privileges: [],
+  dependants: [],
 };
 
 test('toState maps catalog rows into the model, absorbing the catalog quirks', () => {
@@ -76,5 +79,5 @@ test('toState maps catalog rows into the model, absorbing the catalog quirks', (
   assert.equal(get('function:public.upsert_docs(rows)')?.kind, 'function');
   const fn = get('function:public.match_docs');
   assert.deepEqual(fn?.kind === 'function' && [fn.definitionMd5, fn.bodyMd5, fn.signature], ['d1', 'b1', 'public.match_docs(extensions.vector,integer,jsonb)']);
-  assert.deepEqual(facts, { database: 'pod_a', currentUser: 'postgres', serverVersion: 150018, vectorSchema: 'extensions', dblinkSchema: undefined, dblinkPublic: false, superuser: true, canQuietLog: true, nonEmpty: new Set(['relation:vecs.docs']) });
+  assert.deepEqual(facts, { database: 'pod_a', currentUser: 'postgres', serverVersion: 150018, vectorSchema: 'extensions', dblinkSchema: undefined, dblinkPublic: false, superuser: true, canQuietLog: true, nonEmpty: new Set(['relation:vecs.docs']), dependants: new Map(), readBy: new Map() });
 });

@@ -30,7 +30,9 @@ function converged(t = topology()): Map<string, LiveDatabase> {
       const objects = new Map<string, DbObject>(
         [...d.objects].map(([k, o]) => {
           const { dependsOn: _d, ...rest } = o as DbObject & { query?: string; passwordRef?: string };
-          const { query: _q, passwordRef: _p, ...bare } = rest as typeof rest & { query?: string; passwordRef?: string };
+          const { query: _q, passwordRef: _p, setPassword: _s, ...bare } = rest as typeof rest & { query?: string; passwordRef?: string; setPassword?: boolean };
+          // Introspection reads a mapping's password back as a fingerprint: the same one on every mapping of a role.
+          if (bare.kind === 'user_mapping') return [k, { ...bare, options: { ...bare.options, password: 'hmac:live' } } as DbObject];
           return [k, bare as DbObject];
         }),
       );
@@ -44,11 +46,13 @@ test('from empty databases: every object, secondaries first, in phase order', ()
   assert.deepEqual(plan.databases.map((d) => d.database), ['pod_text', 'pod_img', 'primary']);
   const text = plan.databases.find((d) => d.database === 'pod_text')!;
   assert.deepEqual(text.steps.map((s) => `${s.action} ${s.object}`), [
+    'create role vecscale_fdw',
     'create schema vecs',
     'create extension vector',
     'create table vecs.docs',
-    `create index vecs.${(text.steps[3] as { object: string }).object.split(' ')[1]!.split('.')[1]} on docs`,
+    `create index vecs.${(text.steps[4] as { object: string }).object.split(' ')[1]!.split('.')[1]} on docs`,
     'create view public.docs',
+    'create privileges of vecscale_fdw',
   ]);
   const primary = plan.databases.find((d) => d.database === 'primary')!;
   assert.deepEqual(primary.steps.map((s) => s.kind), [
@@ -56,13 +60,24 @@ test('from empty databases: every object, secondaries first, in phase order', ()
     'foreign_table', 'foreign_table', 'foreign_table', 'foreign_table',
     'function', 'function', 'function', 'function', 'function', 'function', 'function', 'function', 'function', 'function', 'function', 'view', 'view',
   ]);
-  assert.deepEqual(plan.summary, { create: 37, change: 0, replace: 0, drop: 0 });
+  assert.deepEqual(plan.summary, { create: 41, change: 0, replace: 0, drop: 0 });
   assert.equal(plan.blockers.length, 0);
 });
 
 test('exact SQL on a secondary: the vecs table, its index named for vecs, the view with cast columns', () => {
   const plan = buildPlan(topology(), emptyLive());
-  const sql = plan.databases.find((d) => d.database === 'pod_text')!.steps.flatMap((s) => s.sql);
+  const all = plan.databases.find((d) => d.database === 'pod_text')!.steps.flatMap((s) => s.sql);
+  assert.deepEqual(all.slice(0, 2), [
+    'CREATE ROLE "vecscale_fdw" LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS NOINHERIT PASSWORD {{secret:pod_text.fdw_password}}',
+    'COMMENT ON ROLE "vecscale_fdw" IS \'managed by vecscale; wrapper role of 127.0.0.1:5432/app\'',
+  ]);
+  assert.deepEqual(all.slice(-4), [
+    'GRANT USAGE ON SCHEMA "public" TO "vecscale_fdw"',
+    'GRANT USAGE ON SCHEMA "vecs" TO "vecscale_fdw"',
+    'GRANT SELECT ON TABLE "public"."docs" TO "vecscale_fdw"',
+    'GRANT DELETE, INSERT, SELECT, UPDATE ON TABLE "vecs"."docs" TO "vecscale_fdw"',
+  ]);
+  const sql = all.slice(2, -4);
   assert.deepEqual(sql, [
     'CREATE SCHEMA IF NOT EXISTS "vecs"',
     'CREATE EXTENSION IF NOT EXISTS "vector" WITH SCHEMA "public"',
@@ -98,7 +113,8 @@ test('exact SQL on the primary: server with extensions vector, mapping with a se
   assert.ok(sql.includes('CREATE EXTENSION IF NOT EXISTS "dblink" WITH SCHEMA "vecscale"'));
   assert.ok(sql.includes('REVOKE EXECUTE ON ALL FUNCTIONS IN SCHEMA "vecscale" FROM PUBLIC'), 'nobody but the owner may call dblink');
   assert.ok(sql.includes('REVOKE ALL ON FUNCTION "public"."match_docs"("public".vector, integer, jsonb) FROM PUBLIC'));
-  assert.ok(sql.includes('CREATE USER MAPPING FOR "postgres" SERVER "pod_text" OPTIONS ("password" {{secret:pod_text.password}}, "user" \'postgres\')'));
+  // The wrapper role, never the secondary's admin from the URL.
+  assert.ok(sql.includes('CREATE USER MAPPING FOR "postgres" SERVER "pod_text" OPTIONS ("password" {{secret:pod_text.fdw_password}}, "user" \'vecscale_fdw\')'));
   assert.ok(sql.includes('CREATE FOREIGN TABLE "vecscale_remote"."docs" ("id" character varying, "embedding" "public".vector(384), "metadata" jsonb, "url" text, "year" integer) SERVER "pod_text" OPTIONS ("schema_name" \'public\', "table_name" \'docs\')'));
   assert.ok(sql.includes('CREATE VIEW "public"."docs" AS SELECT "id", "embedding", "metadata", "url", "year" FROM "vecscale_remote"."docs"'));
   assert.ok(sql.includes('CREATE SCHEMA IF NOT EXISTS "vecscale_remote"'));
@@ -113,7 +129,7 @@ test('the plan and its renderings are deterministic and hold no secret', () => {
     for (const s of [SECRET_A, SECRET_B, encodeURIComponent(SECRET_A), 'primary-pw']) assert.ok(!text.includes(s), `leaked ${s}`);
   }
   assert.match(renderPlan(a, plain), /"password" '<redacted>'/);
-  assert.match(renderPlan(a, plain), /Plan: 37 to create, 0 to change, 0 to replace, 0 to drop\./);
+  assert.match(renderPlan(a, plain), /Plan: 41 to create, 0 to change, 0 to replace, 0 to drop\./);
 });
 
 test('a converged state plans no changes', () => {
@@ -176,19 +192,33 @@ test('a column type change replaces the foreign table and, with it, the API view
   assert.deepEqual(primary.steps[2]!.drop, ['DROP VIEW "public"."docs" RESTRICT']);
 });
 
-test('a dimension change on a collection holding rows is blocked; on an empty one it is a replace', () => {
+test('a dimension change on a collection holding rows is destructive: refused unless allowed, never if protected; on an empty one a replace', () => {
   const base = topology();
   const t2 = topology({ collections: [{ ...base.collections[0]!, dimension: 768 }, base.collections[1]!] });
   const live = converged(base);
   const pod = live.get('pod_text')!;
-  live.set('pod_text', { ...pod, facts: { ...pod.facts, nonEmpty: new Set([keys.relation('vecs', 'docs')]) } });
+  live.set('pod_text', { ...pod, facts: { ...pod.facts, nonEmpty: new Set([keys.relation('vecs', 'docs')]), rowCounts: new Map([[keys.relation('vecs', 'docs'), 3]]) } });
   const blocked = buildPlan(t2, live);
+  const table = blocked.databases.find((d) => d.database === 'pod_text')!.steps.find((s) => s.kind === 'table')!;
+  assert.equal(table.risk, 'destructive');
+  assert.equal(table.collection, 'docs');
+  assert.equal(table.rows, 3);
+  assert.match(table.reason, /column vec: vector\(384\) → vector\(768\): the table is recreated and its rows are lost — 3 rows lost/);
   assert.equal(blocked.blockers.length, 1);
-  assert.match(blocked.blockers[0]!.reason, /holds rows, and column vec: vector\(384\) → vector\(768\) needs the table recreated/);
+  assert.match(blocked.blockers[0]!.reason, /destructive: recreating it loses its 3 rows \(collection docs\); run again with --allow-destructive docs/);
+  assert.deepEqual(buildPlan(t2, live, { allowDestructive: ['docs'] }).blockers, []);
+  assert.deepEqual(buildPlan(t2, live, { allowDestructive: 'all' }).blockers, []);
+  assert.equal(buildPlan(t2, live, { allowDestructive: ['images'] }).blockers.length, 1);
+  const guarded = topology({ collections: [{ ...base.collections[0]!, dimension: 768, protect: true }, base.collections[1]!] });
+  const refused = buildPlan(guarded, live, { allowDestructive: 'all' });
+  assert.equal(refused.blockers.length, 1);
+  assert.match(refused.blockers[0]!.reason, /collection docs is protected .*--allow-destructive does not override protection/);
+  assert.deepEqual(table.drop, ['DROP TABLE "vecs"."docs" RESTRICT'], 'no TRUNCATE, no CASCADE');
   const emptyOk = buildPlan(t2, converged(base));
   assert.equal(emptyOk.blockers.length, 0);
   const pt = emptyOk.databases.find((d) => d.database === 'pod_text')!.steps.map((s) => `${s.action} ${s.kind}`);
-  assert.deepEqual(pt, ['replace table', 'replace index', 'replace view']);
+  assert.deepEqual(pt, ['replace table', 'replace index', 'replace view', 'alter grants']);
+  assert.match(emptyOk.databases.find((d) => d.database === 'pod_text')!.steps[3]!.reason, /^granted again on rebuilt public.docs, vecs.docs$/);
   const idx = emptyOk.databases.find((d) => d.database === 'pod_text')!.steps[1]!;
   assert.equal(idx.transactional, true, 'an index on a rebuilt table is built inside the transaction');
 });
@@ -211,22 +241,94 @@ test('an object vecscale did not create: adopted when it matches, blocking when 
   assert.match(plan.blockers[0]!.reason, /was not created by vecscale/);
 });
 
-test('a collection removed from the file is listed as left alone, never dropped', () => {
+test('a collection removed from the file: its wrappers and empty table dropped (RESTRICT); with rows, refused unless allowed', () => {
   const base = topology();
-  const plan = buildPlan(topology({ collections: [base.collections[0]!] }), converged(base));
-  assert.equal(plan.databases.flatMap((d) => d.steps).length, 0);
-  assert.ok(plan.notes.some((n) => n.database === 'pod_img' && n.object === 'table vecs.images'));
-  assert.ok(plan.notes.some((n) => n.database === 'primary' && n.object === 'view public.images'));
+  const t2 = topology({ collections: [base.collections[0]!] });
+  const plan = buildPlan(t2, converged(base));
+  const steps = (db: string) => plan.databases.find((d) => d.database === db)!.steps.map((s) => `${s.action} ${s.object} [${s.risk}]`);
+  // Privileges on the dropped relations go with them: nothing to revoke.
+  assert.deepEqual(steps('pod_img'), ['drop table vecs.images [disruptive]', 'drop view public.images [disruptive]']);
+  assert.ok(steps('primary').includes('drop view public.images [disruptive]'));
+  assert.ok(steps('primary').includes('drop foreign table vecscale_remote.images [disruptive]'));
+  assert.ok(steps('primary').includes('drop function public.match_images [disruptive]'));
+  assert.equal(plan.blockers.length, 0);
+  const table = plan.databases.find((d) => d.database === 'pod_img')!.steps.find((s) => s.kind === 'table')!;
+  assert.match(table.drop.join('\n'), /LOCK TABLE "vecs"."images" IN ACCESS EXCLUSIVE MODE\n.*gained rows since it was planned.*\nDROP TABLE "vecs"."images" RESTRICT$/s);
+  for (const sql of plan.databases.flatMap((d) => d.steps.flatMap((s) => [...s.drop, ...s.sql]))) {
+    assert.doesNotMatch(sql, /TRUNCATE|CASCADE|DELETE FROM/);
+  }
+  const live = converged(base);
+  const pod = live.get('pod_img')!;
+  live.set('pod_img', { ...pod, facts: { ...pod.facts, nonEmpty: new Set([keys.relation('vecs', 'images')]) } });
+  const refused = buildPlan(t2, live);
+  assert.deepEqual(refused.blockers.map((b) => [b.database, b.object]), [['pod_img', 'table vecs.images']]);
+  assert.match(refused.blockers[0]!.reason, /--allow-destructive images/);
+  const allowed = buildPlan(t2, live, { allowDestructive: ['images'] });
+  assert.deepEqual(allowed.blockers, []);
+  const drop = allowed.databases.find((d) => d.database === 'pod_img')!.steps.find((s) => s.kind === 'table')!;
+  assert.deepEqual(drop.drop, ['DROP TABLE "vecs"."images" RESTRICT']);
+  // protect recorded on the table outlives the topology entry
+  const objects = new Map(pod.state.objects);
+  const t = objects.get(keys.relation('vecs', 'images'))!;
+  objects.set(t.key, { ...t, protected: true } as DbObject);
+  live.set('pod_img', { ...live.get('pod_img')!, state: { ...pod.state, objects } });
+  assert.match(buildPlan(t2, live, { allowDestructive: 'all' }).blockers[0]!.reason, /protected \(protect: true, recorded on the table\)/);
 });
 
-test('a changed secondary password alters the user mapping, shown as "password changed" only', () => {
+test('a drop that would need CASCADE (a dependant vecscale does not manage) is a blocker, not cascaded', () => {
+  const base = topology();
+  const live = converged(base);
+  const primary = live.get('primary')!;
+  live.set('primary', { ...primary, facts: { ...primary.facts, dependants: new Map([[keys.relation('public', 'images'), ['view reports.image_stats']]]) } });
+  const plan = buildPlan(topology({ collections: [base.collections[0]!] }), live);
+  assert.deepEqual(plan.blockers.map((b) => [b.database, b.object]), [['primary', 'view public.images']]);
+  assert.match(plan.blockers[0]!.reason, /DROP … CASCADE: view reports.image_stats depends on it/);
+});
+
+test("the secondary's admin password is vecscale's own: changing it changes no wrapper", () => {
   const base = topology();
   const t2 = topology({ secondaries: [secondary('pod_text', 'postgres://postgres:another-canary@10.0.0.2:5433/vectors'), base.secondaries[1]!] });
+  assert.deepEqual(buildPlan(t2, converged(base)).databases.flatMap((d) => d.steps), []);
+});
+
+test('a configured fdw_password that differs from the mappings sets it on the role and every mapping, shown as "password changed" only', () => {
+  const base = topology();
+  const t2 = topology({ secondaries: [secondary('pod_text', base.secondaries[0]!.url, { fdwPassword: 'canary-fdw-Pw' }), base.secondaries[1]!] });
   const plan = buildPlan(t2, converged(base));
   const steps = plan.databases.flatMap((d) => d.steps);
-  assert.equal(steps.length, 1);
-  assert.equal(steps[0]!.reason, 'password changed');
-  assert.deepEqual(steps[0]!.sql, ['ALTER USER MAPPING FOR "postgres" SERVER "pod_text" OPTIONS (SET "password" {{secret:pod_text.password}})']);
+  assert.deepEqual(steps.map((s) => `${s.database}: ${s.action} ${s.object}: ${s.reason}`), [
+    'pod_text: alter role vecscale_fdw: password set',
+    'primary: alter user mapping for postgres on server pod_text: password changed',
+  ]);
+  assert.deepEqual(steps[0]!.sql, ['ALTER ROLE "vecscale_fdw" LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS NOINHERIT PASSWORD {{secret:pod_text.fdw_password}}']);
+  assert.deepEqual(steps[1]!.sql, ['ALTER USER MAPPING FOR "postgres" SERVER "pod_text" OPTIONS (SET "password" {{secret:pod_text.fdw_password}})']);
+  assert.ok(!JSON.stringify(plan).includes('canary-fdw-Pw'));
+});
+
+test('a generated wrapper password is kept while the role and all its mappings agree, and set anew when they do not', () => {
+  const live = converged();
+  assert.deepEqual(buildPlan(topology(), live).databases.flatMap((d) => d.steps), []);
+  const primary = live.get('primary')!;
+  const objects = new Map(primary.state.objects);
+  const m = objects.get(keys.userMapping('pod_text', 'postgres'))!;
+  objects.set(m.key, { ...m, options: { user: 'postgres', password: 'hmac:admin' } } as DbObject);
+  live.set('primary', { ...primary, state: { ...primary.state, objects } });
+  const steps = buildPlan(topology(), live).databases.flatMap((d) => d.steps);
+  assert.deepEqual(steps.map((s) => `${s.database}: ${s.action} ${s.object}`), [
+    'pod_text: alter role vecscale_fdw',
+    'primary: alter user mapping for postgres on server pod_text',
+  ]);
+  assert.match(steps[1]!.reason, /password changed; user: postgres → vecscale_fdw/);
+});
+
+test('two secondaries in one cluster share one role: created once, privileges in each database', () => {
+  const t = topology({
+    secondaries: [secondary('pod_text', 'postgres://postgres:x@10.0.0.2:5433/vectors'), secondary('pod_img', 'postgres://postgres:x@10.0.0.2:5433/images')],
+  });
+  const plan = buildPlan(t, emptyLive());
+  const kinds = (db: string) => plan.databases.find((d) => d.database === db)!.steps.filter((s) => s.kind === 'role' || s.kind === 'grants').map((s) => s.object);
+  assert.deepEqual(kinds('pod_text'), ['role vecscale_fdw', 'privileges of vecscale_fdw']);
+  assert.deepEqual(kinds('pod_img'), ['privileges of vecscale_fdw']);
 });
 
 test('pgvector in different schemas on two databases is a precondition error naming both', () => {
@@ -275,13 +377,15 @@ test('changed query settings give match_* a new connection name (dblink keeps an
   assert.match(name(tuned)!, /^vecscale:pod_text_q[0-9a-f]{7}:[0-9a-f]{7}$/);
 });
 
-test('a secondary URL without a password is flagged when the primary role is not a superuser', () => {
-  const t = topology({ secondaries: [secondary('pod_text', 'postgres://app@10.0.0.2:5433/vectors'), topology().secondaries[1]!] });
-  const live = emptyLive();
-  assert.match(buildPlan(t, live).notes.map((n) => n.message).join('\n'), /pod_text's URL has no password; .*password is required/);
-  const primary = live.get('primary')!;
-  live.set('primary', { ...primary, facts: { ...primary.facts, superuser: true } });
-  assert.equal(buildPlan(t, live).notes.length, 0, 'a superuser may connect without one');
+test("the wrapper role of another primary is not taken over", () => {
+  const live = converged();
+  const pod = live.get('pod_text')!;
+  const objects = new Map(pod.state.objects);
+  const r = objects.get(keys.role('vecscale_fdw'))!;
+  objects.set(r.key, { ...r, owner: '10.9.9.9:5432/other' } as DbObject);
+  live.set('pod_text', { ...pod, state: { ...pod.state, objects } });
+  const plan = buildPlan(topology(), live);
+  assert.match(plan.blockers.map((b) => b.reason).join('\n'), /wrapper role of another primary \(10.9.9.9:5432\/other\).*set fdw_user/);
 });
 
 test('the plan warns when the role may not turn statement logging off around password-carrying statements', () => {
@@ -308,7 +412,7 @@ test('a sharded collection: partitions round-robin over the shards, the primary 
   assert.deepEqual(buildPlan(t, converged(t)).databases.map((d) => d.steps.length), [0, 0, 0]);
 });
 
-test('rows in a table the layout no longer uses block the plan: a move/rebalance is needed', () => {
+test('rows in a table the layout no longer uses: dropping it is destructive (vecscale does not move rows)', () => {
   const before = topology({ collections: [sharded('img', ['pod_text', 'pod_img'], 2)] });
   const live = converged(before);
   const pod = live.get('pod_img')!;
@@ -316,7 +420,9 @@ test('rows in a table the layout no longer uses block the plan: a move/rebalance
   for (const after of [sharded('img', ['pod_text', 'pod_img'], 4), sharded('img', ['pod_img', 'pod_text'], 2), collection('img', 'pod_text')]) {
     const plan = buildPlan(topology({ collections: [after] }), live);
     assert.deepEqual(plan.blockers.map((b) => [b.database, b.object]), [['pod_img', 'table vecs.img_p1of2']]);
-    assert.match(plan.blockers[0]!.reason, /holds rows of collection img.*move\/rebalance is needed/);
+    assert.match(plan.blockers[0]!.reason, /destructive: dropping it loses its rows \(collection img\); run again with --allow-destructive img/);
+    const step = plan.databases.find((d) => d.database === 'pod_img')!.steps.find((s) => s.object === 'table vecs.img_p1of2')!;
+    assert.match(step.reason, /collection img is now placed .*vecscale does not move rows/);
   }
   // The same layout with rows: nothing to block.
   assert.deepEqual(buildPlan(before, live).blockers, []);

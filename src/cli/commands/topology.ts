@@ -1,10 +1,13 @@
-/** plan, apply and validate: prepare (file + flags) → library call → render. */
+/** plan, apply, destroy, check and validate: prepare (file + flags) → library call → render. */
+import { chmodSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { dirname, relative, resolve } from 'node:path';
 import { createInterface } from 'node:readline/promises';
-import { apply, plan } from '../../api.js';
+import { apply, type ApplyResult, planAndSave } from '../../api.js';
 import { check } from '../../check.js';
 import { formatProblem, loadTopology } from '../../config/index.js';
 import type { ConfigProblem, Topology } from '../../config/types.js';
 import { VecscaleError } from '../../errors.js';
+import { SAVED_PLAN_FORMAT, type SavedPlan } from '../../plan/saved.js';
 import { hasChanges, type Plan } from '../../plan/types.js';
 import { planToJson, renderPlan } from '../../render/plan.js';
 import { ExitCode, ExitWith } from '../exit.js';
@@ -12,15 +15,25 @@ import { type Output, registerSecrets } from '../output.js';
 
 export interface CommonOptions {
   readonly connectTimeout?: number;
+  /** Literal passwords in the file are errors, not warnings. */
+  readonly strict?: boolean;
 }
+
+export interface SafetyOptions {
+  /** Collections whose destructive steps may run, or 'all' (from --allow-destructive, repeatable, comma-separated). */
+  readonly allowDestructive?: readonly string[];
+}
+
+const allowOf = (o: SafetyOptions): readonly string[] | 'all' | undefined =>
+  o.allowDestructive === undefined ? undefined : o.allowDestructive.includes('all') ? 'all' : o.allowDestructive;
 
 // formatProblem labels warnings itself; errors get their label here.
 const problemLine = (out: Output, p: ConfigProblem): string =>
   p.severity === 'error' ? `${out.color.red('error:')} ${formatProblem(p)}` : out.color.yellow(formatProblem(p));
 
 /** Loads and validates the file; problems print located and end with exit 6 before any connection. */
-export function loadOrExit(file: string, out: Output): Topology {
-  const result = loadTopology(file);
+export function loadOrExit(file: string, out: Output, opts: { strict?: boolean } = {}): Topology {
+  const result = loadTopology(file, process.env, { strict: opts.strict ?? false });
   if (!result.ok) {
     for (const p of result.problems) out.info(problemLine(out, p));
     if (out.json) out.result({ valid: false, problems: result.problems });
@@ -33,42 +46,113 @@ export function loadOrExit(file: string, out: Output): Topology {
 
 const runOpts = (o: CommonOptions) => ({ connectTimeoutMs: o.connectTimeout === undefined ? undefined : o.connectTimeout * 1000 });
 
-export async function validateCommand(file: string, _opts: unknown, out: Output): Promise<void> {
-  const t = loadOrExit(file, out);
+export async function validateCommand(file: string, opts: { strict?: boolean }, out: Output): Promise<void> {
+  const t = loadOrExit(file, out, opts);
   if (out.json) out.result({ valid: true, secondaries: t.secondaries.length, collections: t.collections.length });
   else out.info(`${file} is valid: ${t.secondaries.length} secondaries, ${t.collections.length} collections.`);
 }
 
-export async function planCommand(file: string, opts: CommonOptions & { detailedExitcode?: boolean }, out: Output): Promise<void> {
-  const topology = loadOrExit(file, out);
-  const p = await plan(topology, runOpts(opts));
+/** Writes a file readable by its owner only, atomically (a reader never sees half a plan). */
+function writePrivate(path: string, text: string): void {
+  const tmp = `${path}.${process.pid}.tmp`;
+  writeFileSync(tmp, text, { mode: 0o600 });
+  chmodSync(tmp, 0o600);
+  renameSync(tmp, path);
+}
+
+export async function planCommand(
+  file: string,
+  opts: CommonOptions & SafetyOptions & { detailedExitcode?: boolean; out?: string },
+  out: Output,
+): Promise<void> {
+  const topology = loadOrExit(file, out, opts);
+  const outFile = opts.out === undefined ? undefined : resolve(opts.out);
+  const { plan: p, saved } = await planAndSave(topology, {
+    ...runOpts(opts),
+    allowDestructive: allowOf(opts),
+    ...(outFile ? { save: { topologyFile: relative(dirname(outFile), topology.file) } } : {}),
+  });
   out.info(renderPlan(p, out.color));
+  if (outFile && saved) {
+    try {
+      writePrivate(outFile, `${JSON.stringify(saved, null, 2)}\n`);
+    } catch (e) {
+      throw new VecscaleError('config', `cannot write the plan to ${opts.out}: ${(e as Error).message}`);
+    }
+    out.info(`Saved the plan to ${opts.out} (mode 0600). Apply exactly this plan with: vecscale apply ${opts.out}`);
+  }
   if (out.json) out.result(planToJson(p));
   if (p.blockers.length > 0) throw new ExitWith(ExitCode.blocked);
   if (opts.detailedExitcode && hasChanges(p)) throw new ExitWith(ExitCode.changesPending);
 }
 
-async function confirm(out: Output, p: Plan): Promise<boolean> {
+async function confirm(out: Output, p: Plan, verb: string): Promise<boolean> {
   if (!out.interactive) {
-    throw new VecscaleError('approval', 'apply needs approval: run it on a terminal to answer the prompt, or pass --auto-approve', {
+    throw new VecscaleError('approval', `${verb} needs approval: run it on a terminal to answer the prompt, or pass --auto-approve`, {
       meta: { summary: p.summary },
     });
   }
   const rl = createInterface({ input: process.stdin, output: process.stderr });
   try {
-    const answer = await rl.question(`\nApply these changes? Only 'yes' is accepted: `);
+    const answer = await rl.question(`\n${verb === 'destroy' ? 'Destroy' : 'Apply'} these changes? Only 'yes' is accepted: `);
     return answer.trim() === 'yes';
   } finally {
     rl.close();
   }
 }
 
-export async function applyCommand(file: string, opts: CommonOptions & { autoApprove?: boolean }, out: Output): Promise<void> {
-  const topology = loadOrExit(file, out);
-  const result = await apply(topology, {
+/** A saved plan file (`plan --out`), or undefined when `file` is a topology. */
+function readSavedPlan(file: string): SavedPlan | undefined {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch {
+    return undefined; // loadOrExit reports an unreadable file
+  }
+  if (!text.trimStart().startsWith('{')) return undefined;
+  let doc: unknown;
+  try {
+    doc = JSON.parse(text);
+  } catch (e) {
+    throw new VecscaleError('config', `${file}: not a saved plan (invalid JSON: ${(e as Error).message})`);
+  }
+  const d = doc as Partial<SavedPlan>;
+  if (d.vecscalePlan !== SAVED_PLAN_FORMAT || typeof d.topologyFile !== 'string' || typeof d.topologyHash !== 'string' || !d.plan || !d.fingerprints || !d.options) {
+    throw new VecscaleError('config', `${file}: not a saved plan of this vecscale version (make it again with vecscale plan --out ${file})`);
+  }
+  return d as SavedPlan;
+}
+
+interface ApplyCliOptions extends CommonOptions, SafetyOptions {
+  readonly autoApprove?: boolean;
+  readonly lockTimeout?: number;
+}
+
+async function converge(file: string, opts: ApplyCliOptions, out: Output, destroy: boolean): Promise<void> {
+  const saved = destroy ? undefined : readSavedPlan(file);
+  if (saved && opts.allowDestructive) {
+    throw new VecscaleError('config', '--allow-destructive belongs to `vecscale plan --out`: a saved plan applies with the options it was made with');
+  }
+  const topologyFile = saved ? resolve(dirname(resolve(file)), saved.topologyFile) : file;
+  const topology = loadOrExit(topologyFile, out, opts);
+  const verb = destroy ? 'destroy' : 'apply';
+  const waiting = new Set<string>();
+  const result: ApplyResult = await apply(topology, {
     ...runOpts(opts),
-    onPlan: (p) => out.info(renderPlan(p, out.color)),
-    approve: async (p) => opts.autoApprove === true || (await confirm(out, p)),
+    allowDestructive: allowOf(opts),
+    destroy,
+    ...(saved ? { saved } : {}),
+    lockTimeoutMs: (opts.lockTimeout ?? 30) * 1000,
+    onLockWait: (db) => {
+      if (waiting.has(db)) return;
+      waiting.add(db);
+      out.info(`Waiting for another vecscale run to release its lock on ${db} (up to ${opts.lockTimeout ?? 30} s)…`);
+    },
+    onPlan: (p) => {
+      if (saved) out.info(`Applying the saved plan ${file}: the live databases and the topology still match it.`);
+      out.info(renderPlan(p, out.color));
+    },
+    approve: async (p) => opts.autoApprove === true || (await confirm(out, p, verb)),
     events: {
       onDatabaseStart: (db) => out.info(out.color.bold(`Applying to ${db.role === 'primary' ? 'the primary' : `secondary ${db.database}`}…`)),
       onWarning: (db, msg) => out.info(`${out.color.yellow('warning')}: ${db}: ${msg}`),
@@ -82,19 +166,22 @@ export async function applyCommand(file: string, opts: CommonOptions & { autoApp
       out.info(out.color.red('Nothing applied: the plan has blocked steps.'));
       throw new ExitWith(ExitCode.blocked);
     case 'declined':
-      out.info('Apply cancelled. Nothing applied.');
+      out.info(`${destroy ? 'Destroy' : 'Apply'} cancelled. Nothing applied.`);
       throw new ExitWith(ExitCode.approval);
     case 'no_changes':
       return;
     case 'applied': {
       const s = result.plan.summary;
-      out.info(out.color.green(`Apply complete: ${s.create} created, ${s.change} changed, ${s.replace} replaced, ${s.drop} dropped.`));
+      out.info(out.color.green(`${destroy ? 'Destroy' : 'Apply'} complete: ${s.create} created, ${s.change} changed, ${s.replace} replaced, ${s.drop} dropped.`));
     }
   }
 }
 
+export const applyCommand = (file: string, opts: ApplyCliOptions, out: Output): Promise<void> => converge(file, opts, out, false);
+export const destroyCommand = (file: string, opts: ApplyCliOptions, out: Output): Promise<void> => converge(file, opts, out, true);
+
 export async function checkCommand(file: string, opts: CommonOptions, out: Output): Promise<void> {
-  const topology = loadOrExit(file, out);
+  const topology = loadOrExit(file, out, opts);
   const r = await check(topology, runOpts(opts));
   if (out.json) out.result(r);
   for (const p of r.partitions) {
