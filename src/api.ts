@@ -28,10 +28,14 @@ export const targetsOf = (t: Topology): Target[] => [
 
 async function withConnections<T>(
   topology: Topology,
-  opts: RunOptions & { readOnly?: boolean },
+  opts: RunOptions & { readOnly?: boolean; command: string },
   fn: (dbs: Map<string, Db>) => Promise<T>,
 ): Promise<T> {
-  const dbs = await connectAll(targetsOf(topology), { timeoutMs: opts.connectTimeoutMs, readOnly: opts.readOnly });
+  const dbs = await connectAll(targetsOf(topology), {
+    timeoutMs: opts.connectTimeoutMs,
+    readOnly: opts.readOnly,
+    applicationName: `vecscale ${opts.command}`,
+  });
   try {
     return await fn(dbs);
   } finally {
@@ -79,7 +83,7 @@ export async function plan(topology: Topology, opts: PlanRunOptions = {}): Promi
 
 /** The plan, and its saved form when `opts.save` asks for one. */
 export function planAndSave(topology: Topology, opts: PlanRunOptions = {}): Promise<{ plan: Plan; saved?: SavedPlan }> {
-  return withConnections(topology, { ...opts, readOnly: true }, async (dbs) => {
+  return withConnections(topology, { ...opts, readOnly: true, command: 'plan' }, async (dbs) => {
     const { plan: p, live } = await planOn(topology, dbs, opts);
     return opts.save ? { plan: p, saved: savePlan(p, live, topology, opts.save.topologyFile, opts) } : { plan: p };
   });
@@ -120,7 +124,7 @@ function lockTargets(topology: Topology, dbs: ReadonlyMap<string, Db>): LockTarg
  * approval, and converges. Throws `lock`, `stale_plan`, `database` or `partial_apply`.
  */
 export function apply(topology: Topology, opts: ApplyOptions): Promise<ApplyResult> {
-  return withConnections(topology, opts, async (dbs) => {
+  return withConnections(topology, { ...opts, command: opts.destroy ? 'destroy' : 'apply' }, async (dbs) => {
     await acquireLocks(lockTargets(topology, dbs), {
       timeoutMs: opts.lockTimeoutMs ?? 30_000,
       onWait: (t) => opts.onLockWait?.(t.database),

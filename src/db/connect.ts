@@ -48,13 +48,15 @@ export interface ConnectOptions {
   readonly timeoutMs?: number;
   /** Every transaction of the session is READ ONLY (plan): a bug cannot write. */
   readonly readOnly?: boolean;
+  /** application_name, e.g. `vecscale apply`: how another run's lock message names this one (default `vecscale`). */
+  readonly applicationName?: string;
 }
 
 /** Opens a connection or throws a `connection` error naming the database. */
 export async function connect(t: Target, opts: ConnectOptions = {}): Promise<Db> {
   const client = new pg.Client({
     connectionString: t.url,
-    application_name: APPLICATION_NAME,
+    application_name: opts.applicationName ?? APPLICATION_NAME,
     connectionTimeoutMillis: opts.timeoutMs ?? 10_000,
     ...(opts.readOnly ? { options: '-c default_transaction_read_only=on' } : {}),
   });
