@@ -130,7 +130,11 @@ export function apply(topology: Topology, opts: ApplyOptions): Promise<ApplyResu
       onWait: (t) => opts.onLockWait?.(t.database),
     });
     const planOpts: PlanOptions = opts.saved
-      ? { allowDestructive: opts.saved.options.allowDestructive ?? undefined, destroy: opts.saved.options.destroy }
+      ? {
+          allowDestructive: opts.saved.options.allowDestructive ?? undefined,
+          destroy: opts.saved.options.destroy,
+          rotateFdwPasswords: opts.saved.options.rotateFdwPasswords === true,
+        }
       : opts;
     const { plan: fresh, live } = await planOn(topology, dbs, planOpts);
     let p = fresh;

@@ -34,11 +34,12 @@ function program(): Command {
     allowDestructive(c)
       .option('--auto-approve', 'go ahead without asking')
       .option('--lock-timeout <seconds>', "how long to wait for another vecscale run's lock (default 30)", parseSeconds);
-  allowDestructive(common(cli.command('plan').description('show what apply would change (connects read-only; changes nothing)')))
+  const rotate = (c: Command) => c.option('--rotate-fdw-passwords', 'set new generated passwords for the wrapper roles (and their user mappings)');
+  rotate(allowDestructive(common(cli.command('plan').description('show what apply would change (connects read-only; changes nothing)'))))
     .option('--detailed-exitcode', 'exit 0 when there are no changes, 2 when changes are pending')
     .option('--out <plan.json>', 'save the plan (mode 0600, no secrets) for `vecscale apply <plan.json>`')
     .action(async (file: string, opts) => (await topo()).planCommand(file, opts, createOutput({ ...cli.opts(), ...opts })));
-  writes(common(cli.command('apply').description('converge every database to the topology, or apply a saved plan (asks first on a terminal)')))
+  rotate(writes(common(cli.command('apply').description('converge every database to the topology, or apply a saved plan (asks first on a terminal)'))))
     .action(async (file: string, opts) => (await topo()).applyCommand(file, opts, createOutput({ ...cli.opts(), ...opts })));
   writes(common(cli.command('destroy').description("remove the primary's wrappers, and with --allow-destructive the collections (asks first on a terminal)")))
     .action(async (file: string, opts) => (await topo()).destroyCommand(file, opts, createOutput({ ...cli.opts(), ...opts })));

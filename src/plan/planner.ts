@@ -45,7 +45,7 @@ export const PHASES: readonly ObjectKind[] = [
 ];
 
 /** Where pgvector goes, and as whom the primary connects. Throws when the databases disagree on pgvector's schema. */
-export function resolveContext(topology: Topology, live: ReadonlyMap<string, LiveDatabase>): DesiredContext {
+export function resolveContext(topology: Topology, live: ReadonlyMap<string, LiveDatabase>, opts: PlanOptions = {}): DesiredContext {
   const order = ['primary', ...topology.secondaries.map((s) => s.name)];
   const installed = order.flatMap((db) => {
     const schema = live.get(db)?.facts.vectorSchema;
@@ -69,7 +69,7 @@ export function resolveContext(topology: Topology, live: ReadonlyMap<string, Liv
     vectorSchema: wanted,
     dblinkSchema: primary.facts.dblinkSchema ?? HELPER_SCHEMA,
     primaryRole,
-    fdwPasswords: fdwPasswords(topology, live, primaryRole),
+    fdwPasswords: fdwPasswords(topology, live, primaryRole, opts.rotateFdwPasswords ?? false),
   };
 }
 
@@ -78,7 +78,7 @@ export function resolveContext(topology: Topology, live: ReadonlyMap<string, Liv
  * made it and every user mapping of its group already holds one and the same password for it (the configured one,
  * if `fdw_password` is set); otherwise it is set on the role and every mapping of the group together.
  */
-function fdwPasswords(topology: Topology, live: ReadonlyMap<string, LiveDatabase>, primaryRole: string): Map<string, FdwPassword> {
+function fdwPasswords(topology: Topology, live: ReadonlyMap<string, LiveDatabase>, primaryRole: string, rotate: boolean): Map<string, FdwPassword> {
   const primary = live.get('primary')!.state.objects;
   const byGroup = new Map<string, FdwPassword>();
   const out = new Map<string, FdwPassword>();
@@ -95,7 +95,8 @@ function fdwPasswords(topology: Topology, live: ReadonlyMap<string, LiveDatabase
         }),
       );
       const wanted = s.fdwPassword === undefined ? held[0] : secretFingerprint(s.fdwPassword);
-      const keep = role?.kind === 'role' && role.managed && wanted !== undefined && held.every((h) => h === wanted);
+      // --rotate-fdw-passwords: every generated password is replaced (a configured one stays what the file says).
+      const keep = !(rotate && s.fdwPassword === undefined) && role?.kind === 'role' && role.managed && wanted !== undefined && held.every((h) => h === wanted);
       decided = keep ? { mode: 'keep', fingerprint: wanted } : { mode: 'set', fingerprint: s.fdwPassword === undefined ? GENERATED_FINGERPRINT : secretFingerprint(s.fdwPassword) };
       byGroup.set(group, decided);
     }
@@ -127,6 +128,8 @@ export interface PlanOptions {
   readonly allowDestructive?: readonly string[] | 'all';
   /** `vecscale destroy`: drop the primary's wrappers, and the collections `allowDestructive` names. */
   readonly destroy?: boolean;
+  /** Generate new wrapper passwords where vecscale generates them, even if the current ones still agree. */
+  readonly rotateFdwPasswords?: boolean;
 }
 
 interface Decision {
@@ -461,7 +464,7 @@ function destroyDesired(topology: Topology, desired: readonly DatabaseState[], o
 
 /** Plans every database of the topology against its live state. Same inputs, byte-identical plan. */
 export function buildPlan(topology: Topology, live: ReadonlyMap<string, LiveDatabase>, opts: PlanOptions = {}): Plan {
-  const ctx = resolveContext(topology, live);
+  const ctx = resolveContext(topology, live, opts);
   const full = buildDesired(topology, ctx);
   const desired = opts.destroy ? destroyDesired(topology, full, opts) : full;
   const blockers: Blocker[] = [...preconditionBlockers(live)];

@@ -21,7 +21,7 @@ export interface SavedPlan {
   readonly topologyFile: string;
   /** sha256 of the normalised topology (secrets left out). */
   readonly topologyHash: string;
-  readonly options: { readonly allowDestructive: readonly string[] | 'all' | null; readonly destroy: boolean };
+  readonly options: { readonly allowDestructive: readonly string[] | 'all' | null; readonly destroy: boolean; readonly rotateFdwPasswords: boolean };
   /** Per database, per object key: sha256 of its live state when planned, or 'absent'. */
   readonly fingerprints: Readonly<Record<string, Readonly<Record<string, string>>>>;
   /** The plan as made; SQL carries secret placeholders, never values. */
@@ -73,7 +73,7 @@ export function savePlan(plan: Plan, live: ReadonlyMap<string, LiveDatabase>, to
     vecscalePlan: SAVED_PLAN_FORMAT,
     topologyFile,
     topologyHash: topologyHash(topology),
-    options: { allowDestructive: opts.allowDestructive ?? null, destroy: opts.destroy ?? false },
+    options: { allowDestructive: opts.allowDestructive ?? null, destroy: opts.destroy ?? false, rotateFdwPasswords: opts.rotateFdwPasswords ?? false },
     fingerprints: fingerprints(plan, live),
     plan,
   };

@@ -427,3 +427,13 @@ test('rows in a table the layout no longer uses: dropping it is destructive (vec
   // The same layout with rows: nothing to block.
   assert.deepEqual(buildPlan(before, live).blockers, []);
 });
+
+test('--rotate-fdw-passwords sets a new generated password even when the role and its mappings agree', () => {
+  const steps = buildPlan(topology(), converged(), { rotateFdwPasswords: true }).databases.flatMap((d) => d.steps);
+  assert.deepEqual(steps.map((s) => `${s.database}: ${s.action} ${s.object}: ${s.reason}`), [
+    'pod_text: alter role vecscale_fdw: password set',
+    'pod_img: alter role vecscale_fdw: password set',
+    'primary: alter user mapping for postgres on server pod_img: password changed',
+    'primary: alter user mapping for postgres on server pod_text: password changed',
+  ]);
+});

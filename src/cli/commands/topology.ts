@@ -22,6 +22,8 @@ export interface CommonOptions {
 export interface SafetyOptions {
   /** Collections whose destructive steps may run, or 'all' (from --allow-destructive, repeatable, comma-separated). */
   readonly allowDestructive?: readonly string[];
+  /** Set new generated wrapper passwords. */
+  readonly rotateFdwPasswords?: boolean;
 }
 
 const allowOf = (o: SafetyOptions): readonly string[] | 'all' | undefined =>
@@ -70,6 +72,7 @@ export async function planCommand(
   const { plan: p, saved } = await planAndSave(topology, {
     ...runOpts(opts),
     allowDestructive: allowOf(opts),
+    rotateFdwPasswords: opts.rotateFdwPasswords ?? false,
     ...(outFile ? { save: { topologyFile: relative(dirname(outFile), topology.file) } } : {}),
   });
   out.info(renderPlan(p, out.color));
@@ -130,8 +133,8 @@ interface ApplyCliOptions extends CommonOptions, SafetyOptions {
 
 async function converge(file: string, opts: ApplyCliOptions, out: Output, destroy: boolean): Promise<void> {
   const saved = destroy ? undefined : readSavedPlan(file);
-  if (saved && opts.allowDestructive) {
-    throw new VecscaleError('config', '--allow-destructive belongs to `vecscale plan --out`: a saved plan applies with the options it was made with');
+  if (saved && (opts.allowDestructive || opts.rotateFdwPasswords)) {
+    throw new VecscaleError('config', '--allow-destructive and --rotate-fdw-passwords belong to `vecscale plan --out`: a saved plan applies with the options it was made with');
   }
   const topologyFile = saved ? resolve(dirname(resolve(file)), saved.topologyFile) : file;
   const topology = loadOrExit(topologyFile, out, opts);
@@ -140,6 +143,7 @@ async function converge(file: string, opts: ApplyCliOptions, out: Output, destro
   const result: ApplyResult = await apply(topology, {
     ...runOpts(opts),
     allowDestructive: allowOf(opts),
+    rotateFdwPasswords: opts.rotateFdwPasswords ?? false,
     destroy,
     ...(saved ? { saved } : {}),
     lockTimeoutMs: (opts.lockTimeout ?? 30) * 1000,
