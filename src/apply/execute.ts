@@ -147,7 +147,14 @@ export async function executePlan(
       throw new VecscaleError(
         'partial_apply',
         `partial apply: committed ${committed.join(', ')}; ${failedOn}${rest.length ? `; not attempted: ${rest.join(', ')}` : ''}`,
-        { meta: { failed: dbPlan.database, committed, notAttempted: rest }, hint: 'fix the cause and run apply again: it converges from where it stopped', cause: err },
+        {
+          meta: { failed: dbPlan.database, committed, notAttempted: rest },
+          // A wrapper password set on a secondary's role but not yet in the primary's mappings is invisible to the next plan.
+          hint: plan.databases.some((d) => d.steps.some((st) => st.kind === 'role' && st.action === 'alter' && st.sql.some(hasSecret)))
+            ? 'fix the cause and run apply --rotate-fdw-passwords: the wrapper password was set on a secondary but not on the primary'
+            : 'fix the cause and run apply again: it converges from where it stopped',
+          cause: err,
+        },
       );
     }
   }
