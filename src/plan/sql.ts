@@ -151,12 +151,15 @@ const builders: { [K in ObjectKind]: Builders<K> } = {
   },
   server: {
     create: (o) => [`CREATE SERVER ${ident(o.name)} FOREIGN DATA WRAPPER ${ident(o.wrapper)} ${options(literalOptions(o.options))}`],
+    // RESTRICT: a foreign table or mapping vecscale does not drop with it keeps it (and fails the apply, rolled back).
+    drop: (o) => [`DROP SERVER ${ident(o.name)} RESTRICT`],
     mark: (o) => comment('SERVER', ident(o.name)),
   },
   user_mapping: {
     create: (o) => [
       `CREATE USER MAPPING FOR ${roleSql(o.role)} SERVER ${ident(o.server)} ${options(mappingOptions(o))}`,
     ],
+    drop: (o) => [`DROP USER MAPPING FOR ${roleSql(o.role)} SERVER ${ident(o.server)}`],
   },
   function: {
     create: (o) => {

@@ -437,3 +437,15 @@ test('--rotate-fdw-passwords sets a new generated password even when the role an
     'primary: alter user mapping for postgres on server pod_text: password changed',
   ]);
 });
+
+test('a settings profile no longer used: its server and mapping are dropped (RESTRICT), after the foreign tables moved off it', () => {
+  const base = topology();
+  const tuned = topology({ collections: [{ ...base.collections[0]!, query: { efSearch: 40, iterativeScan: 'relaxed_order', probes: 10 } }, base.collections[1]!] });
+  const plan = buildPlan(base, converged(tuned));
+  const primary = plan.databases.find((d) => d.database === 'primary')!.steps;
+  const drops = primary.filter((s) => s.action === 'drop');
+  assert.deepEqual(drops.map((s) => s.kind).sort(), ['server', 'user_mapping']);
+  assert.match(drops.find((s) => s.kind === 'server')!.drop[0]!, /^DROP SERVER "pod_text_q[0-9a-f]{7}" RESTRICT$/);
+  assert.match(drops.find((s) => s.kind === 'user_mapping')!.drop[0]!, /^DROP USER MAPPING FOR "postgres" SERVER "pod_text_q[0-9a-f]{7}"$/);
+  assert.ok(primary.some((s) => s.object === 'foreign table vecscale_remote.docs' && s.action === 'replace'));
+});
