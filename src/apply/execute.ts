@@ -33,26 +33,32 @@ const STATEMENT_TEXT_SINKS: ReadonlyArray<readonly [string, string, boolean]> = 
 ];
 
 /**
- * Keeps statements that carry a password out of the server log (log_statement = 'ddl', a failing or slow
- * statement) and out of pg_stat_statements. Only superusers (or roles granted SET on these parameters) may;
- * returns the settings that could not be set.
+ * Keeps one statement that carries a password out of the server log (log_statement = 'ddl', a failing or slow
+ * statement) and out of pg_stat_statements: the settings are turned off (SET LOCAL) for that statement only and put
+ * back after it, so the rest of the transaction's DDL is still logged for audit. Only superusers (or roles granted
+ * SET on these parameters) may; returns the settings that could not be set.
  */
-async function suppressStatementLogging(db: Db): Promise<string[]> {
+async function quietly(db: Db, statement: () => Promise<void>): Promise<string[]> {
   const refused: string[] = [];
+  const restore: Array<[string, string]> = [];
   for (const [name, value, required] of STATEMENT_TEXT_SINKS) {
-    if (!required) {
-      const loaded = await db.query('SELECT 1 FROM pg_catalog.pg_settings WHERE name = $1', [name]);
-      if (loaded.rowCount === 0) continue;
+    const current = await db.query<{ setting: string }>('SELECT setting FROM pg_catalog.pg_settings WHERE name = $1', [name]);
+    if (current.rowCount === 0) {
+      if (required) refused.push(name);
+      continue;
     }
     await db.query('SAVEPOINT vecscale_log');
     try {
       await db.query(`SELECT pg_catalog.set_config($1, $2, true)`, [name, value]);
       await db.query('RELEASE SAVEPOINT vecscale_log');
+      restore.push([name, current.rows[0]!.setting]);
     } catch {
       await db.query('ROLLBACK TO SAVEPOINT vecscale_log');
       refused.push(name);
     }
   }
+  await statement();
+  for (const [name, setting] of restore) await db.query(`SELECT pg_catalog.set_config($1, $2, true)`, [name, setting]);
   return refused;
 }
 
@@ -65,10 +71,22 @@ async function applyDatabase(
 ): Promise<void> {
   const inTx = plan.steps.filter((s) => s.transactional);
   const outside = plan.steps.filter((s) => !s.transactional);
+  let warned = false;
   const run = async (step: PlanStep, statements: readonly string[]) => {
     for (const sql of statements) {
       try {
-        await db.query(resolveSecrets(sql, secrets));
+        if (!hasSecret(sql)) {
+          await db.query(sql);
+          continue;
+        }
+        const refused = await quietly(db, async () => void (await db.query(resolveSecrets(sql, secrets))));
+        if (refused.length > 0 && !warned) {
+          warned = true;
+          events.onWarning?.(
+            plan.database,
+            `this role may not set ${refused.join(', ')}: a server configured to log such statements records the wrapper password`,
+          );
+        }
       } catch (err) {
         const e = err as { message?: string; code?: string };
         throw new VecscaleError('database', `${step.object}: ${scrub(e.message ?? String(err), secrets.values())}`, {
@@ -83,15 +101,6 @@ async function applyDatabase(
     try {
       // Literals are quoted the standard way (quote.ts): make sure the server reads them that way.
       await db.query("SET LOCAL standard_conforming_strings = on");
-      if (inTx.some((s) => [...s.sql, ...s.drop].some(hasSecret))) {
-        const refused = await suppressStatementLogging(db);
-        if (refused.length > 0) {
-          events.onWarning?.(
-            plan.database,
-            `this role may not set ${refused.join(', ')}: a server configured to log such statements records the user-mapping password`,
-          );
-        }
-      }
       for (const step of [...inTx].sort(reversePhase)) if (step.drop.length > 0) await run(step, step.drop);
       for (const step of inTx) {
         events.onStep?.(step);

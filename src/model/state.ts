@@ -310,7 +310,8 @@ export function describeObject(o: DbObject): string {
     case 'foreign_table':
       return `foreign table ${o.schema}.${o.name}`;
     case 'function':
-      return `function ${o.schema}.${o.name}`;
+      // upsert_<c>'s batch overload is told apart from the row form by its argument.
+      return `function ${o.schema}.${o.name}${o.key.endsWith('(rows)') ? '(rows jsonb)' : ''}`;
     case 'role':
       return `role ${o.name}`;
     case 'grants':
