@@ -12,7 +12,7 @@ import { introspectAll } from './introspect/index.js';
 import { type LiveDatabase, VECS_SCHEMA } from './model/state.js';
 import { buildPlan, type PlanOptions } from './plan/planner.js';
 import { savePlan, staleness, type SavedPlan } from './plan/saved.js';
-import { hasChanges, type Plan } from './plan/types.js';
+import { hasChanges, type Plan, stepKey } from './plan/types.js';
 import { qualified } from './sql/quote.js';
 import { redactUrl } from './util/url.js';
 
@@ -48,7 +48,7 @@ async function countRows(dbs: ReadonlyMap<string, Db>, plan: Plan): Promise<Map<
   const out = new Map<string, Map<string, number>>();
   for (const step of plan.databases.flatMap((d) => d.steps)) {
     if (step.risk !== 'destructive' || step.kind !== 'table') continue;
-    const key = step.id.slice(step.database.length + 1);
+    const key = stepKey(step);
     const table = key.slice(`relation:${VECS_SCHEMA}.`.length);
     const db = dbs.get(step.database);
     if (!db) continue;

@@ -25,7 +25,7 @@ import { hasSecret, qualified } from '../sql/quote.js';
 import { redactUrl } from '../util/url.js';
 import { describeFields, purpose } from './reasons.js';
 import { alterSql, appendsColumns, createSql, dropSql, markSql } from './sql.js';
-import type { Action, Blocker, DatabasePlan, Note, Plan, PlanStep, Risk } from './types.js';
+import { type Action, type Blocker, type DatabasePlan, type Note, type Plan, type PlanStep, type Risk, stepKey } from './types.js';
 
 /** Creates run in this order, drops of replaced objects in the reverse. */
 export const PHASES: readonly ObjectKind[] = [
@@ -94,10 +94,11 @@ function fdwPasswords(topology: Topology, live: ReadonlyMap<string, LiveDatabase
           return um?.kind === 'user_mapping' && um.options.user === m.fdwUser ? um.options.password : undefined;
         }),
       );
-      const wanted = s.fdwPassword === undefined ? held[0] : secretFingerprint(s.fdwPassword);
+      const configured = s.fdwPassword === undefined ? undefined : secretFingerprint(s.fdwPassword);
+      const wanted = configured ?? held[0];
       // --rotate-fdw-passwords: every generated password is replaced (a configured one stays what the file says).
-      const keep = !(rotate && s.fdwPassword === undefined) && role?.kind === 'role' && role.managed && wanted !== undefined && held.every((h) => h === wanted);
-      decided = keep ? { mode: 'keep', fingerprint: wanted } : { mode: 'set', fingerprint: s.fdwPassword === undefined ? GENERATED_FINGERPRINT : secretFingerprint(s.fdwPassword) };
+      const keep = !(rotate && configured === undefined) && role?.kind === 'role' && role.managed && wanted !== undefined && held.every((h) => h === wanted);
+      decided = keep ? { mode: 'keep', fingerprint: wanted } : { mode: 'set', fingerprint: configured ?? GENERATED_FINGERPRINT };
       byGroup.set(group, decided);
     }
     out.set(s.name, decided);
@@ -359,11 +360,12 @@ function toStep(database: string, key: string, dec: Decision, decisions: Readonl
     ...(dec.collection !== undefined ? { collection: dec.collection } : {}),
   };
   const sqlCtx = { vectorSchema: ctx.vectorSchema };
-  if (dec.action === 'drop') {
+  const dropOld = (): string[] => {
     const drop = dropSql(a!, { guardEmpty: dec.guardEmpty ?? false });
     if (!drop) throw new Error(`vecscale never drops a ${a!.kind}`);
-    return { ...base, drop, sql: [], transactional: true };
-  }
+    return drop;
+  };
+  if (dec.action === 'drop') return { ...base, drop: dropOld(), sql: [], transactional: true };
   if (!d) throw new Error(`no desired state for ${key}`);
   // An index on a table that already exists is built CONCURRENTLY, outside the transaction: no write lock on rows.
   if (d.kind === 'index' && (dec.action === 'create' || dec.action === 'replace')) {
@@ -386,11 +388,8 @@ function toStep(database: string, key: string, dec: Decision, decisions: Readonl
       return { ...base, drop: [], sql: [markSql(a!) ?? ''].filter(Boolean), transactional: true };
     case 'alter':
       return { ...base, drop: [], sql: alterSql(a!, d, sqlCtx), transactional: true };
-    case 'replace': {
-      const drop = dropSql(a!, { guardEmpty: dec.guardEmpty ?? false });
-      if (!drop) throw new Error(`vecscale never drops a ${a!.kind}`);
-      return { ...base, drop, sql: createSql(d, sqlCtx), transactional: true };
-    }
+    case 'replace':
+      return { ...base, drop: dropOld(), sql: createSql(d, sqlCtx), transactional: true };
   }
 }
 
@@ -409,7 +408,7 @@ function destructiveBlockers(topology: Topology, live: ReadonlyMap<string, LiveD
   for (const s of steps.filter((x) => x.risk === 'destructive')) {
     const name = s.collection ?? '?';
     const spec = topology.collections.find((c) => c.name === name);
-    const liveTable = live.get(s.database)?.state.objects.get(s.id.slice(s.database.length + 1));
+    const liveTable = live.get(s.database)?.state.objects.get(stepKey(s));
     const isProtected = spec ? spec.protect : liveTable?.kind === 'table' && liveTable.protected === true;
     const rows = s.rows === undefined ? 'its rows' : `its ${s.rows} row${s.rows === 1 ? '' : 's'}`;
     if (isProtected) {
@@ -434,7 +433,7 @@ function destructiveBlockers(topology: Topology, live: ReadonlyMap<string, LiveD
 function dependantBlockers(live: ReadonlyMap<string, LiveDatabase>, steps: readonly PlanStep[]): Blocker[] {
   const out: Blocker[] = [];
   for (const s of steps.filter((x) => x.action === 'drop' || x.action === 'replace')) {
-    const deps = live.get(s.database)?.facts.dependants?.get(s.id.slice(s.database.length + 1));
+    const deps = live.get(s.database)?.facts.dependants?.get(stepKey(s));
     if (!deps?.length) continue;
     out.push({
       database: s.database,
@@ -515,6 +514,6 @@ export function buildPlan(topology: Topology, live: ReadonlyMap<string, LiveData
 /** A destructive step says how many rows it loses, when they were counted (see `countRows` in the API). */
 function withRows(step: PlanStep, live: LiveDatabase): PlanStep {
   if (step.risk !== 'destructive') return step;
-  const rows = live.facts.rowCounts?.get(step.id.slice(step.database.length + 1));
+  const rows = live.facts.rowCounts?.get(stepKey(step));
   return rows === undefined ? step : { ...step, rows, reason: `${step.reason} — ${rows} row${rows === 1 ? '' : 's'} lost` };
 }

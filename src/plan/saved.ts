@@ -10,7 +10,7 @@ import { stateOf } from '../diff.js';
 import { describeObject, type LiveDatabase } from '../model/state.js';
 import { redactUrl } from '../util/url.js';
 import type { PlanOptions } from './planner.js';
-import type { Plan, PlanStep } from './types.js';
+import { type Plan, stepKey } from './types.js';
 
 export const SAVED_PLAN_FORMAT = 1;
 
@@ -50,8 +50,6 @@ export function topologyHash(t: Topology): string {
     }),
   );
 }
-
-const stepKey = (s: PlanStep): string => s.id.slice(s.database.length + 1);
 
 /** Fingerprints of every object in scope of the plan: all the live objects it read, and those it creates. */
 export function fingerprints(plan: Plan, live: ReadonlyMap<string, LiveDatabase>): Record<string, Record<string, string>> {

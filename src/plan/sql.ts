@@ -55,7 +55,8 @@ function columnSql(c: Column, ctx: SqlContext, columnOptions: readonly string[] 
     .join(' ');
 }
 
-const comment = (what: string, name: string): string => `COMMENT ON ${what} ${name} IS ${literal(MANAGED_COMMENT)}`;
+/** The marker comment; `suffix` records more about the object (PROTECTED_MARK, the role's ROLE_OWNER_MARK). */
+const comment = (what: string, name: string, suffix = ''): string => `COMMENT ON ${what} ${name} IS ${literal(MANAGED_COMMENT + suffix)}`;
 
 /**
  * The view's marker with an md5 of its stored definition, computed under search_path = pg_catalog (as the
@@ -129,7 +130,7 @@ const builders: { [K in ObjectKind]: Builders<K> } = {
         : []),
       `DROP TABLE ${qualified(o.schema, o.name)} RESTRICT`,
     ],
-    mark: (o) => `COMMENT ON TABLE ${qualified(o.schema, o.name)} IS ${literal(MANAGED_COMMENT + (o.protected ? PROTECTED_MARK : ''))}`,
+    mark: (o) => comment('TABLE', qualified(o.schema, o.name), o.protected ? PROTECTED_MARK : ''),
   },
   index: {
     create: (o, ctx, { concurrently }) => [
@@ -203,7 +204,7 @@ const builders: { [K in ObjectKind]: Builders<K> } = {
     create: (o) => [
       `CREATE ROLE ${ident(o.name)} ${PLAIN_LOGIN}${o.passwordRef ? ` PASSWORD ${secret(o.passwordRef)}` : ''}`,
     ],
-    mark: (o) => `COMMENT ON ROLE ${ident(o.name)} IS ${literal(roleMarker(o.owner))}`,
+    mark: (o) => comment('ROLE', ident(o.name), ROLE_OWNER_MARK + (o.owner ?? '')),
   },
   grants: {
     create: (o) => privilegeSql(o.role, [], o.privileges),
@@ -213,8 +214,6 @@ const builders: { [K in ObjectKind]: Builders<K> } = {
 /** A login role and nothing more; INHERIT off, so a membership granted later by hand brings no privileges along. */
 const PLAIN_LOGIN = 'LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS NOINHERIT';
 
-/** The wrapper role's marker: managed, and for which primary. */
-export const roleMarker = (owner: string | null): string => `${MANAGED_COMMENT}${ROLE_OWNER_MARK}${owner ?? ''}`;
 
 const privilegeTarget = (p: Privilege): string =>
   p.on === 'schema' ? `SCHEMA ${ident(p.schema)}` : `TABLE ${qualified(p.schema, p.name ?? '')}`;

@@ -59,4 +59,7 @@ export interface Plan {
   readonly summary: { readonly create: number; readonly change: number; readonly replace: number; readonly drop: number };
 }
 
+/** The object key a step acts on (its id without the database): how live state and facts are looked up for it. */
+export const stepKey = (s: PlanStep): string => s.id.slice(s.database.length + 1);
+
 export const hasChanges = (plan: Plan): boolean => plan.databases.some((d) => d.steps.length > 0);
