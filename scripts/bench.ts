@@ -14,7 +14,7 @@ import { gunzipSync } from 'node:zlib';
 import pg from 'pg';
 import { apply } from '../src/api.js';
 import { parseTopology } from '../src/config/index.js';
-import { sessionSettings } from '../src/desired.js';
+import { sessionSettings } from '../src/desired/index.js';
 import { fillTemplate, matchQueryTemplate } from '../src/query/match-function.js';
 import { sandboxUp, sandboxUrls } from '../src/sandbox/sandbox.js';
 
@@ -177,7 +177,7 @@ ${sets.map((d) => `  ${d.name}_sh: { shards: [pod_a, pod_b], dimension: ${d.dime
     // (c) the guide's SQL: a server without extensions 'vector', a foreign table over the same view.
     await pri.query(`CREATE SERVER bench_naive_${d.name} FOREIGN DATA WRAPPER postgres_fdw OPTIONS (host '127.0.0.1', port '${new URL(secondaryUrl).port}', dbname '${DB}')`);
     await pri.query(`CREATE USER MAPPING FOR CURRENT_USER SERVER bench_naive_${d.name} OPTIONS (user 'postgres', password '${decodeURIComponent(new URL(secondaryUrl).password)}')`);
-    await pri.query(`CREATE FOREIGN TABLE public.naive_${d.name} (id varchar, embedding vector(${d.dimension}), metadata jsonb, ${d.filterKey} integer) SERVER bench_naive_${d.name} OPTIONS (schema_name 'public', table_name '${d.name}')`);
+    await pri.query(`CREATE FOREIGN TABLE public.naive_${d.name} (id varchar, embedding vector(${d.dimension}), metadata jsonb, ${d.filterKey} integer) SERVER bench_naive_${d.name} OPTIONS (schema_name 'vecscale', table_name '${d.name}')`);
 
     const op = d.metric === 'cosine' ? '<=>' : '<->';
     for (const filtered of [false, true]) {

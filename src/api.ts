@@ -6,7 +6,7 @@ import { executePlan, type ApplyEvents } from './apply/execute.js';
 import { acquireLocks, type LockTarget } from './apply/lock.js';
 import type { Topology } from './config/types.js';
 import { closeAll, connectAll, type Db, type Target } from './db/connect.js';
-import { desiredSecrets } from './desired.js';
+import { desiredSecrets } from './desired/index.js';
 import { VecscaleError } from './errors.js';
 import { introspectAll } from './introspect/index.js';
 import { type LiveDatabase, VECS_SCHEMA } from './model/state.js';

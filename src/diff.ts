@@ -39,7 +39,7 @@ function comparable(o: DbObject): Record<string, unknown> {
     case 'extension':
       return {}; // existence only: where pgvector sits is a precondition check, not a change
     case 'schema':
-      return {};
+      return { acl: o.acl };
     case 'table':
       return {
         kind: o.kind,
@@ -49,14 +49,23 @@ function comparable(o: DbObject): Record<string, unknown> {
         partitionKey: o.partitionKey,
         partitions: o.partitions,
         protected: o.protected,
+        acl: o.acl,
       };
     case 'index':
       return { name: indexNameStem(o.name), method: o.method, column: o.column, opclass: o.opclass, params: o.params, valid: o.valid };
     case 'function':
-      return { kind: o.kind, definitionMd5: o.definitionMd5, bodyMd5: o.bodyMd5, grantees: o.grantees };
+      return {
+        kind: o.kind,
+        definitionMd5: o.definitionMd5,
+        bodyMd5: o.bodyMd5,
+        securityDefiner: o.securityDefiner,
+        config: o.config,
+        owner: o.owner,
+        acl: o.acl,
+      };
     case 'view':
       return {
-        grantees: o.grantees,
+        acl: o.acl,
         writeTrigger: o.writeTrigger,
         kind: o.kind,
         columns: o.columns.map((c) => ({ name: c.name, type: c.type })),
@@ -65,7 +74,7 @@ function comparable(o: DbObject): Record<string, unknown> {
         options: o.options,
       };
     case 'server':
-      return { wrapper: o.wrapper, options: ownOptions('server', o.options) };
+      return { wrapper: o.wrapper, options: ownOptions('server', o.options), acl: o.acl };
     case 'user_mapping':
       return { options: ownOptions('user_mapping', o.options) };
     case 'foreign_table':
@@ -76,6 +85,7 @@ function comparable(o: DbObject): Record<string, unknown> {
         columns: o.columns.map((c) => ({ name: c.name, type: c.type })),
         columnOptions: o.columnOptions,
         partition: o.partition,
+        acl: o.acl,
       };
     case 'role':
       return { kind: o.kind, attributes: o.attributes, memberOf: o.memberOf, owner: o.owner, password: o.setPassword ? 'set' : 'kept' };
@@ -99,8 +109,9 @@ export function stateOf(o: DbObject, facts: { readonly nonEmpty: ReadonlySet<str
 function fieldChanges(actual: DbObject, desired: DbObject): Record<string, FieldChange> {
   const a: Record<string, unknown> = { ...comparable(actual), kind: actual.kind };
   const d: Record<string, unknown> = { ...comparable(desired), kind: desired.kind };
-  // Grants are compared only where the desired state names them (the API objects).
-  if (d.grantees === undefined) delete a.grantees;
+  // ACLs and owners are compared where the desired state sets them (vecscale's own objects).
+  if (d.acl === undefined) delete a.acl;
+  if (d.owner === undefined) delete a.owner;
   if (d.writeTrigger === undefined) delete a.writeTrigger;
   if (d.protected === undefined) delete a.protected;
   // A mapping is ours when its server is, privileges when their role is: their `managed` is derived, never a change of its own.

@@ -38,6 +38,7 @@ export function topology(over: Partial<Topology> = {}): Topology {
     ],
     extensionSchema: undefined,
     apiRoles: [],
+    writeRoles: [],
     secrets: [SECRET_A, SECRET_B, 'primary-pw'],
     ...over,
   };

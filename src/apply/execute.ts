@@ -7,7 +7,8 @@ import type { Db } from '../db/connect.js';
 import { VecscaleError } from '../errors.js';
 import { PHASES } from '../plan/planner.js';
 import type { DatabasePlan, Plan, PlanStep } from '../plan/types.js';
-import { hasSecret, resolveSecrets } from '../sql/quote.js';
+import { hasSecret } from '../sql/quote.js';
+import { runSecretStatement } from './secrets.js';
 import { scrub } from '../util/url.js';
 
 export interface ApplyEvents {
@@ -22,45 +23,6 @@ export interface ApplyOutcome {
 }
 
 const reversePhase = (a: PlanStep, b: PlanStep) => PHASES.indexOf(b.kind) - PHASES.indexOf(a.kind);
-
-/** Settings that would otherwise write a statement's text (and so a password) to the log or a view. */
-const STATEMENT_TEXT_SINKS: ReadonlyArray<readonly [string, string, boolean]> = [
-  // [setting, value, required]: an optional one is absent unless its module is loaded.
-  ['log_statement', 'none', true],
-  ['log_min_error_statement', 'panic', true],
-  ['log_min_duration_statement', '-1', true],
-  ['pg_stat_statements.track_utility', 'off', false],
-];
-
-/**
- * Keeps one statement that carries a password out of the server log (log_statement = 'ddl', a failing or slow
- * statement) and out of pg_stat_statements: the settings are turned off (SET LOCAL) for that statement only and put
- * back after it, so the rest of the transaction's DDL is still logged for audit. Only superusers (or roles granted
- * SET on these parameters) may; returns the settings that could not be set.
- */
-async function quietly(db: Db, statement: () => Promise<void>): Promise<string[]> {
-  const refused: string[] = [];
-  const restore: Array<[string, string]> = [];
-  for (const [name, value, required] of STATEMENT_TEXT_SINKS) {
-    const current = await db.query<{ setting: string }>('SELECT setting FROM pg_catalog.pg_settings WHERE name = $1', [name]);
-    if (current.rowCount === 0) {
-      if (required) refused.push(name);
-      continue;
-    }
-    await db.query('SAVEPOINT vecscale_log');
-    try {
-      await db.query(`SELECT pg_catalog.set_config($1, $2, true)`, [name, value]);
-      await db.query('RELEASE SAVEPOINT vecscale_log');
-      restore.push([name, current.rows[0]!.setting]);
-    } catch {
-      await db.query('ROLLBACK TO SAVEPOINT vecscale_log');
-      refused.push(name);
-    }
-  }
-  await statement();
-  for (const [name, setting] of restore) await db.query(`SELECT pg_catalog.set_config($1, $2, true)`, [name, setting]);
-  return refused;
-}
 
 async function applyDatabase(
   db: Db,
@@ -79,7 +41,7 @@ async function applyDatabase(
           await db.query(sql);
           continue;
         }
-        const refused = await quietly(db, async () => void (await db.query(resolveSecrets(sql, secrets))));
+        const refused = await runSecretStatement(db, sql, secrets);
         if (refused.length > 0 && !warned) {
           warned = true;
           events.onWarning?.(

@@ -108,6 +108,7 @@ function toDraft(doc: Loose<TopologyDocument>): Draft {
     })),
     extensionSchema: doc.extension_schema,
     apiRoles: doc.api_roles ?? [],
+    writeRoles: doc.write_roles ?? [],
   };
 }
 
@@ -151,8 +152,9 @@ function complete(draft: Draft, file: string, secrets: readonly string[]): Topol
     } else return undefined;
   }
   if (draft.primaryUrl === undefined) return undefined;
-  const { extensionSchema, apiRoles } = draft;
-  return { version: 1, file, primary: { url: connectionUrl(draft.primaryUrl, draft.primaryPassword) }, secondaries, collections, extensionSchema, apiRoles, secrets };
+  const { extensionSchema, apiRoles, writeRoles } = draft;
+  const primary = { url: connectionUrl(draft.primaryUrl, draft.primaryPassword) };
+  return { version: 1, file, primary, secondaries, collections, extensionSchema, apiRoles, writeRoles, secrets };
 }
 
 /** The next power of two ≥ the number of shards. */

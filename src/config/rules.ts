@@ -22,6 +22,7 @@ export interface Draft {
   readonly extensionSchema: string | undefined;
   /** Valid, distinct role names. */
   readonly apiRoles: readonly string[];
+  readonly writeRoles: readonly string[];
 }
 export interface DraftSecondary {
   readonly name: string;
@@ -60,7 +61,7 @@ export const MAX_INDEXED_DIMENSIONS = 2000;
 /** Names vecscale gives the columns of every collection view, and PostgreSQL's system columns. */
 export const RESERVED_COLUMNS = ['id', 'embedding', 'metadata', 'vec', 'ctid', 'xmin', 'xmax', 'cmin', 'cmax', 'tableoid'] as const;
 /** Schemas pgvector must not go to: the vecs client's, vecscale's private one, and the system's. */
-const RESERVED_SCHEMAS = ['vecs', 'vecscale_remote', 'pg_catalog', 'information_schema', 'pg_toast'] as const;
+const RESERVED_SCHEMAS = ['vecs', 'vecscale', 'vecscale_remote', 'vecscale_write', 'pg_catalog', 'information_schema', 'pg_toast'] as const;
 
 const error = (ctx: RuleContext, path: string, pos: Position | undefined, message: string): ConfigProblem => ({
   severity: 'error', path, file: ctx.file, line: pos?.line, column: pos?.column, message,
@@ -312,6 +313,26 @@ const extensionSchemaIsFree: Rule = (draft, ctx) => {
   return [error(ctx, 'extension_schema', ctx.locate.near('extension_schema'), `"${schema}" is reserved (${RESERVED_SCHEMAS.join(', ')}, pg_*): choose another schema for pgvector`)];
 };
 
+/** A writer reads too: a role in both lists would say one thing twice, and drift apart when one list is edited. */
+const rolesListedOnce: Rule = (draft, ctx) =>
+  draft.writeRoles.flatMap((role, i) => {
+    if (!draft.apiRoles.includes(role)) return [];
+    const path = `write_roles[${i}]`;
+    return [error(ctx, path, ctx.locate.near(path), `"${role}" is in api_roles too: write_roles read as well, so list it in write_roles only`)];
+  });
+
+/**
+ * vecscale computes the wrapper role's SCRAM verifier itself (the password never reaches the server), from the bytes
+ * of the password; libpq would first normalise a non-ASCII one (SASLprep), so the two could disagree. ASCII is used
+ * as it is by both.
+ */
+const fdwPasswordIsAscii: Rule = (draft, ctx) =>
+  draft.secondaries.flatMap((s) => {
+    const path = `secondaries.${s.name}.fdw_password`;
+    if (s.fdwPassword === undefined || ctx.unresolved.has(path) || /^[\x01-\x7f]*$/.test(s.fdwPassword)) return [];
+    return [error(ctx, path, ctx.locate.near(path), 'must be ASCII: vecscale sends the role a SCRAM verifier it computes from the password (PostgreSQL would normalise other characters first), never the password')];
+  });
+
 /** Every rule, by name; run in this order (the result is sorted by position anyway). */
 export const RULES: Readonly<Record<string, Rule>> = {
   urlsArePostgres,
@@ -331,6 +352,8 @@ export const RULES: Readonly<Record<string, Rule>> = {
   collectionsVisibleToVecs,
   collectionNamesFit,
   extensionSchemaIsFree,
+  rolesListedOnce,
+  fdwPasswordIsAscii,
 };
 
 /** Runs every rule over the draft. */

@@ -134,6 +134,17 @@ const password = {
     '(relative to this file\'s directory; one trailing newline is dropped). vecscale puts it in the URL\'s userinfo, percent-encoded.',
 } as const satisfies StringSchema;
 
+/** A role the topology grants to: the same naming rule as every other name, and none of the roles that need no grant. */
+const roleItem = {
+  kind: 'identifier',
+  description: 'A role name; not postgres, public or pg_*.',
+  reserved: {
+    postgres: 'the administrator role needs no grants',
+    public: 'granting to PUBLIC is granting to every role',
+    'pg_*': "pg_* roles are PostgreSQL's predefined roles",
+  },
+} as const satisfies IdentifierSchema;
+
 /** The topology file, version 1. */
 export const topologySchema = {
   kind: 'object',
@@ -148,17 +159,17 @@ export const topologySchema = {
       kind: 'list',
       entry: 'role',
       description:
-        'Roles granted use of the API objects on the primary (views, match_/upsert_ functions), e.g. [anon, authenticated]. ' +
-        'Role names follow the same rule as every other name: lowercase, no quoting needed.',
-      items: {
-        kind: 'identifier',
-        description: 'A role name; not postgres, public or pg_*.',
-        reserved: {
-          postgres: 'the administrator role needs no grants',
-          public: 'granting to PUBLIC is granting to every role',
-          'pg_*': "pg_* roles are PostgreSQL's predefined roles",
-        },
-      },
+        'Roles that may read through the primary: SELECT on public.<collection> and EXECUTE on match_<collection>, e.g. ' +
+        '[anon, authenticated]. vecscale owns the whole ACL of what it creates: no other role gets anything (PUBLIC included).',
+      items: roleItem,
+    },
+    write_roles: {
+      kind: 'list',
+      entry: 'role',
+      description:
+        'Roles that may also write through the primary: INSERT, UPDATE, DELETE on public.<collection> and EXECUTE on ' +
+        'upsert_<collection>, e.g. [service_role]. They read too; list a role in one of the two lists.',
+      items: roleItem,
     },
     primary: {
       kind: 'object',

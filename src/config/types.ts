@@ -100,8 +100,10 @@ export interface Topology {
   readonly collections: readonly CollectionSpec[];
   /** Schema for the `vector` extension when vecscale has to create it (absent: wherever it already is, else `public`). */
   readonly extensionSchema: string | undefined;
-  /** Roles granted use of the API objects on the primary (views, match_/upsert_ functions); e.g. anon, authenticated. */
+  /** Roles that may read through the primary (SELECT on public.<c>, EXECUTE on match_<c>); e.g. anon, authenticated. */
   readonly apiRoles: readonly string[];
+  /** Roles that may also write (INSERT/UPDATE/DELETE on public.<c>, EXECUTE on upsert_<c>); e.g. service_role. */
+  readonly writeRoles: readonly string[];
   /** Every secret value the file resolved (URL passwords, fdw passwords, file: secrets): output is scrubbed of these. */
   readonly secrets: readonly string[];
 }

@@ -4,9 +4,13 @@
  * Runs in a READ ONLY transaction with search_path = pg_catalog, so every name we read is resolved the same way
  * whatever the role's settings.
  */
+import { QUIET_SETTINGS } from '../apply/secrets.js';
 import type { Db } from '../db/connect.js';
 import { API_SCHEMA, HELPER_SCHEMA, MANAGED_COMMENT, REMOTE_SCHEMA, VECS_SCHEMA, WRITE_SCHEMA, WRITE_TRIGGER } from '../model/state.js';
 import { qualified } from '../sql/quote.js';
+
+/** One privilege of an ACL as aclexplode() lists it: grantee name ('public' for PUBLIC), privilege, WITH GRANT OPTION. */
+export type AclRow = readonly [grantee: string, privilege: string, grantable: boolean];
 
 /** What to look at: vecscale's schemas, plus the relation names the topology wants (to see collisions). */
 export interface IntrospectScope {
@@ -15,12 +19,18 @@ export interface IntrospectScope {
   readonly functionNames: readonly string[];
   /** The wrapper role whose privileges in this database to read (secondaries), and whether the role itself is this database's to manage. */
   readonly role?: { readonly name: string; readonly home: boolean };
+  /** The roles the topology grants to (api_roles, write_roles): whether they exist here. */
+  readonly grantees?: readonly string[];
 }
 
 export interface RawCatalog {
   readonly facts: { current_user: string; server_version_num: string; dblink_public: boolean; superuser: boolean; can_quiet_log: boolean };
+  /** The connecting role's default privileges: object type (r, f, n), schema (null: every schema), ACL. */
+  readonly defaultAcls: ReadonlyArray<{ objtype: string; schema: string | null; acl: AclRow[] }>;
+  /** The topology's grantees that exist, and whether each may use pgvector's schema. */
+  readonly grantees: ReadonlyArray<{ rolname: string; uses_vector_schema: boolean }>;
   readonly extensions: ReadonlyArray<{ extname: string; nspname: string }>;
-  readonly schemas: ReadonlyArray<{ nspname: string; comment: string | null }>;
+  readonly schemas: ReadonlyArray<{ nspname: string; comment: string | null; acl: AclRow[] }>;
   readonly relations: ReadonlyArray<{
     oid: number;
     nspname: string;
@@ -29,7 +39,7 @@ export interface RawCatalog {
     comment: string | null;
     viewdef_md5: string | null;
     reloptions: string[] | null;
-    grantees: string[];
+    acl: AclRow[];
     write_trigger: string | null;
     /** `HASH (id)` for a partitioned table. */
     partition_key: string | null;
@@ -45,7 +55,10 @@ export interface RawCatalog {
     signature: string;
     body_md5: string;
     comment: string | null;
-    grantees: string[];
+    acl: AclRow[];
+    prosecdef: boolean;
+    proconfig: string[];
+    owner: string;
   }>;
   readonly columns: ReadonlyArray<{
     attrelid: number;
@@ -54,6 +67,8 @@ export interface RawCatalog {
     attnotnull: boolean;
     default: string | null;
     attfdwoptions: string[] | null;
+    /** The column's own privileges. */
+    acl: AclRow[];
   }>;
   readonly primaryKeys: ReadonlyArray<{ conrelid: number; columns: string[] }>;
   readonly indexes: ReadonlyArray<{
@@ -67,7 +82,7 @@ export interface RawCatalog {
     comment: string | null;
   }>;
   readonly foreignTables: ReadonlyArray<{ ftrelid: number; srvname: string; ftoptions: string[] | null }>;
-  readonly servers: ReadonlyArray<{ srvname: string; fdwname: string; srvoptions: string[] | null; comment: string | null }>;
+  readonly servers: ReadonlyArray<{ srvname: string; fdwname: string; srvoptions: string[] | null; comment: string | null; acl: AclRow[] }>;
   readonly userMappings: ReadonlyArray<{ srvname: string; usename: string; umoptions: string[] | null }>;
   readonly nonEmpty: ReadonlyArray<{ relname: string }>;
   readonly roles: ReadonlyArray<{
@@ -97,10 +112,14 @@ export interface RawCatalog {
 
 const SCHEMAS = [VECS_SCHEMA, API_SCHEMA, REMOTE_SCHEMA, HELPER_SCHEMA, WRITE_SCHEMA];
 
-// NOTE: aclexplode() lists the owner's own privileges too; grantee 0 is PUBLIC.
-const GRANTEES = (acl: string, owner: string, privilege?: string) =>
-  `ARRAY(SELECT DISTINCT CASE a.grantee WHEN 0 THEN 'public' ELSE a.grantee::pg_catalog.regrole::text END
-           FROM pg_catalog.aclexplode(${acl}) a WHERE a.grantee <> ${owner}${privilege ? ` AND a.privilege_type = '${privilege}'` : ''} ORDER BY 1)`;
+// NOTE: aclexplode() lists the owner's own privileges too (left out: they are the owner's, not a grant); grantee 0 is
+// PUBLIC. A NULL ACL means the built-in default, which acldefault() spells out (for functions: EXECUTE to PUBLIC).
+// Names come from pg_get_userbyid(), unquoted, as ident() expects them (regrole would quote).
+const ACL_ROWS = (acl: string, owner: string) =>
+  `COALESCE((SELECT pg_catalog.json_agg(pg_catalog.json_build_array(
+              CASE a.grantee WHEN 0 THEN 'public' ELSE pg_catalog.pg_get_userbyid(a.grantee)::text END, a.privilege_type, a.is_grantable)
+              ORDER BY a.grantee, a.privilege_type)
+            FROM pg_catalog.aclexplode(${acl}) a WHERE a.grantee <> ${owner}), '[]'::pg_catalog.json)`;
 
 /** Reads the catalogs of one database. */
 export async function readCatalog(db: Db, scope: IntrospectScope): Promise<RawCatalog> {
@@ -112,21 +131,37 @@ export async function readCatalog(db: Db, scope: IntrospectScope): Promise<RawCa
       `SELECT current_user::text AS current_user, current_setting('server_version_num') AS server_version_num,
               (SELECT r.rolsuper FROM pg_catalog.pg_roles r WHERE r.rolname = current_user) AS superuser,
               -- NOTE: PG15 lets a superuser grant SET on these parameters (GRANT SET ON PARAMETER); superusers may anyway.
-              (SELECT bool_and(pg_catalog.has_parameter_privilege(p, 'SET'))
-                 FROM unnest(ARRAY['log_statement', 'log_min_error_statement', 'log_min_duration_statement']) p) AS can_quiet_log,
+              (SELECT bool_and(pg_catalog.has_parameter_privilege(p, 'SET')) FROM unnest($1::text[]) p) AS can_quiet_log,
               EXISTS (SELECT FROM pg_catalog.pg_depend d
                         JOIN pg_catalog.pg_extension e ON e.oid = d.refobjid AND e.extname = 'dblink'
                         JOIN pg_catalog.pg_proc p ON p.oid = d.objid AND d.classid = 'pg_catalog.pg_proc'::pg_catalog.regclass,
                         LATERAL pg_catalog.aclexplode(COALESCE(p.proacl, pg_catalog.acldefault('f', p.proowner))) a
                        WHERE d.deptype = 'e' AND a.grantee = 0 AND a.privilege_type = 'EXECUTE') AS dblink_public`,
+      [QUIET_SETTINGS],
     ))[0]!;
+    // NOTE: default privileges apply to objects their role creates: vecscale's objects are created by current_user.
+    const defaultAcls = await q<RawCatalog['defaultAcls'][number]>(
+      `SELECT d.defaclobjtype::text AS objtype, n.nspname::text AS schema, ${ACL_ROWS('d.defaclacl', 'd.defaclrole')} AS acl
+         FROM pg_catalog.pg_default_acl d LEFT JOIN pg_catalog.pg_namespace n ON n.oid = d.defaclnamespace
+        WHERE d.defaclrole = (SELECT r.oid FROM pg_catalog.pg_roles r WHERE r.rolname = current_user)
+          AND d.defaclobjtype IN ('r', 'f', 'n')
+        ORDER BY 1, 2`,
+    );
+    const grantees = await q<RawCatalog['grantees'][number]>(
+      `SELECT r.rolname::text,
+              COALESCE(pg_catalog.has_schema_privilege(r.oid, (SELECT e.extnamespace FROM pg_catalog.pg_extension e WHERE e.extname = 'vector'), 'USAGE'), true)
+                AS uses_vector_schema
+         FROM pg_catalog.pg_roles r WHERE r.rolname = ANY($1::text[]) ORDER BY 1`,
+      [scope.grantees ?? []],
+    );
     const extensions = await q<RawCatalog['extensions'][number]>(
       `SELECT e.extname::text, n.nspname::text
          FROM pg_catalog.pg_extension e JOIN pg_catalog.pg_namespace n ON n.oid = e.extnamespace
         WHERE e.extname IN ('vector', 'postgres_fdw', 'dblink')`,
     );
     const schemas = await q<RawCatalog['schemas'][number]>(
-      `SELECT n.nspname::text, pg_catalog.obj_description(n.oid, 'pg_namespace') AS comment
+      `SELECT n.nspname::text, pg_catalog.obj_description(n.oid, 'pg_namespace') AS comment,
+              ${ACL_ROWS("COALESCE(n.nspacl, pg_catalog.acldefault('n', n.nspowner))", 'n.nspowner')} AS acl
          FROM pg_catalog.pg_namespace n
         WHERE n.nspname = ANY($1::text[]) OR n.nspname IN (SELECT e.extnamespace::regnamespace::text FROM pg_catalog.pg_extension e)`,
       [SCHEMAS],
@@ -137,7 +172,7 @@ export async function readCatalog(db: Db, scope: IntrospectScope): Promise<RawCa
               pg_catalog.obj_description(c.oid, 'pg_class') AS comment,
               CASE WHEN c.relkind = 'v' THEN pg_catalog.md5(pg_catalog.pg_get_viewdef(c.oid)) END AS viewdef_md5,
               c.reloptions::text[] AS reloptions,
-              ${GRANTEES("COALESCE(c.relacl, pg_catalog.acldefault('r', c.relowner))", 'c.relowner', 'SELECT')} AS grantees,
+              ${ACL_ROWS("COALESCE(c.relacl, pg_catalog.acldefault('r', c.relowner))", 'c.relowner')} AS acl,
               (SELECT t.tgfoid::pg_catalog.regproc::text FROM pg_catalog.pg_trigger t
                 WHERE t.tgrelid = c.oid AND t.tgname = $4) AS write_trigger,
               CASE WHEN c.relkind = 'p' THEN pg_catalog.pg_get_partkeydef(c.oid) END AS partition_key,
@@ -156,7 +191,8 @@ export async function readCatalog(db: Db, scope: IntrospectScope): Promise<RawCa
     const functions = await q<RawCatalog['functions'][number]>(
       `SELECT n.nspname::text, p.proname::text, p.oid::pg_catalog.regprocedure::text AS signature,
               pg_catalog.md5(p.prosrc) AS body_md5, pg_catalog.obj_description(p.oid, 'pg_proc') AS comment,
-              ${GRANTEES("COALESCE(p.proacl, pg_catalog.acldefault('f', p.proowner))", 'p.proowner', 'EXECUTE')} AS grantees
+              ${ACL_ROWS("COALESCE(p.proacl, pg_catalog.acldefault('f', p.proowner))", 'p.proowner')} AS acl,
+              p.prosecdef, COALESCE(p.proconfig, '{}')::text[] AS proconfig, pg_catalog.pg_get_userbyid(p.proowner)::text AS owner
          FROM pg_catalog.pg_proc p JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace
         WHERE n.nspname = ANY($1::text[])
           AND (p.proname = ANY($2::text[]) OR pg_catalog.obj_description(p.oid, 'pg_proc') LIKE $3 || '%')
@@ -166,8 +202,10 @@ export async function readCatalog(db: Db, scope: IntrospectScope): Promise<RawCa
     const oids = relations.map((r) => r.oid);
     const columns = await q<RawCatalog['columns'][number]>(
       `SELECT a.attrelid::int AS attrelid, a.attname::text, pg_catalog.format_type(a.atttypid, a.atttypmod) AS type,
-              a.attnotnull, pg_catalog.pg_get_expr(d.adbin, d.adrelid) AS default, a.attfdwoptions::text[] AS attfdwoptions
+              a.attnotnull, pg_catalog.pg_get_expr(d.adbin, d.adrelid) AS default, a.attfdwoptions::text[] AS attfdwoptions,
+              CASE WHEN a.attacl IS NULL THEN '[]'::pg_catalog.json ELSE ${ACL_ROWS('a.attacl', 'c.relowner')} END AS acl
          FROM pg_catalog.pg_attribute a
+         JOIN pg_catalog.pg_class c ON c.oid = a.attrelid
          LEFT JOIN pg_catalog.pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
         WHERE a.attrelid = ANY($1::oid[]) AND a.attnum > 0 AND NOT a.attisdropped
         ORDER BY a.attrelid, a.attnum`,
@@ -205,7 +243,8 @@ export async function readCatalog(db: Db, scope: IntrospectScope): Promise<RawCa
     );
     const servers = await q<RawCatalog['servers'][number]>(
       `SELECT s.srvname::text, w.fdwname::text, s.srvoptions::text[] AS srvoptions,
-              pg_catalog.obj_description(s.oid, 'pg_foreign_server') AS comment
+              pg_catalog.obj_description(s.oid, 'pg_foreign_server') AS comment,
+              ${ACL_ROWS("COALESCE(s.srvacl, pg_catalog.acldefault('S', s.srvowner))", 's.srvowner')} AS acl
          FROM pg_catalog.pg_foreign_server s JOIN pg_catalog.pg_foreign_data_wrapper w ON w.oid = s.srvfdw
         ORDER BY s.srvname`,
     );
@@ -269,7 +308,7 @@ export async function readCatalog(db: Db, scope: IntrospectScope): Promise<RawCa
         ORDER BY 1, 2, 3`,
       [oids],
     );
-    return { facts, extensions, schemas, relations, functions, columns, primaryKeys, indexes, foreignTables, servers, userMappings, nonEmpty, roles, privileges, dependants };
+    return { facts, defaultAcls, grantees, extensions, schemas, relations, functions, columns, primaryKeys, indexes, foreignTables, servers, userMappings, nonEmpty, roles, privileges, dependants };
   } finally {
     await db.query('ROLLBACK').catch(() => undefined);
   }

@@ -2,7 +2,7 @@ import type { Topology } from '../config/types.js';
 import type { Db } from '../db/connect.js';
 import { VecscaleError } from '../errors.js';
 import type { LiveDatabase } from '../model/state.js';
-import { matchFunctionName, matchSqlFunctionName } from '../query/match-function.js';
+import { matchFunctionName, matchSqlFunctionName, searchFunctionName } from '../query/match-function.js';
 import { upsertFunctionName, writeFunctionName } from '../query/write-functions.js';
 import { readCatalog } from './catalog.js';
 import { partsOf } from '../model/placement.js';
@@ -17,8 +17,15 @@ export async function introspectAll(topology: Topology, dbs: ReadonlyMap<string,
     functionNames: [
       'filter_sql',
       UPSERT_ROW_FUNCTION,
-      ...topology.collections.flatMap((c) => [matchFunctionName(c.name), matchSqlFunctionName(c.name), writeFunctionName(c.name), upsertFunctionName(c.name)]),
+      ...topology.collections.flatMap((c) => [
+        matchFunctionName(c.name),
+        matchSqlFunctionName(c.name),
+        searchFunctionName(c.name),
+        writeFunctionName(c.name),
+        upsertFunctionName(c.name),
+      ]),
     ],
+    grantees: [...topology.apiRoles, ...topology.writeRoles],
   };
   const names = ['primary', ...topology.secondaries.map((s) => s.name)];
   const results = await Promise.all(

@@ -3,7 +3,10 @@
  * rows: every catalog quirk it absorbs carries a NOTE.
  */
 import {
+  type Acl,
+  type AclObjectType,
   type Column,
+  type DefaultAcl,
   type DatabaseRole,
   type DatabaseState,
   DEFINITION_MARK,
@@ -17,7 +20,33 @@ import {
   VECS_SCHEMA,
 } from '../model/state.js';
 import { byCodePoint, secretFingerprint } from '../util/fingerprint.js';
-import type { RawCatalog } from './catalog.js';
+import type { AclRow, RawCatalog } from './catalog.js';
+
+/**
+ * aclexplode() rows as the model's ACL: `SELECT`, `SELECT*` (WITH GRANT OPTION); a column's own privileges (from
+ * pg_attribute.attacl) as `UPDATE(col)`.
+ */
+export function toAcl(rows: readonly AclRow[], columns: ReadonlyArray<{ column: string; rows: readonly AclRow[] }> = []): Acl {
+  const out: Record<string, string[]> = {};
+  const add = (grantee: string, privilege: string) => (out[grantee] ??= []).push(privilege);
+  for (const [grantee, privilege, grantable] of rows) add(grantee, `${privilege}${grantable ? '*' : ''}`);
+  for (const c of columns) for (const [grantee, privilege, grantable] of c.rows) add(grantee, `${privilege}(${c.column})${grantable ? '*' : ''}`);
+  return Object.fromEntries(Object.entries(out).map(([g, ps]) => [g, [...new Set(ps)].sort(byCodePoint)]));
+}
+
+const ACL_TYPES: readonly string[] = ['r', 'f', 'n'];
+
+function defaultAclOf(rows: RawCatalog['defaultAcls']): DefaultAcl {
+  const global: Partial<Record<AclObjectType, Acl>> = {};
+  const inSchema: Record<string, Partial<Record<AclObjectType, Acl>>> = {};
+  for (const r of rows) {
+    if (!ACL_TYPES.includes(r.objtype)) continue;
+    const type = r.objtype as AclObjectType;
+    if (r.schema === null) global[type] = toAcl(r.acl);
+    else (inSchema[r.schema] ??= {})[type] = toAcl(r.acl);
+  }
+  return { global, inSchema };
+}
 
 const parseOptions = (opts: readonly string[] | null): Record<string, string> => {
   const out: Record<string, string> = {};
@@ -82,8 +111,10 @@ export function toState(
     objects.push({ kind: 'extension', key: keys.extension(e.extname), managed: false, name: e.extname, schema: e.nspname });
   }
   for (const s of raw.schemas) {
-    objects.push({ kind: 'schema', key: keys.schema(s.nspname), managed: isManaged(s.comment), name: s.nspname });
+    objects.push({ kind: 'schema', key: keys.schema(s.nspname), managed: isManaged(s.comment), name: s.nspname, acl: toAcl(s.acl) });
   }
+  const relationAcl = (r: RawCatalog['relations'][number]): Acl =>
+    toAcl(r.acl, raw.columns.filter((c) => c.attrelid === r.oid && c.acl.length > 0).map((c) => ({ column: c.attname, rows: c.acl })));
   const columnsOf = (oid: number): Column[] =>
     raw.columns
       .filter((c) => c.attrelid === oid)
@@ -99,7 +130,7 @@ export function toState(
         definitionIntact: viewIntact(r.comment, r.viewdef_md5),
         materialized: r.relkind === 'm',
         options: [...(r.reloptions ?? [])].sort(byCodePoint),
-        grantees: r.grantees,
+        acl: relationAcl(r),
         ...(r.write_trigger ? { writeTrigger: r.write_trigger } : {}),
       });
     } else if (r.relkind === 'f') {
@@ -111,6 +142,7 @@ export function toState(
         options: parseOptions(ft?.ftoptions ?? null),
         columns: columnsOf(r.oid).map((c) => ({ ...c, notNull: false, default: null })),
         ...partitionOf(r),
+        acl: relationAcl(r),
         columnOptions: Object.fromEntries(
           raw.columns.filter((c) => c.attrelid === r.oid && c.attfdwoptions?.length).map((c) => [c.attname, [...c.attfdwoptions!].sort(byCodePoint)]),
         ),
@@ -125,6 +157,7 @@ export function toState(
         ordinary: r.relkind === 'r',
         ...(r.partition_key ? { partitionKey: r.partition_key, partitions: [...(r.partitions ?? [])].sort(byCodePoint) } : {}),
         protected: r.comment === MANAGED_COMMENT + PROTECTED_MARK,
+        acl: relationAcl(r),
       });
     }
   }
@@ -161,7 +194,10 @@ export function toState(
       name: f.proname,
       definitionMd5: f.comment?.startsWith(marker) ? f.comment.slice(marker.length) : null,
       bodyMd5: f.body_md5,
-      grantees: f.grantees,
+      acl: toAcl(f.acl),
+      securityDefiner: f.prosecdef,
+      config: f.proconfig,
+      owner: f.owner,
       signature: f.signature,
     });
   }
@@ -173,6 +209,7 @@ export function toState(
       name: s.srvname,
       wrapper: s.fdwname,
       options: parseOptions(s.srvoptions),
+      acl: toAcl(s.acl),
     });
   }
   const serverManaged = new Map(raw.servers.map((s) => [s.srvname, isManaged(s.comment)]));
@@ -239,6 +276,8 @@ export function toState(
       nonEmpty: new Set(raw.nonEmpty.map((r) => keys.relation(VECS_SCHEMA, r.relname))),
       dependants,
       readBy,
+      defaultAcl: defaultAclOf(raw.defaultAcls),
+      roles: new Map(raw.grantees.map((g) => [g.rolname, { usesVectorSchema: g.uses_vector_schema }])),
     },
   };
 }

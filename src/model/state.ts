@@ -19,6 +19,11 @@ export const HELPER_SCHEMA = 'vecscale';
 /** Foreign tables over vecs.<c> itself, for writes through the primary. */
 export const WRITE_SCHEMA = 'vecscale_write';
 /**
+ * On a secondary, the wrapper views the primary reads (`vecscale.<c>`) and a shard's upsert views: a private schema,
+ * outside every API schema, so nothing of vecscale's shows in a pod's own API (see README, "What vecscale creates").
+ */
+export const SECONDARY_SCHEMA = HELPER_SCHEMA;
+/**
  * Marker suffix of objects whose definition vecscale fingerprints: views record md5(pg_get_viewdef()) taken when
  * vecscale created them, functions the md5 of their CREATE statement. A hand edit shows.
  */
@@ -34,6 +39,13 @@ export interface Column {
   /** As `pg_get_expr()` prints it; null when there is none. */
   readonly default: string | null;
 }
+
+/**
+ * An object's privileges, owner excluded: grantee (`public` for PUBLIC) → privileges, sorted. A privilege is `SELECT`,
+ * `SELECT*` when held WITH GRANT OPTION, or `UPDATE(col)` for a column's own privilege. vecscale owns the whole ACL
+ * of what it creates or adopts: whatever is not here is revoked.
+ */
+export type Acl = Readonly<Record<string, readonly string[]>>;
 
 interface Base {
   readonly key: string;
@@ -54,6 +66,8 @@ export interface ExtensionObject extends Base {
 export interface SchemaObject extends Base {
   readonly kind: 'schema';
   readonly name: string;
+  /** Compared where the desired state sets it (vecscale's own schemas). */
+  readonly acl?: Acl;
 }
 
 export interface TableObject extends Base {
@@ -70,6 +84,7 @@ export interface TableObject extends Base {
   readonly partitions?: readonly string[];
   /** A collection table whose marker says `protect: true` (compared only where the desired state sets it). */
   readonly protected?: boolean;
+  readonly acl?: Acl;
 }
 
 /** A hash partition's place: `FOR VALUES WITH (MODULUS modulus, REMAINDER remainder)` of `parent` (schema.name). */
@@ -107,10 +122,7 @@ export interface ViewObject extends Base {
   readonly materialized: boolean;
   /** reloptions (security_invoker, check_option, …), sorted `k=v`. */
   readonly options: readonly string[];
-  /** Roles holding privileges on it (sorted); compared only where the desired state names them (API views). */
-  readonly grantees?: readonly string[];
-  /** Privileges the desired state grants to each grantee, e.g. `SELECT`. */
-  readonly privileges?: string;
+  readonly acl?: Acl;
   /** `schema.name` of the function its INSTEAD OF write trigger runs; compared where the desired state has one. */
   readonly writeTrigger?: string;
 }
@@ -120,6 +132,8 @@ export interface ServerObject extends Base {
   readonly name: string;
   readonly wrapper: string;
   readonly options: Readonly<Record<string, string>>;
+  /** USAGE on a wrapper server lets a role build foreign tables over the secondary: nobody but its owner has it. */
+  readonly acl?: Acl;
 }
 
 export interface UserMappingObject extends Base {
@@ -147,6 +161,7 @@ export interface ForeignTableObject extends Base {
   readonly columnOptions: Readonly<Record<string, readonly string[]>>;
   /** Set when it is a partition of a (hash-partitioned) table. */
   readonly partition?: PartitionBound;
+  readonly acl?: Acl;
 }
 
 /**
@@ -160,8 +175,14 @@ export interface FunctionObject extends Base {
   /** md5 of the full CREATE statement vecscale ran (from the marker), or of the one it would run (desired). */
   readonly definitionMd5: string | null;
   readonly bodyMd5: string;
-  /** Roles granted EXECUTE (sorted); PUBLIC's default EXECUTE is revoked. */
-  readonly grantees: readonly string[];
+  /** Who may EXECUTE it; PUBLIC's default EXECUTE is revoked. */
+  readonly acl: Acl;
+  /** prosecdef. */
+  readonly securityDefiner: boolean;
+  /** pg_proc.proconfig as stored (`search_path=pg_catalog, pg_temp`, …), in order. */
+  readonly config: readonly string[];
+  /** The owning role: a SECURITY DEFINER function acts with its rights. Desired: the role vecscale applies as. */
+  readonly owner?: string;
   /** `schema.name(argtypes)` as regprocedure prints it (introspected), for DROP and COMMENT. */
   readonly signature?: string;
   /** Desired only: the CREATE FUNCTION statement and the argument types for GRANT/COMMENT. */
@@ -268,6 +289,43 @@ export interface LiveFacts {
   readonly readBy?: ReadonlyMap<string, readonly string[]>;
   /** Exact row counts of the tables a destructive step would drop (counted after a first plan found them). */
   readonly rowCounts?: ReadonlyMap<string, number>;
+  /**
+   * The connecting role's default privileges (ALTER DEFAULT PRIVILEGES): what an object it creates is granted at
+   * once, so the plan revokes exactly that in the same transaction (see `initialAcl`).
+   */
+  readonly defaultAcl?: DefaultAcl;
+  /** The roles the topology grants to (api_roles, write_roles) that exist here, and whether each may use pgvector's schema. */
+  readonly roles?: ReadonlyMap<string, { readonly usesVectorSchema: boolean }>;
+}
+
+/** Object types of ALTER DEFAULT PRIVILEGES that vecscale creates: relations, functions, schemas. */
+export type AclObjectType = 'r' | 'f' | 'n';
+
+/** Default privileges, per object type: the global entry (no schema) and the per-schema ones. */
+export interface DefaultAcl {
+  readonly global: Readonly<Partial<Record<AclObjectType, Acl>>>;
+  readonly inSchema: Readonly<Record<string, Readonly<Partial<Record<AclObjectType, Acl>>>>>;
+}
+
+/** PostgreSQL's built-in initial ACL, owner excluded: functions are executable by PUBLIC. */
+const BUILT_IN_ACL: Readonly<Record<AclObjectType, Acl>> = { r: {}, f: { public: ['EXECUTE'] }, n: {} };
+
+/** The union of two ACLs, privileges sorted. */
+export function mergeAcl(a: Acl, b: Acl): Acl {
+  const out: Record<string, string[]> = {};
+  for (const acl of [a, b]) for (const [g, ps] of Object.entries(acl)) out[g] = [...new Set([...(out[g] ?? []), ...ps])].sort();
+  return out;
+}
+
+/**
+ * The ACL an object gets the moment the connecting role creates it, as PostgreSQL computes it
+ * (get_user_default_acl): the global default entry, or the built-in default where there is none, merged with the
+ * schema's entry.
+ */
+export function initialAcl(defaults: DefaultAcl | undefined, type: AclObjectType, schema: string | undefined): Acl {
+  const base = defaults?.global[type] ?? BUILT_IN_ACL[type];
+  const inSchema = schema === undefined ? undefined : defaults?.inSchema[schema]?.[type];
+  return inSchema ? mergeAcl(base, inSchema) : base;
 }
 
 /**

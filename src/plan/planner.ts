@@ -3,7 +3,7 @@
  * (create, in-place change, adopt, replace, or refuse) and in which fixed order statements run.
  */
 import type { Topology } from '../config/types.js';
-import { buildDesired, type DesiredContext, type FdwPassword, GENERATED_FINGERPRINT, serversOf } from '../desired.js';
+import { buildDesired, type DesiredContext, type FdwPassword, GENERATED_FINGERPRINT, MAPPING_ROLE, serversOf } from '../desired/index.js';
 import { roleGroup, roleHome } from '../model/fdw-role.js';
 import { secretFingerprint } from '../util/fingerprint.js';
 import { diff } from '../diff.js';
@@ -14,7 +14,9 @@ import {
   type DbObject,
   describeObject,
   HELPER_SCHEMA,
+  initialAcl,
   type LiveDatabase,
+  type LiveFacts,
   keys,
   type ObjectKind,
   type Privilege,
@@ -24,7 +26,7 @@ import { isTableOf } from '../model/placement.js';
 import { hasSecret, qualified } from '../sql/quote.js';
 import { redactUrl } from '../util/url.js';
 import { describeFields, purpose } from './reasons.js';
-import { alterSql, appendsColumns, createSql, dropSql, markSql } from './sql.js';
+import { adoptSql, alterSql, appendsColumns, createSql, dropSql, type SqlContext } from './sql.js';
 import { type Action, type Blocker, type DatabasePlan, type Note, type Plan, type PlanStep, type Risk, stepKey } from './types.js';
 
 /** Creates run in this order, drops of replaced objects in the reverse. */
@@ -64,12 +66,11 @@ export function resolveContext(topology: Topology, live: ReadonlyMap<string, Liv
   }
   const primary = live.get('primary');
   if (!primary) throw new Error('no live state for the primary');
-  const primaryRole = primary.facts.currentUser;
   return {
     vectorSchema: wanted,
     dblinkSchema: primary.facts.dblinkSchema ?? HELPER_SCHEMA,
-    primaryRole,
-    fdwPasswords: fdwPasswords(topology, live, primaryRole, opts.rotateFdwPasswords ?? false),
+    owners: new Map([...live].map(([db, l]) => [db, l.facts.currentUser])),
+    fdwPasswords: fdwPasswords(topology, live, opts.rotateFdwPasswords ?? false),
   };
 }
 
@@ -78,7 +79,7 @@ export function resolveContext(topology: Topology, live: ReadonlyMap<string, Liv
  * made it and every user mapping of its group already holds one and the same password for it (the configured one,
  * if `fdw_password` is set); otherwise it is set on the role and every mapping of the group together.
  */
-function fdwPasswords(topology: Topology, live: ReadonlyMap<string, LiveDatabase>, primaryRole: string, rotate: boolean): Map<string, FdwPassword> {
+function fdwPasswords(topology: Topology, live: ReadonlyMap<string, LiveDatabase>, rotate: boolean): Map<string, FdwPassword> {
   const primary = live.get('primary')!.state.objects;
   const byGroup = new Map<string, FdwPassword>();
   const out = new Map<string, FdwPassword>();
@@ -90,7 +91,7 @@ function fdwPasswords(topology: Topology, live: ReadonlyMap<string, LiveDatabase
       const role = live.get(roleHome(topology, s))?.state.objects.get(keys.role(s.fdwUser));
       const held = members.flatMap((m) =>
         serversOf(topology, m.name).map((server) => {
-          const um = primary.get(keys.userMapping(server, primaryRole));
+          const um = primary.get(keys.userMapping(server, MAPPING_ROLE));
           return um?.kind === 'user_mapping' && um.options.user === m.fdwUser ? um.options.password : undefined;
         }),
       );
@@ -107,20 +108,42 @@ function fdwPasswords(topology: Topology, live: ReadonlyMap<string, LiveDatabase
 }
 
 /** Live conditions the plan cannot fix and will not work around. */
-function preconditionBlockers(live: ReadonlyMap<string, LiveDatabase>): Blocker[] {
+function preconditionBlockers(topology: Topology, live: ReadonlyMap<string, LiveDatabase>): Blocker[] {
   const primary = live.get('primary');
-  if (!primary?.facts.dblinkPublic) return [];
-  const schema = primary.facts.dblinkSchema ?? '?';
-  return [
-    {
+  const out: Blocker[] = [];
+  if (primary?.facts.dblinkPublic) {
+    const schema = primary.facts.dblinkSchema ?? '?';
+    out.push({
       database: 'primary',
       object: `extension dblink (schema ${schema})`,
       reason:
         `PUBLIC may execute dblink's functions, and match_* keeps a dblink connection as its owner in the session: any role ` +
         `could then use it. Revoke it (REVOKE EXECUTE ON ALL FUNCTIONS IN SCHEMA ${schema} FROM PUBLIC, if only dblink lives there) ` +
         `or let vecscale own it (ALTER EXTENSION dblink SET SCHEMA ${HELPER_SCHEMA})`,
-    },
-  ];
+    });
+  }
+  // A GRANT to a role that does not exist fails the apply halfway through the primary's transaction: say so first.
+  const declared = [...topology.apiRoles.map((r) => ['api_roles', r] as const), ...topology.writeRoles.map((r) => ['write_roles', r] as const)];
+  for (const [list, role] of declared) {
+    if (primary?.facts.roles && !primary.facts.roles.has(role)) {
+      out.push({ database: 'primary', object: `role ${role}`, reason: `is in ${list} but does not exist on the primary: create it (CREATE ROLE ${role} NOLOGIN) or remove it from ${list}` });
+    }
+  }
+  return out;
+}
+
+/** Declared roles that may not use pgvector's schema: their calls would fail to find the vector type. */
+function roleNotes(topology: Topology, live: ReadonlyMap<string, LiveDatabase>, vectorSchema: string): Note[] {
+  const roles = live.get('primary')?.facts.roles;
+  return [...new Set([...topology.apiRoles, ...topology.writeRoles])].flatMap((role) =>
+    roles?.get(role)?.usesVectorSchema === false
+      ? [{
+          database: 'primary',
+          object: `role ${role}`,
+          message: `warning: ${role} has no USAGE on schema ${vectorSchema}, where pgvector lives: its match_ and upsert_ calls cannot name the vector type (GRANT USAGE ON SCHEMA ${vectorSchema} TO ${role}; vecscale does not own that schema)`,
+        }]
+      : [],
+  );
 }
 
 /** Options of a plan: what the user allows, and whether it tears down instead of converging. */
@@ -143,6 +166,30 @@ interface Decision {
   readonly collection?: string;
   /** A drop of a table planned as empty: checked again under its lock. */
   readonly guardEmpty?: boolean;
+}
+
+/** Per kind, the fields whose change alone is made in place (ALTER, CREATE OR REPLACE, GRANT/REVOKE). */
+const IN_PLACE: Partial<Record<ObjectKind, readonly string[]>> = {
+  view: ['columns', 'acl', 'writeTrigger', 'options'],
+  foreign_table: ['columns', 'acl', 'options'],
+  function: ['acl', 'owner', 'securityDefiner', 'config', 'bodyMd5'],
+};
+
+/**
+ * The wrapper role's privileges on objects whose whole ACL vecscale owns are those objects' business (their `acl`;
+ * or, for one vecscale no longer wants, its drop): its grants object covers the rest of the database (the schemas it
+ * uses, and anything granted to it elsewhere).
+ */
+function withoutOwnedAcls(actual: DatabaseState, desired: DatabaseState): DatabaseState {
+  const owned = (p: Privilege) => {
+    const key = p.on === 'table' ? keys.relation(p.schema, p.name ?? '') : keys.schema(p.schema);
+    const o = desired.objects.get(key);
+    return (o !== undefined && 'acl' in o && o.acl !== undefined) || (o === undefined && actual.objects.get(key)?.managed === true);
+  };
+  const objects = new Map(
+    [...actual.objects].map(([k, o]) => [k, o.kind === 'grants' ? { ...o, privileges: o.privileges.filter((p) => !owned(p)) } : o]),
+  );
+  return { ...actual, objects };
 }
 
 /** Kinds vecscale drops when they are marked as its own and no longer wanted. Roles and schemas are left (see notes). */
@@ -169,7 +216,9 @@ function decide(
 ): Map<string, Decision> {
   const decisions = new Map<string, Decision>();
   const db = desired.database;
+  actual = { ...actual, state: withoutOwnedAcls(actual.state, desired) };
   const changes = diff(actual.state, desired);
+  const fdwUsers = new Set(topology.secondaries.map((s) => s.fdwUser));
   const orphans = changes.flatMap((c) => (c.op === 'orphan' ? [c.actual] : []));
   const droppedTables = new Set(orphans.filter((o) => o.kind === 'table').map((o) => o.key));
   const droppedServers = new Set(orphans.flatMap((o) => (o.kind === 'server' ? [o.name] : [])));
@@ -183,7 +232,12 @@ function decide(
       // An index goes with its table; a mapping on a server vecscale keeps is left to whoever made it.
       if (a.kind === 'index' && droppedTables.has(keys.relation(a.schema, a.table))) continue;
       if (a.kind === 'user_mapping' && !droppedServers.has(a.server)) {
-        notes.push({ database: db, object: describeObject(a), message: 'on a server vecscale manages but not the mapping it uses: left in place' });
+        // vecscale's own mapping from before the wrappers ran as their callers (one FOR the applying role): replaced.
+        if (a.options.user !== undefined && fdwUsers.has(a.options.user)) {
+          decisions.set(change.key, { action: 'drop', risk: 'safe', reason: `replaced by the mapping FOR PUBLIC (the wrappers run as their callers)`, desired: undefined, actual: a });
+        } else {
+          notes.push({ database: db, object: describeObject(a), message: 'on a server vecscale manages but not the mapping it uses: left in place' });
+        }
         continue;
       }
       if (!DROPPABLE.has(a.kind)) {
@@ -211,7 +265,8 @@ function decide(
     const ownedElsewhere = !a.managed && d.managed && d.kind !== 'user_mapping' && d.kind !== 'grants';
     if (ownedElsewhere) {
       // A view's definition cannot be compared with ours (only its columns can), and a role is someone's: never adopt those.
-      if (d.kind !== 'view' && d.kind !== 'role' && Object.keys(fields).every((f) => f === 'managed')) {
+      // Privileges do not stop an adoption: vecscale makes the ACL exact as it adopts.
+      if (d.kind !== 'view' && d.kind !== 'role' && Object.keys(fields).every((f) => f === 'managed' || f === 'acl')) {
         decisions.set(change.key, { action: 'adopt', risk: 'safe', reason: 'exists exactly as needed but unmarked: adopted as managed', desired: d, actual: a });
       } else {
         blockers.push({
@@ -223,6 +278,9 @@ function decide(
       continue;
     }
     switch (d.kind) {
+      case 'schema':
+        decisions.set(change.key, { action: 'alter', risk: 'safe', reason: what, desired: d, actual: a });
+        break;
       case 'server':
       case 'user_mapping':
         if ('wrapper' in fields) {
@@ -246,7 +304,7 @@ function decide(
         decisions.set(change.key, { action: 'alter', risk: 'safe', reason: what, desired: d, actual: a });
         break;
       case 'table': {
-        if (Object.keys(fields).every((f) => f === 'protected')) {
+        if (Object.keys(fields).every((f) => f === 'protected' || f === 'acl')) {
           decisions.set(change.key, { action: 'alter', risk: 'safe', reason: what, desired: d, actual: a });
           break;
         }
@@ -261,7 +319,7 @@ function decide(
         // Columns only appended (a new metadata key) and/or grants: changed in place, so grants and dependants survive.
         if (
           a.kind === d.kind &&
-          Object.keys(fields).every((f) => f === 'columns' || f === 'grantees' || f === 'writeTrigger') &&
+          Object.keys(fields).every((f) => IN_PLACE[d.kind]?.includes(f)) &&
           (!('columns' in fields) || appendsColumns(a.columns, d.columns))
         ) {
           decisions.set(change.key, { action: 'alter', risk: 'safe', reason: what, desired: d, actual: a });
@@ -269,12 +327,14 @@ function decide(
         }
         decisions.set(change.key, { action: 'replace', risk: 'disruptive', reason: what || 'definition changed', desired: d, actual: a });
         break;
-      case 'function':
-        // Grants alone change in place; a new definition replaces the function (its return type may differ).
-        decisions.set(change.key, Object.keys(fields).every((f) => f === 'grantees') || (d.kind === 'function' && d.replaceable && !('kind' in fields))
-          ? { action: 'alter', risk: 'safe', reason: what, desired: d, actual: a }
-          : { action: 'replace', risk: 'safe', reason: what, desired: d, actual: a });
+      case 'function': {
+        // The ACL, the owner, or a body or attribute changed by hand (CREATE OR REPLACE sets the same definition
+        // back) change in place; a new definition replaces the function (its return type may differ) unless it keeps
+        // its signature and result by construction (replaceable).
+        const inPlace = Object.keys(fields).every((f) => IN_PLACE.function!.includes(f)) || (d.replaceable === true && !('kind' in fields));
+        decisions.set(change.key, { action: inPlace ? 'alter' : 'replace', risk: 'safe', reason: what, desired: d, actual: a });
         break;
+      }
       default:
         decisions.set(change.key, { action: 'replace', risk: 'disruptive', reason: what || 'definition changed', desired: d, actual: a });
     }
@@ -345,7 +405,7 @@ function cascade(desired: DatabaseState, live: LiveDatabase, decisions: Map<stri
   }
 }
 
-function toStep(database: string, key: string, dec: Decision, decisions: ReadonlyMap<string, Decision>, ctx: DesiredContext): PlanStep {
+function toStep(database: string, key: string, dec: Decision, decisions: ReadonlyMap<string, Decision>, ctx: DesiredContext, facts: LiveFacts): PlanStep {
   const { desired: d, actual: a } = dec;
   // An adopted or dropped object is described as it is (a vecs-made index keeps its own suffix).
   const shown = (dec.action === 'adopt' || dec.action === 'drop' ? a : d)!;
@@ -359,7 +419,7 @@ function toStep(database: string, key: string, dec: Decision, decisions: Readonl
     risk: dec.risk,
     ...(dec.collection !== undefined ? { collection: dec.collection } : {}),
   };
-  const sqlCtx = { vectorSchema: ctx.vectorSchema };
+  const sqlCtx: SqlContext = { vectorSchema: ctx.vectorSchema, initialAcl: (type, schema) => initialAcl(facts.defaultAcl, type, schema) };
   const dropOld = (): string[] => {
     const drop = dropSql(a!, { guardEmpty: dec.guardEmpty ?? false });
     if (!drop) throw new Error(`vecscale never drops a ${a!.kind}`);
@@ -384,8 +444,8 @@ function toStep(database: string, key: string, dec: Decision, decisions: Readonl
     case 'create':
       return { ...base, drop: [], sql: createSql(d, sqlCtx), transactional: true };
     case 'adopt':
-      // Mark what exists under its own name (a vecs-made index keeps its random suffix).
-      return { ...base, drop: [], sql: [markSql(a!) ?? ''].filter(Boolean), transactional: true };
+      // Mark what exists under its own name (a vecs-made index keeps its random suffix); its ACL made exact.
+      return { ...base, drop: [], sql: adoptSql(a!, d), transactional: true };
     case 'alter':
       return { ...base, drop: [], sql: alterSql(a!, d, sqlCtx), transactional: true };
     case 'replace':
@@ -466,8 +526,8 @@ export function buildPlan(topology: Topology, live: ReadonlyMap<string, LiveData
   const ctx = resolveContext(topology, live, opts);
   const full = buildDesired(topology, ctx);
   const desired = opts.destroy ? destroyDesired(topology, full, opts) : full;
-  const blockers: Blocker[] = [...preconditionBlockers(live)];
-  const notes: Note[] = [];
+  const blockers: Blocker[] = [...preconditionBlockers(topology, live)];
+  const notes: Note[] = [...roleNotes(topology, live, ctx.vectorSchema)];
   const urls = new Map([['primary', topology.primary.url], ...topology.secondaries.map((s) => [s.name, s.url] as const)]);
   const plans = desired.map((want): DatabasePlan => {
     const have = live.get(want.database);
@@ -475,7 +535,7 @@ export function buildPlan(topology: Topology, live: ReadonlyMap<string, LiveData
     const decisions = decide(topology, have, want, blockers, notes);
     const steps = [...decisions]
       .filter(([, dec]) => !opts.destroy || dec.action === 'drop')
-      .map(([key, dec]) => toStep(want.database, key, dec, decisions, ctx))
+      .map(([key, dec]) => toStep(want.database, key, dec, decisions, ctx, have.facts))
       .map((step) => withRows(step, have))
       .sort((x, y) => phaseOf(x) - phaseOf(y) || (x.id < y.id ? -1 : x.id > y.id ? 1 : 0));
     return { database: want.database, role: want.role, url: redactUrl(urls.get(want.database) ?? ''), steps };

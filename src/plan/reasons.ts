@@ -6,13 +6,21 @@ import { API_SCHEMA, type DbObject, type Privilege, HELPER_SCHEMA, REMOTE_SCHEMA
 export function purpose(o: DbObject): string {
   switch (o.kind) {
     case 'extension':
-      return o.name === 'vector' ? `pgvector, in schema ${o.schema}` : 'the wrappers reach the secondaries through postgres_fdw';
+      return o.name === 'vector'
+        ? `pgvector, in schema ${o.schema}`
+        : o.name === 'postgres_fdw'
+          ? `the wrappers reach the secondaries through postgres_fdw (in schema ${o.schema}, executable by its owner only)`
+          : `match_* sends its query to the secondary through dblink (in schema ${o.schema}, executable by its owner only)`;
     case 'schema':
       return o.name === VECS_SCHEMA
         ? "the vecs client's schema"
         : o.name === REMOTE_SCHEMA
-          ? 'private schema for the foreign tables (applications use the views)'
-          : 'schema for pgvector';
+          ? 'private schema for the foreign tables the API views read (applications use the views)'
+          : o.name === WRITE_SCHEMA
+            ? 'private schema for the foreign tables writes go to (through the views and upsert_*)'
+            : o.name === HELPER_SCHEMA
+              ? "vecscale's private schema: its functions and extensions (primary), the wrapper views (secondary)"
+              : 'schema for pgvector';
     case 'table': {
       if (o.partitionKey) {
         return `collection ${o.name} across its shards: partitioned by ${o.partitionKey} over ${o.partitions?.length ?? 0} foreign partitions` +
@@ -24,13 +32,17 @@ export function purpose(o: DbObject): string {
     case 'index':
       return `${o.method} (${Object.entries(o.params).map(([k, v]) => `${k}=${v}`).join(', ')}) with ${o.opclass}, named so vecs finds it`;
     case 'view':
-      return o.schema === API_SCHEMA && o.query?.includes(REMOTE_SCHEMA)
-        ? `API relation for collection ${o.name}, read through the foreign table`
+      if (o.schema === API_SCHEMA) return `API relation for collection ${o.name}, read through the foreign table (runs as its caller)`;
+      if (o.writeTrigger) return `upserts into ${VECS_SCHEMA}.${o.name} (INSTEAD OF INSERT … ON CONFLICT), for the primary`;
+      return o.query?.includes(' UNION ALL ') || /_p\d+of\d+/.test(o.query ?? '')
+        ? `the rows of collection ${o.name} on this shard (for whoever administers it)`
         : `exposes ${VECS_SCHEMA}.${o.name} (embedding = vec, metadata keys as columns) to the wrappers`;
     case 'server':
       return `reaches secondary ${o.name} at ${o.options.host}:${o.options.port}/${o.options.dbname}, pgvector operators shipped (extensions 'vector')`;
     case 'user_mapping':
-      return `${o.role} connects to ${o.server} as ${o.options.user}`;
+      return o.role === 'public'
+        ? `every role reaches ${o.server} as ${o.options.user} (FOR PUBLIC): the API objects run as their callers, whose privileges on the foreign tables decide what they may read`
+        : `${o.role} connects to ${o.server} as ${o.options.user}`;
     case 'foreign_table': {
       const what = `${o.options.schema_name}.${o.options.table_name} on ${o.server}`;
       if (o.partition) return `partition ${o.partition.remainder} of ${o.partition.modulus} of ${o.partition.parent}: ${o.schema === WRITE_SCHEMA ? 'upserts into' : 'reads and writes'} ${what}`;
@@ -42,6 +54,9 @@ export function purpose(o: DbObject): string {
       if (o.name.startsWith('write_')) return `sends writes on ${API_SCHEMA}.${o.name.slice(6)} to its secondary (or, sharded, to the partition of each row)`;
       if (o.name.startsWith('upsert_')) return `insert or update by id on the collection's secondary (ON CONFLICT does not pass through postgres_fdw)`;
       if (o.name.startsWith('match_sql_')) return `builds the statement match_${o.name.slice(10)} runs (filter compiled, vector and LIMIT inlined)`;
+      if (o.schema === HELPER_SCHEMA && o.name.startsWith('search_')) {
+        return `runs match_${o.name.slice(7)}'s query on the secondary over dblink (SECURITY DEFINER: dblink is its owner's only)`;
+      }
       return o.schema === HELPER_SCHEMA
         ? "compiles vecs' filter language into SQL postgres_fdw ships"
         : `similarity search over ${o.name.replace(/^match_/, '')}: ORDER BY distance LIMIT k and the filter shipped to the secondary (every partition, if sharded)`;

@@ -3,9 +3,11 @@
  * Names go through the quote module; pgvector's type and operator classes are schema-qualified, so statements do
  * not depend on the applying role's search_path.
  */
-import { ident, literal, options, qualified, secret } from '../sql/quote.js';
+import { ident, literal, options, qualified, secret, verifier } from '../sql/quote.js';
 import { byCodePoint } from '../util/fingerprint.js';
 import {
+  type Acl,
+  type AclObjectType,
   type Column,
   type DbObject,
   DEFINITION_MARK,
@@ -20,6 +22,11 @@ import {
 
 export interface SqlContext {
   readonly vectorSchema: string;
+  /**
+   * The ACL an object of this type gets when the applying role creates it in `schema` (its default privileges): a
+   * create revokes exactly that, in its own transaction, so no default grant outlives it.
+   */
+  readonly initialAcl?: (type: AclObjectType, schema: string | undefined) => Acl;
 }
 
 type Of<K extends ObjectKind> = Extract<DbObject, { kind: K }>;
@@ -69,15 +76,112 @@ const viewMark = (name: string): string =>
   `PERFORM pg_catalog.set_config('search_path', saved, true); ` +
   `EXECUTE pg_catalog.format('COMMENT ON VIEW %s IS %L', ${literal(name)}, ${literal(MANAGED_COMMENT + DEFINITION_MARK)} || digest); END $vecscale$`;
 
-/** GRANT/REVOKE turning the roles in `from` into those in `to`. */
-function grantSql(what: 'TABLE' | 'FUNCTION', name: string, privileges: string, from: readonly string[], to: readonly string[] | undefined): string[] {
-  if (to === undefined) return [];
-  const add = to.filter((r) => !from.includes(r));
-  const remove = from.filter((r) => !to.includes(r));
+/** What GRANT and REVOKE say an object is, and its name. */
+interface AclTarget {
+  readonly what: 'TABLE' | 'FUNCTION' | 'SCHEMA' | 'FOREIGN SERVER';
+  readonly name: string;
+  /** The default-privileges type it is created as; undefined: none apply (servers). */
+  readonly type?: AclObjectType;
+  readonly schema?: string;
+}
+
+/** `SELECT`, `SELECT*`, `UPDATE(col)`, `UPDATE(col)*` split into their parts. */
+function parsePrivilege(p: string): { privilege: string; column?: string; grantable: boolean } {
+  const grantable = p.endsWith('*');
+  const base = grantable ? p.slice(0, -1) : p;
+  const open = base.indexOf('(');
+  return open < 0 ? { privilege: base, grantable } : { privilege: base.slice(0, open), column: base.slice(open + 1, -1), grantable };
+}
+
+/** Grantees keyed by the statement they share, in a stable order. */
+function grouped(entries: ReadonlyArray<readonly [string, string]>): Array<[string, string[]]> {
+  const by = new Map<string, string[]>();
+  for (const [clause, grantee] of entries) by.set(clause, [...(by.get(clause) ?? []), grantee]);
+  const order = (a: string, b: string) => (a === 'public' ? -1 : b === 'public' ? 1 : byCodePoint(a, b));
+  return [...by].sort(([a], [b]) => byCodePoint(a, b)).map(([clause, gs]) => [clause, gs.sort(order)]);
+}
+
+/**
+ * GRANT and REVOKE turning ACL `from` into `to` — the whole ACL: a grantee `to` does not name loses everything,
+ * PUBLIC included. Revokes first; grantees with the same change share a statement.
+ */
+export function aclSql(target: AclTarget, from: Acl, to: Acl): string[] {
+  const on = `${target.what} ${target.name}`;
+  const revokeAll: Array<[string, string]> = [];
+  const revoke: Array<[string, string]> = [];
+  const revokeOption: Array<[string, string]> = [];
+  const grant: Array<[string, string]> = [];
+  const grantOption: Array<[string, string]> = [];
+  for (const grantee of [...new Set([...Object.keys(from), ...Object.keys(to)])].sort(byCodePoint)) {
+    const have = (from[grantee] ?? []).map(parsePrivilege);
+    const want = (to[grantee] ?? []).map(parsePrivilege);
+    if (want.length === 0) {
+      if (have.length > 0) revokeAll.push(['', grantee]);
+      continue;
+    }
+    const tableLevel = (ps: typeof have, grantable?: boolean) =>
+      new Set(ps.filter((p) => p.column === undefined && (grantable === undefined || p.grantable === grantable)).map((p) => p.privilege));
+    const has = tableLevel(have);
+    const wants = tableLevel(want);
+    const hasOption = tableLevel(have, true);
+    const wantsOption = tableLevel(want, true);
+    const extra = [...has].filter((p) => !wants.has(p)).sort(byCodePoint);
+    const missing = [...wants].filter((p) => !has.has(p) && !wantsOption.has(p)).sort(byCodePoint);
+    // A column's own privilege is never wanted: each goes, column by column.
+    const columns = have.filter((p) => p.column !== undefined && !want.some((w) => w.privilege === p.privilege && w.column === p.column));
+    if (extra.length) revoke.push([extra.join(', '), grantee]);
+    for (const c of columns) revoke.push([`${c.privilege} (${ident(c.column!)})`, grantee]);
+    const extraOption = [...hasOption].filter((p) => wants.has(p) && !wantsOption.has(p)).sort(byCodePoint);
+    if (extraOption.length) revokeOption.push([extraOption.join(', '), grantee]);
+    if (missing.length) grant.push([missing.join(', '), grantee]);
+    const missingOption = [...wantsOption].filter((p) => !hasOption.has(p)).sort(byCodePoint);
+    if (missingOption.length) grantOption.push([missingOption.join(', '), grantee]);
+  }
+  const to_ = (gs: string[]) => gs.map(roleSql).join(', ');
   return [
-    ...(add.length ? [`GRANT ${privileges} ON ${what} ${name} TO ${add.map(roleSql).join(', ')}`] : []),
-    ...(remove.length ? [`REVOKE ${privileges} ON ${what} ${name} FROM ${remove.map(roleSql).join(', ')}`] : []),
+    ...grouped(revokeAll).map(([, gs]) => `REVOKE ALL ON ${on} FROM ${to_(gs)}`),
+    ...grouped(revoke).map(([ps, gs]) => `REVOKE ${ps} ON ${on} FROM ${to_(gs)}`),
+    ...grouped(revokeOption).map(([ps, gs]) => `REVOKE GRANT OPTION FOR ${ps} ON ${on} FROM ${to_(gs)}`),
+    ...grouped(grant).map(([ps, gs]) => `GRANT ${ps} ON ${on} TO ${to_(gs)}`),
+    ...grouped(grantOption).map(([ps, gs]) => `GRANT ${ps} ON ${on} TO ${to_(gs)} WITH GRANT OPTION`),
   ];
+}
+
+/** How GRANT names an object that carries an ACL, or undefined for kinds without one. */
+function aclTarget(o: DbObject): AclTarget | undefined {
+  switch (o.kind) {
+    case 'schema':
+      return { what: 'SCHEMA', name: ident(o.name), type: 'n' };
+    case 'table':
+    case 'view':
+    case 'foreign_table':
+      return { what: 'TABLE', name: qualified(o.schema, o.name), type: 'r', schema: o.schema };
+    case 'function':
+      return { what: 'FUNCTION', name: `${qualified(o.schema, o.name)}(${o.argTypes ?? ''})`, type: 'f', schema: o.schema };
+    case 'server':
+      return { what: 'FOREIGN SERVER', name: ident(o.name) };
+    default:
+      return undefined;
+  }
+}
+
+const aclOf = (o: DbObject): Acl | undefined => ('acl' in o ? o.acl : undefined);
+
+/** After a CREATE: from what the object was just granted by default to exactly its desired ACL. */
+function initialAclSql(o: DbObject, ctx: SqlContext): string[] {
+  const target = aclTarget(o);
+  const acl = aclOf(o);
+  if (!target || acl === undefined) return [];
+  const initial = target.type === undefined ? {} : (ctx.initialAcl?.(target.type, target.schema) ?? (target.type === 'f' ? { public: ['EXECUTE'] } : {}));
+  return aclSql(target, initial, acl);
+}
+
+/** Turns a live object's ACL into the desired one (drift, adoption). */
+export function aclChangeSql(actual: DbObject, desired: DbObject): string[] {
+  const target = aclTarget(desired);
+  const want = aclOf(desired);
+  if (!target || want === undefined) return [];
+  return aclSql(target, aclOf(actual) ?? {}, want);
 }
 
 const writeTriggerSql = (view: string, fn: string | undefined): string[] => {
@@ -95,6 +199,10 @@ function partitionKeySql(key: string): string {
 }
 
 const roleSql = (role: string): string => (role === 'public' ? 'PUBLIC' : ident(role));
+
+/** `WITH (security_invoker = true)`: a view's options as CREATE VIEW takes them. */
+const viewOptionsSql = (opts: readonly string[]): string =>
+  opts.length === 0 ? '' : ` WITH (${opts.map((o) => `${ident(o.slice(0, o.indexOf('=')))} = ${o.slice(o.indexOf('=') + 1)}`).join(', ')})`;
 
 const sortedOptions = (o: Readonly<Record<string, string>>): Array<[string, string]> =>
   Object.entries(o).sort(([a], [b]) => byCodePoint(a, b));
@@ -145,7 +253,7 @@ const builders: { [K in ObjectKind]: Builders<K> } = {
     create: (o) => {
       if (o.query === undefined) throw new Error(`no query for view ${o.schema}.${o.name}`);
       const name = qualified(o.schema, o.name);
-      return [`CREATE VIEW ${name} AS ${o.query}`, ...writeTriggerSql(name, o.writeTrigger), ...grantSql('TABLE', name, o.privileges ?? 'SELECT', [], o.grantees)];
+      return [`CREATE VIEW ${name}${viewOptionsSql(o.options)} AS ${o.query}`, ...writeTriggerSql(name, o.writeTrigger)];
     },
     drop: (o) => [`DROP VIEW ${qualified(o.schema, o.name)} RESTRICT`],
     mark: (o) => viewMark(qualified(o.schema, o.name)),
@@ -166,13 +274,7 @@ const builders: { [K in ObjectKind]: Builders<K> } = {
     create: (o) => {
       if (o.create === undefined || o.argTypes === undefined) throw new Error(`no definition for function ${o.schema}.${o.name}`);
       const fn = `${qualified(o.schema, o.name)}(${o.argTypes})`;
-      return [
-        o.create,
-        `COMMENT ON FUNCTION ${fn} IS ${literal(MANAGED_COMMENT + DEFINITION_MARK + (o.definitionMd5 ?? ''))}`,
-        // Functions are executable by PUBLIC by default: only the roles the topology names may call ours.
-        `REVOKE ALL ON FUNCTION ${fn} FROM PUBLIC`,
-        ...grantSql('FUNCTION', fn, 'EXECUTE', [], o.grantees),
-      ];
+      return [o.create, `COMMENT ON FUNCTION ${fn} IS ${literal(MANAGED_COMMENT + DEFINITION_MARK + (o.definitionMd5 ?? ''))}`];
     },
     // NOTE: regprocedure output (schema.name(types)) is the catalog's own, already-quoted spelling.
     drop: (o) => [`DROP FUNCTION ${o.signature ?? `${qualified(o.schema, o.name)}(${o.argTypes ?? ''})`} RESTRICT`],
@@ -202,7 +304,8 @@ const builders: { [K in ObjectKind]: Builders<K> } = {
   },
   role: {
     create: (o) => [
-      `CREATE ROLE ${ident(o.name)} ${PLAIN_LOGIN}${o.passwordRef ? ` PASSWORD ${secret(o.passwordRef)}` : ''}`,
+      // The password travels as its SCRAM verifier, computed by vecscale (src/apply/secrets.ts).
+      `CREATE ROLE ${ident(o.name)} ${PLAIN_LOGIN}${o.passwordRef ? ` PASSWORD ${verifier(o.passwordRef)}` : ''}`,
     ],
     mark: (o) => comment('ROLE', ident(o.name), ROLE_OWNER_MARK + (o.owner ?? '')),
   },
@@ -247,11 +350,15 @@ const literalOptions = (o: Readonly<Record<string, string>>): Array<[string, str
 
 const get = <K extends ObjectKind>(kind: K): Builders<K> => builders[kind] as Builders<K>;
 
-/** CREATE statements, followed by the marker comment where the kind takes one and the object is managed. */
+/**
+ * CREATE statements, the marker comment where the kind takes one and the object is managed, then the object's whole
+ * ACL: what default privileges just granted is revoked in the same transaction.
+ */
 export function createSql(o: DbObject, ctx: SqlContext, opts = { concurrently: false }): string[] {
   const b = get(o.kind) as Builders<ObjectKind>;
   const out = b.create(o as never, ctx, opts);
   if (o.managed && b.mark) out.push(b.mark(o as never));
+  out.push(...initialAclSql(o, ctx));
   return out;
 }
 
@@ -284,14 +391,34 @@ export function appendsColumns(actual: readonly Column[], desired: readonly Colu
   return desired.length > actual.length && actual.every((c, i) => desired[i]?.name === c.name && desired[i]?.type === c.type);
 }
 
+/** A function's CREATE and marker, as CREATE OR REPLACE: same signature, so its ACL, owner and triggers stay. */
+function replaceFunctionSql(o: Of<'function'>): string[] {
+  const b = get('function');
+  return b.create(o, { vectorSchema: '' }, { concurrently: false }).map((s) => s.replace(/^CREATE FUNCTION /, 'CREATE OR REPLACE FUNCTION '));
+}
+
+/** `ALTER VIEW … SET (…)` / `RESET (…)` turning a view's options into the desired ones. */
+function viewOptionChanges(name: string, actual: readonly string[], desired: readonly string[]): string[] {
+  const key = (o: string) => o.slice(0, o.indexOf('='));
+  const set = desired.filter((o) => !actual.includes(o));
+  const reset = actual.filter((o) => !desired.some((d) => key(d) === key(o))).map(key);
+  return [
+    ...(set.length ? [`ALTER VIEW ${name} SET (${viewOptionsSql(set).slice(' WITH ('.length, -1)})`] : []),
+    ...(reset.length ? [`ALTER VIEW ${name} RESET (${reset.map(ident).join(', ')})`] : []),
+  ];
+}
+
 /**
- * In-place changes: options of servers and user mappings (only the options vecscale owns), and appended columns of
- * views (CREATE OR REPLACE VIEW) and foreign tables (ADD COLUMN). Grants and dependants survive.
+ * In-place changes: options of servers, user mappings and foreign tables (only the options vecscale owns), view
+ * options, appended columns of views (CREATE OR REPLACE VIEW) and foreign tables (ADD COLUMN), a function redefined
+ * or its attributes set back (CREATE OR REPLACE, owner), and every ACL. Grants and dependants survive.
  */
 export function alterSql(actual: DbObject, desired: DbObject, ctx: SqlContext): string[] {
+  const acl = aclChangeSql(actual, desired);
   if (desired.kind === 'server' && actual.kind === 'server') {
     const own = ownOptions('server', actual.options);
-    return [`ALTER SERVER ${ident(desired.name)} ${optionChanges(own, desired.options, (_, v) => literal(v))}`];
+    const changed = JSON.stringify(sortedOptions(own)) !== JSON.stringify(sortedOptions(desired.options));
+    return [...(changed ? [`ALTER SERVER ${ident(desired.name)} ${optionChanges(own, desired.options, (_, v) => literal(v))}`] : []), ...acl];
   }
   if (desired.kind === 'user_mapping' && actual.kind === 'user_mapping') {
     const own = ownOptions('user_mapping', actual.options);
@@ -300,32 +427,36 @@ export function alterSql(actual: DbObject, desired: DbObject, ctx: SqlContext): 
   }
   if (desired.kind === 'view' && actual.kind === 'view' && desired.query !== undefined) {
     const name = qualified(desired.schema, desired.name);
-    const grants = grantSql('TABLE', name, desired.privileges ?? 'SELECT', actual.grantees ?? [], desired.grantees);
     const columnsChanged = JSON.stringify(actual.columns.map((c) => [c.name, c.type])) !== JSON.stringify(desired.columns.map((c) => [c.name, c.type]));
     const trigger = desired.writeTrigger !== undefined && actual.writeTrigger !== desired.writeTrigger
       ? [...(actual.writeTrigger ? [`DROP TRIGGER ${ident(WRITE_TRIGGER)} ON ${name}`] : []), ...writeTriggerSql(name, desired.writeTrigger)]
       : [];
-    return [...(columnsChanged ? [`CREATE OR REPLACE VIEW ${name} AS ${desired.query}`, viewMark(name)] : []), ...trigger, ...grants];
-  }
-  if (
-    desired.kind === 'function' && actual.kind === 'function' && desired.replaceable &&
-    (desired.definitionMd5 !== actual.definitionMd5 || desired.bodyMd5 !== actual.bodyMd5)
-  ) {
-    // A trigger function keeps its signature: CREATE OR REPLACE keeps the trigger that uses it (and the grants).
-    return [...createSql(desired, ctx).map((s) => s.replace(/^CREATE FUNCTION /, 'CREATE OR REPLACE FUNCTION '))];
+    // CREATE OR REPLACE VIEW sets the options it is given (and resets the others).
+    const redefine = columnsChanged ? [`CREATE OR REPLACE VIEW ${name}${viewOptionsSql(desired.options)} AS ${desired.query}`, viewMark(name)] : [];
+    return [...redefine, ...(columnsChanged ? [] : viewOptionChanges(name, actual.options, desired.options)), ...trigger, ...acl];
   }
   if (desired.kind === 'function' && actual.kind === 'function') {
-    return grantSql('FUNCTION', `${qualified(desired.schema, desired.name)}(${desired.argTypes ?? ''})`, 'EXECUTE', actual.grantees, desired.grantees);
+    // Redefined (a replaceable function), or its body or attributes changed by hand: the same CREATE, OR REPLACE.
+    const redefine =
+      desired.definitionMd5 !== actual.definitionMd5 || desired.bodyMd5 !== actual.bodyMd5 ||
+      desired.securityDefiner !== actual.securityDefiner || JSON.stringify(desired.config) !== JSON.stringify(actual.config);
+    const owner = desired.owner !== undefined && actual.owner !== desired.owner
+      ? [`ALTER FUNCTION ${qualified(desired.schema, desired.name)}(${desired.argTypes ?? ''}) OWNER TO ${ident(desired.owner)}`]
+      : [];
+    return [...(redefine ? replaceFunctionSql(desired) : []), ...owner, ...acl];
   }
   if (desired.kind === 'table' && actual.kind === 'table') {
-    // Only the marker differs (protect changed): everything else about a table is a replace.
-    return [markSql(desired)!];
+    // The marker (protect changed) and the ACL: everything else about a table is a replace.
+    return [...((desired.protected !== undefined && desired.protected !== actual.protected) || !actual.managed ? [markSql(desired)!] : []), ...acl];
+  }
+  if (desired.kind === 'schema' && actual.kind === 'schema') {
+    return [...(desired.managed && !actual.managed ? [markSql(desired)!] : []), ...acl];
   }
   if (desired.kind === 'role' && actual.kind === 'role') {
     const name = ident(desired.name);
     return [
       ...(actual.attributes.length || desired.setPassword
-        ? [`ALTER ROLE ${name} ${PLAIN_LOGIN}${desired.setPassword && desired.passwordRef ? ` PASSWORD ${secret(desired.passwordRef)}` : ''}`]
+        ? [`ALTER ROLE ${name} ${PLAIN_LOGIN}${desired.setPassword && desired.passwordRef ? ` PASSWORD ${verifier(desired.passwordRef)}` : ''}`]
         : []),
       ...actual.memberOf.map((r) => `REVOKE ${ident(r)} FROM ${name}`),
       ...(actual.owner !== desired.owner || !actual.managed ? [markSql(desired)!] : []),
@@ -335,8 +466,19 @@ export function alterSql(actual: DbObject, desired: DbObject, ctx: SqlContext): 
     return privilegeSql(desired.role, actual.privileges, desired.privileges);
   }
   if (desired.kind === 'foreign_table' && actual.kind === 'foreign_table') {
+    const name = qualified(desired.schema, desired.name);
+    const optionsChanged = JSON.stringify(sortedOptions(actual.options)) !== JSON.stringify(sortedOptions(desired.options));
     const added = desired.columns.slice(actual.columns.length).map((c) => `ADD COLUMN ${columnSql(c, ctx)}`);
-    return [`ALTER FOREIGN TABLE ${qualified(desired.schema, desired.name)} ${added.join(', ')}`];
+    return [
+      ...(optionsChanged ? [`ALTER FOREIGN TABLE ${name} ${optionChanges(actual.options, desired.options, (_, v) => literal(v))}`] : []),
+      ...(added.length ? [`ALTER FOREIGN TABLE ${name} ${added.join(', ')}`] : []),
+      ...acl,
+    ];
   }
   throw new Error(`no in-place change for ${desired.kind}`);
+}
+
+/** Adopting what exists exactly as needed: the marker under its own name, and the ACL made exact. */
+export function adoptSql(actual: DbObject, desired: DbObject): string[] {
+  return [...[markSql(actual) ?? ''].filter(Boolean), ...aclChangeSql(actual, desired)];
 }

@@ -5,7 +5,7 @@
  */
 import type { CollectionSpec, PlacedCollection, ShardedCollection, Topology } from '../config/types.js';
 import { connect, type Db } from '../db/connect.js';
-import { sessionSettings } from '../desired.js';
+import { sessionSettings } from '../desired/index.js';
 import { VecscaleError } from '../errors.js';
 import { API_SCHEMA, HELPER_SCHEMA } from '../model/state.js';
 import { ident, qualified } from '../sql/quote.js';

@@ -5,17 +5,21 @@
  *   `vecs.<c>_p<i>of<n>` on the shards. INSERT/COPY through `public.<c>` route by id; `WHERE id = …` prunes to one.
  * - `match_<c>` sends `ORDER BY distance LIMIT k` to every partition in one statement: per-partition subqueries under
  *   UNION ALL inside a MATERIALIZED CTE (so the planner builds an Append, not a Merge Append, and the foreign scans run
- *   as Async Foreign Scans, one connection per shard), then `ORDER BY distance, id LIMIT k` on the primary.
+ *   as Async Foreign Scans, one connection per shard), then `ORDER BY distance, id LIMIT k` on the primary. It runs as
+ *   its caller (SECURITY INVOKER): the readers may select from the partitions, and postgres_fdw cancels the remote
+ *   statements when the caller's statement_timeout or a cancel ends the call.
  * - Upserts go to `vecscale_write.<c>`, partitioned the same way, whose partitions are foreign tables over a view per
  *   partition on the shard (`vecscale.<c>_p<i>of<n>`); its INSTEAD OF INSERT trigger runs a real
  *   `INSERT … ON CONFLICT (id) DO UPDATE` on the partition. It runs in the caller's transaction (postgres_fdw's).
  */
 import type { ShardedCollection } from '../config/types.js';
-import { API_SCHEMA, type FunctionObject, HELPER_SCHEMA, REMOTE_SCHEMA, VECS_SCHEMA, WRITE_SCHEMA } from '../model/state.js';
+import { type Acl, API_SCHEMA, type FunctionObject, HELPER_SCHEMA, REMOTE_SCHEMA, VECS_SCHEMA, WRITE_SCHEMA } from '../model/state.js';
 import { partsOf } from '../model/placement.js';
 import { ident, literal, qualified } from '../sql/quote.js';
-import { DOLLAR, functionObject } from './function-object.js';
-import { DISTANCE_OPERATOR, inlineVector, matchFunctionName, matchSqlFunctionName, matchSqlFunctionObject } from './match-function.js';
+import { T, vectorType } from '../sql/types.js';
+import { defineFunction } from './function-object.js';
+import { DISTANCE_OPERATOR, inlineVector, matchArgs, matchFunctionName, matchSqlFunctionObject, resultColumns } from './match-function.js';
+import { upsertFunctionName } from './write-functions.js';
 
 /** The trigger function of the upsert views on a shard (one per secondary, for every partition there). */
 export const UPSERT_ROW_FUNCTION = 'upsert_row';
@@ -42,15 +46,15 @@ export function shardedMatchTemplate(c: ShardedCollection, vectorSchema: string)
   );
 }
 
-
 /** `vecscale.match_sql_<c>(query_embedding, match_count, filter)`: the statement, vector and LIMIT inlined. */
-export function shardedMatchSqlFunction(c: ShardedCollection, vectorSchema: string): FunctionObject {
+export function shardedMatchSqlFunction(c: ShardedCollection, vectorSchema: string, acl: Acl): FunctionObject {
   return matchSqlFunctionObject(
     c,
     vectorSchema,
     `  RETURN pg_catalog.format(${inlineVector(shardedMatchTemplate(c, vectorSchema), vectorSchema)},
     CASE WHEN where_sql IS NULL THEN '' ELSE ' WHERE ' || pg_catalog.format(${literal(shippableCondition('%s'))}, where_sql) END,
     match_count);`,
+    acl,
   );
 }
 
@@ -58,23 +62,26 @@ export function shardedMatchSqlFunction(c: ShardedCollection, vectorSchema: stri
  * `public.match_<c>(query_embedding, match_count DEFAULT 10, filter DEFAULT '{}')`: same signature and result as
  * for a collection on one secondary. EXECUTE plans each call afresh (calls 6+ ship the LIMIT like call 1).
  */
-export function shardedMatchFunction(c: ShardedCollection, vectorSchema: string, apiRoles: readonly string[]): FunctionObject {
-  const vector = `${ident(vectorSchema)}.vector`;
-  const body = `
+export function shardedMatchFunction(c: ShardedCollection, vectorSchema: string, acl: Acl): FunctionObject {
+  return defineFunction({
+    schema: API_SCHEMA,
+    name: matchFunctionName(c.name),
+    args: matchArgs(c, vectorSchema, true),
+    returns: `TABLE(${resultColumns(c).join(', ')})`,
+    volatility: 'VOLATILE',
+    customPlan: true,
+    body: `
 BEGIN
-  RETURN QUERY EXECUTE ${qualified(HELPER_SCHEMA, matchSqlFunctionName(c.name))}(query_embedding, match_count, filter);
-END`;
-  const name = matchFunctionName(c.name);
-  const create =
-    `CREATE FUNCTION ${qualified(API_SCHEMA, name)}(query_embedding ${vector}(${c.dimension}), match_count integer DEFAULT 10, filter jsonb DEFAULT '{}'::jsonb) ` +
-    'RETURNS TABLE(id character varying, metadata jsonb, distance double precision) LANGUAGE plpgsql VOLATILE SECURITY DEFINER ' +
-    `SET search_path = '' SET plan_cache_mode = force_custom_plan AS ${DOLLAR}${body}${DOLLAR}`;
-  return functionObject({ schema: API_SCHEMA, name, argTypes: `${vector}, integer, jsonb`, create, body, grantees: apiRoles });
+  RETURN QUERY EXECUTE ${qualified(HELPER_SCHEMA, `match_sql_${c.name}`)}(query_embedding, match_count, filter);
+END`,
+    acl,
+  });
 }
 
 /**
  * On a shard, `vecscale.upsert_row()`: the INSTEAD OF INSERT trigger of every upsert view `vecscale.<partition>`.
- * The view is named after its partition table, so one function serves them all.
+ * The view is named after its partition table, so one function serves them all. It runs as the wrapper role, which
+ * may insert into and update the partition tables.
  */
 export function upsertRowFunction(): FunctionObject {
   const body = `
@@ -86,29 +93,43 @@ BEGIN
     RAISE EXCEPTION 'vecscale: id and embedding must not be null' USING ERRCODE = '22004';
   END IF;
   EXECUTE pg_catalog.format(
-    'INSERT INTO ${VECS_SCHEMA}.%I AS t (id, vec, metadata) VALUES ($1, $2, $3) ON CONFLICT (id) DO UPDATE SET vec = EXCLUDED.vec, metadata = EXCLUDED.metadata',
-    TG_TABLE_NAME) USING NEW.id, NEW.embedding, COALESCE(NEW.metadata, '{}'::jsonb);
+    'INSERT INTO ${ident(VECS_SCHEMA)}.%I AS t (id, vec, metadata) VALUES ($1, $2, $3) ON CONFLICT (id) DO UPDATE SET vec = EXCLUDED.vec, metadata = EXCLUDED.metadata',
+    TG_TABLE_NAME) USING NEW.id, NEW.embedding, COALESCE(NEW.metadata, '{}'::${T.jsonb});
   RETURN NEW;
 END`;
-  const create =
-    `CREATE FUNCTION ${qualified(HELPER_SCHEMA, UPSERT_ROW_FUNCTION)}() RETURNS trigger LANGUAGE plpgsql SET search_path = '' ` +
-    `AS ${DOLLAR}${body}${DOLLAR}`;
-  return functionObject({ schema: HELPER_SCHEMA, name: UPSERT_ROW_FUNCTION, argTypes: '', create, body, grantees: [], replaceable: true });
+  // A trigger function: firing it needs no EXECUTE, so nobody gets one.
+  return defineFunction({
+    schema: HELPER_SCHEMA,
+    name: UPSERT_ROW_FUNCTION,
+    args: [],
+    returns: T.trigger,
+    volatility: 'VOLATILE',
+    body,
+    acl: {},
+    replaceable: true,
+  });
 }
 
 /** `public.upsert_<c>(id, embedding, metadata)`: one row into vecscale_write.<c>, routed to its partition's upsert view. */
-export function shardedUpsertFunction(c: ShardedCollection, vectorSchema: string): FunctionObject {
-  const vector = `${ident(vectorSchema)}.vector`;
+export function shardedUpsertFunction(c: ShardedCollection, vectorSchema: string, acl: Acl): FunctionObject {
   const body = `
 BEGIN
   IF $1 IS NULL OR $2 IS NULL THEN
     RAISE EXCEPTION 'vecscale: id and embedding must not be null' USING ERRCODE = '22004';
   END IF;
-  INSERT INTO ${qualified(WRITE_SCHEMA, c.name)} (id, embedding, metadata) VALUES ($1, $2, COALESCE($3, '{}'::jsonb));
+  INSERT INTO ${qualified(WRITE_SCHEMA, c.name)} (id, embedding, metadata) VALUES ($1, $2, COALESCE($3, '{}'::${T.jsonb}));
 END`;
-  const name = `upsert_${c.name}`;
-  const create =
-    `CREATE FUNCTION ${qualified(API_SCHEMA, name)}(id text, embedding ${vector}(${c.dimension}), metadata jsonb DEFAULT '{}'::jsonb) ` +
-    `RETURNS void LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = '' AS ${DOLLAR}${body}${DOLLAR}`;
-  return functionObject({ schema: API_SCHEMA, name, argTypes: `text, ${vector}, jsonb`, create, body, grantees: [] });
+  return defineFunction({
+    schema: API_SCHEMA,
+    name: upsertFunctionName(c.name),
+    args: [
+      { name: 'id', type: T.text },
+      { name: 'embedding', type: vectorType(vectorSchema, c.dimension) },
+      { name: 'metadata', type: T.jsonb, default: `'{}'::${T.jsonb}` },
+    ],
+    returns: T.void,
+    volatility: 'VOLATILE',
+    body,
+    acl,
+  });
 }

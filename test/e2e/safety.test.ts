@@ -245,7 +245,7 @@ test('the primary logs in to a secondary as the wrapper role: no superuser, no C
   assert.equal(r.code, 0, r.stderr);
   await insertRows(wrapper, 'docs', ['w1', 'w2']);
 
-  const [mapping] = await sql<{ umoptions: string[] }>(wrapper.primary, `SELECT umoptions FROM pg_user_mappings WHERE srvname = 'pod_a'`);
+  const [mapping] = await sql<{ umoptions: string[] }>(wrapper.primary, `SELECT umoptions FROM pg_user_mappings WHERE srvname = 'pod_a' AND usename = 'public'`);
   assert.ok(mapping!.umoptions.includes(`user=${role}`), `umoptions: user=${role} expected`);
   assert.ok(!mapping!.umoptions.includes('user=postgres'));
 
@@ -270,8 +270,10 @@ test('the primary logs in to a secondary as the wrapper role: no superuser, no C
     return true;
   });
   await assert.rejects(sql(asRole, 'CREATE TABLE public.x (id int)'), /permission denied/);
-  const [seen] = await sql<{ n: number }>(asRole, 'SELECT count(*)::int AS n FROM public.docs');
+  const [seen] = await sql<{ n: number }>(asRole, 'SELECT count(*)::int AS n FROM vecscale.docs');
   assert.equal(seen!.n, 2);
+  // CREATE nowhere: not in vecscale's private schema either.
+  await assert.rejects(sql(asRole, 'CREATE TABLE vecscale.x (id int)'), /permission denied/);
 });
 
 test('an unreachable secondary: apply exits 1 naming it, and no database gained anything', async () => {

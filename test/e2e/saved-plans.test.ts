@@ -155,7 +155,7 @@ test('a saved plan is refused (exit 5, the object named, nothing executed) after
   assert.match(stale.stderr, /primary: server pod_a changed since the plan was made/);
   assert.match(stale.stderr, /hint: make a new plan/);
   noStack(stale);
-  assert.ok(!(await columnsOf(sPodA, 'public', 'docs')).includes('lang'), 'the new column reached the secondary');
+  assert.ok(!(await columnsOf(sPodA, 'vecscale', 'docs')).includes('lang'), 'the new column reached the secondary');
   assert.ok(!(await columnsOf(saved.primary, 'public', 'docs')).includes('lang'), 'the new column reached the primary');
   const asJson = await sRun(['apply', 'plan.json', '--json']);
   assert.equal(asJson.code, 5);
@@ -176,26 +176,26 @@ test('a saved plan is refused (exit 5, the object named, nothing executed) after
   assert.match(staleView.stderr, /primary: view public\.docs changed since the plan was made/);
   assert.doesNotMatch(staleView.stderr, /Apply complete/);
   noStack(staleView);
-  assert.ok(!(await columnsOf(sPodA, 'public', 'docs')).includes('lang'));
+  assert.ok(!(await columnsOf(sPodA, 'vecscale', 'docs')).includes('lang'));
   const [server] = await sql<{ o: string[] }>(saved.primary, `SELECT srvoptions AS o FROM pg_foreign_server WHERE srvname = 'pod_a'`);
   assert.ok(server!.o.includes('connect_timeout=5'), 'the server was not repaired either');
 
   // 3. A secondary's view redefined by hand, in a database where the plan changes nothing.
   const third = await sRun(['plan', 'topology.yaml', '--out', 'plan.json']);
   assert.equal(third.code, 0, third.stderr);
-  const [defB] = await sql<{ d: string }>(sPodB, `SELECT pg_get_viewdef('public.images'::regclass) AS d`);
-  await sql(sPodB, `CREATE OR REPLACE VIEW public.images AS SELECT * FROM (${defB!.d.replace(/;\s*$/, '')}) s`);
+  const [defB] = await sql<{ d: string }>(sPodB, `SELECT pg_get_viewdef('vecscale.images'::regclass) AS d`);
+  await sql(sPodB, `CREATE OR REPLACE VIEW vecscale.images WITH (security_invoker = true) AS SELECT * FROM (${defB!.d.replace(/;\s*$/, '')}) s`);
   const staleB = await sRun(['apply', 'plan.json']);
   assert.equal(staleB.code, 5, staleB.stderr);
-  assert.match(staleB.stderr, /pod_b: view public\.images changed since the plan was made/);
-  assert.ok(!(await columnsOf(sPodA, 'public', 'docs')).includes('lang'));
+  assert.match(staleB.stderr, /pod_b: view vecscale\.images changed since the plan was made/);
+  assert.ok(!(await columnsOf(sPodA, 'vecscale', 'docs')).includes('lang'));
 
   // A fresh plan of the same state applies, repairing everything.
   const fresh = await sRun(['plan', 'topology.yaml', '--out', 'plan.json']);
   assert.equal(fresh.code, 0, fresh.stderr);
   const applied = await sRun(['apply', 'plan.json']);
   assert.equal(applied.code, 0, applied.stderr);
-  assert.deepEqual(await columnsOf(sPodA, 'public', 'docs'), ['id', 'embedding', 'metadata', 'lang']);
+  assert.deepEqual(await columnsOf(sPodA, 'vecscale', 'docs'), ['id', 'embedding', 'metadata', 'lang']);
   assert.ok((await columnsOf(saved.primary, 'public', 'docs')).includes('lang'));
   const converged = await sRun(['plan', 'topology.yaml', '--detailed-exitcode']);
   assert.equal(converged.code, 0, converged.stderr);
@@ -218,7 +218,7 @@ test('a saved plan is refused (exit 5, naming the topology, nothing executed) af
     assert.match(r.stderr, /the topology file changed since the plan was made/, what);
     assert.doesNotMatch(r.stderr, /Apply complete/);
     noStack(r);
-    assert.ok(!(await columnsOf(sPodA, 'public', 'docs')).includes('year'), `${what}: the plan was executed`);
+    assert.ok(!(await columnsOf(sPodA, 'vecscale', 'docs')).includes('year'), `${what}: the plan was executed`);
     assert.equal(await regclass(sPodB, 'vecs.notes'), null, `${what}: the new collection was created`);
   }
 
@@ -226,7 +226,7 @@ test('a saved plan is refused (exit 5, naming the topology, nothing executed) af
   sFile.write(planned);
   const applied = await sRun(['apply', 'plan.json']);
   assert.equal(applied.code, 0, applied.stderr);
-  assert.deepEqual(await columnsOf(sPodA, 'public', 'docs'), ['id', 'embedding', 'metadata', 'lang', 'year']);
+  assert.deepEqual(await columnsOf(sPodA, 'vecscale', 'docs'), ['id', 'embedding', 'metadata', 'lang', 'year']);
 });
 
 test('a saved destructive plan carries its allowance; without it plan --out and apply of that file exit 3', async () => {
@@ -257,7 +257,7 @@ test('a saved destructive plan carries its allowance; without it plan --out and 
   assert.equal(applied.code, 0, applied.stderr);
   assert.match(applied.stderr, /Apply complete: .*[1-9]\d* dropped/);
   assert.equal(await regclass(sPodB, 'vecs.images'), null);
-  assert.equal(await regclass(sPodB, 'public.images'), null);
+  assert.equal(await regclass(sPodB, 'vecscale.images'), null);
   assert.equal(await regclass(saved.primary, 'public.images'), null);
   assert.equal(await regclass(saved.primary, 'vecscale_remote.images'), null);
   assert.equal(await regclass(sPodA, 'vecs.docs'), 'vecs.docs');
@@ -308,7 +308,7 @@ async function everythingInPlace(): Promise<void> {
   assert.equal(await count(gone.primary, `SELECT count(*) FROM pg_proc WHERE proname IN ('match_docs', 'match_images')`), 2);
   assert.equal(await rowsIn(dPodA, 'vecs.docs'), 2);
   assert.equal(await rowsIn(dPodB, 'vecs.images'), 1);
-  assert.equal(await regclass(dPodA, 'public.docs'), 'docs');
+  assert.equal(await regclass(dPodA, 'vecscale.docs'), 'vecscale.docs');
 }
 
 /**
@@ -335,8 +335,8 @@ test("destroy --auto-approve removes the primary's wrappers and keeps the collec
   // The secondaries keep their collections, rows and views (vecs keeps working on them).
   assert.equal(await rowsIn(dPodA, 'vecs.docs'), 2);
   assert.equal(await rowsIn(dPodB, 'vecs.images'), 1);
-  assert.equal(await regclass(dPodA, 'public.docs'), 'docs');
-  assert.equal(await regclass(dPodB, 'public.images'), 'images');
+  assert.equal(await regclass(dPodA, 'vecscale.docs'), 'vecscale.docs');
+  assert.equal(await regclass(dPodB, 'vecscale.images'), 'vecscale.images');
 
   const again = await dRun(['destroy', 'topology.yaml', '--auto-approve']);
   assert.equal(again.code, 0, again.stderr);
@@ -365,7 +365,7 @@ test('destroy --allow-destructive all: refused (exit 3, nothing dropped anywhere
   assert.deepEqual(await primaryLeftovers(), NOTHING_LEFT);
   for (const [url, c] of [[dPodA, 'docs'], [dPodB, 'images']] as const) {
     assert.equal(await regclass(url, `vecs.${c}`), null, `vecs.${c}`);
-    assert.equal(await regclass(url, `public.${c}`), null, `public.${c}`);
+    assert.equal(await regclass(url, `vecscale.${c}`), null, `vecscale.${c}`);
     assert.equal(await count(url, `SELECT count(*) FROM pg_indexes WHERE schemaname = 'vecs'`), 0);
   }
   const again = await dRun(['destroy', 'topology.yaml', '--allow-destructive', 'all', '--auto-approve']);

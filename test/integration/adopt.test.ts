@@ -33,11 +33,15 @@ test('a collection made by the vecs client is adopted as it is: rows, table and 
   const podSteps = steps(p).filter((s) => s.startsWith('pod_a'));
   assert.deepEqual(podSteps, [
     'pod_a: create role vecscale_fdw',
+    'pod_a: create schema vecscale',
     'pod_a: adopt table vecs.docs',
     'pod_a: adopt index vecs.ix_vector_cosine_ops_hnsw_m16_efc64_1f2e3d4 on docs',
-    'pod_a: create view public.docs',
+    'pod_a: create view vecscale.docs',
     'pod_a: create privileges of vecscale_fdw',
   ]);
+  // Adopting makes the table's ACL exact: the wrapper role's privileges, granted as it is adopted.
+  const adopt = p.databases.find((d) => d.database === 'pod_a')!.steps.find((s) => s.object === 'table vecs.docs')!;
+  assert.match(adopt.sql.join('\n'), /^COMMENT ON TABLE "vecs"."docs" IS 'managed by vecscale'\nGRANT DELETE, INSERT, SELECT, UPDATE ON TABLE "vecs"."docs" TO "fdw_\w+"$/);
   await apply(file.load(), { approve });
   assert.deepEqual(steps(await plan(file.load())), []);
   const idx = await sql(podA, `SELECT indexrelid::regclass::text AS name FROM pg_index WHERE indrelid = 'vecs.docs'::regclass AND NOT indisprimary`);
@@ -74,7 +78,7 @@ test('extension_schema: extensions on empty databases: the schema comes first, e
 test('options a user adds by hand to a mapping or a server are theirs: left alone, never shown', async () => {
   const file = topologyFile(leftovers, DOCS);
   await apply(file.load(), { approve });
-  await sql(leftovers.primary, `ALTER USER MAPPING FOR postgres SERVER pod_a OPTIONS (ADD sslpassword 'hunter2-canary')`);
+  await sql(leftovers.primary, `ALTER USER MAPPING FOR PUBLIC SERVER pod_a OPTIONS (ADD sslpassword 'hunter2-canary')`);
   await sql(leftovers.primary, `ALTER SERVER pod_a OPTIONS (ADD fetch_size '500')`);
   const p = await plan(file.load());
   assert.deepEqual(steps(p), []);

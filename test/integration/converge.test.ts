@@ -57,7 +57,7 @@ test('apply from empty databases creates the exact objects; the next plan is emp
   const inVecs = await sql(podA, `SELECT relname, relkind FROM pg_class WHERE relnamespace = 'vecs'::regnamespace AND relkind IN ('r','v','f','p','m') ORDER BY 1`);
   assert.deepEqual(inVecs, [{ relname: 'docs', relkind: 'r' }], 'nothing else of vecscale in schema vecs');
   const viewCols = await sql(podA, `SELECT attname, format_type(atttypid, atttypmod) AS type FROM pg_attribute
-     WHERE attrelid = 'public.docs'::regclass AND attnum > 0 ORDER BY attnum`);
+     WHERE attrelid = 'vecscale.docs'::regclass AND attnum > 0 ORDER BY attnum`);
   assert.deepEqual(viewCols, [
     { attname: 'id', type: 'character varying' },
     { attname: 'embedding', type: 'vector(3)' },
@@ -71,7 +71,8 @@ test('apply from empty databases creates the exact objects; the next plan is emp
   assert.ok((srv!.srvoptions as string[]).includes('extensions=vector'));
   assert.ok(!(srv!.srvoptions as string[]).some((o) => o.startsWith('password')), 'no password in server options');
   const maps = await sql(dbs.primary, `SELECT srvname, usename FROM pg_user_mappings ORDER BY 1`);
-  assert.deepEqual(maps, [{ srvname: 'pod_a', usename: 'postgres' }, { srvname: 'pod_b', usename: 'postgres' }]);
+  // One mapping per server, FOR PUBLIC: the API objects run as their callers.
+  assert.deepEqual(maps, [{ srvname: 'pod_a', usename: 'public' }, { srvname: 'pod_b', usename: 'public' }]);
   const ftCols = await sql(dbs.primary, `SELECT attname, format_type(atttypid, atttypmod) AS type FROM pg_attribute
      WHERE attrelid = 'vecscale_remote.docs'::regclass AND attnum > 0 ORDER BY attnum`);
   assert.deepEqual(ftCols, viewCols);
@@ -110,13 +111,12 @@ test('a foreign table dropped by hand is planned back and restored', async () =>
 });
 
 test('a view edited by hand with the same columns is planned back and repaired', async () => {
-  await sql(podA, `CREATE OR REPLACE VIEW public.docs AS SELECT id, vec AS embedding, metadata,
+  await sql(podA, `CREATE OR REPLACE VIEW vecscale.docs WITH (security_invoker = true) AS SELECT id, vec AS embedding, metadata,
     (metadata ->> 'link')::text AS url, ((metadata ->> 'year')::integer) AS year FROM vecs.docs`);
   const drift = await plan(file.load());
-  // The rebuilt view loses its grants: the wrapper role gets them again.
-  assert.deepEqual(steps(drift), ['pod_a: replace view public.docs', 'pod_a: alter privileges of vecscale_fdw']);
+  // The rebuilt view gets its whole ACL (the wrapper role's SELECT) again as it is created.
+  assert.deepEqual(steps(drift), ['pod_a: replace view vecscale.docs']);
   assert.equal(drift.databases[0]!.steps[0]!.reason, 'definition edited outside vecscale');
-  assert.equal(drift.databases[0]!.steps[1]!.reason, 'granted again on rebuilt public.docs');
   await apply(file.load(), { approve });
   assert.deepEqual(steps(await plan(file.load())), []);
   assert.equal((await sql(dbs.primary, `SELECT url FROM public.docs WHERE id = 'a'`))[0]!.url, 'https://a');
@@ -140,7 +140,7 @@ test('adding a collection changes nothing else and keeps existing rows', async (
 `);
   const p = await plan(file.load());
   // Only the new collection's objects, and the wrapper role's privileges on them.
-  assert.ok(steps(p).every((s) => s.includes('images') || s === 'pod_b: alter privileges of vecscale_fdw'), steps(p).join('\n'));
+  assert.ok(steps(p).every((s) => s.includes('images') || s === 'pod_b: create schema vecscale'), steps(p).join('\n'));
   await apply(file.load(), { approve });
   assert.equal((await sql(podA, 'SELECT count(*)::int AS n FROM vecs.docs'))[0]!.n, 3);
   assert.deepEqual(steps(await plan(file.load())), []);
@@ -162,10 +162,11 @@ test('adding a metadata column changes the views in place: the API grant holds t
   file.write(withLang + IMAGES);
   const p = await plan(file.load());
   assert.deepEqual(steps(p), [
-    'pod_a: alter view public.docs',
+    'pod_a: alter view vecscale.docs',
     'primary: alter foreign table vecscale_remote.docs',
     'primary: replace function public.match_docs',
     'primary: replace function vecscale.match_sql_docs',
+    'primary: replace function vecscale.search_docs',
     'primary: alter view public.docs',
   ]);
   await apply(file.load(), { approve });
@@ -177,11 +178,11 @@ test('adding a metadata column changes the views in place: the API grant holds t
   file.write(DOCS + IMAGES);
   const back = await plan(file.load());
   assert.deepEqual(steps(back), [
-    'pod_a: replace view public.docs',
-    'pod_a: alter privileges of vecscale_fdw',
+    'pod_a: replace view vecscale.docs',
     'primary: replace foreign table vecscale_remote.docs',
     'primary: replace function public.match_docs',
     'primary: replace function vecscale.match_sql_docs',
+    'primary: replace function vecscale.search_docs',
     'primary: replace view public.docs',
   ]);
   await apply(file.load(), { approve });

@@ -12,6 +12,8 @@ import { topologyFile } from '../topology-files.js';
 
 const dbs = await freshDatabases('match');
 const podA = Object.values(dbs.secondaries)[0]!;
+// A role the topology lets read (roles are cluster-wide: made once, kept).
+await sql(dbs.primary, `DO $$ BEGIN CREATE ROLE vs_api; EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL; END $$`);
 const file = topologyFile(dbs, `  exact:
     secondary: pod_a
     dimension: 4
@@ -22,7 +24,7 @@ const file = topologyFile(dbs, `  exact:
     dimension: 4
     index: { method: hnsw, m: 16, ef_construction: 64 }
     columns: { lang: text }
-`);
+`, 'api_roles: [vs_api]\n');
 await apply(file.load(), { approve: async () => true });
 
 // Deterministic pseudo-random data with every shape of metadata vecs users write.
@@ -166,8 +168,6 @@ test('an invalid filter is an error naming the operator or key', async () => {
 });
 
 test('a role that may only call match_*: gets results, but cannot use dblink or the session connection match_* keeps', async () => {
-  await sql(dbs.primary, `DO $$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'vs_api') THEN CREATE ROLE vs_api; END IF; END $$`);
-  await sql(dbs.primary, 'GRANT EXECUTE ON FUNCTION public.match_exact(vector, integer, jsonb) TO vs_api');
   const c = await client();
   try {
     await c.query('SET ROLE vs_api');
@@ -175,6 +175,8 @@ test('a role that may only call match_*: gets results, but cannot use dblink or 
     assert.equal(rows.rowCount, 3);
     await assert.rejects(c.query(`SELECT vecscale.dblink_get_connections()`), /permission denied for (schema vecscale|function dblink_get_connections)/);
     await assert.rejects(c.query(`SELECT * FROM vecscale.dblink('x', 'select 1') AS t(x int)`), /permission denied/);
+    // The session's connection is open (match_exact used it): no dblink function reaches it.
+    await assert.rejects(c.query(`SELECT vecscale.dblink_exec('vecscale:pod_a', 'select 1')`), /permission denied/);
   } finally {
     await c.end();
   }
@@ -195,14 +197,14 @@ test('EXPLAIN of the API relation ships ORDER BY and LIMIT; a filter on an extra
   const knn = await text(`SELECT id FROM public.big ORDER BY embedding <=> '${query}' LIMIT 10`);
   assert.match(knn, /Remote SQL: .* ORDER BY .* LIMIT 10/);
   const col = await text(`SELECT id FROM public.big WHERE lang = 'de'`);
-  assert.match(col, /Remote SQL: SELECT id FROM public.big WHERE \(\(lang = 'de'\)\)/);
+  assert.match(col, /Remote SQL: SELECT id FROM vecscale.big WHERE \(\(lang = 'de'\)\)/);
 });
 
 test('vecscale explain: match_big sends the whole query to the secondary; plain SQL on public.big ships ORDER BY and LIMIT', async () => {
   const t = file.load();
   const plain = await explainMatch(t, { collection: 'big' });
   assert.deepEqual(plain.ships, { where: true, orderBy: true, limit: true });
-  assert.match(plain.match.sql, /^SELECT t\.id, t\.metadata, .* FROM "public"\."big" t ORDER BY .* LIMIT 10$/);
+  assert.match(plain.match.sql, /^SELECT t\.id, t\.metadata, .* FROM "vecscale"\."big" t ORDER BY .* LIMIT 10$/);
   assert.match(plain.match.plan, /^Limit/, 'the secondary plans the LIMIT itself');
   assert.match(plain.view.remoteSql.join('\n'), /ORDER BY .* LIMIT 10::bigint/);
   const filtered = await explainMatch(t, { collection: 'big', filter: { lang: { $eq: 'de' } } });

@@ -2,7 +2,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { apply } from '../../src/api.js';
-import { serverFor } from '../../src/desired.js';
+import { serverFor } from '../../src/desired/index.js';
 import { freshDatabases, sql } from '../harness.js';
 import { fdwUserFor, topologyFile } from '../topology-files.js';
 

@@ -214,7 +214,7 @@ test('YAML errors, duplicate keys and a root that is not a mapping are located p
   assert.match(problems(parseTopology('version: 1\nprimary: [\n', 'x.yaml', {}))[0] ?? '', /^x\.yaml:3:1: invalid YAML: /);
   assert.deepEqual(problems(parseTopology(`${head}version: 1\n`, 'x.yaml', env)), ['x.yaml:4:1: version: duplicate key "version"']);
   assert.deepEqual(problems(parseTopology('just text', 'x.yaml', {})), ['x.yaml:1:1: the topology must be a mapping of version, primary, secondaries and collections (got "just text")']);
-  assert.deepEqual(problems(parseTopology(`${head}other:\n  a: 1\n  a: 2\n`, 'x.yaml', env)), ['x.yaml:4:1: other: unknown key "other" (allowed: version, extension_schema, api_roles, primary, secondaries, collections)', 'x.yaml:6:3: duplicate key "a"']);
+  assert.deepEqual(problems(parseTopology(`${head}other:\n  a: 1\n  a: 2\n`, 'x.yaml', env)), ['x.yaml:4:1: other: unknown key "other" (allowed: version, extension_schema, api_roles, write_roles, primary, secondaries, collections)', 'x.yaml:6:3: duplicate key "a"']);
 });
 
 test('wrong types say what was expected and what was given', () => {

@@ -24,9 +24,14 @@ test('the rules are named, and valid input passes all of them', () => {
     'urlsArePostgres', 'databasesAreDistinct', 'noPasswordParameter', 'passwordWrittenOnce', 'fdwUserIsNotTheLogin', 'fdwPasswordsAgree',
     'secondaryIsDefined', 'placementIsOne', 'partitionsFitShards', 'shardedHasNoColumns',
     'partitionNamesAreFree', 'efConstructionCoversM', 'dimensionIsIndexable', 'columnNamesAreFree',
-    'collectionsVisibleToVecs', 'collectionNamesFit', 'extensionSchemaIsFree',
+    'collectionsVisibleToVecs', 'collectionNamesFit', 'extensionSchemaIsFree', 'rolesListedOnce', 'fdwPasswordIsAscii',
   ]);
   assert.deepEqual(check('  docs: { secondary: pod_text, dimension: 2000, index: { m: 32, ef_construction: 64 } }\n'), []);
+});
+
+test('rolesListedOnce: a writer is in write_roles only (it reads too)', () => {
+  const head = 'version: 1\napi_roles: [anon, service_role]\nwrite_roles: [service_role]\nprimary:\n  url: postgres://u:${PW}@h/db\n';
+  assert.deepEqual(check('', head), ['t.yaml:3:15: write_roles[0]: "service_role" is in api_roles too: write_roles read as well, so list it in write_roles only']);
 });
 
 test('secondaryIsDefined: at the value, with a suggestion or the list of names', () => {

@@ -47,7 +47,7 @@ test('the schema is draft 2020-12, closed at the root, and requires version and 
   assert.equal(schema.$schema, 'https://json-schema.org/draft/2020-12/schema');
   assert.equal(schema.additionalProperties, false);
   assert.deepEqual(schema.required, ['version', 'primary']);
-  assert.deepEqual(Object.keys(schema.properties as object), ['version', 'extension_schema', 'api_roles', 'primary', 'secondaries', 'collections']);
+  assert.deepEqual(Object.keys(schema.properties as object), ['version', 'extension_schema', 'api_roles', 'write_roles', 'primary', 'secondaries', 'collections']);
 });
 
 test('every object is closed, every property described, identifier maps constrain their names', () => {

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { buildDesired } from '../../src/desired.js';
+import { buildDesired } from '../../src/desired/index.js';
 import { keys, type DatabaseState, type DbObject, type LiveDatabase, type LiveFacts } from '../../src/model/state.js';
 import { buildPlan } from '../../src/plan/planner.js';
 import { planToJson, renderPlan } from '../../src/render/plan.js';
@@ -23,8 +23,11 @@ function emptyLive(names = ['pod_text', 'pod_img']): Map<string, LiveDatabase> {
 }
 
 /** The live state after a perfect apply: desired, as introspection would read it back. */
+/** Everything is owned by the role vecscale applies as (facts.currentUser). */
+const ownersOf = (t: ReturnType<typeof topology>) => new Map(['primary', ...t.secondaries.map((s) => s.name)].map((db) => [db, 'postgres']));
+
 function converged(t = topology()): Map<string, LiveDatabase> {
-  const desired = buildDesired(t, { vectorSchema: 'public', dblinkSchema: 'vecscale', primaryRole: 'postgres' });
+  const desired = buildDesired(t, { vectorSchema: 'public', dblinkSchema: 'vecscale', owners: ownersOf(t) });
   return new Map(
     desired.map((d) => {
       const objects = new Map<string, DbObject>(
@@ -48,76 +51,131 @@ test('from empty databases: every object, secondaries first, in phase order', ()
   assert.deepEqual(text.steps.map((s) => `${s.action} ${s.object}`), [
     'create role vecscale_fdw',
     'create schema vecs',
+    'create schema vecscale',
     'create extension vector',
     'create table vecs.docs',
-    `create index vecs.${(text.steps[4] as { object: string }).object.split(' ')[1]!.split('.')[1]} on docs`,
-    'create view public.docs',
+    `create index vecs.${(text.steps[5] as { object: string }).object.split(' ')[1]!.split('.')[1]} on docs`,
+    'create view vecscale.docs',
     'create privileges of vecscale_fdw',
   ]);
+  // The wrapper views live in vecscale's private schema on the secondary, not in an API schema.
+  assert.ok(text.steps.some((s) => s.object === 'schema vecscale'));
   const primary = plan.databases.find((d) => d.database === 'primary')!;
   assert.deepEqual(primary.steps.map((s) => s.kind), [
     'schema', 'schema', 'schema', 'extension', 'extension', 'extension', 'server', 'server', 'user_mapping', 'user_mapping',
     'foreign_table', 'foreign_table', 'foreign_table', 'foreign_table',
-    'function', 'function', 'function', 'function', 'function', 'function', 'function', 'function', 'function', 'function', 'function', 'view', 'view',
+    'function', 'function', 'function', 'function', 'function', 'function', 'function', 'function', 'function', 'function', 'function', 'function', 'function',
+    'view', 'view',
   ]);
-  assert.deepEqual(plan.summary, { create: 41, change: 0, replace: 0, drop: 0 });
+  assert.deepEqual(plan.summary, { create: 45, change: 0, replace: 0, drop: 0 });
   assert.equal(plan.blockers.length, 0);
 });
 
-test('exact SQL on a secondary: the vecs table, its index named for vecs, the view with cast columns', () => {
+test('exact SQL on a secondary: the vecs table, its index named for vecs, the view with cast columns, every ACL exact', () => {
   const plan = buildPlan(topology(), emptyLive());
   const all = plan.databases.find((d) => d.database === 'pod_text')!.steps.flatMap((s) => s.sql);
   assert.deepEqual(all.slice(0, 2), [
-    'CREATE ROLE "vecscale_fdw" LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS NOINHERIT PASSWORD {{secret:pod_text.fdw_password}}',
+    // The role's password travels as the SCRAM verifier vecscale computes, never as the password.
+    'CREATE ROLE "vecscale_fdw" LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS NOINHERIT PASSWORD {{verifier:pod_text.fdw_password}}',
     'COMMENT ON ROLE "vecscale_fdw" IS \'managed by vecscale; wrapper role of 127.0.0.1:5432/app\'',
   ]);
-  assert.deepEqual(all.slice(-4), [
+  assert.deepEqual(all.slice(-2), [
     'GRANT USAGE ON SCHEMA "public" TO "vecscale_fdw"',
     'GRANT USAGE ON SCHEMA "vecs" TO "vecscale_fdw"',
-    'GRANT SELECT ON TABLE "public"."docs" TO "vecscale_fdw"',
-    'GRANT DELETE, INSERT, SELECT, UPDATE ON TABLE "vecs"."docs" TO "vecscale_fdw"',
   ]);
-  const sql = all.slice(2, -4);
+  const sql = all.slice(2, -2);
   assert.deepEqual(sql, [
     'CREATE SCHEMA IF NOT EXISTS "vecs"',
+    'CREATE SCHEMA IF NOT EXISTS "vecscale"',
+    'COMMENT ON SCHEMA "vecscale" IS \'managed by vecscale\'',
+    'GRANT USAGE ON SCHEMA "vecscale" TO "vecscale_fdw"',
     'CREATE EXTENSION IF NOT EXISTS "vector" WITH SCHEMA "public"',
     'CREATE TABLE "vecs"."docs" ("id" character varying NOT NULL, "vec" "public".vector(384) NOT NULL, "metadata" jsonb NOT NULL DEFAULT \'{}\'::jsonb, PRIMARY KEY ("id"))',
     'COMMENT ON TABLE "vecs"."docs" IS \'managed by vecscale\'',
-    sql[4]!,
-    sql[5]!,
-    'CREATE VIEW "public"."docs" AS SELECT id, vec AS embedding, metadata, ((metadata ->> \'url\')::text) AS "url", ((metadata ->> \'year\')::integer) AS "year" FROM "vecs"."docs"',
-    sql[7]!,
+    'GRANT DELETE, INSERT, SELECT, UPDATE ON TABLE "vecs"."docs" TO "vecscale_fdw"',
+    sql[8]!,
+    sql[9]!,
+    'CREATE VIEW "vecscale"."docs" WITH ("security_invoker" = true) AS SELECT id, vec AS embedding, metadata, ((metadata ->> \'url\')::pg_catalog.text) AS "url", ((metadata ->> \'year\')::pg_catalog.int4) AS "year" FROM "vecs"."docs"',
+    sql[11]!,
+    'GRANT SELECT ON TABLE "vecscale"."docs" TO "vecscale_fdw"',
   ]);
   assert.equal(
-    sql[7],
+    sql[11],
     `DO $vecscale$ DECLARE saved text := pg_catalog.current_setting('search_path'); digest text; BEGIN ` +
       `PERFORM pg_catalog.set_config('search_path', 'pg_catalog', true); ` +
-      `digest := pg_catalog.md5(pg_catalog.pg_get_viewdef('"public"."docs"'::pg_catalog.regclass)); ` +
+      `digest := pg_catalog.md5(pg_catalog.pg_get_viewdef('"vecscale"."docs"'::pg_catalog.regclass)); ` +
       `PERFORM pg_catalog.set_config('search_path', saved, true); ` +
-      `EXECUTE pg_catalog.format('COMMENT ON VIEW %s IS %L', '"public"."docs"', 'managed by vecscale; definition md5 ' || digest); END $vecscale$`,
+      `EXECUTE pg_catalog.format('COMMENT ON VIEW %s IS %L', '"vecscale"."docs"', 'managed by vecscale; definition md5 ' || digest); END $vecscale$`,
   );
-  assert.match(sql[4]!, /^CREATE INDEX "ix_vector_cosine_ops_hnsw_m16_efc64_[0-9a-f]{7}" ON "vecs"\."docs" USING hnsw \("vec" "public"\."vector_cosine_ops"\) WITH \(ef_construction = 64, m = 16\)$/);
-  assert.match(sql[5]!, /^COMMENT ON INDEX "vecs"\."ix_vector_cosine_ops_hnsw_m16_efc64_[0-9a-f]{7}" IS 'managed by vecscale'$/);
+  assert.match(sql[8]!, /^CREATE INDEX "ix_vector_cosine_ops_hnsw_m16_efc64_[0-9a-f]{7}" ON "vecs"\."docs" USING hnsw \("vec" "public"\."vector_cosine_ops"\) WITH \(ef_construction = 64, m = 16\)$/);
+  assert.match(sql[9]!, /^COMMENT ON INDEX "vecs"\."ix_vector_cosine_ops_hnsw_m16_efc64_[0-9a-f]{7}" IS 'managed by vecscale'$/);
   const img = plan.databases.find((d) => d.database === 'pod_img')!.steps.flatMap((s) => s.sql);
   assert.ok(img.some((s) => /^CREATE INDEX "ix_vector_l2_ops_ivfflat_nl100_[0-9a-f]{7}" .* USING ivfflat \("vec" "public"\."vector_l2_ops"\) WITH \(lists = 100\)$/.test(s)));
 });
 
-test('exact SQL on the primary: server with extensions vector, mapping with a secret placeholder, foreign table, API view', () => {
-  const plan = buildPlan(topology(), emptyLive());
+test('exact SQL on the primary: server with extensions vector, mapping FOR PUBLIC with a secret placeholder, foreign tables, API view, functions', () => {
+  const t = topology({ apiRoles: ['anon', 'authenticated'], writeRoles: ['service_role'] });
+  const plan = buildPlan(t, emptyLive());
   const sql = plan.databases.find((d) => d.database === 'primary')!.steps.flatMap((s) => s.sql);
   const session = '-c cursor_tuple_fraction=1 -c hnsw.ef_search=100 -c hnsw.iterative_scan=relaxed_order -c ivfflat.probes=10';
   assert.ok(sql.includes(`CREATE SERVER "pod_text" FOREIGN DATA WRAPPER "postgres_fdw" OPTIONS ("async_capable" 'true', "batch_size" '1000', "connect_timeout" '10', "dbname" 'vectors', "extensions" 'vector', "host" '10.0.0.2', "options" '${session}', "port" '5433')`));
   assert.ok(sql.includes(`CREATE SERVER "pod_img" FOREIGN DATA WRAPPER "postgres_fdw" OPTIONS ("async_capable" 'true', "batch_size" '1000', "connect_timeout" '10', "dbname" 'postgres', "extensions" 'vector', "host" '10.0.0.3', "options" '${session}', "port" '5432', "sslmode" 'require')`));
   assert.ok(sql.includes('CREATE FOREIGN TABLE "vecscale_write"."docs" ("id" character varying, "embedding" "public".vector(384) OPTIONS ("column_name" \'vec\'), "metadata" jsonb DEFAULT \'{}\'::jsonb) SERVER "pod_text" OPTIONS ("schema_name" \'vecs\', "table_name" \'docs\')'));
-  assert.ok(sql.some((s) => s.startsWith('CREATE FUNCTION "public"."match_docs"(query_embedding "public".vector(384), match_count integer DEFAULT 10, filter jsonb DEFAULT \'{}\'::jsonb) RETURNS TABLE(id character varying, metadata jsonb, distance double precision, "url" text, "year" integer) LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = \'\' SET plan_cache_mode = force_custom_plan AS $vecscale$')));
+  // The API function runs as its caller; only its private half, search_docs, is SECURITY DEFINER.
+  assert.ok(sql.some((s) => s.startsWith('CREATE FUNCTION "public"."match_docs"("query_embedding" "public".vector(384), "match_count" pg_catalog.int4 DEFAULT 10, "filter" pg_catalog.jsonb DEFAULT \'{}\'::pg_catalog.jsonb) RETURNS TABLE(id pg_catalog.varchar, metadata pg_catalog.jsonb, distance pg_catalog.float8, "url" pg_catalog.text, "year" pg_catalog.int4) LANGUAGE plpgsql VOLATILE SECURITY INVOKER SET search_path = pg_catalog, pg_temp AS $vecscale$')));
+  assert.ok(sql.some((s) => s.startsWith('CREATE FUNCTION "vecscale"."search_docs"("query_embedding" "public".vector(384), "match_count" pg_catalog.int4, "filter" pg_catalog.jsonb) RETURNS TABLE(') && s.includes(' SECURITY DEFINER SET search_path = pg_catalog, pg_temp SET plan_cache_mode = force_custom_plan AS $vecscale$')));
   assert.ok(sql.includes('CREATE EXTENSION IF NOT EXISTS "dblink" WITH SCHEMA "vecscale"'));
+  assert.ok(sql.includes('CREATE EXTENSION IF NOT EXISTS "postgres_fdw" WITH SCHEMA "vecscale"'), 'never an API schema');
   assert.ok(sql.includes('REVOKE EXECUTE ON ALL FUNCTIONS IN SCHEMA "vecscale" FROM PUBLIC'), 'nobody but the owner may call dblink');
-  assert.ok(sql.includes('REVOKE ALL ON FUNCTION "public"."match_docs"("public".vector, integer, jsonb) FROM PUBLIC'));
-  // The wrapper role, never the secondary's admin from the URL.
-  assert.ok(sql.includes('CREATE USER MAPPING FOR "postgres" SERVER "pod_text" OPTIONS ("password" {{secret:pod_text.fdw_password}}, "user" \'vecscale_fdw\')'));
-  assert.ok(sql.includes('CREATE FOREIGN TABLE "vecscale_remote"."docs" ("id" character varying, "embedding" "public".vector(384), "metadata" jsonb, "url" text, "year" integer) SERVER "pod_text" OPTIONS ("schema_name" \'public\', "table_name" \'docs\')'));
-  assert.ok(sql.includes('CREATE VIEW "public"."docs" AS SELECT "id", "embedding", "metadata", "url", "year" FROM "vecscale_remote"."docs"'));
+  // Every function's whole ACL: PUBLIC's default EXECUTE revoked, then exactly the declared roles.
+  assert.ok(sql.includes('REVOKE ALL ON FUNCTION "public"."match_docs"("public".vector, pg_catalog.int4, pg_catalog.jsonb) FROM PUBLIC'));
+  assert.ok(sql.includes('GRANT EXECUTE ON FUNCTION "public"."match_docs"("public".vector, pg_catalog.int4, pg_catalog.jsonb) TO "anon", "authenticated", "service_role"'));
+  assert.ok(sql.includes('GRANT EXECUTE ON FUNCTION "public"."upsert_docs"(pg_catalog.text, "public".vector, pg_catalog.jsonb) TO "service_role"'));
+  assert.ok(sql.includes('REVOKE ALL ON FUNCTION "vecscale"."write_docs"() FROM PUBLIC'));
+  assert.ok(!sql.some((s) => /^GRANT .* ON FUNCTION "vecscale"."(write_docs|match_sql_docs|filter_sql)"/.test(s)), 'what only search_ or a trigger calls is granted to nobody');
+  // The wrapper role, never the secondary's admin from the URL, for every caller.
+  assert.ok(sql.includes('CREATE USER MAPPING FOR PUBLIC SERVER "pod_text" OPTIONS ("password" {{secret:pod_text.fdw_password}}, "user" \'vecscale_fdw\')'));
+  assert.ok(sql.includes('CREATE FOREIGN TABLE "vecscale_remote"."docs" ("id" character varying, "embedding" "public".vector(384), "metadata" jsonb, "url" text, "year" integer) SERVER "pod_text" OPTIONS ("schema_name" \'vecscale\', "table_name" \'docs\')'));
+  assert.ok(sql.includes('GRANT SELECT ON TABLE "vecscale_remote"."docs" TO "anon", "authenticated", "service_role"'));
+  assert.ok(sql.includes('GRANT DELETE, INSERT, SELECT, UPDATE ON TABLE "vecscale_write"."docs" TO "service_role"'));
+  assert.ok(sql.includes('CREATE VIEW "public"."docs" WITH ("security_invoker" = true) AS SELECT "id", "embedding", "metadata", "url", "year" FROM "vecscale_remote"."docs"'));
+  assert.ok(sql.includes('GRANT SELECT ON TABLE "public"."docs" TO "anon", "authenticated"'));
+  assert.ok(sql.includes('GRANT DELETE, INSERT, SELECT, UPDATE ON TABLE "public"."docs" TO "service_role"'));
   assert.ok(sql.includes('CREATE SCHEMA IF NOT EXISTS "vecscale_remote"'));
+  assert.ok(sql.includes('GRANT USAGE ON SCHEMA "vecscale_remote" TO "anon", "authenticated", "service_role"'));
+  assert.ok(sql.includes('GRANT USAGE ON SCHEMA "vecscale_write" TO "service_role"'));
+  assert.ok(!sql.some((s) => /ON FOREIGN SERVER/.test(s)), 'no role gets USAGE on a wrapper server');
+});
+
+test('default privileges (a Supabase-shaped database) are revoked in the transaction that creates each object', () => {
+  const t = topology({ apiRoles: ['anon', 'authenticated'], writeRoles: ['service_role'] });
+  const live = emptyLive();
+  const all = ['anon', 'authenticated', 'service_role'];
+  const allOf = (ps: string[]) => Object.fromEntries(all.map((r) => [r, ps]));
+  const primary = live.get('primary')!;
+  live.set('primary', {
+    ...primary,
+    facts: {
+      ...primary.facts,
+      defaultAcl: {
+        global: {},
+        inSchema: { public: { r: allOf(['DELETE', 'INSERT', 'REFERENCES', 'SELECT', 'TRIGGER', 'TRUNCATE', 'UPDATE']), f: allOf(['EXECUTE']) } },
+      },
+    },
+  });
+  const steps = buildPlan(t, live).databases.find((d) => d.database === 'primary')!.steps;
+  const view = steps.find((s) => s.object === 'view public.docs')!;
+  assert.deepEqual(view.sql.slice(-2), [
+    'REVOKE DELETE, INSERT, REFERENCES, TRIGGER, TRUNCATE, UPDATE ON TABLE "public"."docs" FROM "anon", "authenticated"',
+    'REVOKE REFERENCES, TRIGGER, TRUNCATE ON TABLE "public"."docs" FROM "service_role"',
+  ]);
+  const upsert = steps.find((s) => s.object === 'function public.upsert_docs')!;
+  assert.deepEqual(upsert.sql.slice(2), [
+    'REVOKE ALL ON FUNCTION "public"."upsert_docs"(pg_catalog.text, "public".vector, pg_catalog.jsonb) FROM PUBLIC, "anon", "authenticated"',
+  ]);
+  // Objects outside public get no default grants here: nothing to revoke but PUBLIC's EXECUTE.
+  const ft = steps.find((s) => s.object === 'foreign table vecscale_remote.docs')!;
+  assert.deepEqual(ft.sql.slice(2), ['GRANT SELECT ON TABLE "vecscale_remote"."docs" TO "anon", "authenticated", "service_role"']);
 });
 
 test('the plan and its renderings are deterministic and hold no secret', () => {
@@ -129,7 +187,7 @@ test('the plan and its renderings are deterministic and hold no secret', () => {
     for (const s of [SECRET_A, SECRET_B, encodeURIComponent(SECRET_A), 'primary-pw']) assert.ok(!text.includes(s), `leaked ${s}`);
   }
   assert.match(renderPlan(a, plain), /"password" '<redacted>'/);
-  assert.match(renderPlan(a, plain), /Plan: 41 to create, 0 to change, 0 to replace, 0 to drop\./);
+  assert.match(renderPlan(a, plain), /Plan: 45 to create, 0 to change, 0 to replace, 0 to drop\./);
 });
 
 test('a converged state plans no changes', () => {
@@ -162,19 +220,20 @@ test('a new extracted column changes both views and the foreign table in place (
   });
   const plan = buildPlan(t2, converged(base));
   const byDb = Object.fromEntries(plan.databases.map((d) => [d.database, d.steps.map((s) => `${s.action} ${s.object}`)]));
-  assert.deepEqual(byDb.pod_text, ['alter view public.docs']);
+  assert.deepEqual(byDb.pod_text, ['alter view vecscale.docs']);
   assert.deepEqual(byDb.primary, [
     'alter foreign table vecscale_remote.docs',
     'replace function public.match_docs',
     'replace function vecscale.match_sql_docs',
+    'replace function vecscale.search_docs',
     'alter view public.docs',
   ]);
   const primary = plan.databases.find((d) => d.database === 'primary')!;
-  assert.equal(primary.steps[3]!.reason, 'column lang added');
+  assert.equal(primary.steps[4]!.reason, 'column lang added');
   assert.equal(primary.steps[1]!.reason, 'definition changed');
   assert.deepEqual(primary.steps[0]!.sql, ['ALTER FOREIGN TABLE "vecscale_remote"."docs" ADD COLUMN "lang" text']);
-  assert.match(primary.steps[3]!.sql[0]!, /^CREATE OR REPLACE VIEW "public"\."docs" AS SELECT "id", "embedding", "metadata", "url", "year", "lang" FROM/);
-  assert.deepEqual(primary.steps[3]!.drop, []);
+  assert.match(primary.steps[4]!.sql[0]!, /^CREATE OR REPLACE VIEW "public"\."docs" WITH \("security_invoker" = true\) AS SELECT "id", "embedding", "metadata", "url", "year", "lang" FROM/);
+  assert.deepEqual(primary.steps[4]!.drop, []);
 });
 
 test('a column type change replaces the foreign table and, with it, the API view built on it', () => {
@@ -186,10 +245,13 @@ test('a column type change replaces the foreign table and, with it, the API view
   assert.deepEqual(primary.steps.map((s) => `${s.action} ${s.object}`), [
     'replace foreign table vecscale_remote.docs',
     'replace function public.match_docs',
+    'replace function vecscale.search_docs',
     'replace view public.docs',
   ]);
   assert.equal(primary.steps[0]!.reason, 'column year: integer → bigint');
-  assert.deepEqual(primary.steps[2]!.drop, ['DROP VIEW "public"."docs" RESTRICT']);
+  assert.deepEqual(primary.steps[3]!.drop, ['DROP VIEW "public"."docs" RESTRICT']);
+  // A rebuilt relation gets its whole ACL again, in the statements that create it.
+  assert.ok(primary.steps[0]!.sql.some((s) => s.startsWith('COMMENT ON FOREIGN TABLE')));
 });
 
 test('a dimension change on a collection holding rows is destructive: refused unless allowed, never if protected; on an empty one a replace', () => {
@@ -217,8 +279,11 @@ test('a dimension change on a collection holding rows is destructive: refused un
   const emptyOk = buildPlan(t2, converged(base));
   assert.equal(emptyOk.blockers.length, 0);
   const pt = emptyOk.databases.find((d) => d.database === 'pod_text')!.steps.map((s) => `${s.action} ${s.kind}`);
-  assert.deepEqual(pt, ['replace table', 'replace index', 'replace view', 'alter grants']);
-  assert.match(emptyOk.databases.find((d) => d.database === 'pod_text')!.steps[3]!.reason, /^granted again on rebuilt public.docs, vecs.docs$/);
+  assert.deepEqual(pt, ['replace table', 'replace index', 'replace view']);
+  // The wrapper role's privileges on a rebuilt table and view come back with them (their ACLs).
+  const rebuilt = emptyOk.databases.find((d) => d.database === 'pod_text')!.steps;
+  assert.ok(rebuilt[0]!.sql.includes('GRANT DELETE, INSERT, SELECT, UPDATE ON TABLE "vecs"."docs" TO "vecscale_fdw"'));
+  assert.ok(rebuilt[2]!.sql.includes('GRANT SELECT ON TABLE "vecscale"."docs" TO "vecscale_fdw"'));
   const idx = emptyOk.databases.find((d) => d.database === 'pod_text')!.steps[1]!;
   assert.equal(idx.transactional, true, 'an index on a rebuilt table is built inside the transaction');
 });
@@ -230,7 +295,7 @@ test('an object vecscale did not create: adopted when it matches, blocking when 
   const objects = new Map(pod.state.objects);
   const table = objects.get(keys.relation('vecs', 'docs'))!;
   objects.set(table.key, { ...table, managed: false });
-  const view = objects.get(keys.relation('public', 'docs'))!;
+  const view = objects.get(keys.relation('vecscale', 'docs'))!;
   objects.set(view.key, { ...view, managed: false, kind: 'view', columns: [] } as DbObject);
   live.set('pod_text', { ...pod, state: { ...pod.state, objects } as DatabaseState });
   const plan = buildPlan(base, live);
@@ -247,7 +312,7 @@ test('a collection removed from the file: its wrappers and empty table dropped (
   const plan = buildPlan(t2, converged(base));
   const steps = (db: string) => plan.databases.find((d) => d.database === db)!.steps.map((s) => `${s.action} ${s.object} [${s.risk}]`);
   // Privileges on the dropped relations go with them: nothing to revoke.
-  assert.deepEqual(steps('pod_img'), ['drop table vecs.images [disruptive]', 'drop view public.images [disruptive]']);
+  assert.deepEqual(steps('pod_img'), ['drop table vecs.images [disruptive]', 'drop view vecscale.images [disruptive]']);
   assert.ok(steps('primary').includes('drop view public.images [disruptive]'));
   assert.ok(steps('primary').includes('drop foreign table vecscale_remote.images [disruptive]'));
   assert.ok(steps('primary').includes('drop function public.match_images [disruptive]'));
@@ -298,10 +363,10 @@ test('a configured fdw_password that differs from the mappings sets it on the ro
   const steps = plan.databases.flatMap((d) => d.steps);
   assert.deepEqual(steps.map((s) => `${s.database}: ${s.action} ${s.object}: ${s.reason}`), [
     'pod_text: alter role vecscale_fdw: password set',
-    'primary: alter user mapping for postgres on server pod_text: password changed',
+    'primary: alter user mapping for public on server pod_text: password changed',
   ]);
-  assert.deepEqual(steps[0]!.sql, ['ALTER ROLE "vecscale_fdw" LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS NOINHERIT PASSWORD {{secret:pod_text.fdw_password}}']);
-  assert.deepEqual(steps[1]!.sql, ['ALTER USER MAPPING FOR "postgres" SERVER "pod_text" OPTIONS (SET "password" {{secret:pod_text.fdw_password}})']);
+  assert.deepEqual(steps[0]!.sql, ['ALTER ROLE "vecscale_fdw" LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS NOINHERIT PASSWORD {{verifier:pod_text.fdw_password}}']);
+  assert.deepEqual(steps[1]!.sql, ['ALTER USER MAPPING FOR PUBLIC SERVER "pod_text" OPTIONS (SET "password" {{secret:pod_text.fdw_password}})']);
   assert.ok(!JSON.stringify(plan).includes('canary-fdw-Pw'));
 });
 
@@ -310,13 +375,13 @@ test('a generated wrapper password is kept while the role and all its mappings a
   assert.deepEqual(buildPlan(topology(), live).databases.flatMap((d) => d.steps), []);
   const primary = live.get('primary')!;
   const objects = new Map(primary.state.objects);
-  const m = objects.get(keys.userMapping('pod_text', 'postgres'))!;
+  const m = objects.get(keys.userMapping('pod_text', 'public'))!;
   objects.set(m.key, { ...m, options: { user: 'postgres', password: 'hmac:admin' } } as DbObject);
   live.set('primary', { ...primary, state: { ...primary.state, objects } });
   const steps = buildPlan(topology(), live).databases.flatMap((d) => d.steps);
   assert.deepEqual(steps.map((s) => `${s.database}: ${s.action} ${s.object}`), [
     'pod_text: alter role vecscale_fdw',
-    'primary: alter user mapping for postgres on server pod_text',
+    'primary: alter user mapping for public on server pod_text',
   ]);
   assert.match(steps[1]!.reason, /password changed; user: postgres → vecscale_fdw/);
 });
@@ -346,7 +411,7 @@ test('options compare by value, whatever order their keys were built or read in'
   const live = converged();
   const primary = live.get('primary')!;
   const objects = new Map(primary.state.objects);
-  const m = objects.get(keys.userMapping('pod_text', 'postgres'))!;
+  const m = objects.get(keys.userMapping('pod_text', 'public'))!;
   assert.equal(m.kind, 'user_mapping');
   if (m.kind === 'user_mapping') {
     objects.set(m.key, { ...m, options: Object.fromEntries(Object.entries(m.options).reverse()) });
@@ -368,9 +433,9 @@ test('changed query settings give match_* a new connection name (dblink keeps an
   const base = topology();
   const tuned = topology({ collections: [{ ...base.collections[0]!, query: { efSearch: 300, iterativeScan: 'off', probes: 1 } }, base.collections[1]!] });
   const name = (t: typeof base): string | undefined => {
-    const fn = buildDesired(t, { vectorSchema: 'public', dblinkSchema: 'vecscale', primaryRole: 'postgres' })
+    const fn = buildDesired(t, { vectorSchema: 'public', dblinkSchema: 'vecscale', owners: new Map() })
       .flatMap((d) => [...d.objects.values()])
-      .find((o) => o.kind === 'function' && o.name === 'match_docs');
+      .find((o) => o.kind === 'function' && o.name === 'search_docs');
     return /'(vecscale:[^']+)'/.exec(fn?.kind === 'function' ? (fn.create ?? '') : '')?.[1];
   };
   assert.match(name(base)!, /^vecscale:pod_text:[0-9a-f]{7}$/);
@@ -433,8 +498,8 @@ test('--rotate-fdw-passwords sets a new generated password even when the role an
   assert.deepEqual(steps.map((s) => `${s.database}: ${s.action} ${s.object}: ${s.reason}`), [
     'pod_text: alter role vecscale_fdw: password set',
     'pod_img: alter role vecscale_fdw: password set',
-    'primary: alter user mapping for postgres on server pod_img: password changed',
-    'primary: alter user mapping for postgres on server pod_text: password changed',
+    'primary: alter user mapping for public on server pod_img: password changed',
+    'primary: alter user mapping for public on server pod_text: password changed',
   ]);
 });
 
@@ -446,6 +511,6 @@ test('a settings profile no longer used: its server and mapping are dropped (RES
   const drops = primary.filter((s) => s.action === 'drop');
   assert.deepEqual(drops.map((s) => s.kind).sort(), ['server', 'user_mapping']);
   assert.match(drops.find((s) => s.kind === 'server')!.drop[0]!, /^DROP SERVER "pod_text_q[0-9a-f]{7}" RESTRICT$/);
-  assert.match(drops.find((s) => s.kind === 'user_mapping')!.drop[0]!, /^DROP USER MAPPING FOR "postgres" SERVER "pod_text_q[0-9a-f]{7}"$/);
+  assert.match(drops.find((s) => s.kind === 'user_mapping')!.drop[0]!, /^DROP USER MAPPING FOR PUBLIC SERVER "pod_text_q[0-9a-f]{7}"$/);
   assert.ok(primary.some((s) => s.object === 'foreign table vecscale_remote.docs' && s.action === 'replace'));
 });

@@ -1,0 +1,171 @@
+/**
+ * The primary's desired state: the extensions and private schemas, a foreign server and user mapping per settings
+ * profile of each secondary, and per collection the foreign tables (read and write), the API view public.<c> and the
+ * functions of the query and write paths. Every object's ACL comes from ./access.ts.
+ */
+import type { CollectionSpec, ShardedCollection, Topology } from '../config/types.js';
+import { partsOf } from '../model/placement.js';
+import { API_SCHEMA, type DbObject, HELPER_SCHEMA, keys, REMOTE_SCHEMA, SECONDARY_SCHEMA, VECS_SCHEMA, WRITE_SCHEMA } from '../model/state.js';
+import { filterFunction } from '../query/filter-function.js';
+import { matchFunction, matchSqlFunction, searchFunction } from '../query/match-function.js';
+import { shardedMatchFunction, shardedMatchSqlFunction, shardedUpsertFunction } from '../query/sharded.js';
+import { upsertBatchFunction, upsertFunction, writeTriggerFunction } from '../query/write-functions.js';
+import { ident, qualified } from '../sql/quote.js';
+import { byCodePoint, shortHash } from '../util/fingerprint.js';
+import { PrimaryAccess } from './access.js';
+import { col, collectionView, exposedColumns } from './collection.js';
+import type { DesiredContext } from './index.js';
+import { queryProfiles, serverFor, serverObjects } from './servers.js';
+
+/** public.<c> over the foreign table (or partitioned table) that reads the collection, with its write trigger. */
+function apiView(c: CollectionSpec, columns: readonly string[], access: PrimaryAccess, writeTrigger: string): DbObject {
+  return {
+    ...collectionView(API_SCHEMA, c.name, c, `SELECT ${columns.map(ident).join(', ')} FROM ${qualified(REMOTE_SCHEMA, c.name)}`, [keys.relation(REMOTE_SCHEMA, c.name)], access.apiView()),
+    writeTrigger,
+  } as DbObject;
+}
+
+/** A collection on one secondary: read and write foreign tables, the API view, match_/search_/upsert_ functions. */
+function placedObjects(c: CollectionSpec & { secondary: string }, access: PrimaryAccess, ctx: DesiredContext, serverFingerprint: string): DbObject[] {
+  const server = serverFor(c.secondary, c.query);
+  const columns = exposedColumns(c);
+  const write = writeTriggerFunction(c);
+  return [
+    {
+      kind: 'foreign_table',
+      key: keys.relation(REMOTE_SCHEMA, c.name),
+      managed: true,
+      schema: REMOTE_SCHEMA,
+      name: c.name,
+      server,
+      options: { schema_name: SECONDARY_SCHEMA, table_name: c.name },
+      columns,
+      columnOptions: {},
+      acl: access.readTable(),
+      dependsOn: [keys.server(server), keys.schema(REMOTE_SCHEMA)],
+    },
+    // Writes: a foreign table over vecs.<c> itself (the read shape has computed columns postgres_fdw cannot insert).
+    {
+      kind: 'foreign_table',
+      key: keys.relation(WRITE_SCHEMA, c.name),
+      managed: true,
+      schema: WRITE_SCHEMA,
+      name: c.name,
+      server,
+      options: { schema_name: VECS_SCHEMA, table_name: c.name },
+      columns: [
+        col('id', 'character varying'),
+        col('embedding', `vector(${c.dimension})`),
+        // Remote defaults do not apply through postgres_fdw: the default has to be here.
+        col('metadata', 'jsonb', false, "'{}'::jsonb"),
+      ],
+      columnOptions: { embedding: ['column_name=vec'] },
+      acl: access.writeTable(),
+      dependsOn: [keys.server(server), keys.schema(WRITE_SCHEMA)],
+    },
+    write,
+    upsertFunction(c, ctx.vectorSchema, access.writeFunction()),
+    upsertBatchFunction(c, ctx.vectorSchema, access.writeFunction()),
+    apiView(c, columns.map((x) => x.name), access, `${write.schema}.${write.name}`),
+    matchSqlFunction(c, ctx.vectorSchema),
+    searchFunction(c, { vectorSchema: ctx.vectorSchema, dblinkSchema: ctx.dblinkSchema, server, serverFingerprint }, access.readFunction()),
+    matchFunction(c, ctx.vectorSchema, access.readFunction()),
+  ];
+}
+
+/**
+ * A sharded collection (see src/query/sharded.ts): vecscale_remote.<c> hash-partitioned by id over foreign tables on
+ * the shards' partition tables, vecscale_write.<c> likewise over their upsert views, public.<c> over the first, and the
+ * query/write functions. match_<c> reads the partitions themselves, so its callers may too.
+ */
+function shardedObjects(c: ShardedCollection, access: PrimaryAccess, ctx: DesiredContext): DbObject[] {
+  const columns = [
+    col('id', 'character varying', true),
+    col('embedding', `vector(${c.dimension})`, true),
+    col('metadata', 'jsonb', true, "'{}'::jsonb"),
+  ];
+  const objects: DbObject[] = [];
+  const parts = partsOf(c);
+  for (const schema of [REMOTE_SCHEMA, WRITE_SCHEMA]) {
+    const parent = keys.relation(schema, c.name);
+    const reads = schema === REMOTE_SCHEMA;
+    objects.push({
+      kind: 'table',
+      key: parent,
+      managed: true,
+      schema,
+      name: c.name,
+      columns,
+      primaryKey: [],
+      ordinary: false,
+      partitionKey: 'HASH (id)',
+      partitions: parts.map((p) => `${schema}.${p.table}`).sort(byCodePoint),
+      acl: reads ? access.readWriteTable() : access.upsertTable(),
+      dependsOn: [keys.schema(schema)],
+    });
+    for (const p of parts) {
+      const server = serverFor(p.secondary, c.query);
+      objects.push({
+        kind: 'foreign_table',
+        key: keys.relation(schema, p.table),
+        managed: true,
+        schema,
+        name: p.table,
+        server,
+        // Reads and plain writes go to the partition table; upserts to its upsert view (INSTEAD OF … ON CONFLICT).
+        options: reads ? { schema_name: VECS_SCHEMA, table_name: p.table } : { schema_name: SECONDARY_SCHEMA, table_name: p.table },
+        columns: columns.map((x) => ({ ...x, notNull: false, default: null })),
+        columnOptions: reads ? { embedding: ['column_name=vec'] } : {},
+        partition: { parent: `${schema}.${c.name}`, modulus: p.modulus!, remainder: p.remainder! },
+        // Through the parent, only the parent's privileges count; match_<c> names the read partitions itself.
+        acl: reads ? access.readTable() : {},
+        dependsOn: [keys.server(server), parent],
+      });
+    }
+  }
+  const write = writeTriggerFunction(c);
+  objects.push(
+    write,
+    shardedUpsertFunction(c, ctx.vectorSchema, access.writeFunction()),
+    upsertBatchFunction(c, ctx.vectorSchema, access.writeFunction()),
+    apiView(c, ['id', 'embedding', 'metadata'], access, `${write.schema}.${write.name}`),
+    shardedMatchSqlFunction(c, ctx.vectorSchema, access.readFunction()),
+    shardedMatchFunction(c, ctx.vectorSchema, access.readFunction()),
+  );
+  return objects;
+}
+
+export function primaryObjects(topology: Topology, ctx: DesiredContext): DbObject[] {
+  const access = new PrimaryAccess(topology);
+  const sharded = topology.collections.some((c) => c.shards !== undefined);
+  const objects: DbObject[] = [
+    { kind: 'extension', key: keys.extension('vector'), managed: false, name: 'vector', schema: ctx.vectorSchema },
+    // vecscale's own extensions go to its private schema, never an API schema; executable by their owner only.
+    { kind: 'extension', key: keys.extension('postgres_fdw'), managed: false, name: 'postgres_fdw', schema: HELPER_SCHEMA, revokePublic: true },
+    // match_* keeps a dblink connection as the owner in the session: any role that could call dblink() could use it.
+    { kind: 'extension', key: keys.extension('dblink'), managed: false, name: 'dblink', schema: ctx.dblinkSchema, revokePublic: ctx.dblinkSchema === HELPER_SCHEMA },
+    { kind: 'schema', key: keys.schema(REMOTE_SCHEMA), managed: true, name: REMOTE_SCHEMA, acl: access.readSchema() },
+    { kind: 'schema', key: keys.schema(HELPER_SCHEMA), managed: true, name: HELPER_SCHEMA, acl: access.readSchema() },
+    { kind: 'schema', key: keys.schema(WRITE_SCHEMA), managed: true, name: WRITE_SCHEMA, acl: access.writeSchema() },
+    // Sharded match_<c> runs as its caller and compiles the filter with it; one secondary's runs it as search_<c>'s owner.
+    filterFunction(sharded ? access.readFunction() : {}),
+  ];
+  if (ctx.vectorSchema !== API_SCHEMA) {
+    objects.push({ kind: 'schema', key: keys.schema(ctx.vectorSchema), managed: false, name: ctx.vectorSchema });
+  }
+  const servers = new Map<string, DbObject[]>();
+  for (const s of topology.secondaries) {
+    for (const q of queryProfiles(topology, s.name)) servers.set(serverFor(s.name, q), serverObjects(s, q, ctx.fdwPasswords?.get(s.name)));
+  }
+  objects.push(...[...servers.values()].flat());
+  for (const c of topology.collections) {
+    if (c.shards !== undefined) {
+      objects.push(...shardedObjects(c, access, ctx));
+      continue;
+    }
+    const server = servers.get(serverFor(c.secondary, c.query))?.find((o) => o.kind === 'server');
+    const fingerprint = shortHash(JSON.stringify(server?.kind === 'server' ? server.options : {}));
+    objects.push(...placedObjects(c, access, ctx, fingerprint));
+  }
+  return objects;
+}

@@ -1,0 +1,117 @@
+/**
+ * A secondary's desired state: each collection exactly as the vecs client makes it (`vecs.<c>` and its index), the
+ * wrapper views the primary reads in vecscale's private schema, a shard's upsert views, and the wrapper role with
+ * its privileges. Only the wrapper role (and the owner) may read or write anything vecscale creates here.
+ */
+import type { CollectionSpec, SecondarySpec, ShardedCollection, Topology } from '../config/types.js';
+import { fdwPasswordRef, primaryIdentity, roleHome } from '../model/fdw-role.js';
+import { type Part, partsOf } from '../model/placement.js';
+import { API_SCHEMA, type DbObject, keys, type Privilege, SECONDARY_SCHEMA, VECS_SCHEMA } from '../model/state.js';
+import { UPSERT_ROW_FUNCTION, upsertRowFunction } from '../query/sharded.js';
+import { qualified } from '../sql/quote.js';
+import { byCodePoint } from '../util/fingerprint.js';
+import { SecondaryAccess } from './access.js';
+import { collectionView, extractExpression, tableObjects } from './collection.js';
+import type { DesiredContext } from './index.js';
+
+const partSelect = (p: Part): string => `SELECT id, vec AS embedding, metadata FROM ${qualified(VECS_SCHEMA, p.table)}`;
+
+/**
+ * A shard's objects for a sharded collection: each partition it holds (a vecs collection named <c>_p<i>of<n>), a view
+ * vecscale.<c> of the rows it holds (for whoever administers the shard), and per partition an upsert view
+ * vecscale.<partition> for the primary's upserts.
+ */
+function shardObjects(c: ShardedCollection, parts: readonly Part[], access: SecondaryAccess): DbObject[] {
+  const objects = parts.flatMap((p) => tableObjects(c, p.table, access.collectionTable()));
+  const local = parts.map((p) => keys.relation(VECS_SCHEMA, p.table));
+  objects.push(collectionView(SECONDARY_SCHEMA, c.name, c, parts.map(partSelect).join(' UNION ALL '), [...local, keys.schema(SECONDARY_SCHEMA)], {}));
+  for (const p of parts) {
+    objects.push({
+      ...collectionView(SECONDARY_SCHEMA, p.table, c, partSelect(p), [keys.relation(VECS_SCHEMA, p.table), keys.schema(SECONDARY_SCHEMA)], access.upsertView()),
+      writeTrigger: `${SECONDARY_SCHEMA}.${UPSERT_ROW_FUNCTION}`,
+    } as DbObject);
+  }
+  return objects;
+}
+
+/** A collection on this one secondary: its table, index, and the wrapper view with the extracted columns. */
+function placedObjects(c: CollectionSpec, access: SecondaryAccess): DbObject[] {
+  const select = ['id', 'vec AS embedding', 'metadata', ...c.columns.map((x) => extractExpression(x.name, x.type))];
+  return [
+    ...tableObjects(c, c.name, access.collectionTable()),
+    collectionView(
+      SECONDARY_SCHEMA,
+      c.name,
+      c,
+      `SELECT ${select.join(', ')} FROM ${qualified(VECS_SCHEMA, c.name)}`,
+      [keys.relation(VECS_SCHEMA, c.name), keys.schema(SECONDARY_SCHEMA)],
+      access.wrapperView(),
+    ),
+  ];
+}
+
+export function secondaryObjects(secondary: string, s: SecondarySpec, collections: readonly CollectionSpec[], ctx: DesiredContext): DbObject[] {
+  const access = new SecondaryAccess(s.fdwUser);
+  const objects: DbObject[] = [
+    { kind: 'extension', key: keys.extension('vector'), managed: false, name: 'vector', schema: ctx.vectorSchema },
+    { kind: 'schema', key: keys.schema(VECS_SCHEMA), managed: false, name: VECS_SCHEMA },
+  ];
+  if (ctx.vectorSchema !== API_SCHEMA) {
+    objects.push({ kind: 'schema', key: keys.schema(ctx.vectorSchema), managed: false, name: ctx.vectorSchema });
+  }
+  let any = false;
+  let shards = false;
+  for (const c of collections) {
+    const parts = partsOf(c).filter((p) => p.secondary === secondary);
+    if (parts.length === 0) continue;
+    any = true;
+    if (c.shards !== undefined) {
+      shards = true;
+      objects.push(...shardObjects(c, parts, access));
+    } else {
+      objects.push(...placedObjects(c, access));
+    }
+  }
+  if (any) objects.push({ kind: 'schema', key: keys.schema(SECONDARY_SCHEMA), managed: true, name: SECONDARY_SCHEMA, acl: access.schema() });
+  if (shards) objects.push(upsertRowFunction());
+  return objects;
+}
+
+/**
+ * What the wrapper role may do here on objects vecscale does not own, and nothing more: USAGE on the vecs schema and
+ * pgvector's. (Its privileges on vecscale's own objects are part of their ACLs.)
+ */
+function wrapperPrivileges(ctx: DesiredContext): Privilege[] {
+  return [...new Set([VECS_SCHEMA, ctx.vectorSchema])]
+    .sort(byCodePoint)
+    .map((schema): Privilege => ({ on: 'schema', schema, privileges: ['USAGE'] }));
+}
+
+/** The role (on the first secondary of its cluster group) and its privileges here. */
+export function wrapperRoleObjects(topology: Topology, s: SecondarySpec, ctx: DesiredContext): DbObject[] {
+  const privileges = wrapperPrivileges(ctx);
+  const grants: DbObject = {
+    kind: 'grants',
+    key: keys.grants(s.fdwUser),
+    managed: true,
+    role: s.fdwUser,
+    privileges,
+    dependsOn: privileges.map((p) => keys.schema(p.schema)),
+  };
+  if (roleHome(topology, s) !== s.name) return [grants];
+  const password = ctx.fdwPasswords?.get(s.name);
+  return [
+    {
+      kind: 'role',
+      key: keys.role(s.fdwUser),
+      managed: true,
+      name: s.fdwUser,
+      attributes: [],
+      memberOf: [],
+      owner: primaryIdentity(topology),
+      setPassword: password?.mode !== 'keep',
+      passwordRef: fdwPasswordRef(s.name),
+    },
+    grants,
+  ];
+}

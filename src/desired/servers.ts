@@ -1,0 +1,91 @@
+/**
+ * How the primary reaches each secondary: one foreign server per settings profile (session settings travel per
+ * connection, and postgres_fdw keeps one connection per server), and one user mapping FOR PUBLIC on each, logging in
+ * as the secondary's wrapper role. FOR PUBLIC: the API objects run as their callers, so every caller's foreign scan
+ * needs a mapping; whether it may scan at all is decided by its privileges on the foreign tables (and no role but the
+ * owner may use the server itself, or read the mapping's options).
+ */
+import { DEFAULT_QUERY_SETTINGS, type QuerySettings, type SecondarySpec, type Topology } from '../config/types.js';
+import { fdwPasswordRef } from '../model/fdw-role.js';
+import { secondariesOf } from '../model/placement.js';
+import { type DbObject, keys } from '../model/state.js';
+import { shortHash } from '../util/fingerprint.js';
+import { parsePgUrl } from '../util/url.js';
+import type { FdwPassword } from './index.js';
+
+/** The role a wrapper's user mapping is for: every role (`FOR PUBLIC`). */
+export const MAPPING_ROLE = 'public';
+
+/** Stands for a password generated at apply time: never equal to a live fingerprint, so the mappings get it. */
+export const GENERATED_FINGERPRINT = 'hmac:generated';
+
+/**
+ * The session settings a secondary's queries need, as a server's `options` (libpq's `-c`): primary-side SETs never
+ * reach the secondary. cursor_tuple_fraction=1 makes the remote planner plan the cursor postgres_fdw opens like the
+ * query itself.
+ */
+export function sessionSettings(q: QuerySettings): Array<readonly [string, string]> {
+  return [
+    ['cursor_tuple_fraction', '1'],
+    ['hnsw.ef_search', String(q.efSearch)],
+    ['hnsw.iterative_scan', q.iterativeScan],
+    ['ivfflat.probes', String(q.probes)],
+  ];
+}
+
+/** The same settings as a server's libpq `options`. */
+export const sessionOptions = (q: QuerySettings): string => sessionSettings(q).map(([k, v]) => `-c ${k}=${v}`).join(' ');
+
+const sameSettings = (a: QuerySettings, b: QuerySettings): boolean => sessionOptions(a) === sessionOptions(b);
+
+/**
+ * The server a collection is reached through: the secondary's own name for the default settings, and one server per
+ * other settings profile.
+ */
+export function serverFor(secondary: string, q: QuerySettings): string {
+  return sameSettings(q, DEFAULT_QUERY_SETTINGS) ? secondary : `${secondary.slice(0, 53)}_q${shortHash(sessionOptions(q))}`;
+}
+
+/** The settings profiles a secondary is reached with: the default, and each of its collections' own. */
+export const queryProfiles = (topology: Topology, secondary: string): QuerySettings[] => [
+  DEFAULT_QUERY_SETTINGS,
+  ...topology.collections.filter((c) => secondariesOf(c).includes(secondary)).map((c) => c.query),
+];
+
+/** The foreign servers (one per settings profile) through which the primary reaches a secondary. */
+export const serversOf = (topology: Topology, secondary: string): string[] =>
+  [...new Set(queryProfiles(topology, secondary).map((q) => serverFor(secondary, q)))];
+
+/** A server and its user mapping. */
+export function serverObjects(s: SecondarySpec, q: QuerySettings, password: FdwPassword | undefined): DbObject[] {
+  const url = parsePgUrl(s.url);
+  const name = serverFor(s.name, q);
+  const options: Record<string, string> = {
+    async_capable: 'true',
+    batch_size: '1000',
+    // An unreachable secondary fails a call in 10 s instead of hanging the primary's backend.
+    connect_timeout: '10',
+    dbname: url.database,
+    // Without it postgres_fdw ships no pgvector operator, so every kNN query pulls the whole collection.
+    extensions: 'vector',
+    host: url.host,
+    options: sessionOptions(q),
+    port: String(url.port),
+  };
+  if (url.sslmode) options.sslmode = url.sslmode;
+  // The wrapper role, never the secondary's admin: the URL's credentials are vecscale's own.
+  const mapping = { user: s.fdwUser, password: (password ?? { mode: 'set', fingerprint: GENERATED_FINGERPRINT }).fingerprint };
+  return [
+    { kind: 'server', key: keys.server(name), managed: true, name, wrapper: 'postgres_fdw', options, acl: {} },
+    {
+      kind: 'user_mapping',
+      key: keys.userMapping(name, MAPPING_ROLE),
+      managed: true,
+      server: name,
+      role: MAPPING_ROLE,
+      options: mapping,
+      passwordRef: fdwPasswordRef(s.name),
+      dependsOn: [keys.server(name)],
+    },
+  ];
+}
