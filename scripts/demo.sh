@@ -8,6 +8,7 @@ cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 [ -f dist/cli/main.js ] || npm run --silent build
 
+mkdir -p .vecscale   # a fresh clone has none yet (the sandbox makes its own folders inside)
 ./bin/vecscale sandbox up --secondaries 2 --json > .vecscale/demo-sandbox.json
 ./bin/vecscale sandbox status
 port() { node -e 'const u=JSON.parse(require("fs").readFileSync(".vecscale/demo-sandbox.json","utf8")); const p=process.argv[1]; console.log(new URL(p==="primary"?u.primary:u.secondaries[p]).port)' "$1"; }

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what vecscale's sandbox, tests and demo need on Debian bookworm, skipping whatever is already present:
-#   PostgreSQL 15 server + contrib (postgres_fdw) from Debian, and pgvector built from Debian's own source package
-#   (bookworm has no pgvector binary package; trixie has its source, which builds against the bookworm server headers).
+#   PostgreSQL 15 server + contrib (postgres_fdw, dblink) from Debian, plpgsql_check (the test suite checks every
+#   function vecscale creates with it), and pgvector built from Debian's own source package (bookworm has no pgvector
+#   binary package; trixie has its source, which builds against the bookworm server headers).
 # Idempotent. As root it installs; as another user it only checks and says what to install.
 set -euo pipefail
 
@@ -19,14 +20,16 @@ have_server()  { pg_bindir >/dev/null 2>&1; }
 sharedir()     { echo "/usr/share/postgresql/$PG_MAJOR"; }
 have_fdw()     { [ -f "$(sharedir)/extension/postgres_fdw.control" ]; }
 have_vector()  { [ -f "$(sharedir)/extension/vector.control" ]; }
+have_check()   { [ -f "$(sharedir)/extension/plpgsql_check.control" ]; }
 
 missing=()
 have_server || missing+=("postgresql-$PG_MAJOR")
 have_fdw    || missing+=("postgresql-contrib")
+have_check  || missing+=("postgresql-$PG_MAJOR-plpgsql-check")
 have_vector || missing+=("pgvector")
 
 if [ ${#missing[@]} -eq 0 ]; then
-  log "PostgreSQL $PG_MAJOR, postgres_fdw and pgvector are present ($(pg_bindir))"
+  log "PostgreSQL $PG_MAJOR, postgres_fdw, plpgsql_check and pgvector are present ($(pg_bindir))"
   exit 0
 fi
 
@@ -34,7 +37,7 @@ if [ "$(id -u)" -ne 0 ]; then
   cat >&2 <<MSG
 setup: missing: ${missing[*]}
 setup: run this script as root (sudo bash scripts/setup.sh), or install by hand:
-  apt-get install postgresql-$PG_MAJOR postgresql-contrib postgresql-server-dev-$PG_MAJOR build-essential
+  apt-get install postgresql-$PG_MAJOR postgresql-contrib postgresql-$PG_MAJOR-plpgsql-check postgresql-server-dev-$PG_MAJOR build-essential
   then build pgvector from source (https://github.com/pgvector/pgvector#linux-and-mac) against pg_config of PostgreSQL $PG_MAJOR.
 MSG
   exit 1
@@ -44,10 +47,10 @@ export DEBIAN_FRONTEND=noninteractive
 apt_updated=0
 apt_update() { [ "$apt_updated" -eq 1 ] || { log "apt-get update"; apt-get update -qq; apt_updated=1; }; }
 
-if ! have_server || ! have_fdw; then
+if ! have_server || ! have_fdw || ! have_check; then
   apt_update
-  log "installing postgresql-$PG_MAJOR postgresql-contrib"
-  apt-get install -y -qq "postgresql-$PG_MAJOR" postgresql-contrib >/dev/null
+  log "installing postgresql-$PG_MAJOR postgresql-contrib postgresql-$PG_MAJOR-plpgsql-check"
+  apt-get install -y -qq "postgresql-$PG_MAJOR" postgresql-contrib "postgresql-$PG_MAJOR-plpgsql-check" >/dev/null
 fi
 
 if ! have_vector; then
@@ -79,4 +82,4 @@ if ! have_vector; then
 fi
 
 have_vector || { log "pgvector is still missing after the build"; exit 1; }
-log "PostgreSQL $PG_MAJOR, postgres_fdw and pgvector are ready ($(pg_bindir))"
+log "PostgreSQL $PG_MAJOR, postgres_fdw, plpgsql_check and pgvector are ready ($(pg_bindir))"

@@ -4,7 +4,7 @@
  * Runs in a READ ONLY transaction with search_path = pg_catalog, so every name we read is resolved the same way
  * whatever the role's settings.
  */
-import { QUIET_SETTINGS } from '../apply/secrets.js';
+import { QUIET_SETTINGS } from '../model/log-sinks.js';
 import type { Db } from '../db/connect.js';
 import { API_SCHEMA, HELPER_SCHEMA, MANAGED_COMMENT, REMOTE_SCHEMA, VECS_SCHEMA, WRITE_SCHEMA, WRITE_TRIGGER } from '../model/state.js';
 import { qualified } from '../sql/quote.js';

@@ -23,6 +23,7 @@ import {
   VECS_SCHEMA,
 } from '../model/state.js';
 import { isTableOf } from '../model/placement.js';
+import { QUIET_SETTINGS } from '../model/log-sinks.js';
 import { hasSecret, qualified } from '../sql/quote.js';
 import { redactUrl } from '../util/url.js';
 import { describeFields, purpose } from './reasons.js';
@@ -552,8 +553,9 @@ export function buildPlan(topology: Topology, live: ReadonlyMap<string, LiveData
         database: db.database,
         object: 'statement logging',
         message:
-          `warning: ${facts.currentUser} may not SET log_statement/log_min_error_statement/log_min_duration_statement: a server ` +
-          'that logs DDL or failing statements would write the wrapper password to its log (GRANT SET ON PARAMETER … to it, or apply as a superuser)',
+          `warning: ${facts.currentUser} may not SET ${QUIET_SETTINGS.join('/')}: the wrapper password is never in a statement's text, ` +
+          'but a server that logs statements with their parameters (log_statement = all, or duration logging) would write it to its log ' +
+          '(GRANT SET ON PARAMETER … to it, or apply as a superuser)',
       });
     }
   }

@@ -1,6 +1,6 @@
 /** The human reasons plans give: why an object is created, and what differs when it is changed. */
 import type { FieldChange } from '../diff.js';
-import { API_SCHEMA, type DbObject, type Privilege, HELPER_SCHEMA, REMOTE_SCHEMA, VECS_SCHEMA, WRITE_SCHEMA } from '../model/state.js';
+import { type Acl, API_SCHEMA, type DbObject, type Privilege, HELPER_SCHEMA, REMOTE_SCHEMA, VECS_SCHEMA, WRITE_SCHEMA } from '../model/state.js';
 
 /** Why an object exists, as a create step's reason. */
 export function purpose(o: DbObject): string {
@@ -67,6 +67,19 @@ export function purpose(o: DbObject): string {
   }
 }
 
+/** `privileges: anon loses DELETE, INSERT; service_role gains SELECT`: what an ACL change does, per grantee. */
+function aclChanges(from: Acl, to: Acl): string {
+  const who = (g: string) => (g === 'public' ? 'PUBLIC' : g);
+  const parts: string[] = [];
+  for (const g of [...new Set([...Object.keys(from), ...Object.keys(to)])].sort()) {
+    const lose = (from[g] ?? []).filter((p) => !(to[g] ?? []).includes(p));
+    const gain = (to[g] ?? []).filter((p) => !(from[g] ?? []).includes(p));
+    if (lose.length) parts.push(`${who(g)} loses ${lose.join(', ')}`);
+    if (gain.length) parts.push(`${who(g)} gets ${gain.join(', ')}`);
+  }
+  return `privileges: ${parts.join('; ')}`;
+}
+
 /** `USAGE on schema vecs`, `SELECT, INSERT on vecs.docs`. */
 export const privilegeText = (p: Privilege): string =>
   `${p.privileges.join(', ')} on ${p.on === 'schema' ? `schema ${p.schema}` : `${p.schema}.${p.name ?? ''}`}`;
@@ -120,8 +133,15 @@ export function describeFields(fields: Readonly<Record<string, FieldChange>>): s
       parts.push(`view options ${JSON.stringify(from)} → ${JSON.stringify(to)}`);
     } else if (field === 'writeTrigger') {
       parts.push(from ? 'write trigger changed' : 'write trigger missing');
-    } else if (field === 'grantees') {
-      parts.push(`grants: ${JSON.stringify(from ?? [])} → ${JSON.stringify(to)}`);
+    } else if (field === 'acl') {
+      parts.push(aclChanges((from ?? {}) as Acl, (to ?? {}) as Acl));
+    } else if (field === 'securityDefiner') {
+      const mode = (v: unknown) => (v ? 'SECURITY DEFINER' : 'SECURITY INVOKER');
+      parts.push(`${mode(from)} → ${mode(to)}`);
+    } else if (field === 'config') {
+      parts.push(`settings ${JSON.stringify(from ?? [])} → ${JSON.stringify(to ?? [])}`);
+    } else if (field === 'owner') {
+      parts.push(`owner ${show(from)} → ${show(to)}`);
     } else if (field === 'privileges') {
       const a = new Set(((from ?? []) as Privilege[]).map(privilegeText));
       const d = new Set(((to ?? []) as Privilege[]).map(privilegeText));

@@ -148,7 +148,8 @@ DECLARE
 BEGIN
   IF budget_ms > 0 THEN
     -- What is left of the caller's statement_timeout: the secondary cancels the statement itself when it runs out.
-    budget_ms := pg_catalog.greatest(1, budget_ms - pg_catalog.date_part('epoch', pg_catalog.clock_timestamp() - pg_catalog.statement_timestamp()) * 1000);
+    -- (GREATEST is SQL syntax, not a function: it cannot be qualified, and needs no qualifying.)
+    budget_ms := GREATEST(1, budget_ms - pg_catalog.date_part('epoch', pg_catalog.clock_timestamp() - pg_catalog.statement_timestamp()) * 1000);
     sql := pg_catalog.format('SET LOCAL statement_timeout = %s; %s', pg_catalog.ceil(budget_ms)::${T.int8}, sql);
   END IF;
   IF NOT ${conn} = ANY (open_connections) THEN

@@ -104,9 +104,10 @@ export function upsertBatchFunction(c: CollectionSpec, vectorSchema: string, acl
   END LOOP;`
       : `INSERT INTO ${qualified(WRITE_SCHEMA, c.name)} (id, embedding, metadata)
     SELECT r.id, r.embedding, COALESCE(r.metadata, '{}'::${T.jsonb}) FROM ${source} ORDER BY r.n;`;
-  const body = `
+  const declare = c.shards === undefined ? `
 DECLARE
-  one ${T.record};
+  one ${T.record};` : '';
+  const body = `${declare}
 BEGIN
   IF rows IS NULL OR pg_catalog.jsonb_typeof(rows) <> 'array' THEN
     RAISE EXCEPTION 'vecscale: rows must be a JSON array of {"id": …, "embedding": […], "metadata": {…}}' USING ERRCODE = '22023';
