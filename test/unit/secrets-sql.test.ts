@@ -3,6 +3,7 @@
  * the DO block that fills them in the database, the SCRAM verifier's form, and GRANT/REVOKE from one ACL to another.
  */
 import assert from 'node:assert/strict';
+import { createHash, createHmac } from 'node:crypto';
 import { test } from 'node:test';
 import { secretStatementBlock } from '../../src/apply/secrets.js';
 import { initialAcl } from '../../src/model/state.js';
@@ -45,10 +46,17 @@ test('a SCRAM-SHA-256 verifier in the form pg_authid stores; the password is not
   assert.equal(scramVerifier('pencil', salt), v, 'deterministic for a salt');
   assert.notEqual(scramVerifier('pencil'), scramVerifier('pencil'), 'a fresh salt each time');
   assert.ok(!v.includes('pencil'));
-  // RFC 7677's example (user "user", password "pencil", that salt, 4096 iterations): its ServerSignature verifies
-  // against this ServerKey — the pair PostgreSQL checks a login with.
-  const [, keys] = v.split('$').slice(1);
-  assert.equal(keys!.split(':').length, 2);
+  // RFC 7677's example exchange (password "pencil", that salt, 4096 iterations) checks out against these keys, as
+  // PostgreSQL checks a login: the server's signature is HMAC(ServerKey, AuthMessage), and the client's proof XOR
+  // HMAC(StoredKey, AuthMessage) is a ClientKey whose hash is StoredKey.
+  const [storedKey, serverKey] = v.split('$')[2]!.split(':').map((k) => Buffer.from(k, 'base64')) as [Buffer, Buffer];
+  const nonce = 'rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0';
+  const authMessage = `n=user,r=rOprNGfwEbeRWgbNEkqO,r=${nonce},s=W22ZaJ0SNY7soEsUEjb6gQ==,i=4096,c=biws,r=${nonce}`;
+  assert.equal(createHmac('sha256', serverKey).update(authMessage).digest('base64'), '6rriTRBi23WpRR/wtup+mMhUZUn/dB5nLTJRsjl95G4=');
+  const proof = Buffer.from('dHzbZapWIk4jUhN+Ute9ytag9zjfMHgsqmmiz7AndVQ=', 'base64');
+  const signature = createHmac('sha256', storedKey).update(authMessage).digest();
+  const clientKey = Buffer.from(proof.map((b, i) => b ^ signature[i]!));
+  assert.deepEqual(createHash('sha256').update(clientKey).digest(), storedKey);
 });
 
 test('ACL changes: revokes first, grantees sharing a change share a statement, column privileges and grant options too', () => {
