@@ -49,8 +49,6 @@ BEGIN
          'strict $.** ? (@.type() == "object").keyvalue() ? (@.key starts with "$")'::${T.jsonpath})) > ${FILTER_LIMITS.operators} THEN
       RAISE EXCEPTION 'vecscale filter: more than ${FILTER_LIMITS.operators} operators ($eq, $and, …)' USING ERRCODE = '22023';
     END IF;
-  ELSIF depth > ${FILTER_LIMITS.depth} THEN
-    RAISE EXCEPTION 'vecscale filter: $and/$or nested deeper than ${FILTER_LIMITS.depth} levels' USING ERRCODE = '22023';
   END IF;
   IF pg_catalog.jsonb_typeof(filter) <> 'object' THEN
     RAISE EXCEPTION 'vecscale filter: filters must be a JSON object, got %', pg_catalog.jsonb_typeof(filter) USING ERRCODE = '22023';
@@ -64,6 +62,9 @@ BEGIN
   SELECT e.key, e.value INTO key, val FROM pg_catalog.jsonb_each(filter) e;
 
   IF key IN ('$and', '$or') THEN
+    IF depth >= ${FILTER_LIMITS.depth} THEN
+      RAISE EXCEPTION 'vecscale filter: $and/$or nested deeper than ${FILTER_LIMITS.depth} levels' USING ERRCODE = '22023';
+    END IF;
     IF pg_catalog.jsonb_typeof(val) <> 'array' THEN
       RAISE EXCEPTION 'vecscale filter: % needs a list of conditions', key USING ERRCODE = '22023';
     END IF;

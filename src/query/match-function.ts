@@ -163,11 +163,18 @@ BEGIN
   END IF;
   BEGIN
     ${run}
-  EXCEPTION WHEN connection_exception THEN
-    -- The session's connection broke (the secondary restarted): connect again, once.
-    PERFORM ${dblink('dblink_disconnect')}(${conn});
-    PERFORM ${dblink('dblink_connect')}(${conn}, ${literal(ctx.server)});
-    ${run}
+  EXCEPTION
+    WHEN query_canceled THEN
+      -- A timeout or a cancel that lands while dblink reads the result can leave the connection mid-result: close
+      -- it, so the session's next call opens a fresh one.
+      PERFORM ${dblink('dblink_disconnect')}(${conn});
+      RAISE;
+    WHEN connection_exception OR internal_error THEN
+      -- The session's connection broke (the secondary restarted) or was left busy: connect again, once. (dblink
+      -- raises a connection it cannot send on as an internal error; nothing was sent then, so nothing runs twice.)
+      PERFORM ${dblink('dblink_disconnect')}(${conn});
+      PERFORM ${dblink('dblink_connect')}(${conn}, ${literal(ctx.server)});
+      ${run}
   END;
 END`;
   return defineFunction({
