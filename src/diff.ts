@@ -37,9 +37,10 @@ const json = (v: unknown): string =>
 function comparable(o: DbObject): Record<string, unknown> {
   switch (o.kind) {
     case 'extension':
-      return {}; // existence only: where pgvector sits is a precondition check, not a change
+      // Where pgvector sits is a precondition check, not a change; who may use dblink's functions is compared.
+      return { grants: o.grants };
     case 'schema':
-      return { acl: o.acl };
+      return { acl: o.acl, owner: o.owner };
     case 'table':
       return {
         kind: o.kind,
@@ -49,6 +50,7 @@ function comparable(o: DbObject): Record<string, unknown> {
         partitionKey: o.partitionKey,
         partitions: o.partitions,
         protected: o.protected,
+        owner: o.owner,
         acl: o.acl,
       };
     case 'index':
@@ -66,6 +68,7 @@ function comparable(o: DbObject): Record<string, unknown> {
     case 'view':
       return {
         acl: o.acl,
+        owner: o.owner,
         writeTrigger: o.writeTrigger,
         kind: o.kind,
         columns: o.columns.map((c) => ({ name: c.name, type: c.type })),
@@ -74,7 +77,7 @@ function comparable(o: DbObject): Record<string, unknown> {
         options: o.options,
       };
     case 'server':
-      return { wrapper: o.wrapper, options: ownOptions('server', o.options), acl: o.acl };
+      return { wrapper: o.wrapper, options: ownOptions('server', o.options), owner: o.owner, acl: o.acl };
     case 'user_mapping':
       return { options: ownOptions('user_mapping', o.options) };
     case 'foreign_table':
@@ -85,10 +88,11 @@ function comparable(o: DbObject): Record<string, unknown> {
         columns: o.columns.map((c) => ({ name: c.name, type: c.type })),
         columnOptions: o.columnOptions,
         partition: o.partition,
+        owner: o.owner,
         acl: o.acl,
       };
     case 'role':
-      return { kind: o.kind, attributes: o.attributes, memberOf: o.memberOf, owner: o.owner, password: o.setPassword ? 'set' : 'kept' };
+      return { kind: o.kind, attributes: o.attributes, memberOf: o.memberOf, members: o.members, owner: o.owner, password: o.setPassword ? 'set' : 'kept' };
     case 'grants':
       return { privileges: o.privileges };
   }
@@ -111,6 +115,7 @@ function fieldChanges(actual: DbObject, desired: DbObject): Record<string, Field
   const d: Record<string, unknown> = { ...comparable(desired), kind: desired.kind };
   // ACLs and owners are compared where the desired state sets them (vecscale's own objects).
   if (d.acl === undefined) delete a.acl;
+  if (d.grants === undefined) delete a.grants;
   if (d.owner === undefined) delete a.owner;
   if (d.writeTrigger === undefined) delete a.writeTrigger;
   if (d.protected === undefined) delete a.protected;

@@ -5,7 +5,7 @@
 import { randomBytes } from 'node:crypto';
 import type { Topology } from '../config/types.js';
 import { fdwSecrets } from '../model/fdw-role.js';
-import type { DatabaseState, DbObject } from '../model/state.js';
+import { type DatabaseState, type DbObject, VECS_SCHEMA } from '../model/state.js';
 import { primaryObjects } from './primary.js';
 import { secondaryObjects, wrapperRoleObjects } from './secondary.js';
 
@@ -17,6 +17,8 @@ export interface DesiredContext {
   readonly vectorSchema: string;
   /** Schema of dblink on the primary (match_* runs its query on the secondary through it). */
   readonly dblinkSchema: string;
+  /** Schema of postgres_fdw on the primary, if installed (vecscale installs it in its own). */
+  readonly fdwSchema?: string;
   /** Per database ('primary' or a secondary's name), the role vecscale applies as: it owns what vecscale creates. */
   readonly owners: ReadonlyMap<string, string>;
   /**
@@ -29,9 +31,18 @@ export interface DesiredContext {
 
 export type FdwPassword = { readonly mode: 'keep'; readonly fingerprint: string } | { readonly mode: 'set'; readonly fingerprint: string };
 
-/** Functions are owned by the role vecscale applies as there (a SECURITY DEFINER one acts with its rights). */
+/**
+ * What vecscale creates is owned by the role it applies as there: a SECURITY DEFINER function acts with its owner's
+ * rights, an owner holds every privilege on its object, and a server's owner sees its mappings' passwords. Not kept:
+ * the vecs client's tables (vecs needs to own them to build its indexes), and objects vecscale does not manage.
+ */
+const keepsOwner = (o: DbObject): boolean =>
+  o.managed &&
+  (o.kind === 'function' || o.kind === 'view' || o.kind === 'foreign_table' || o.kind === 'server' || o.kind === 'schema' ||
+    (o.kind === 'table' && o.schema !== VECS_SCHEMA));
+
 function toState(database: string, role: DatabaseState['role'], objects: DbObject[], owner: string | undefined): DatabaseState {
-  const owned = objects.map((o) => (o.kind === 'function' && owner !== undefined ? { ...o, owner } : o));
+  const owned = objects.map((o) => (owner !== undefined && keepsOwner(o) ? ({ ...o, owner } as DbObject) : o));
   return { database, role, objects: new Map(owned.map((o) => [o.key, o])) };
 }
 

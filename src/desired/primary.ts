@@ -135,15 +135,18 @@ function shardedObjects(c: ShardedCollection, access: PrimaryAccess, ctx: Desire
   return objects;
 }
 
+/** An extension in vecscale's schema is its owner's only; elsewhere its ACL is not vecscale's (see the blockers). */
+const ownerOnly = (schema: string | undefined): { grants?: readonly string[] } => (schema === undefined || schema === HELPER_SCHEMA ? { grants: [] } : {});
+
 export function primaryObjects(topology: Topology, ctx: DesiredContext): DbObject[] {
   const access = new PrimaryAccess(topology);
   const sharded = topology.collections.some((c) => c.shards !== undefined);
   const objects: DbObject[] = [
     { kind: 'extension', key: keys.extension('vector'), managed: false, name: 'vector', schema: ctx.vectorSchema },
-    // vecscale's own extensions go to its private schema, never an API schema; executable by their owner only.
-    { kind: 'extension', key: keys.extension('postgres_fdw'), managed: false, name: 'postgres_fdw', schema: HELPER_SCHEMA, revokePublic: true },
-    // match_* keeps a dblink connection as the owner in the session: any role that could call dblink() could use it.
-    { kind: 'extension', key: keys.extension('dblink'), managed: false, name: 'dblink', schema: ctx.dblinkSchema, revokePublic: ctx.dblinkSchema === HELPER_SCHEMA },
+    // vecscale's own extensions go to its private schema, never an API schema, and are their owner's only: search_<c>
+    // keeps a dblink connection as the owner in the session, and any role that could call dblink() could use it.
+    { kind: 'extension', key: keys.extension('postgres_fdw'), managed: false, name: 'postgres_fdw', schema: HELPER_SCHEMA, ...ownerOnly(ctx.fdwSchema) },
+    { kind: 'extension', key: keys.extension('dblink'), managed: false, name: 'dblink', schema: ctx.dblinkSchema, ...ownerOnly(ctx.dblinkSchema) },
     { kind: 'schema', key: keys.schema(REMOTE_SCHEMA), managed: true, name: REMOTE_SCHEMA, acl: access.readSchema() },
     { kind: 'schema', key: keys.schema(HELPER_SCHEMA), managed: true, name: HELPER_SCHEMA, acl: access.readSchema() },
     { kind: 'schema', key: keys.schema(WRITE_SCHEMA), managed: true, name: WRITE_SCHEMA, acl: access.writeSchema() },

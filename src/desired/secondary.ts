@@ -108,6 +108,7 @@ export function wrapperRoleObjects(topology: Topology, s: SecondarySpec, ctx: De
       name: s.fdwUser,
       attributes: [],
       memberOf: [],
+      members: [],
       owner: primaryIdentity(topology),
       setPassword: password?.mode !== 'keep',
       passwordRef: fdwPasswordRef(s.name),

@@ -24,13 +24,14 @@ export interface IntrospectScope {
 }
 
 export interface RawCatalog {
-  readonly facts: { current_user: string; server_version_num: string; dblink_public: boolean; superuser: boolean; can_quiet_log: boolean };
+  readonly facts: { current_user: string; server_version_num: string; superuser: boolean; can_quiet_log: boolean };
   /** The connecting role's default privileges: object type (r, f, n), schema (null: every schema), ACL. */
   readonly defaultAcls: ReadonlyArray<{ objtype: string; schema: string | null; acl: AclRow[] }>;
   /** The topology's grantees that exist, and whether each may use pgvector's schema. */
   readonly grantees: ReadonlyArray<{ rolname: string; uses_vector_schema: boolean }>;
-  readonly extensions: ReadonlyArray<{ extname: string; nspname: string }>;
-  readonly schemas: ReadonlyArray<{ nspname: string; comment: string | null; acl: AclRow[] }>;
+  /** `grants`: what roles other than the owner may do with the extension's functions and foreign-data wrappers. */
+  readonly extensions: ReadonlyArray<{ extname: string; nspname: string; grants: string[] }>;
+  readonly schemas: ReadonlyArray<{ nspname: string; comment: string | null; owner: string; acl: AclRow[] }>;
   readonly relations: ReadonlyArray<{
     oid: number;
     nspname: string;
@@ -39,6 +40,7 @@ export interface RawCatalog {
     comment: string | null;
     viewdef_md5: string | null;
     reloptions: string[] | null;
+    owner: string;
     acl: AclRow[];
     write_trigger: string | null;
     /** `HASH (id)` for a partitioned table. */
@@ -82,7 +84,7 @@ export interface RawCatalog {
     comment: string | null;
   }>;
   readonly foreignTables: ReadonlyArray<{ ftrelid: number; srvname: string; ftoptions: string[] | null }>;
-  readonly servers: ReadonlyArray<{ srvname: string; fdwname: string; srvoptions: string[] | null; comment: string | null; acl: AclRow[] }>;
+  readonly servers: ReadonlyArray<{ srvname: string; fdwname: string; srvoptions: string[] | null; comment: string | null; owner: string; acl: AclRow[] }>;
   readonly userMappings: ReadonlyArray<{ srvname: string; usename: string; umoptions: string[] | null }>;
   readonly nonEmpty: ReadonlyArray<{ relname: string }>;
   readonly roles: ReadonlyArray<{
@@ -94,6 +96,12 @@ export interface RawCatalog {
     rolbypassrls: boolean;
     rolinherit: boolean;
     rolcanlogin: boolean;
+    /** -1: no limit. */
+    rolconnlimit: number;
+    /** null or 'infinity': no expiry. */
+    rolvaliduntil: string | null;
+    /** Roles that are members of it: each holds the wrapper's privileges. */
+    members: string[];
     comment: string | null;
     member_of: string[];
   }>;
@@ -131,12 +139,7 @@ export async function readCatalog(db: Db, scope: IntrospectScope): Promise<RawCa
       `SELECT current_user::text AS current_user, current_setting('server_version_num') AS server_version_num,
               (SELECT r.rolsuper FROM pg_catalog.pg_roles r WHERE r.rolname = current_user) AS superuser,
               -- NOTE: PG15 lets a superuser grant SET on these parameters (GRANT SET ON PARAMETER); superusers may anyway.
-              (SELECT bool_and(pg_catalog.has_parameter_privilege(p, 'SET')) FROM unnest($1::text[]) p) AS can_quiet_log,
-              EXISTS (SELECT FROM pg_catalog.pg_depend d
-                        JOIN pg_catalog.pg_extension e ON e.oid = d.refobjid AND e.extname = 'dblink'
-                        JOIN pg_catalog.pg_proc p ON p.oid = d.objid AND d.classid = 'pg_catalog.pg_proc'::pg_catalog.regclass,
-                        LATERAL pg_catalog.aclexplode(COALESCE(p.proacl, pg_catalog.acldefault('f', p.proowner))) a
-                       WHERE d.deptype = 'e' AND a.grantee = 0 AND a.privilege_type = 'EXECUTE') AS dblink_public`,
+              (SELECT bool_and(pg_catalog.has_parameter_privilege(p, 'SET')) FROM unnest($1::text[]) p) AS can_quiet_log`,
       [QUIET_SETTINGS],
     ))[0]!;
     // NOTE: default privileges apply to objects their role creates: vecscale's objects are created by current_user.
@@ -154,13 +157,28 @@ export async function readCatalog(db: Db, scope: IntrospectScope): Promise<RawCa
          FROM pg_catalog.pg_roles r WHERE r.rolname = ANY($1::text[]) ORDER BY 1`,
       [scope.grantees ?? []],
     );
+    // NOTE: an extension's functions and FDWs are its members in pg_depend (deptype 'e'); their ACLs are their own.
     const extensions = await q<RawCatalog['extensions'][number]>(
-      `SELECT e.extname::text, n.nspname::text
+      `SELECT e.extname::text, n.nspname::text,
+              ARRAY(SELECT g FROM (
+                      SELECT (CASE a.grantee WHEN 0 THEN 'PUBLIC' ELSE pg_catalog.pg_get_userbyid(a.grantee)::text END)
+                             || ' ' || a.privilege_type || ' ' || p.oid::pg_catalog.regprocedure::text AS g
+                        FROM pg_catalog.pg_depend d JOIN pg_catalog.pg_proc p ON p.oid = d.objid,
+                             LATERAL pg_catalog.aclexplode(COALESCE(p.proacl, pg_catalog.acldefault('f', p.proowner))) a
+                       WHERE d.classid = 'pg_catalog.pg_proc'::pg_catalog.regclass AND d.refobjid = e.oid AND d.deptype = 'e'
+                         AND a.grantee <> p.proowner
+                      UNION
+                      SELECT (CASE a.grantee WHEN 0 THEN 'PUBLIC' ELSE pg_catalog.pg_get_userbyid(a.grantee)::text END)
+                             || ' ' || a.privilege_type || ' foreign-data wrapper ' || w.fdwname::text
+                        FROM pg_catalog.pg_depend d JOIN pg_catalog.pg_foreign_data_wrapper w ON w.oid = d.objid,
+                             LATERAL pg_catalog.aclexplode(COALESCE(w.fdwacl, pg_catalog.acldefault('F', w.fdwowner))) a
+                       WHERE d.classid = 'pg_catalog.pg_foreign_data_wrapper'::pg_catalog.regclass AND d.refobjid = e.oid
+                         AND d.deptype = 'e' AND a.grantee <> w.fdwowner) grants ORDER BY 1) AS grants
          FROM pg_catalog.pg_extension e JOIN pg_catalog.pg_namespace n ON n.oid = e.extnamespace
         WHERE e.extname IN ('vector', 'postgres_fdw', 'dblink')`,
     );
     const schemas = await q<RawCatalog['schemas'][number]>(
-      `SELECT n.nspname::text, pg_catalog.obj_description(n.oid, 'pg_namespace') AS comment,
+      `SELECT n.nspname::text, pg_catalog.obj_description(n.oid, 'pg_namespace') AS comment, pg_catalog.pg_get_userbyid(n.nspowner)::text AS owner,
               ${ACL_ROWS("COALESCE(n.nspacl, pg_catalog.acldefault('n', n.nspowner))", 'n.nspowner')} AS acl
          FROM pg_catalog.pg_namespace n
         WHERE n.nspname = ANY($1::text[]) OR n.nspname IN (SELECT e.extnamespace::regnamespace::text FROM pg_catalog.pg_extension e)`,
@@ -171,7 +189,7 @@ export async function readCatalog(db: Db, scope: IntrospectScope): Promise<RawCa
       `SELECT c.oid::int AS oid, n.nspname::text, c.relname::text, c.relkind::text,
               pg_catalog.obj_description(c.oid, 'pg_class') AS comment,
               CASE WHEN c.relkind = 'v' THEN pg_catalog.md5(pg_catalog.pg_get_viewdef(c.oid)) END AS viewdef_md5,
-              c.reloptions::text[] AS reloptions,
+              c.reloptions::text[] AS reloptions, pg_catalog.pg_get_userbyid(c.relowner)::text AS owner,
               ${ACL_ROWS("COALESCE(c.relacl, pg_catalog.acldefault('r', c.relowner))", 'c.relowner')} AS acl,
               (SELECT t.tgfoid::pg_catalog.regproc::text FROM pg_catalog.pg_trigger t
                 WHERE t.tgrelid = c.oid AND t.tgname = $4) AS write_trigger,
@@ -243,7 +261,7 @@ export async function readCatalog(db: Db, scope: IntrospectScope): Promise<RawCa
     );
     const servers = await q<RawCatalog['servers'][number]>(
       `SELECT s.srvname::text, w.fdwname::text, s.srvoptions::text[] AS srvoptions,
-              pg_catalog.obj_description(s.oid, 'pg_foreign_server') AS comment,
+              pg_catalog.obj_description(s.oid, 'pg_foreign_server') AS comment, pg_catalog.pg_get_userbyid(s.srvowner)::text AS owner,
               ${ACL_ROWS("COALESCE(s.srvacl, pg_catalog.acldefault('S', s.srvowner))", 's.srvowner')} AS acl
          FROM pg_catalog.pg_foreign_server s JOIN pg_catalog.pg_foreign_data_wrapper w ON w.oid = s.srvfdw
         ORDER BY s.srvname`,
@@ -264,8 +282,9 @@ export async function readCatalog(db: Db, scope: IntrospectScope): Promise<RawCa
     const roles = scope.role
       ? await q<RawCatalog['roles'][number]>(
           `SELECT r.rolname::text, r.rolsuper, r.rolcreatedb, r.rolcreaterole, r.rolreplication, r.rolbypassrls, r.rolinherit,
-                  r.rolcanlogin, pg_catalog.shobj_description(r.oid, 'pg_authid') AS comment,
-                  ARRAY(SELECT m.roleid::pg_catalog.regrole::text FROM pg_catalog.pg_auth_members m WHERE m.member = r.oid ORDER BY 1) AS member_of
+                  r.rolcanlogin, r.rolconnlimit, r.rolvaliduntil::text AS rolvaliduntil, pg_catalog.shobj_description(r.oid, 'pg_authid') AS comment,
+                  ARRAY(SELECT pg_catalog.pg_get_userbyid(m.roleid)::text FROM pg_catalog.pg_auth_members m WHERE m.member = r.oid ORDER BY 1) AS member_of,
+                  ARRAY(SELECT pg_catalog.pg_get_userbyid(m.member)::text FROM pg_catalog.pg_auth_members m WHERE m.roleid = r.oid ORDER BY 1) AS members
              FROM pg_catalog.pg_roles r WHERE r.rolname = $1`,
           [scope.role.name],
         )

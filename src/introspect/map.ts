@@ -77,6 +77,9 @@ function roleAttributes(r: RawCatalog['roles'][number]): string[] {
     [r.rolbypassrls, 'BYPASSRLS'],
     [r.rolinherit, 'INHERIT'],
     [!r.rolcanlogin, 'NOLOGIN'],
+    // NOTE: rolconnlimit -1 and rolvaliduntil NULL/'infinity' mean no limit; anything else stops the wrapper's logins.
+    [r.rolconnlimit !== -1, `CONNECTION LIMIT ${r.rolconnlimit}`],
+    [r.rolvaliduntil !== null && r.rolvaliduntil !== 'infinity', `VALID UNTIL ${r.rolvaliduntil}`],
   ];
   return flags.filter(([on]) => on).map(([, name]) => name);
 }
@@ -108,10 +111,10 @@ export function toState(
 ): { state: DatabaseState; facts: LiveFacts } {
   const objects: DbObject[] = [];
   for (const e of raw.extensions) {
-    objects.push({ kind: 'extension', key: keys.extension(e.extname), managed: false, name: e.extname, schema: e.nspname });
+    objects.push({ kind: 'extension', key: keys.extension(e.extname), managed: false, name: e.extname, schema: e.nspname, grants: e.grants });
   }
   for (const s of raw.schemas) {
-    objects.push({ kind: 'schema', key: keys.schema(s.nspname), managed: isManaged(s.comment), name: s.nspname, acl: toAcl(s.acl) });
+    objects.push({ kind: 'schema', key: keys.schema(s.nspname), managed: isManaged(s.comment), name: s.nspname, owner: s.owner, acl: toAcl(s.acl) });
   }
   const relationAcl = (r: RawCatalog['relations'][number]): Acl =>
     toAcl(r.acl, raw.columns.filter((c) => c.attrelid === r.oid && c.acl.length > 0).map((c) => ({ column: c.attname, rows: c.acl })));
@@ -121,7 +124,7 @@ export function toState(
       .map((c) => ({ name: c.attname, type: normaliseType(c.type), notNull: c.attnotnull, default: c.default }));
   const relName = new Map(raw.relations.map((r) => [r.oid, r]));
   for (const r of raw.relations) {
-    const base = { key: keys.relation(r.nspname, r.relname), managed: isManaged(r.comment), schema: r.nspname, name: r.relname };
+    const base = { key: keys.relation(r.nspname, r.relname), managed: isManaged(r.comment), schema: r.nspname, name: r.relname, owner: r.owner };
     if (r.relkind === 'v' || r.relkind === 'm') {
       objects.push({
         ...base,
@@ -209,6 +212,7 @@ export function toState(
       name: s.srvname,
       wrapper: s.fdwname,
       options: parseOptions(s.srvoptions),
+      owner: s.owner,
       acl: toAcl(s.acl),
     });
   }
@@ -239,6 +243,7 @@ export function toState(
         name: r.rolname,
         attributes: roleAttributes(r),
         memberOf: r.member_of,
+        members: r.members,
         owner: ownerAt < 0 ? null : r.comment!.slice(ownerAt),
       });
     }
@@ -270,7 +275,6 @@ export function toState(
       serverVersion: Number(raw.facts.server_version_num),
       vectorSchema: vector?.nspname,
       dblinkSchema: raw.extensions.find((e) => e.extname === 'dblink')?.nspname,
-      dblinkPublic: raw.facts.dblink_public,
       superuser: raw.facts.superuser,
       canQuietLog: raw.facts.can_quiet_log,
       nonEmpty: new Set(raw.nonEmpty.map((r) => keys.relation(VECS_SCHEMA, r.relname))),

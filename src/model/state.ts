@@ -47,6 +47,15 @@ export interface Column {
  */
 export type Acl = Readonly<Record<string, readonly string[]>>;
 
+/**
+ * The owning role of an object whose owner vecscale keeps (functions, views, foreign tables, tables other than the
+ * vecs client's, its schemas, servers): an owner holds every privilege, and a server's sees its mappings' passwords.
+ * Desired: the role vecscale applies as; compared where the desired state sets it.
+ */
+interface Owned {
+  readonly owner?: string;
+}
+
 interface Base {
   readonly key: string;
   /** Carries vecscale's marker comment. Desired objects of commentable kinds are always managed. */
@@ -59,18 +68,22 @@ export interface ExtensionObject extends Base {
   readonly kind: 'extension';
   readonly name: string;
   readonly schema: string;
-  /** Desired only: when vecscale creates it, EXECUTE on its schema's functions is revoked from PUBLIC. */
-  readonly revokePublic?: boolean;
+  /**
+   * What roles other than its owner may do with the extension's functions and foreign-data wrappers
+   * (`anon EXECUTE vecscale.dblink(text,text)`), sorted. Desired `[]` for the extensions vecscale keeps in its own
+   * schema (dblink, postgres_fdw): their owner's only, so it is revoked as they are created, and again on drift.
+   */
+  readonly grants?: readonly string[];
 }
 
-export interface SchemaObject extends Base {
+export interface SchemaObject extends Base, Owned {
   readonly kind: 'schema';
   readonly name: string;
   /** Compared where the desired state sets it (vecscale's own schemas). */
   readonly acl?: Acl;
 }
 
-export interface TableObject extends Base {
+export interface TableObject extends Base, Owned {
   readonly kind: 'table';
   readonly schema: string;
   readonly name: string;
@@ -108,7 +121,7 @@ export interface IndexObject extends Base {
   readonly valid: boolean;
 }
 
-export interface ViewObject extends Base {
+export interface ViewObject extends Base, Owned {
   readonly kind: 'view';
   readonly schema: string;
   readonly name: string;
@@ -127,7 +140,7 @@ export interface ViewObject extends Base {
   readonly writeTrigger?: string;
 }
 
-export interface ServerObject extends Base {
+export interface ServerObject extends Base, Owned {
   readonly kind: 'server';
   readonly name: string;
   readonly wrapper: string;
@@ -150,7 +163,7 @@ export interface UserMappingObject extends Base {
   readonly passwordRef?: string;
 }
 
-export interface ForeignTableObject extends Base {
+export interface ForeignTableObject extends Base, Owned {
   readonly kind: 'foreign_table';
   readonly schema: string;
   readonly name: string;
@@ -168,7 +181,7 @@ export interface ForeignTableObject extends Base {
  * A function vecscale owns (match_*, the filter compiler). Its marker records an md5 of the CREATE statement, and
  * md5(prosrc) shows a body edited by hand. One function per name: vecscale never overloads.
  */
-export interface FunctionObject extends Base {
+export interface FunctionObject extends Base, Owned {
   readonly kind: 'function';
   readonly schema: string;
   readonly name: string;
@@ -181,8 +194,6 @@ export interface FunctionObject extends Base {
   readonly securityDefiner: boolean;
   /** pg_proc.proconfig as stored (`search_path=pg_catalog, pg_temp`, …), in order. */
   readonly config: readonly string[];
-  /** The owning role: a SECURITY DEFINER function acts with its rights. Desired: the role vecscale applies as. */
-  readonly owner?: string;
   /** `schema.name(argtypes)` as regprocedure prints it (introspected), for DROP and COMMENT. */
   readonly signature?: string;
   /** Desired only: the CREATE FUNCTION statement and the argument types for GRANT/COMMENT. */
@@ -199,10 +210,15 @@ export interface FunctionObject extends Base {
 export interface RoleObject extends Base {
   readonly kind: 'role';
   readonly name: string;
-  /** Attributes that differ from a plain login role, sorted (`SUPERUSER`, `CREATEDB`, `NOLOGIN`, …); [] when plain. */
+  /**
+   * Attributes that differ from a plain login role (`SUPERUSER`, `CREATEDB`, `NOLOGIN`, `CONNECTION LIMIT 0`,
+   * `VALID UNTIL …`); [] when plain.
+   */
   readonly attributes: readonly string[];
   /** Roles it is a member of (sorted). */
   readonly memberOf: readonly string[];
+  /** Roles that are members of it (sorted): each would hold the wrapper's privileges. Desired: none. */
+  readonly members?: readonly string[];
   /** The primary it serves, from its marker (`host:port/db`); null when unmarked. */
   readonly owner: string | null;
   /** Desired only: the password is (re)set by this plan; its value is the executor's placeholder `passwordRef`. */
@@ -275,8 +291,6 @@ export interface LiveFacts {
   readonly vectorSchema: string | undefined;
   /** Schema of the installed dblink, if installed. */
   readonly dblinkSchema?: string | undefined;
-  /** PUBLIC may execute dblink's functions (then any role could use a connection match_* keeps). */
-  readonly dblinkPublic?: boolean;
   /** The connecting role is a superuser. */
   readonly superuser?: boolean;
   /** The role may SET log_statement & co. around statements that carry a password. */

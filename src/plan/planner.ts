@@ -70,6 +70,7 @@ export function resolveContext(topology: Topology, live: ReadonlyMap<string, Liv
   return {
     vectorSchema: wanted,
     dblinkSchema: primary.facts.dblinkSchema ?? HELPER_SCHEMA,
+    fdwSchema: extensionSchema(primary, 'postgres_fdw'),
     owners: new Map([...live].map(([db, l]) => [db, l.facts.currentUser])),
     fdwPasswords: fdwPasswords(topology, live, opts.rotateFdwPasswords ?? false),
   };
@@ -108,19 +109,29 @@ function fdwPasswords(topology: Topology, live: ReadonlyMap<string, LiveDatabase
   return out;
 }
 
+const extensionSchema = (db: LiveDatabase, name: string): string | undefined => {
+  const e = db.state.objects.get(keys.extension(name));
+  return e?.kind === 'extension' ? e.schema : undefined;
+};
+
 /** Live conditions the plan cannot fix and will not work around. */
 function preconditionBlockers(topology: Topology, live: ReadonlyMap<string, LiveDatabase>): Blocker[] {
   const primary = live.get('primary');
   const out: Blocker[] = [];
-  if (primary?.facts.dblinkPublic) {
-    const schema = primary.facts.dblinkSchema ?? '?';
+  // dblink in vecscale's schema is its owner's only (vecscale revokes the rest); elsewhere it is someone else's ACL.
+  const dblink = primary?.state.objects.get(keys.extension('dblink'));
+  const executors = dblink?.kind === 'extension' && dblink.schema !== HELPER_SCHEMA
+    ? [...new Set((dblink.grants ?? []).filter((g) => g.split(' ')[1] === 'EXECUTE').map((g) => g.split(' ')[0]!))]
+    : [];
+  if (dblink?.kind === 'extension' && executors.length > 0) {
     out.push({
       database: 'primary',
-      object: `extension dblink (schema ${schema})`,
+      object: `extension dblink (schema ${dblink.schema})`,
       reason:
-        `PUBLIC may execute dblink's functions, and match_* keeps a dblink connection as its owner in the session: any role ` +
-        `could then use it. Revoke it (REVOKE EXECUTE ON ALL FUNCTIONS IN SCHEMA ${schema} FROM PUBLIC, if only dblink lives there) ` +
-        `or let vecscale own it (ALTER EXTENSION dblink SET SCHEMA ${HELPER_SCHEMA})`,
+        `${executors.join(', ')} may execute dblink's functions, and match_* keeps a dblink connection as its owner in the session: ` +
+        `any role that may call dblink() could use it to run any SQL on a secondary. Let vecscale own it ` +
+        `(ALTER EXTENSION dblink SET SCHEMA ${HELPER_SCHEMA}: vecscale then keeps its functions its owner's only), or revoke EXECUTE ` +
+        `on each of its functions from ${executors.join(', ')}`,
     });
   }
   // A GRANT to a role that does not exist fails the apply halfway through the primary's transaction: say so first.
@@ -171,8 +182,8 @@ interface Decision {
 
 /** Per kind, the fields whose change alone is made in place (ALTER, CREATE OR REPLACE, GRANT/REVOKE). */
 const IN_PLACE: Partial<Record<ObjectKind, readonly string[]>> = {
-  view: ['columns', 'acl', 'writeTrigger', 'options'],
-  foreign_table: ['columns', 'acl', 'options'],
+  view: ['columns', 'acl', 'owner', 'writeTrigger', 'options'],
+  foreign_table: ['columns', 'acl', 'owner', 'options'],
   function: ['acl', 'owner', 'securityDefiner', 'config', 'bodyMd5'],
 };
 
@@ -267,7 +278,7 @@ function decide(
     if (ownedElsewhere) {
       // A view's definition cannot be compared with ours (only its columns can), and a role is someone's: never adopt those.
       // Privileges do not stop an adoption: vecscale makes the ACL exact as it adopts.
-      if (d.kind !== 'view' && d.kind !== 'role' && Object.keys(fields).every((f) => f === 'managed' || f === 'acl')) {
+      if (d.kind !== 'view' && d.kind !== 'role' && Object.keys(fields).every((f) => f === 'managed' || f === 'acl' || f === 'owner')) {
         decisions.set(change.key, { action: 'adopt', risk: 'safe', reason: 'exists exactly as needed but unmarked: adopted as managed', desired: d, actual: a });
       } else {
         blockers.push({
@@ -279,6 +290,7 @@ function decide(
       continue;
     }
     switch (d.kind) {
+      case 'extension':
       case 'schema':
         decisions.set(change.key, { action: 'alter', risk: 'safe', reason: what, desired: d, actual: a });
         break;
@@ -305,7 +317,7 @@ function decide(
         decisions.set(change.key, { action: 'alter', risk: 'safe', reason: what, desired: d, actual: a });
         break;
       case 'table': {
-        if (Object.keys(fields).every((f) => f === 'protected' || f === 'acl')) {
+        if (Object.keys(fields).every((f) => f === 'protected' || f === 'acl' || f === 'owner')) {
           decisions.set(change.key, { action: 'alter', risk: 'safe', reason: what, desired: d, actual: a });
           break;
         }
@@ -545,6 +557,15 @@ export function buildPlan(topology: Topology, live: ReadonlyMap<string, LiveData
   const databases = [...plans.filter((p) => p.role === 'secondary'), ...plans.filter((p) => p.role === 'primary')];
   const all = databases.flatMap((p) => p.steps);
   blockers.push(...destructiveBlockers(topology, live, all, opts), ...dependantBlockers(live, all));
+  // pgvector is the user's type, so it goes where the topology says; in public, Supabase's linter warns.
+  const installsVector = databases.filter((d) => d.steps.some((st) => st.action === 'create' && st.object === 'extension vector'));
+  if (ctx.vectorSchema === API_SCHEMA && installsVector.length > 0) {
+    notes.push({
+      database: installsVector.map((d) => d.database).join(', '),
+      object: 'extension vector',
+      message: `pgvector is installed into schema ${API_SCHEMA} (Supabase's Security Advisor warns: 0014 extension_in_public); set extension_schema (e.g. extensions) to put it elsewhere`,
+    });
+  }
   // Statements that carry a password run with statement logging off, where the role may turn it off.
   for (const db of databases) {
     const facts = live.get(db.database)?.facts;

@@ -133,6 +133,8 @@ export function describeFields(fields: Readonly<Record<string, FieldChange>>): s
       parts.push(`view options ${JSON.stringify(from)} → ${JSON.stringify(to)}`);
     } else if (field === 'writeTrigger') {
       parts.push(from ? 'write trigger changed' : 'write trigger missing');
+    } else if (field === 'grants') {
+      parts.push(`its functions are its owner's only: revoke ${((from ?? []) as string[]).join('; ')}`);
     } else if (field === 'acl') {
       parts.push(aclChanges((from ?? {}) as Acl, (to ?? {}) as Acl));
     } else if (field === 'securityDefiner') {
@@ -153,6 +155,8 @@ export function describeFields(fields: Readonly<Record<string, FieldChange>>): s
       parts.push(`attributes ${JSON.stringify(from)} → plain login role`);
     } else if (field === 'memberOf') {
       parts.push(`member of ${JSON.stringify(from)} → none`);
+    } else if (field === 'members') {
+      parts.push(`members ${JSON.stringify(from ?? [])} → none (each would hold its privileges)`);
     } else if (field === 'protected') {
       parts.push(to ? 'protect: true recorded' : 'protect removed');
     } else if (field === 'definitionMd5') {

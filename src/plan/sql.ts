@@ -115,8 +115,10 @@ export function aclSql(target: AclTarget, from: Acl, to: Acl): string[] {
   for (const grantee of [...new Set([...Object.keys(from), ...Object.keys(to)])].sort(byCodePoint)) {
     const have = (from[grantee] ?? []).map(parsePrivilege);
     const want = (to[grantee] ?? []).map(parsePrivilege);
+    // A grantee that may grant onward may have: its revokes CASCADE to what it granted (nothing else can remove that).
+    const cascade = have.some((p) => p.grantable) ? ' CASCADE' : '';
     if (want.length === 0) {
-      if (have.length > 0) revokeAll.push(['', grantee]);
+      if (have.length > 0) revokeAll.push([cascade, grantee]);
       continue;
     }
     const tableLevel = (ps: typeof have, grantable?: boolean) =>
@@ -129,8 +131,8 @@ export function aclSql(target: AclTarget, from: Acl, to: Acl): string[] {
     const missing = [...wants].filter((p) => !has.has(p) && !wantsOption.has(p)).sort(byCodePoint);
     // A column's own privilege is never wanted: each goes, column by column.
     const columns = have.filter((p) => p.column !== undefined && !want.some((w) => w.privilege === p.privilege && w.column === p.column));
-    if (extra.length) revoke.push([extra.join(', '), grantee]);
-    for (const c of columns) revoke.push([`${c.privilege} (${ident(c.column!)})`, grantee]);
+    if (extra.length) revoke.push([extra.join(', ') + cascade, grantee]);
+    for (const c of columns) revoke.push([`${c.privilege} (${ident(c.column!)})${c.grantable ? ' CASCADE' : ''}`, grantee]);
     const extraOption = [...hasOption].filter((p) => wants.has(p) && !wantsOption.has(p)).sort(byCodePoint);
     if (extraOption.length) revokeOption.push([extraOption.join(', '), grantee]);
     if (missing.length) grant.push([missing.join(', '), grantee]);
@@ -138,10 +140,14 @@ export function aclSql(target: AclTarget, from: Acl, to: Acl): string[] {
     if (missingOption.length) grantOption.push([missingOption.join(', '), grantee]);
   }
   const to_ = (gs: string[]) => gs.map(roleSql).join(', ');
+  const withCascade = (ps: string) => (ps.endsWith(' CASCADE') ? [ps.slice(0, -' CASCADE'.length), ' CASCADE'] : [ps, '']);
   return [
-    ...grouped(revokeAll).map(([, gs]) => `REVOKE ALL ON ${on} FROM ${to_(gs)}`),
-    ...grouped(revoke).map(([ps, gs]) => `REVOKE ${ps} ON ${on} FROM ${to_(gs)}`),
-    ...grouped(revokeOption).map(([ps, gs]) => `REVOKE GRANT OPTION FOR ${ps} ON ${on} FROM ${to_(gs)}`),
+    ...grouped(revokeAll).map(([cascade, gs]) => `REVOKE ALL ON ${on} FROM ${to_(gs)}${cascade}`),
+    ...grouped(revoke).map(([ps, gs]) => {
+      const [privileges, cascade] = withCascade(ps);
+      return `REVOKE ${privileges} ON ${on} FROM ${to_(gs)}${cascade}`;
+    }),
+    ...grouped(revokeOption).map(([ps, gs]) => `REVOKE GRANT OPTION FOR ${ps} ON ${on} FROM ${to_(gs)} CASCADE`),
     ...grouped(grant).map(([ps, gs]) => `GRANT ${ps} ON ${on} TO ${to_(gs)}`),
     ...grouped(grantOption).map(([ps, gs]) => `GRANT ${ps} ON ${on} TO ${to_(gs)} WITH GRANT OPTION`),
   ];
@@ -174,6 +180,26 @@ function initialAclSql(o: DbObject, ctx: SqlContext): string[] {
   if (!target || acl === undefined) return [];
   const initial = target.type === undefined ? {} : (ctx.initialAcl?.(target.type, target.schema) ?? (target.type === 'f' ? { public: ['EXECUTE'] } : {}));
   return aclSql(target, initial, acl);
+}
+
+/** `ALTER … OWNER TO` the desired owner, where vecscale keeps the owner and it differs. */
+export function ownerSql(actual: DbObject, desired: DbObject): string[] {
+  // (A role's `owner` is the primary it serves, not a role.)
+  if (desired.kind === 'role' || actual.kind === 'role') return [];
+  const want = 'owner' in desired ? desired.owner : undefined;
+  if (want === undefined || ('owner' in actual && actual.owner === want)) return [];
+  const name = (() => {
+    switch (desired.kind) {
+      case 'table': return `TABLE ${qualified(desired.schema, desired.name)}`;
+      case 'view': return `VIEW ${qualified(desired.schema, desired.name)}`;
+      case 'foreign_table': return `FOREIGN TABLE ${qualified(desired.schema, desired.name)}`;
+      case 'schema': return `SCHEMA ${ident(desired.name)}`;
+      case 'server': return `SERVER ${ident(desired.name)}`;
+      case 'function': return `FUNCTION ${qualified(desired.schema, desired.name)}(${desired.argTypes ?? ''})`;
+      default: return undefined;
+    }
+  })();
+  return name === undefined ? [] : [`ALTER ${name} OWNER TO ${ident(want)}`];
 }
 
 /** Turns a live object's ACL into the desired one (drift, adoption). */
@@ -211,8 +237,9 @@ const builders: { [K in ObjectKind]: Builders<K> } = {
   extension: {
     create: (o) => [
       `CREATE EXTENSION IF NOT EXISTS ${ident(o.name)} WITH SCHEMA ${ident(o.schema)}`,
-      // Extension functions are executable by PUBLIC by default; dblink's must not be (see match-function.ts).
-      ...(o.revokePublic ? [`REVOKE EXECUTE ON ALL FUNCTIONS IN SCHEMA ${ident(o.schema)} FROM PUBLIC`] : []),
+      // Extension functions are executable by PUBLIC (and whoever default privileges name) once created; dblink's
+      // must be its owner's only (see match-function.ts), and so are postgres_fdw's.
+      ...(o.grants !== undefined ? [ownerOnlySql(o.name)] : []),
     ],
   },
   schema: {
@@ -314,8 +341,33 @@ const builders: { [K in ObjectKind]: Builders<K> } = {
   },
 };
 
+/**
+ * Revokes whatever any role but the owner may do with an extension's functions and foreign-data wrappers (PUBLIC,
+ * default privileges, grants by hand): they are found in the catalog, so whatever was granted goes.
+ */
+function ownerOnlySql(extension: string): string {
+  const grantee = "CASE a.grantee WHEN 0 THEN 'PUBLIC' ELSE pg_catalog.quote_ident(pg_catalog.pg_get_userbyid(a.grantee)) END";
+  const cascade = "CASE WHEN a.is_grantable THEN ' CASCADE' ELSE '' END";
+  const member = (catalog: string) =>
+    `d.classid = 'pg_catalog.${catalog}'::pg_catalog.regclass AND d.deptype = 'e' AND d.refobjid = ` +
+    `(SELECT e.oid FROM pg_catalog.pg_extension e WHERE e.extname = ${literal(extension)})`;
+  return (
+    'DO $vecscale$ DECLARE stmt pg_catalog.text; BEGIN FOR stmt IN ' +
+    `SELECT pg_catalog.format('REVOKE ALL ON FUNCTION %s FROM %s%s', p.oid::pg_catalog.regprocedure, ${grantee}, ${cascade}) ` +
+    'FROM pg_catalog.pg_depend d JOIN pg_catalog.pg_proc p ON p.oid = d.objid, ' +
+    "LATERAL pg_catalog.aclexplode(COALESCE(p.proacl, pg_catalog.acldefault('f', p.proowner))) a " +
+    `WHERE ${member('pg_proc')} AND a.grantee <> p.proowner ` +
+    'UNION ' +
+    `SELECT pg_catalog.format('REVOKE ALL ON FOREIGN DATA WRAPPER %I FROM %s%s', w.fdwname, ${grantee}, ${cascade}) ` +
+    'FROM pg_catalog.pg_depend d JOIN pg_catalog.pg_foreign_data_wrapper w ON w.oid = d.objid, ' +
+    "LATERAL pg_catalog.aclexplode(COALESCE(w.fdwacl, pg_catalog.acldefault('F', w.fdwowner))) a " +
+    `WHERE ${member('pg_foreign_data_wrapper')} AND a.grantee <> w.fdwowner ` +
+    'LOOP EXECUTE stmt; END LOOP; END $vecscale$'
+  );
+}
+
 /** A login role and nothing more; INHERIT off, so a membership granted later by hand brings no privileges along. */
-const PLAIN_LOGIN = 'LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS NOINHERIT';
+const PLAIN_LOGIN = "LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS NOINHERIT CONNECTION LIMIT -1 VALID UNTIL 'infinity'";
 
 
 const privilegeTarget = (p: Privilege): string =>
@@ -414,7 +466,9 @@ function viewOptionChanges(name: string, actual: readonly string[], desired: rea
  * or its attributes set back (CREATE OR REPLACE, owner), and every ACL. Grants and dependants survive.
  */
 export function alterSql(actual: DbObject, desired: DbObject, ctx: SqlContext): string[] {
-  const acl = aclChangeSql(actual, desired);
+  // The owner first: its ACL entries are then the new owner's, and the ACL is made exact after.
+  const acl = [...ownerSql(actual, desired), ...aclChangeSql(actual, desired)];
+  if (desired.kind === 'extension') return desired.grants !== undefined ? [ownerOnlySql(desired.name)] : [];
   if (desired.kind === 'server' && actual.kind === 'server') {
     const own = ownOptions('server', actual.options);
     const changed = JSON.stringify(sortedOptions(own)) !== JSON.stringify(sortedOptions(desired.options));
@@ -440,10 +494,7 @@ export function alterSql(actual: DbObject, desired: DbObject, ctx: SqlContext): 
     const redefine =
       desired.definitionMd5 !== actual.definitionMd5 || desired.bodyMd5 !== actual.bodyMd5 ||
       desired.securityDefiner !== actual.securityDefiner || JSON.stringify(desired.config) !== JSON.stringify(actual.config);
-    const owner = desired.owner !== undefined && actual.owner !== desired.owner
-      ? [`ALTER FUNCTION ${qualified(desired.schema, desired.name)}(${desired.argTypes ?? ''}) OWNER TO ${ident(desired.owner)}`]
-      : [];
-    return [...(redefine ? replaceFunctionSql(desired) : []), ...owner, ...acl];
+    return [...(redefine ? replaceFunctionSql(desired) : []), ...acl];
   }
   if (desired.kind === 'table' && actual.kind === 'table') {
     // The marker (protect changed) and the ACL: everything else about a table is a replace.
@@ -459,6 +510,8 @@ export function alterSql(actual: DbObject, desired: DbObject, ctx: SqlContext): 
         ? [`ALTER ROLE ${name} ${PLAIN_LOGIN}${desired.setPassword && desired.passwordRef ? ` PASSWORD ${verifier(desired.passwordRef)}` : ''}`]
         : []),
       ...actual.memberOf.map((r) => `REVOKE ${ident(r)} FROM ${name}`),
+      // A member of the wrapper role would hold its privileges (and could SET ROLE to it).
+      ...(actual.members ?? []).map((m) => `REVOKE ${name} FROM ${ident(m)}`),
       ...(actual.owner !== desired.owner || !actual.managed ? [markSql(desired)!] : []),
     ];
   }
@@ -478,7 +531,7 @@ export function alterSql(actual: DbObject, desired: DbObject, ctx: SqlContext): 
   throw new Error(`no in-place change for ${desired.kind}`);
 }
 
-/** Adopting what exists exactly as needed: the marker under its own name, and the ACL made exact. */
+/** Adopting what exists exactly as needed: the marker under its own name, the owner and the ACL made exact. */
 export function adoptSql(actual: DbObject, desired: DbObject): string[] {
-  return [...[markSql(actual) ?? ''].filter(Boolean), ...aclChangeSql(actual, desired)];
+  return [...[markSql(actual) ?? ''].filter(Boolean), ...ownerSql(actual, desired), ...aclChangeSql(actual, desired)];
 }

@@ -16,8 +16,15 @@ import { qualified } from '../sql/quote.js';
 import { T } from '../sql/types.js';
 import { defineFunction } from './function-object.js';
 
-/** A filter's bounds: its JSON text, its operators (`$eq`, `$and`, …, every `$`-key), and the nesting of `$and`/`$or`. */
+/**
+ * A filter's bounds: its size (as jsonb), its operators (`$eq`, `$and`, …, every `$`-key), and the nesting of
+ * `$and`/`$or`; its numbers stay within what prints short (the compiled SQL carries them as text).
+ */
 export const FILTER_LIMITS = { bytes: 65_536, operators: 256, depth: 8 } as const;
+
+/** A jsonpath that finds a number whose text would be huge (1e131071, 1e-131071): jsonb keeps only its digits. */
+const NUMBER_OUT_OF_RANGE =
+  "'strict $.** ? (@.type() == \"number\" && (@ >= 1e308 || @ <= -1e308 || (@ != 0 && @ < 1e-307 && @ > -1e-307)))'";
 
 const FILTER_SQL = qualified(HELPER_SCHEMA, 'filter_sql');
 
@@ -42,8 +49,12 @@ BEGIN
     RETURN NULL;
   END IF;
   IF depth = 0 THEN
-    IF pg_catalog.octet_length(filter::${T.text}) > ${FILTER_LIMITS.bytes} THEN
-      RAISE EXCEPTION 'vecscale filter: the filter is % bytes of JSON; at most ${FILTER_LIMITS.bytes}', pg_catalog.octet_length(filter::${T.text}) USING ERRCODE = '22023';
+    -- Sizes are measured without printing the filter: a number like 1e131071 is 8 bytes as jsonb, 131 KB as text.
+    IF pg_catalog.pg_column_size(filter) > ${FILTER_LIMITS.bytes} THEN
+      RAISE EXCEPTION 'vecscale filter: the filter is % bytes (as jsonb); at most ${FILTER_LIMITS.bytes}', pg_catalog.pg_column_size(filter) USING ERRCODE = '22023';
+    END IF;
+    IF pg_catalog.jsonb_path_exists(filter, ${NUMBER_OUT_OF_RANGE}::${T.jsonpath}) THEN
+      RAISE EXCEPTION 'vecscale filter: numbers must be 0 or between 1e-307 and 1e308 in magnitude' USING ERRCODE = '22023';
     END IF;
     IF pg_catalog.jsonb_array_length(pg_catalog.jsonb_path_query_array(filter,
          'strict $.** ? (@.type() == "object").keyvalue() ? (@.key starts with "$")'::${T.jsonpath})) > ${FILTER_LIMITS.operators} THEN

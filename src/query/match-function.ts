@@ -18,6 +18,8 @@ import { defineFunction, type FunctionArg } from './function-object.js';
 export const DISTANCE_OPERATOR: Readonly<Record<Metric, string>> = { cosine: '<=>', l2: '<->', inner_product: '<#>' };
 /** vecs refuses more than 1000 results; so do we. */
 export const MAX_MATCH_COUNT = 1000;
+/** The longest a match_<c> statement may run on the secondary, whatever the caller's statement_timeout (ms). */
+export const MAX_REMOTE_MS = 60_000;
 
 export const matchFunctionName = (collection: string): string => `match_${collection}`;
 export const matchSqlFunctionName = (collection: string): string => `match_sql_${collection}`;
@@ -128,8 +130,9 @@ export function matchSqlFunction(c: CollectionSpec, vectorSchema: string): Funct
  * the owner's. Its callers (EXECUTE: the topology's readers) get rows of this one query, nothing more. It lives in
  * vecscale's private schema, never an API schema.
  *
- * The caller's statement_timeout reaches the secondary: what is left of it becomes the remote statement's own, so the
- * secondary stops by itself when the primary gives up (PG15's dblink cannot be interrupted while it waits).
+ * The caller's statement_timeout reaches the secondary: what is left of it (at most MAX_REMOTE_MS, which also bounds a
+ * caller without one) becomes the remote statement's own, so the secondary stops by itself when the primary gives up
+ * (PG15's dblink cannot be interrupted while it waits).
  */
 export function searchFunction(
   c: CollectionSpec,
@@ -146,12 +149,14 @@ DECLARE
   open_connections ${T.textArray} := COALESCE(${dblink('dblink_get_connections')}(), '{}'::${T.textArray});
   stale ${T.text};
 BEGIN
+  -- What is left of the caller's statement_timeout, at most ${MAX_REMOTE_MS} ms (also for a caller without one): the
+  -- secondary cancels the statement itself when it runs out. (GREATEST and LEAST are SQL syntax, not functions: they
+  -- cannot be qualified, and need no qualifying.)
   IF budget_ms > 0 THEN
-    -- What is left of the caller's statement_timeout: the secondary cancels the statement itself when it runs out.
-    -- (GREATEST is SQL syntax, not a function: it cannot be qualified, and needs no qualifying.)
     budget_ms := GREATEST(1, budget_ms - pg_catalog.date_part('epoch', pg_catalog.clock_timestamp() - pg_catalog.statement_timestamp()) * 1000);
-    sql := pg_catalog.format('SET LOCAL statement_timeout = %s; %s', pg_catalog.ceil(budget_ms)::${T.int8}, sql);
   END IF;
+  budget_ms := CASE WHEN budget_ms > 0 THEN LEAST(budget_ms, ${MAX_REMOTE_MS}) ELSE ${MAX_REMOTE_MS} END;
+  sql := pg_catalog.format('SET LOCAL statement_timeout = %s; %s', pg_catalog.ceil(budget_ms)::${T.int8}, sql);
   IF NOT ${conn} = ANY (open_connections) THEN
     -- Connections to this server opened with its former options: close them.
     FOREACH stale IN ARRAY open_connections LOOP

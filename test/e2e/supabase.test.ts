@@ -291,3 +291,90 @@ test("a function's SECURITY, search_path, settings or owner changed by hand is p
   )) as Array<{ id: string }>;
   assert.deepEqual(matches.map((m) => m.id), ['a']);
 });
+
+test('an owner, a member of the wrapper role, an expiry or a grant onward set by hand is planned back (a review found them unseen)', async () => {
+  const evil = `evil_${dbs.name}`;
+  for (const url of [dbs.primary, podA]) {
+    await sql(url, `DO $$ BEGIN CREATE ROLE ${evil} LOGIN PASSWORD 'evil'; EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL; END $$`);
+  }
+  after(async () => {
+    for (const url of [dbs.primary, podA, podB]) {
+      await sql(url, `DO $$ BEGIN IF EXISTS (SELECT FROM pg_roles WHERE rolname = '${evil}') THEN EXECUTE 'DROP OWNED BY ${evil}'; END IF; END $$`);
+    }
+    await sql(dbs.primary, `DROP ROLE IF EXISTS ${evil}`);
+  });
+  // An owner holds every privilege (a server's owner sees its mapping's password); a member holds the wrapper's.
+  await sql(dbs.primary, `ALTER SERVER pod_a OWNER TO ${evil}`);
+  await sql(dbs.primary, `ALTER FOREIGN TABLE vecscale_write.docs OWNER TO ${evil}`);
+  await sql(dbs.primary, `ALTER VIEW public.docs OWNER TO ${evil}`);
+  await sql(dbs.primary, `ALTER SCHEMA vecscale_write OWNER TO ${evil}`);
+  await sql(podA, `ALTER VIEW vecscale.docs OWNER TO ${evil}`);
+  await sql(podA, `GRANT ${wrapper} TO ${evil}`);
+  await sql(podA, `ALTER ROLE ${wrapper} VALID UNTIL '2000-01-01' CONNECTION LIMIT 0`);
+  // A grant onward: service_role may grant SELECT, and grants it to a stranger (whose grant only CASCADE removes).
+  await sql(dbs.primary, 'GRANT SELECT ON public.docs TO service_role WITH GRANT OPTION');
+  await sql(dbs.primary, `SET ROLE service_role; GRANT SELECT ON public.docs TO ${evil}; RESET ROLE`);
+  // dblink's functions are their owner's only: a grant by hand would reach the connection search_<c> keeps.
+  await sql(dbs.primary, 'GRANT EXECUTE ON FUNCTION vecscale.dblink(text, text) TO anon');
+  await sql(dbs.primary, `GRANT USAGE ON FOREIGN DATA WRAPPER postgres_fdw TO ${evil}`);
+
+  const p = await run(['plan', '--detailed-exitcode']);
+  assert.equal(p.code, 2, p.stderr);
+  for (const expected of [
+    /ALTER SERVER "pod_a" OWNER TO "postgres"/,
+    /ALTER FOREIGN TABLE "vecscale_write"\."docs" OWNER TO "postgres"/,
+    /ALTER VIEW "public"\."docs" OWNER TO "postgres"/,
+    /ALTER SCHEMA "vecscale_write" OWNER TO "postgres"/,
+    /ALTER VIEW "vecscale"\."docs" OWNER TO "postgres"/,
+    new RegExp(`REVOKE "${wrapper}" FROM "${evil}"`),
+    /CONNECTION LIMIT -1 VALID UNTIL 'infinity'/,
+    /REVOKE GRANT OPTION FOR SELECT ON TABLE "public"\."docs" FROM "service_role" CASCADE/,
+    /extension dblink/,
+    /extension postgres_fdw/,
+  ]) {
+    assert.match(p.stderr, expected);
+  }
+  const a = await run(['apply', '--auto-approve']);
+  assert.equal(a.code, 0, a.stderr);
+  assert.equal((await run(['plan', '--detailed-exitcode'])).code, 0, 'converged');
+  const [primary] = await sql(
+    dbs.primary,
+    `SELECT (SELECT pg_get_userbyid(srvowner) FROM pg_foreign_server WHERE srvname = 'pod_a') AS server,
+            has_table_privilege($1, 'public.docs', 'SELECT') AS stranger,
+            has_function_privilege('anon', 'vecscale.dblink(text, text)', 'EXECUTE') AS dblink,
+            has_foreign_data_wrapper_privilege($1, 'postgres_fdw', 'USAGE') AS fdw`,
+    [evil],
+  );
+  assert.deepEqual(primary, { server: 'postgres', stranger: false, dblink: false, fdw: false });
+  const [pod] = await sql(podA, `SELECT pg_has_role($1, $2, 'MEMBER') AS member, (SELECT rolvaliduntil::text FROM pg_roles WHERE rolname = $2) AS until`, [evil, wrapper]);
+  assert.deepEqual(pod, { member: false, until: 'infinity' });
+  // And the wrapper logs in again: match_docs works.
+  const matches = (await rest.request('anon', true, (q) =>
+    q.rpc('match_docs', [['query_embedding', 'extensions.vector', [1, 0, 0]], ['match_count', 'integer', 1], ['filter', 'jsonb', {}]]),
+  )) as Array<{ id: string }>;
+  assert.deepEqual(matches.map((m) => m.id), ['a']);
+});
+
+test('default privileges on every function of the database: dblink and postgres_fdw are still their owner\'s only, from the first apply', async () => {
+  const other = await supabaseDatabases('supabase_global');
+  const f = topologyFile(other, '  docs:\n    secondary: pod_a\n    dimension: 3\n', 'extension_schema: extensions\napi_roles: [anon, authenticated]\n');
+  // A database-wide default: every function postgres creates, anywhere, executable by authenticated.
+  await sql(other.primary, 'ALTER DEFAULT PRIVILEGES FOR ROLE postgres GRANT EXECUTE ON FUNCTIONS TO authenticated');
+  const applied = await vecscale(['apply', f.path, '--auto-approve'], { env: f.env });
+  assert.equal(applied.code, 0, applied.stderr);
+  assert.equal((await vecscale(['plan', f.path, '--detailed-exitcode'], { env: f.env })).code, 0, 'one apply converges');
+  const granted = await sql(
+    other.primary,
+    `SELECT p.oid::regprocedure::text AS f FROM pg_proc p JOIN pg_depend d ON d.objid = p.oid AND d.deptype = 'e'
+       JOIN pg_extension e ON e.oid = d.refobjid AND e.extname IN ('dblink', 'postgres_fdw')
+      WHERE has_function_privilege('authenticated', p.oid, 'EXECUTE') OR has_function_privilege('anon', p.oid, 'EXECUTE')`,
+  );
+  assert.deepEqual(granted, []);
+  // vecscale's own functions follow the topology, whatever the default said.
+  const [fns] = await sql(
+    other.primary,
+    `SELECT has_function_privilege('authenticated', 'vecscale.write_docs()', 'EXECUTE') AS trigger,
+            has_function_privilege('authenticated', 'vecscale.search_docs(extensions.vector, integer, jsonb)', 'EXECUTE') AS search`,
+  );
+  assert.deepEqual(fns, { trigger: false, search: true });
+});

@@ -235,9 +235,10 @@ function holds(f: Filter, m: Meta): boolean {
 }
 const expectedIds = (f: Filter) => exactRows.filter((g) => holds(f, meta(g))).map((g) => `e${g}`).sort();
 
-const jsonBytes = async (f: Filter) => (await sql<{ n: number }>(dbs.primary, 'SELECT octet_length($1::jsonb::text)::int AS n', [JSON.stringify(f)]))[0]!.n;
+// The bound is on the jsonb value itself: measured without printing it (1e131071 is 8 bytes as jsonb, 131 KB as text).
+const jsonBytes = async (f: Filter) => (await sql<{ n: number }>(dbs.primary, 'SELECT pg_column_size($1::jsonb)::int AS n', [JSON.stringify(f)]))[0]!.n;
 
-/** A filter whose JSON text (as the database prints the jsonb) is exactly `bytes` long; it matches e7 only. */
+/** A filter that is exactly `bytes` long as jsonb; it matches e7 only. */
 async function filterOfSize(bytes: number): Promise<Filter> {
   const make = (n: number): Filter => ({ $or: [{ s: { $eq: 'v7' } }, { s: { $eq: 'x'.repeat(n) } }] });
   const base = await jsonBytes(make(0));
@@ -260,10 +261,10 @@ function nested(levels: number): Filter {
 
 const BOUNDS = [
   {
-    bound: 'size: 65,536 bytes of JSON',
+    bound: 'size: 65,536 bytes (as jsonb)',
     at: () => filterOfSize(65_536),
     over: () => filterOfSize(65_537),
-    message: /the filter is 65537 bytes of JSON; at most 65536/,
+    message: /the filter is 65537 bytes \(as jsonb\); at most 65536/,
   },
   { bound: 'operators: 256 (every $-key)', at: async () => orOf(255), over: async () => orOf(256), message: /more than 256 operators/ },
   { bound: 'depth: 8 levels of $and/$or', at: async () => nested(8), over: async () => nested(9), message: /nested deeper than 8 levels/ },
@@ -291,13 +292,32 @@ for (const { bound, at, over, message } of BOUNDS) {
   });
 }
 
+test('a small filter whose numbers would print huge (1e131071: 8 bytes as jsonb, 131 KB as text) fails at once, before anything is printed or sent', async () => {
+  // 64 KB of such numbers once made a primary backend allocate ~1 GB for 9–18 s, past its statement_timeout.
+  const wide = { s: { $in: Array.from({ length: 2_000 }, () => 1e308 * 0) } };
+  const text = JSON.stringify(wide).replace(/0/g, '1e131071');
+  assert.ok((await sql<{ n: number }>(dbs.primary, 'SELECT pg_column_size($1::jsonb)::int AS n', [text]))[0]!.n < 65_536, 'within the size bound');
+  for (const [what, filter] of [['a huge number', text], ['a tiny one', '{"g": {"$lt": 1e-16000}}'], ['a huge negative one', '{"g": {"$gt": -1e400}}']] as const) {
+    for (const collection of ['exact', 'exactshard']) {
+      await asAnon('1s', async (c) => {
+        const before = await wrapperStatements();
+        const refused = await outcome(c.query(`SELECT id FROM public.match_${collection}($1, 10, $2::jsonb)`, [embedding(1), filter]));
+        assertFailed(refused, '22023', 2000, /numbers must be 0 or between 1e-307 and 1e308 in magnitude/);
+        assert.deepEqual(newStatements(before, await wrapperStatements()), [], `${what}, ${collection}: nothing sent`);
+      });
+    }
+  }
+  // Ordinary numbers, big and small, still filter.
+  await asAnon('0', async (c) => assert.deepEqual((await match(c, 'exact', { g: { $lt: 1e300 } })).rows.length, ROWS));
+});
+
 test("the issue's filter — an $or of 20,000 conditions, ~578 KB — fails at once as anon through PostgREST, before any secondary sees it", async () => {
   const huge = { $or: Array.from({ length: 20_000 }, (_, i) => ({ [`key${i}`]: { $eq: `value-${i}` } })) };
   assert.ok(Buffer.byteLength(JSON.stringify(huge)) > 500_000);
   for (const collection of ['exact', 'exactshard']) {
     const before = await wrapperStatements();
     const refused = await outcome(rpcMatch(collection, huge));
-    assertFailed(refused, '22023', 2000, /bytes of JSON; at most 65536/);
+    assertFailed(refused, '22023', 2000, /bytes \(as jsonb\); at most 65536/);
     assert.deepEqual(newStatements(before, await wrapperStatements()), [], `${collection}: a secondary ran a statement for a refused filter`);
   }
   // The refusal broke nothing: the same PostgREST session runs a sound filter (sharded: no remote timeout involved).

@@ -6,7 +6,7 @@ import { toState } from '../../src/introspect/map.js';
 const noPartition = { partition_key: null, partition_bound: null, partition_parent: null, partitions: null };
 
 const raw: RawCatalog = {
-  facts: { current_user: 'postgres', server_version_num: '150018', dblink_public: false, superuser: true, can_quiet_log: true },
+  facts: { current_user: 'postgres', server_version_num: '150018', superuser: true, can_quiet_log: true },
   // Supabase's default privileges: everything postgres creates in public is granted to the API roles.
   defaultAcls: [
     { objtype: 'r', schema: 'public', acl: [['anon', 'SELECT', false], ['anon', 'INSERT', false], ['service_role', 'SELECT', true]] },
@@ -14,15 +14,15 @@ const raw: RawCatalog = {
     { objtype: 'T', schema: null, acl: [['public', 'USAGE', false]] },
   ],
   grantees: [{ rolname: 'anon', uses_vector_schema: true }, { rolname: 'authenticated', uses_vector_schema: false }],
-  extensions: [{ extname: 'vector', nspname: 'extensions' }],
-  schemas: [{ nspname: 'vecs', comment: null, acl: [['vecscale_fdw', 'USAGE', false]] }],
+  extensions: [{ extname: 'vector', nspname: 'extensions', grants: [] }],
+  schemas: [{ nspname: 'vecs', comment: null, owner: 'postgres', acl: [['vecscale_fdw', 'USAGE', false]] }],
   relations: [
-    { oid: 1, nspname: 'vecs', relname: 'docs', relkind: 'r', comment: 'managed by vecscale', viewdef_md5: null, reloptions: null, acl: [], write_trigger: null, ...noPartition },
-    { oid: 2, nspname: 'public', relname: 'docs', relkind: 'v', comment: 'managed by vecscale; definition md5 abc', viewdef_md5: 'def', reloptions: ['security_invoker=true'], acl: [['anon', 'SELECT', false], ['service_role', 'UPDATE', true]], write_trigger: 'vecscale.write_docs', ...noPartition },
-    { oid: 3, nspname: 'vecscale_remote', relname: 'docs', relkind: 'f', comment: null, viewdef_md5: null, reloptions: null, acl: [], write_trigger: null, ...noPartition },
-    { oid: 4, nspname: 'vecscale_remote', relname: 'img', relkind: 'p', comment: null, viewdef_md5: null, reloptions: null, acl: [], write_trigger: null, ...noPartition, partition_key: 'HASH (id)', partitions: ['vecscale_remote.img_p1of2', 'vecscale_remote.img_p0of2'] },
+    { oid: 1, nspname: 'vecs', relname: 'docs', relkind: 'r', comment: 'managed by vecscale', viewdef_md5: null, reloptions: null, owner: 'postgres', acl: [], write_trigger: null, ...noPartition },
+    { oid: 2, nspname: 'public', relname: 'docs', relkind: 'v', comment: 'managed by vecscale; definition md5 abc', viewdef_md5: 'def', reloptions: ['security_invoker=true'], owner: 'postgres', acl: [['anon', 'SELECT', false], ['service_role', 'UPDATE', true]], write_trigger: 'vecscale.write_docs', ...noPartition },
+    { oid: 3, nspname: 'vecscale_remote', relname: 'docs', relkind: 'f', comment: null, viewdef_md5: null, reloptions: null, owner: 'postgres', acl: [], write_trigger: null, ...noPartition },
+    { oid: 4, nspname: 'vecscale_remote', relname: 'img', relkind: 'p', comment: null, viewdef_md5: null, reloptions: null, owner: 'postgres', acl: [], write_trigger: null, ...noPartition, partition_key: 'HASH (id)', partitions: ['vecscale_remote.img_p1of2', 'vecscale_remote.img_p0of2'] },
     {
-      oid: 5, nspname: 'vecscale_remote', relname: 'img_p1of2', relkind: 'f', comment: null, viewdef_md5: null, reloptions: null, acl: [], write_trigger: null,
+      oid: 5, nspname: 'vecscale_remote', relname: 'img_p1of2', relkind: 'f', comment: null, viewdef_md5: null, reloptions: null, owner: 'postgres', acl: [], write_trigger: null,
       partition_key: null, partition_bound: 'FOR VALUES WITH (modulus 2, remainder 1)', partition_parent: 'vecscale_remote.img', partitions: null,
     },
   ],
@@ -44,7 +44,7 @@ const raw: RawCatalog = {
     { ftrelid: 3, srvname: 'pod_a', ftoptions: ['schema_name=public', 'table_name=docs'] },
     { ftrelid: 5, srvname: 'pod_b', ftoptions: ['schema_name=vecs', 'table_name=img_p1of2'] },
   ],
-  servers: [{ srvname: 'pod_a', fdwname: 'postgres_fdw', srvoptions: ['host=h', 'options=-c a=b'], comment: 'managed by vecscale', acl: [] }],
+  servers: [{ srvname: 'pod_a', fdwname: 'postgres_fdw', srvoptions: ['host=h', 'options=-c a=b'], comment: 'managed by vecscale', owner: 'postgres', acl: [] }],
   userMappings: [{ srvname: 'pod_a', usename: 'postgres', umoptions: ['user=app', 'password=hunter2=x', 'sslpassword=s3cret'] }],
   nonEmpty: [{ relname: 'docs' }],
   roles: [],
@@ -94,7 +94,7 @@ test('toState maps catalog rows into the model, absorbing the catalog quirks', (
   const upsert = get('function:public.upsert_docs(rows)');
   assert.deepEqual(upsert?.kind === 'function' && [upsert.acl, upsert.securityDefiner, upsert.config, upsert.owner], [{ public: ['EXECUTE'] }, true, [], 'app']);
   const { defaultAcl, roles, ...rest } = facts;
-  assert.deepEqual(rest, { database: 'pod_a', currentUser: 'postgres', serverVersion: 150018, vectorSchema: 'extensions', dblinkSchema: undefined, dblinkPublic: false, superuser: true, canQuietLog: true, nonEmpty: new Set(['relation:vecs.docs']), dependants: new Map(), readBy: new Map() });
+  assert.deepEqual(rest, { database: 'pod_a', currentUser: 'postgres', serverVersion: 150018, vectorSchema: 'extensions', dblinkSchema: undefined, superuser: true, canQuietLog: true, nonEmpty: new Set(['relation:vecs.docs']), dependants: new Map(), readBy: new Map() });
   // Default privileges by type, global or per schema (types other than relations, functions and schemas are not vecscale's).
   assert.deepEqual(defaultAcl, {
     global: { f: { authenticated: ['EXECUTE'], public: ['EXECUTE'] } },

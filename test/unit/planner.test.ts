@@ -76,7 +76,7 @@ test('exact SQL on a secondary: the vecs table, its index named for vecs, the vi
   const all = plan.databases.find((d) => d.database === 'pod_text')!.steps.flatMap((s) => s.sql);
   assert.deepEqual(all.slice(0, 2), [
     // The role's password travels as the SCRAM verifier vecscale computes, never as the password.
-    'CREATE ROLE "vecscale_fdw" LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS NOINHERIT PASSWORD {{verifier:pod_text.fdw_password}}',
+    `CREATE ROLE "vecscale_fdw" LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS NOINHERIT CONNECTION LIMIT -1 VALID UNTIL 'infinity' PASSWORD {{verifier:pod_text.fdw_password}}`,
     'COMMENT ON ROLE "vecscale_fdw" IS \'managed by vecscale; wrapper role of 127.0.0.1:5432/app\'',
   ]);
   assert.deepEqual(all.slice(-2), [
@@ -126,7 +126,9 @@ test('exact SQL on the primary: server with extensions vector, mapping FOR PUBLI
   assert.ok(sql.some((s) => s.startsWith('CREATE FUNCTION "vecscale"."search_docs"("query_embedding" "public".vector(384), "match_count" pg_catalog.int4, "filter" pg_catalog.jsonb) RETURNS TABLE(') && s.includes(' SECURITY DEFINER SET search_path = pg_catalog, pg_temp SET plan_cache_mode = force_custom_plan AS $vecscale$')));
   assert.ok(sql.includes('CREATE EXTENSION IF NOT EXISTS "dblink" WITH SCHEMA "vecscale"'));
   assert.ok(sql.includes('CREATE EXTENSION IF NOT EXISTS "postgres_fdw" WITH SCHEMA "vecscale"'), 'never an API schema');
-  assert.ok(sql.includes('REVOKE EXECUTE ON ALL FUNCTIONS IN SCHEMA "vecscale" FROM PUBLIC'), 'nobody but the owner may call dblink');
+  // Nobody but the owner may call dblink's or postgres_fdw's functions: whatever anyone was granted as they were created goes.
+  const ownerOnly = sql.filter((s) => s.startsWith('DO $vecscale$ DECLARE stmt pg_catalog.text; BEGIN FOR stmt IN SELECT pg_catalog.format(\'REVOKE ALL ON FUNCTION'));
+  assert.deepEqual(ownerOnly.map((s) => /extname = '(\w+)'/.exec(s)?.[1]), ['dblink', 'postgres_fdw']);
   // Every function's whole ACL: PUBLIC's default EXECUTE revoked, then exactly the declared roles.
   assert.ok(sql.includes('REVOKE ALL ON FUNCTION "public"."match_docs"("public".vector, pg_catalog.int4, pg_catalog.jsonb) FROM PUBLIC'));
   assert.ok(sql.includes('GRANT EXECUTE ON FUNCTION "public"."match_docs"("public".vector, pg_catalog.int4, pg_catalog.jsonb) TO "anon", "authenticated", "service_role"'));
@@ -365,7 +367,7 @@ test('a configured fdw_password that differs from the mappings sets it on the ro
     'pod_text: alter role vecscale_fdw: password set',
     'primary: alter user mapping for public on server pod_text: password changed',
   ]);
-  assert.deepEqual(steps[0]!.sql, ['ALTER ROLE "vecscale_fdw" LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS NOINHERIT PASSWORD {{verifier:pod_text.fdw_password}}']);
+  assert.deepEqual(steps[0]!.sql, [`ALTER ROLE "vecscale_fdw" LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS NOINHERIT CONNECTION LIMIT -1 VALID UNTIL 'infinity' PASSWORD {{verifier:pod_text.fdw_password}}`]);
   assert.deepEqual(steps[1]!.sql, ['ALTER USER MAPPING FOR PUBLIC SERVER "pod_text" OPTIONS (SET "password" {{secret:pod_text.fdw_password}})']);
   assert.ok(!JSON.stringify(plan).includes('canary-fdw-Pw'));
 });
@@ -420,13 +422,27 @@ test('options compare by value, whatever order their keys were built or read in'
   assert.deepEqual(buildPlan(topology(), live).databases.flatMap((d) => d.steps), []);
 });
 
-test('dblink where PUBLIC may execute it blocks the plan: match_* keeps an owner connection in the session', () => {
-  const live = converged();
-  const primary = live.get('primary')!;
-  live.set('primary', { ...primary, facts: { ...primary.facts, dblinkSchema: 'extensions', dblinkPublic: true } });
-  const plan = buildPlan(topology(), live);
-  assert.equal(plan.blockers.length, 1);
-  assert.match(plan.blockers[0]!.reason, /PUBLIC may execute dblink's functions.*ALTER EXTENSION dblink SET SCHEMA vecscale/);
+test("dblink elsewhere that any role but its owner may execute blocks the plan; in vecscale's schema, the grants are revoked", () => {
+  const withDblink = (schema: string, grants: string[]) => {
+    const live = converged();
+    const primary = live.get('primary')!;
+    const objects = new Map(primary.state.objects);
+    objects.set('extension:dblink', { kind: 'extension', key: 'extension:dblink', managed: false, name: 'dblink', schema, grants });
+    live.set('primary', { ...primary, state: { ...primary.state, objects }, facts: { ...primary.facts, dblinkSchema: schema } });
+    return buildPlan(topology(), live);
+  };
+  // Not only PUBLIC: a default privilege or a hand grant to one role is as bad (search_<c>'s connection is reachable).
+  const blocked = withDblink('extensions', ['anon EXECUTE extensions.dblink(text,text)', 'anon EXECUTE extensions.dblink_exec(text,text)', 'PUBLIC EXECUTE extensions.dblink_connect(text)']);
+  assert.equal(blocked.blockers.length, 1);
+  assert.match(blocked.blockers[0]!.reason, /^anon, PUBLIC may execute dblink's functions.*ALTER EXTENSION dblink SET SCHEMA vecscale/);
+  assert.deepEqual(withDblink('extensions', ['anon USAGE foreign-data wrapper dblink_fdw']).blockers, []);
+  // In vecscale's own schema: no blocker, the plan revokes every grant to anyone but the owner.
+  const fixed = withDblink('vecscale', ['authenticated EXECUTE vecscale.dblink(text,text)']);
+  assert.deepEqual(fixed.blockers, []);
+  const step = fixed.databases.flatMap((d) => d.steps).find((s) => s.object === 'extension dblink')!;
+  assert.equal(step.action, 'alter');
+  assert.match(step.reason, /its functions are its owner's only: revoke authenticated EXECUTE vecscale\.dblink\(text,text\)/);
+  assert.match(step.sql[0]!, /^DO \$vecscale\$ .*REVOKE ALL ON FUNCTION %s FROM %s%s.*extname = 'dblink'.*REVOKE ALL ON FOREIGN DATA WRAPPER/);
 });
 
 test('changed query settings give match_* a new connection name (dblink keeps an open connection as it was)', () => {

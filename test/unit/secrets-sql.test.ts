@@ -77,7 +77,8 @@ test('ACL changes: revokes first, grantees sharing a change share a statement, c
       'REVOKE ALL ON TABLE "public"."docs" FROM PUBLIC, "stranger"',
       'REVOKE DELETE, INSERT ON TABLE "public"."docs" FROM "anon", "authenticated"',
       'REVOKE UPDATE ("metadata") ON TABLE "public"."docs" FROM "anon"',
-      'REVOKE GRANT OPTION FOR SELECT ON TABLE "public"."docs" FROM "service_role"',
+      // What service_role granted onward goes with its grant option (CASCADE: nothing else may revoke it).
+      'REVOKE GRANT OPTION FOR SELECT ON TABLE "public"."docs" FROM "service_role" CASCADE',
       'GRANT DELETE, INSERT, UPDATE ON TABLE "public"."docs" TO "service_role"',
     ],
   );
