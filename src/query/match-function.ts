@@ -196,20 +196,26 @@ END`;
 }
 
 /**
- * `public.match_<c>(query_embedding vector(n), match_count int DEFAULT 10, filter jsonb DEFAULT '{}')`, the API:
- * SECURITY INVOKER, it passes its arguments to vecscale.search_<c> and returns what that returns.
+ * `public.match_<c>(query_embedding vector(n), match_count int DEFAULT 10, filter jsonb DEFAULT '{}')`, the API of both
+ * shapes of collection: SECURITY INVOKER, `returning` is its one statement.
  */
-export function matchFunction(c: CollectionSpec, vectorSchema: string, acl: Acl): FunctionObject {
+export function matchApiFunction(c: CollectionSpec, vectorSchema: string, returning: string, acl: Acl, customPlan = false): FunctionObject {
   return defineFunction({
     schema: API_SCHEMA,
     name: matchFunctionName(c.name),
     args: matchArgs(c, vectorSchema, true),
     returns: `TABLE(${resultColumns(c).join(', ')})`,
     volatility: 'VOLATILE',
+    ...(customPlan ? { customPlan: true } : {}),
     body: `
 BEGIN
-  RETURN QUERY SELECT * FROM ${qualified(HELPER_SCHEMA, searchFunctionName(c.name))}(query_embedding, match_count, filter);
+  ${returning}
 END`,
     acl,
   });
+}
+
+/** A collection on one secondary: match_<c> passes its arguments to vecscale.search_<c> and returns what that returns. */
+export function matchFunction(c: CollectionSpec, vectorSchema: string, acl: Acl): FunctionObject {
+  return matchApiFunction(c, vectorSchema, `RETURN QUERY SELECT * FROM ${qualified(HELPER_SCHEMA, searchFunctionName(c.name))}(query_embedding, match_count, filter);`, acl);
 }

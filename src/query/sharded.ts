@@ -13,13 +13,13 @@
  *   `INSERT … ON CONFLICT (id) DO UPDATE` on the partition. It runs in the caller's transaction (postgres_fdw's).
  */
 import type { ShardedCollection } from '../config/types.js';
-import { type Acl, API_SCHEMA, type FunctionObject, HELPER_SCHEMA, REMOTE_SCHEMA, VECS_SCHEMA, WRITE_SCHEMA } from '../model/state.js';
+import { type Acl, type FunctionObject, HELPER_SCHEMA, REMOTE_SCHEMA, VECS_SCHEMA, WRITE_SCHEMA } from '../model/state.js';
 import { partsOf } from '../model/placement.js';
 import { ident, literal, qualified } from '../sql/quote.js';
-import { T, vectorType } from '../sql/types.js';
+import { T } from '../sql/types.js';
 import { defineFunction } from './function-object.js';
-import { DISTANCE_OPERATOR, inlineVector, matchArgs, matchFunctionName, matchSqlFunctionObject, resultColumns } from './match-function.js';
-import { upsertFunctionName } from './write-functions.js';
+import { DISTANCE_OPERATOR, inlineVector, matchApiFunction, matchSqlFunctionObject } from './match-function.js';
+import { upsertRowSignature } from './write-functions.js';
 
 /** The trigger function of the upsert views on a shard (one per secondary, for every partition there). */
 export const UPSERT_ROW_FUNCTION = 'upsert_row';
@@ -63,19 +63,7 @@ export function shardedMatchSqlFunction(c: ShardedCollection, vectorSchema: stri
  * for a collection on one secondary. EXECUTE plans each call afresh (calls 6+ ship the LIMIT like call 1).
  */
 export function shardedMatchFunction(c: ShardedCollection, vectorSchema: string, acl: Acl): FunctionObject {
-  return defineFunction({
-    schema: API_SCHEMA,
-    name: matchFunctionName(c.name),
-    args: matchArgs(c, vectorSchema, true),
-    returns: `TABLE(${resultColumns(c).join(', ')})`,
-    volatility: 'VOLATILE',
-    customPlan: true,
-    body: `
-BEGIN
-  RETURN QUERY EXECUTE ${qualified(HELPER_SCHEMA, `match_sql_${c.name}`)}(query_embedding, match_count, filter);
-END`,
-    acl,
-  });
+  return matchApiFunction(c, vectorSchema, `RETURN QUERY EXECUTE ${qualified(HELPER_SCHEMA, `match_sql_${c.name}`)}(query_embedding, match_count, filter);`, acl, true);
 }
 
 /**
@@ -112,24 +100,10 @@ END`;
 
 /** `public.upsert_<c>(id, embedding, metadata)`: one row into vecscale_write.<c>, routed to its partition's upsert view. */
 export function shardedUpsertFunction(c: ShardedCollection, vectorSchema: string, acl: Acl): FunctionObject {
-  const body = `
-BEGIN
-  IF $1 IS NULL OR $2 IS NULL THEN
-    RAISE EXCEPTION 'vecscale: id and embedding must not be null' USING ERRCODE = '22004';
-  END IF;
-  INSERT INTO ${qualified(WRITE_SCHEMA, c.name)} (id, embedding, metadata) VALUES ($1, $2, COALESCE($3, '{}'::${T.jsonb}));
-END`;
-  return defineFunction({
-    schema: API_SCHEMA,
-    name: upsertFunctionName(c.name),
-    args: [
-      { name: 'id', type: T.text },
-      { name: 'embedding', type: vectorType(vectorSchema, c.dimension) },
-      { name: 'metadata', type: T.jsonb, default: `'{}'::${T.jsonb}` },
-    ],
-    returns: T.void,
-    volatility: 'VOLATILE',
-    body,
+  return upsertRowSignature(
+    c,
+    vectorSchema,
+    `  INSERT INTO ${qualified(WRITE_SCHEMA, c.name)} (id, embedding, metadata) VALUES ($1, $2, COALESCE($3, '{}'::${T.jsonb}));`,
     acl,
-  });
+  );
 }

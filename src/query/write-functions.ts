@@ -47,28 +47,16 @@ END`;
 }
 
 /**
- * `public.upsert_<c>(id, embedding, metadata)`: postgres_fdw cannot run ON CONFLICT DO UPDATE, so: update by id,
- * else insert; a concurrent insert of the same id (unique_violation from the secondary) retries the update.
+ * `public.upsert_<c>(id text, embedding vector(n), metadata jsonb DEFAULT '{}')` around `write`, the PL/pgSQL that writes
+ * the row ($1, $2, $3): the signature both shapes of collection share.
  */
-export function upsertFunction(c: CollectionSpec, vectorSchema: string, acl: Acl): FunctionObject {
-  const target = qualified(WRITE_SCHEMA, c.name);
+export function upsertRowSignature(c: CollectionSpec, vectorSchema: string, write: string, acl: Acl): FunctionObject {
   const body = `
 BEGIN
   IF $1 IS NULL OR $2 IS NULL THEN
     RAISE EXCEPTION 'vecscale: id and embedding must not be null' USING ERRCODE = '22004';
   END IF;
-  LOOP
-    UPDATE ${target} t SET embedding = $2, metadata = COALESCE($3, '{}'::${T.jsonb}) WHERE t.id = $1;
-    IF FOUND THEN
-      RETURN;
-    END IF;
-    BEGIN
-      INSERT INTO ${target} (id, embedding, metadata) VALUES ($1, $2, COALESCE($3, '{}'::${T.jsonb}));
-      RETURN;
-    EXCEPTION WHEN unique_violation THEN
-      -- another session inserted this id since our UPDATE: update it on the next turn
-    END;
-  END LOOP;
+${write}
 END`;
   return defineFunction({
     schema: API_SCHEMA,
@@ -83,6 +71,31 @@ END`;
     body,
     acl,
   });
+}
+
+/**
+ * `public.upsert_<c>(id, embedding, metadata)`: postgres_fdw cannot run ON CONFLICT DO UPDATE, so: update by id,
+ * else insert; a concurrent insert of the same id (unique_violation from the secondary) retries the update.
+ */
+export function upsertFunction(c: CollectionSpec, vectorSchema: string, acl: Acl): FunctionObject {
+  const target = qualified(WRITE_SCHEMA, c.name);
+  return upsertRowSignature(
+    c,
+    vectorSchema,
+    `  LOOP
+    UPDATE ${target} t SET embedding = $2, metadata = COALESCE($3, '{}'::${T.jsonb}) WHERE t.id = $1;
+    IF FOUND THEN
+      RETURN;
+    END IF;
+    BEGIN
+      INSERT INTO ${target} (id, embedding, metadata) VALUES ($1, $2, COALESCE($3, '{}'::${T.jsonb}));
+      RETURN;
+    EXCEPTION WHEN unique_violation THEN
+      -- another session inserted this id since our UPDATE: update it on the next turn
+    END;
+  END LOOP;`,
+    acl,
+  );
 }
 
 /**

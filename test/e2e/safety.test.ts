@@ -6,15 +6,16 @@
  */
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
 import pg from 'pg';
 import { type CliResult, vecscale } from '../cli.js';
-import { freshDatabases, sql, testClusters, TEST_SANDBOX_DIR } from '../harness.js';
+import { freshDatabases, sql } from '../harness.js';
 import { fdwUserFor, templated, topologyFile } from '../topology-files.js';
-import { sandboxStatus, type SandboxUrls } from '../../src/sandbox/sandbox.js';
+import { clusterLogs } from '../server-logs.js';
+import type { SandboxUrls } from '../../src/sandbox/sandbox.js';
 
 type Dbs = SandboxUrls & { readonly name: string };
 
@@ -290,15 +291,6 @@ test('an unreachable secondary: apply exits 1 naming it, and no database gained 
 
 // --- Secrets: outputs, files, server logs ---------------------------------------------------------------------
 
-/** The test clusters' server logs, when this run can see them (the sandbox the harness or scripts/test.sh started). */
-async function clusterLogs(): Promise<string[] | undefined> {
-  if (!existsSync(join(TEST_SANDBOX_DIR, 'sandbox.json'))) return undefined;
-  const clusters = await testClusters();
-  const ports = new Set([clusters.primary, ...Object.values(clusters.secondaries)].map((u) => Number(new URL(u).port)));
-  const logs = (await sandboxStatus({ dir: TEST_SANDBOX_DIR })).filter((c) => ports.has(c.port)).map((c) => c.logFile);
-  return logs.length === ports.size && logs.every((f) => existsSync(f)) ? logs : undefined;
-}
-
 /** Sets log_statement = 'ddl' on every database of the set (as admin), for the sessions that connect from now on. */
 async function logDdl(dbs: Dbs): Promise<void> {
   for (const url of [dbs.primary, ...Object.values(dbs.secondaries)]) {
@@ -415,8 +407,8 @@ function assertNoLeak(outputs: readonly CliResult[], dir: string, secrets: reado
 }
 
 async function assertLogsClean(secrets: readonly string[], tag: string, t: { skip(msg: string): void }): Promise<boolean> {
-  const logs = await clusterLogs();
-  if (!logs) {
+  const logs = [...((await clusterLogs())?.values() ?? [])];
+  if (logs.length === 0) {
     t.skip('the test clusters\' server logs are not reachable from this run');
     return false;
   }

@@ -11,7 +11,7 @@
  */
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { closeSync, existsSync, mkdtempSync, openSync, readdirSync, readFileSync, readSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { closeSync, mkdtempSync, openSync, readdirSync, readFileSync, readSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
@@ -19,7 +19,8 @@ import pg from 'pg';
 import { type CliResult, vecscale } from '../cli.js';
 import { freshDatabases, sql, testClusters, TEST_SANDBOX_DIR, withDatabase } from '../harness.js';
 import { fdwUserFor, templated } from '../topology-files.js';
-import { sandboxStatus, type SandboxUrls } from '../../src/sandbox/sandbox.js';
+import { clusterLogs } from '../server-logs.js';
+import type { SandboxUrls } from '../../src/sandbox/sandbox.js';
 
 type Dbs = SandboxUrls & { readonly name: string };
 
@@ -138,18 +139,6 @@ function assertOutputsClean(outputs: readonly CliResult[], secrets: Iterable<str
 }
 
 // --- Server logs ------------------------------------------------------------------------------------------------
-
-/**
- * The test clusters' server logs, from safety.test.ts `clusterLogs()`, keyed by port here so a test can tell the
- * primary's log from a secondary's. Undefined when this run cannot see them.
- */
-async function clusterLogs(): Promise<Map<number, string> | undefined> {
-  if (!existsSync(join(TEST_SANDBOX_DIR, 'sandbox.json'))) return undefined;
-  const clusters = await testClusters();
-  const ports = new Set([clusters.primary, ...Object.values(clusters.secondaries)].map((u) => Number(new URL(u).port)));
-  const logs = (await sandboxStatus({ dir: TEST_SANDBOX_DIR })).filter((c) => ports.has(c.port));
-  return logs.length === ports.size && logs.every((c) => existsSync(c.logFile)) ? new Map(logs.map((c) => [c.port, c.logFile])) : undefined;
-}
 
 interface LogMark {
   readonly port: number;
