@@ -8,6 +8,7 @@ import { byCodePoint } from '../util/fingerprint.js';
 import {
   type Acl,
   type AclObjectType,
+  initialAcl,
   type Column,
   type DbObject,
   DEFINITION_MARK,
@@ -93,12 +94,22 @@ function parsePrivilege(p: string): { privilege: string; column?: string; granta
   return open < 0 ? { privilege: base, grantable } : { privilege: base.slice(0, open), column: base.slice(open + 1, -1), grantable };
 }
 
-/** Grantees keyed by the statement they share, in a stable order. */
-function grouped(entries: ReadonlyArray<readonly [string, string]>): Array<[string, string[]]> {
-  const by = new Map<string, string[]>();
-  for (const [clause, grantee] of entries) by.set(clause, [...(by.get(clause) ?? []), grantee]);
+/** One statement's text around its grantees (`REVOKE … FROM`, then the grantees, then `CASCADE` or nothing). */
+type Clause = readonly [head: string, tail: string, grantee: string];
+
+/** One statement per head and tail, its grantees in a stable order (PUBLIC first). */
+function statements(clauses: readonly Clause[]): string[] {
+  const by = new Map<string, { head: string; tail: string; grantees: string[] }>();
+  for (const [head, tail, grantee] of clauses) {
+    const k = `${head}\0${tail}`;
+    const entry = by.get(k) ?? { head, tail, grantees: [] };
+    entry.grantees.push(grantee);
+    by.set(k, entry);
+  }
   const order = (a: string, b: string) => (a === 'public' ? -1 : b === 'public' ? 1 : byCodePoint(a, b));
-  return [...by].sort(([a], [b]) => byCodePoint(a, b)).map(([clause, gs]) => [clause, gs.sort(order)]);
+  return [...by]
+    .sort(([a], [b]) => byCodePoint(a, b))
+    .map(([, e]) => `${e.head} ${e.grantees.sort(order).map(roleSql).join(', ')}${e.tail}`);
 }
 
 /**
@@ -107,18 +118,18 @@ function grouped(entries: ReadonlyArray<readonly [string, string]>): Array<[stri
  */
 export function aclSql(target: AclTarget, from: Acl, to: Acl): string[] {
   const on = `${target.what} ${target.name}`;
-  const revokeAll: Array<[string, string]> = [];
-  const revoke: Array<[string, string]> = [];
-  const revokeOption: Array<[string, string]> = [];
-  const grant: Array<[string, string]> = [];
-  const grantOption: Array<[string, string]> = [];
+  const revokeAll: Clause[] = [];
+  const revoke: Clause[] = [];
+  const revokeOption: Clause[] = [];
+  const grant: Clause[] = [];
+  const grantOption: Clause[] = [];
   for (const grantee of [...new Set([...Object.keys(from), ...Object.keys(to)])].sort(byCodePoint)) {
     const have = (from[grantee] ?? []).map(parsePrivilege);
     const want = (to[grantee] ?? []).map(parsePrivilege);
     // A grantee that may grant onward may have: its revokes CASCADE to what it granted (nothing else can remove that).
     const cascade = have.some((p) => p.grantable) ? ' CASCADE' : '';
     if (want.length === 0) {
-      if (have.length > 0) revokeAll.push([cascade, grantee]);
+      if (have.length > 0) revokeAll.push([`REVOKE ALL ON ${on} FROM`, cascade, grantee]);
       continue;
     }
     const tableLevel = (ps: typeof have, grantable?: boolean) =>
@@ -131,26 +142,15 @@ export function aclSql(target: AclTarget, from: Acl, to: Acl): string[] {
     const missing = [...wants].filter((p) => !has.has(p) && !wantsOption.has(p)).sort(byCodePoint);
     // A column's own privilege is never wanted: each goes, column by column.
     const columns = have.filter((p) => p.column !== undefined && !want.some((w) => w.privilege === p.privilege && w.column === p.column));
-    if (extra.length) revoke.push([extra.join(', ') + cascade, grantee]);
-    for (const c of columns) revoke.push([`${c.privilege} (${ident(c.column!)})${c.grantable ? ' CASCADE' : ''}`, grantee]);
+    if (extra.length) revoke.push([`REVOKE ${extra.join(', ')} ON ${on} FROM`, cascade, grantee]);
+    for (const c of columns) revoke.push([`REVOKE ${c.privilege} (${ident(c.column!)}) ON ${on} FROM`, c.grantable ? ' CASCADE' : '', grantee]);
     const extraOption = [...hasOption].filter((p) => wants.has(p) && !wantsOption.has(p)).sort(byCodePoint);
-    if (extraOption.length) revokeOption.push([extraOption.join(', '), grantee]);
-    if (missing.length) grant.push([missing.join(', '), grantee]);
+    if (extraOption.length) revokeOption.push([`REVOKE GRANT OPTION FOR ${extraOption.join(', ')} ON ${on} FROM`, ' CASCADE', grantee]);
+    if (missing.length) grant.push([`GRANT ${missing.join(', ')} ON ${on} TO`, '', grantee]);
     const missingOption = [...wantsOption].filter((p) => !hasOption.has(p)).sort(byCodePoint);
-    if (missingOption.length) grantOption.push([missingOption.join(', '), grantee]);
+    if (missingOption.length) grantOption.push([`GRANT ${missingOption.join(', ')} ON ${on} TO`, ' WITH GRANT OPTION', grantee]);
   }
-  const to_ = (gs: string[]) => gs.map(roleSql).join(', ');
-  const withCascade = (ps: string) => (ps.endsWith(' CASCADE') ? [ps.slice(0, -' CASCADE'.length), ' CASCADE'] : [ps, '']);
-  return [
-    ...grouped(revokeAll).map(([cascade, gs]) => `REVOKE ALL ON ${on} FROM ${to_(gs)}${cascade}`),
-    ...grouped(revoke).map(([ps, gs]) => {
-      const [privileges, cascade] = withCascade(ps);
-      return `REVOKE ${privileges} ON ${on} FROM ${to_(gs)}${cascade}`;
-    }),
-    ...grouped(revokeOption).map(([ps, gs]) => `REVOKE GRANT OPTION FOR ${ps} ON ${on} FROM ${to_(gs)} CASCADE`),
-    ...grouped(grant).map(([ps, gs]) => `GRANT ${ps} ON ${on} TO ${to_(gs)}`),
-    ...grouped(grantOption).map(([ps, gs]) => `GRANT ${ps} ON ${on} TO ${to_(gs)} WITH GRANT OPTION`),
-  ];
+  return [revokeAll, revoke, revokeOption, grant, grantOption].flatMap(statements);
 }
 
 /** How GRANT names an object that carries an ACL, or undefined for kinds without one. */
@@ -178,9 +178,19 @@ function initialAclSql(o: DbObject, ctx: SqlContext): string[] {
   const target = aclTarget(o);
   const acl = aclOf(o);
   if (!target || acl === undefined) return [];
-  const initial = target.type === undefined ? {} : (ctx.initialAcl?.(target.type, target.schema) ?? (target.type === 'f' ? { public: ['EXECUTE'] } : {}));
+  const initial = target.type === undefined ? {} : (ctx.initialAcl ?? ((type, schema) => initialAcl(undefined, type, schema)))(target.type, target.schema);
   return aclSql(target, initial, acl);
 }
+
+/** What ALTER calls each kind whose owner vecscale keeps (GRANT says TABLE for all three relation kinds). */
+const ALTER_KIND: Partial<Record<ObjectKind, string>> = {
+  table: 'TABLE',
+  view: 'VIEW',
+  foreign_table: 'FOREIGN TABLE',
+  schema: 'SCHEMA',
+  server: 'SERVER',
+  function: 'FUNCTION',
+};
 
 /** `ALTER … OWNER TO` the desired owner, where vecscale keeps the owner and it differs. */
 export function ownerSql(actual: DbObject, desired: DbObject): string[] {
@@ -188,18 +198,9 @@ export function ownerSql(actual: DbObject, desired: DbObject): string[] {
   if (desired.kind === 'role' || actual.kind === 'role') return [];
   const want = 'owner' in desired ? desired.owner : undefined;
   if (want === undefined || ('owner' in actual && actual.owner === want)) return [];
-  const name = (() => {
-    switch (desired.kind) {
-      case 'table': return `TABLE ${qualified(desired.schema, desired.name)}`;
-      case 'view': return `VIEW ${qualified(desired.schema, desired.name)}`;
-      case 'foreign_table': return `FOREIGN TABLE ${qualified(desired.schema, desired.name)}`;
-      case 'schema': return `SCHEMA ${ident(desired.name)}`;
-      case 'server': return `SERVER ${ident(desired.name)}`;
-      case 'function': return `FUNCTION ${qualified(desired.schema, desired.name)}(${desired.argTypes ?? ''})`;
-      default: return undefined;
-    }
-  })();
-  return name === undefined ? [] : [`ALTER ${name} OWNER TO ${ident(want)}`];
+  const kind = ALTER_KIND[desired.kind];
+  const target = aclTarget(desired);
+  return kind === undefined || target === undefined ? [] : [`ALTER ${kind} ${target.name} OWNER TO ${ident(want)}`];
 }
 
 /** Turns a live object's ACL into the desired one (drift, adoption). */

@@ -18,7 +18,7 @@ import { partsOf } from '../model/placement.js';
 import { ident, literal, qualified } from '../sql/quote.js';
 import { T } from '../sql/types.js';
 import { defineFunction } from './function-object.js';
-import { DISTANCE_OPERATOR, inlineVector, matchApiFunction, matchSqlFunctionObject } from './match-function.js';
+import { DISTANCE_OPERATOR, inlineVector, matchApiFunction, matchSqlFunctionName, matchSqlFunctionObject } from './match-function.js';
 import { upsertRowSignature } from './write-functions.js';
 
 /** The trigger function of the upsert views on a shard (one per secondary, for every partition there). */
@@ -63,7 +63,7 @@ export function shardedMatchSqlFunction(c: ShardedCollection, vectorSchema: stri
  * for a collection on one secondary. EXECUTE plans each call afresh (calls 6+ ship the LIMIT like call 1).
  */
 export function shardedMatchFunction(c: ShardedCollection, vectorSchema: string, acl: Acl): FunctionObject {
-  return matchApiFunction(c, vectorSchema, `RETURN QUERY EXECUTE ${qualified(HELPER_SCHEMA, `match_sql_${c.name}`)}(query_embedding, match_count, filter);`, acl, true);
+  return matchApiFunction(c, vectorSchema, `RETURN QUERY EXECUTE ${qualified(HELPER_SCHEMA, matchSqlFunctionName(c.name))}(query_embedding, match_count, filter);`, acl, true);
 }
 
 /**

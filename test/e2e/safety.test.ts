@@ -6,7 +6,7 @@
  */
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
@@ -14,7 +14,7 @@ import pg from 'pg';
 import { type CliResult, vecscale } from '../cli.js';
 import { freshDatabases, sql } from '../harness.js';
 import { fdwUserFor, templated, topologyFile } from '../topology-files.js';
-import { clusterLogs } from '../server-logs.js';
+import { clusterLogs, filesUnder } from '../server-logs.js';
 import type { SandboxUrls } from '../../src/sandbox/sandbox.js';
 
 type Dbs = SandboxUrls & { readonly name: string };
@@ -304,17 +304,6 @@ function assertAbsent(haystack: string, secrets: readonly string[], where: strin
   for (const s of secrets) {
     for (const f of forms(s)) assert.ok(!haystack.includes(f), `secret leaked in ${where}`);
   }
-}
-
-/** Every file under dir (recursively): [path, content]. */
-function filesUnder(dir: string): Array<[string, string]> {
-  const out: Array<[string, string]> = [];
-  for (const e of readdirSync(dir, { withFileTypes: true })) {
-    const p = join(dir, e.name);
-    if (e.isDirectory()) out.push(...filesUnder(p));
-    else if (e.isFile()) out.push([p, readFileSync(p, 'utf8')]);
-  }
-  return out;
 }
 
 /** The password of the primary's user mapping for a server, read as admin. */

@@ -11,7 +11,7 @@
  */
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { closeSync, mkdtempSync, openSync, readdirSync, readFileSync, readSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { closeSync, mkdtempSync, openSync, readFileSync, readSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
@@ -19,7 +19,7 @@ import pg from 'pg';
 import { type CliResult, vecscale } from '../cli.js';
 import { freshDatabases, sql, testClusters, TEST_SANDBOX_DIR, withDatabase } from '../harness.js';
 import { fdwUserFor, templated } from '../topology-files.js';
-import { clusterLogs } from '../server-logs.js';
+import { clusterLogs, filesUnder } from '../server-logs.js';
 import type { SandboxUrls } from '../../src/sandbox/sandbox.js';
 
 type Dbs = SandboxUrls & { readonly name: string };
@@ -115,17 +115,6 @@ async function mappingPasswords(dbs: Dbs): Promise<Map<string, string>> {
     const opt = (r.umoptions ?? []).find((o) => o.startsWith('password='));
     assert.ok(opt, `a password option on the user mapping of ${r.srvname}`);
     out.set(r.srvname, opt.slice('password='.length));
-  }
-  return out;
-}
-
-/** Every file under dir (recursively): [path, content]. */
-function filesUnder(dir: string): Array<[string, string]> {
-  const out: Array<[string, string]> = [];
-  for (const e of readdirSync(dir, { withFileTypes: true })) {
-    const p = join(dir, e.name);
-    if (e.isDirectory()) out.push(...filesUnder(p));
-    else if (e.isFile()) out.push([p, readFileSync(p, 'utf8')]);
   }
   return out;
 }
