@@ -14,6 +14,7 @@ import { createHash } from 'node:crypto';
 import type { Acl, FunctionObject } from '../model/state.js';
 import { keys } from '../model/state.js';
 import { dollarQuoted, ident, qualified } from '../sql/quote.js';
+import { T } from '../sql/types.js';
 
 const md5 = (s: string): string => createHash('md5').update(s).digest('hex');
 
@@ -86,4 +87,12 @@ export function defineFunction(spec: FunctionSpec): FunctionObject {
     argTypes: signatureTypes(spec.args),
     ...(spec.replaceable ? { replaceable: true } : {}),
   };
+}
+
+/**
+ * A trigger function in vecscale's schema: SECURITY INVOKER (it writes as whoever fired the trigger), and executable
+ * by nobody — firing a trigger needs no EXECUTE. CREATE OR REPLACE keeps the triggers that use it.
+ */
+export function defineTriggerFunction(schema: string, name: string, body: string): FunctionObject {
+  return defineFunction({ schema, name, args: [], returns: T.trigger, volatility: 'VOLATILE', body, acl: {}, replaceable: true });
 }

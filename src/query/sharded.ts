@@ -17,7 +17,7 @@ import { type Acl, type FunctionObject, HELPER_SCHEMA, REMOTE_SCHEMA, VECS_SCHEM
 import { partsOf } from '../model/placement.js';
 import { ident, literal, qualified } from '../sql/quote.js';
 import { T } from '../sql/types.js';
-import { defineFunction } from './function-object.js';
+import { defineTriggerFunction } from './function-object.js';
 import { DISTANCE_OPERATOR, inlineVector, matchApiFunction, matchSqlFunctionName, matchSqlFunctionObject } from './match-function.js';
 import { upsertRowSignature } from './write-functions.js';
 
@@ -85,17 +85,7 @@ BEGIN
     TG_TABLE_NAME) USING NEW.id, NEW.embedding, COALESCE(NEW.metadata, '{}'::${T.jsonb});
   RETURN NEW;
 END`;
-  // A trigger function: firing it needs no EXECUTE, so nobody gets one.
-  return defineFunction({
-    schema: HELPER_SCHEMA,
-    name: UPSERT_ROW_FUNCTION,
-    args: [],
-    returns: T.trigger,
-    volatility: 'VOLATILE',
-    body,
-    acl: {},
-    replaceable: true,
-  });
+  return defineTriggerFunction(HELPER_SCHEMA, UPSERT_ROW_FUNCTION, body);
 }
 
 /** `public.upsert_<c>(id, embedding, metadata)`: one row into vecscale_write.<c>, routed to its partition's upsert view. */

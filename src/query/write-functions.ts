@@ -10,7 +10,7 @@ import type { CollectionSpec } from '../config/types.js';
 import { type Acl, API_SCHEMA, type FunctionObject, HELPER_SCHEMA, REMOTE_SCHEMA, WRITE_SCHEMA } from '../model/state.js';
 import { qualified } from '../sql/quote.js';
 import { T, vectorType } from '../sql/types.js';
-import { defineFunction } from './function-object.js';
+import { defineFunction, defineTriggerFunction } from './function-object.js';
 
 export const writeFunctionName = (collection: string): string => `write_${collection}`;
 export const upsertFunctionName = (collection: string): string => `upsert_${collection}`;
@@ -18,7 +18,6 @@ export const upsertFunctionName = (collection: string): string => `upsert_${coll
 /**
  * `vecscale.write_<c>()`: the INSTEAD OF trigger function of public.<c>. It writes to vecscale_write.<c> (one
  * secondary) or to the partitioned vecscale_remote.<c> (sharded: PostgreSQL routes each row to its partition).
- * A trigger function: firing it needs no EXECUTE, so nobody gets one.
  */
 export function writeTriggerFunction(c: CollectionSpec): FunctionObject {
   const target = qualified(c.shards === undefined ? WRITE_SCHEMA : REMOTE_SCHEMA, c.name);
@@ -34,16 +33,7 @@ BEGIN
   DELETE FROM ${target} WHERE id = OLD.id;
   RETURN OLD;
 END`;
-  return defineFunction({
-    schema: HELPER_SCHEMA,
-    name: writeFunctionName(c.name),
-    args: [],
-    returns: T.trigger,
-    volatility: 'VOLATILE',
-    body,
-    acl: {},
-    replaceable: true,
-  });
+  return defineTriggerFunction(HELPER_SCHEMA, writeFunctionName(c.name), body);
 }
 
 /**
