@@ -14,7 +14,7 @@ const env = (name: string): string => {
   if (!v) throw new Error(`${name} is not set (run through scripts/demo.sh)`);
   return v;
 };
-const url = (port: string) => `postgres://postgres:${env('SANDBOX_PASSWORD')}@127.0.0.1:${port}/postgres`;
+const url = (port: string) => `postgresql://postgres:${env('SANDBOX_PASSWORD')}@127.0.0.1:${port}/postgres`;
 
 const dataDir = join(dirname(createRequire(import.meta.url).resolve('@sap-ux/fiori-docs-embeddings/package.json')), 'data', 'embeddings');
 const records = readFileSync(join(dataDir, 'records.jsonl'), 'utf8')

@@ -58,7 +58,7 @@ export const sandboxDir = (opts: SandboxOptions = {}): string =>
 
 const stateFile = (dir: string): string => join(dir, 'sandbox.json');
 const secondaryName = (i: number): string => `pod_${i + 1}`;
-const urlFor = (port: number): string => `postgres://${SANDBOX_USER}:${SANDBOX_PASSWORD}@127.0.0.1:${port}/postgres`;
+const urlFor = (port: number): string => `postgresql://${SANDBOX_USER}:${SANDBOX_PASSWORD}@127.0.0.1:${port}/postgres`;
 
 function readState(dir: string): StateFile | undefined {
   const file = stateFile(dir);

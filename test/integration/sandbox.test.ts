@@ -38,6 +38,8 @@ test('sandbox up / status / down / down --purge through the CLI, in a folder of 
   assert.equal(up.code, 0, up.stderr);
   const urls = JSON.parse(up.stdout) as { primary: string; secondaries: Record<string, string> };
   assert.deepEqual(Object.keys(urls.secondaries), ['pod_1']);
+  // SQLAlchemy, and so vecs.create_client(), refuses postgres:// (no dialect of that name).
+  for (const url of [urls.primary, ...Object.values(urls.secondaries)]) assert.match(url, /^postgresql:\/\//);
   await sql(urls.primary, 'SELECT 1');
   await sql(urls.secondaries.pod_1!, 'SELECT 1');
   assert.equal(statSync(join(dir, 'sandbox.json')).mode & 0o777, 0o600);
