@@ -73,6 +73,7 @@ function comparable(o: DbObject): Record<string, unknown> {
         kind: o.kind,
         columns: o.columns.map((c) => ({ name: c.name, type: c.type })),
         definitionIntact: o.definitionIntact,
+        queryMd5: o.queryMd5 ?? null,
         materialized: o.materialized,
         options: o.options,
       };

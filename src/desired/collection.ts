@@ -1,9 +1,9 @@
 /** The objects of one collection's table and views, as both sides describe them: columns, index, view shapes. */
 import type { CollectionSpec, ColumnType, IndexSpec, Metric } from '../config/types.js';
 import { type Acl, type Column, type DbObject, keys, VECS_SCHEMA } from '../model/state.js';
-import { ident, literal } from '../sql/quote.js';
-import { COLUMN_TYPE_SQL } from '../sql/types.js';
-import { shortHash } from '../util/fingerprint.js';
+import { metadataValue } from '../sql/metadata-cast.js';
+import { ident } from '../sql/quote.js';
+import { md5, shortHash } from '../util/fingerprint.js';
 
 export const OPCLASS: Readonly<Record<Metric, string>> = {
   cosine: 'vector_cosine_ops',
@@ -47,12 +47,8 @@ export function indexName(c: CollectionSpec, index: Exclude<IndexSpec, { method:
   return `ix_${ops}_${params}_${shortHash(`${table}/${ops}/${params}`)}`;
 }
 
-/** A metadata key as a typed view column: `->>` cast to the declared type (jsonb keeps the value). */
-export function extractExpression(name: string, type: ColumnType): string {
-  return type === 'jsonb'
-    ? `(metadata -> ${literal(name)}) AS ${ident(name)}`
-    : `((metadata ->> ${literal(name)})::${COLUMN_TYPE_SQL[type]}) AS ${ident(name)}`;
-}
+/** A metadata key as a typed view column, NULL where the value does not fit the type (src/sql/metadata-cast.ts). */
+export const extractExpression = (name: string, type: ColumnType): string => `${metadataValue(name, type)} AS ${ident(name)}`;
 
 /** A collection table in `vecs` and its vector index: a collection, or one partition of one. */
 export function tableObjects(c: CollectionSpec, table: string, acl: Acl): DbObject[] {
@@ -102,6 +98,7 @@ export const collectionView = (schema: string, name: string, c: CollectionSpec, 
   name,
   columns: exposedColumns(c),
   query,
+  queryMd5: md5(query),
   definitionIntact: true,
   materialized: false,
   options: VIEW_OPTIONS,

@@ -10,6 +10,7 @@ import {
   type DatabaseRole,
   type DatabaseState,
   DEFINITION_MARK,
+  QUERY_MARK,
   type DbObject,
   keys,
   type LiveFacts,
@@ -89,8 +90,12 @@ const dependantName = (d: string): string => d.replace(/^rule _RETURN on ((?:mat
 
 // NOTE: a view's marker records md5(pg_get_viewdef) from its creation; a different digest now means a hand edit.
 // An unmarked view (not ours) has no record and counts as intact: it is judged by its columns alone.
-const viewIntact = (comment: string | null, md5: string | null): boolean =>
-  !comment?.startsWith(MANAGED_COMMENT + DEFINITION_MARK) || comment.slice((MANAGED_COMMENT + DEFINITION_MARK).length) === md5;
+/** A view's marker: `<MANAGED_COMMENT><DEFINITION_MARK><viewdef md5>[<QUERY_MARK><query md5>]` (older ones lack the query). */
+function viewMarker(comment: string | null, md5: string | null): { definitionIntact: boolean; queryMd5: string | null } {
+  if (!comment?.startsWith(MANAGED_COMMENT + DEFINITION_MARK)) return { definitionIntact: true, queryMd5: null };
+  const [digest, query] = comment.slice((MANAGED_COMMENT + DEFINITION_MARK).length).split(QUERY_MARK);
+  return { definitionIntact: digest === md5, queryMd5: query || null };
+}
 
 // NOTE: pg_get_expr prints a hash partition's bound as `FOR VALUES WITH (modulus 4, remainder 1)`; regclass prints the
 // parent schema-qualified (introspection runs with search_path = pg_catalog). Other bounds are not vecscale's.
@@ -130,7 +135,7 @@ export function toState(
         ...base,
         kind: 'view',
         columns: columnsOf(r.oid).map((c) => ({ ...c, notNull: false, default: null })),
-        definitionIntact: viewIntact(r.comment, r.viewdef_md5),
+        ...viewMarker(r.comment, r.viewdef_md5),
         materialized: r.relkind === 'm',
         options: [...(r.reloptions ?? [])].sort(byCodePoint),
         acl: relationAcl(r),

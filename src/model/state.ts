@@ -28,6 +28,11 @@ export const SECONDARY_SCHEMA = HELPER_SCHEMA;
  * vecscale created them, functions the md5 of their CREATE statement. A hand edit shows.
  */
 export const DEFINITION_MARK = '; definition md5 ';
+/**
+ * After a view's DEFINITION_MARK digest: the md5 of the SELECT vecscale created it from, so a view whose desired
+ * SELECT changed (a new vecscale, e.g. the NULL-safe column casts) is redefined although its columns are the same.
+ */
+export const QUERY_MARK = '; query md5 ';
 /** The INSTEAD OF trigger that sends writes on an API view to the collection's table on its secondary. */
 export const WRITE_TRIGGER = 'vecscale_write';
 
@@ -131,6 +136,8 @@ export interface ViewObject extends Base, Owned {
   readonly query?: string;
   /** false when the definition no longer matches the one recorded at creation (edited by hand). */
   readonly definitionIntact: boolean;
+  /** md5 of `query`; live: the one recorded at creation (QUERY_MARK), null for a view an older vecscale made. */
+  readonly queryMd5?: string | null;
   /** true for a materialized view. */
   readonly materialized: boolean;
   /** reloptions (security_invoker, check_option, …), sorted `k=v`. */

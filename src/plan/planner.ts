@@ -182,7 +182,7 @@ interface Decision {
 
 /** Per kind, the fields whose change alone is made in place (ALTER, CREATE OR REPLACE, GRANT/REVOKE). */
 const IN_PLACE: Partial<Record<ObjectKind, readonly string[]>> = {
-  view: ['columns', 'acl', 'owner', 'writeTrigger', 'options'],
+  view: ['columns', 'queryMd5', 'acl', 'owner', 'writeTrigger', 'options'],
   foreign_table: ['columns', 'acl', 'owner', 'options'],
   function: ['acl', 'owner', 'securityDefiner', 'config', 'bodyMd5'],
 };

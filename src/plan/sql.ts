@@ -12,6 +12,7 @@ import {
   type Column,
   type DbObject,
   DEFINITION_MARK,
+  QUERY_MARK,
   MANAGED_COMMENT,
   type ObjectKind,
   ownOptions,
@@ -68,14 +69,15 @@ const comment = (what: string, name: string, suffix = ''): string => `COMMENT ON
 
 /**
  * The view's marker with an md5 of its stored definition, computed under search_path = pg_catalog (as the
- * introspector computes it: pg_get_viewdef qualifies names by the search_path in force).
+ * introspector computes it: pg_get_viewdef qualifies names by the search_path in force), and the md5 of the SELECT
+ * it was made from.
  */
-const viewMark = (name: string): string =>
+const viewMark = (name: string, queryMd5: string | null | undefined): string =>
   `DO $vecscale$ DECLARE saved text := pg_catalog.current_setting('search_path'); digest text; BEGIN ` +
   `PERFORM pg_catalog.set_config('search_path', 'pg_catalog', true); ` +
   `digest := pg_catalog.md5(pg_catalog.pg_get_viewdef(${literal(name)}::pg_catalog.regclass)); ` +
   `PERFORM pg_catalog.set_config('search_path', saved, true); ` +
-  `EXECUTE pg_catalog.format('COMMENT ON VIEW %s IS %L', ${literal(name)}, ${literal(MANAGED_COMMENT + DEFINITION_MARK)} || digest); END $vecscale$`;
+  `EXECUTE pg_catalog.format('COMMENT ON VIEW %s IS %L', ${literal(name)}, ${literal(MANAGED_COMMENT + DEFINITION_MARK)} || digest || ${literal(QUERY_MARK + (queryMd5 ?? ''))}); END $vecscale$`;
 
 /** What GRANT and REVOKE say an object is, and its name. */
 interface AclTarget {
@@ -284,7 +286,7 @@ const builders: { [K in ObjectKind]: Builders<K> } = {
       return [`CREATE VIEW ${name}${viewOptionsSql(o.options)} AS ${o.query}`, ...writeTriggerSql(name, o.writeTrigger)];
     },
     drop: (o) => [`DROP VIEW ${qualified(o.schema, o.name)} RESTRICT`],
-    mark: (o) => viewMark(qualified(o.schema, o.name)),
+    mark: (o) => viewMark(qualified(o.schema, o.name), o.queryMd5),
   },
   server: {
     create: (o) => [`CREATE SERVER ${ident(o.name)} FOREIGN DATA WRAPPER ${ident(o.wrapper)} ${options(literalOptions(o.options))}`],
@@ -486,9 +488,10 @@ export function alterSql(actual: DbObject, desired: DbObject, ctx: SqlContext): 
     const trigger = desired.writeTrigger !== undefined && actual.writeTrigger !== desired.writeTrigger
       ? [...(actual.writeTrigger ? [`DROP TRIGGER ${ident(WRITE_TRIGGER)} ON ${name}`] : []), ...writeTriggerSql(name, desired.writeTrigger)]
       : [];
+    const redefine = columnsChanged || desired.queryMd5 !== actual.queryMd5;
     // CREATE OR REPLACE VIEW sets the options it is given (and resets the others).
-    const redefine = columnsChanged ? [`CREATE OR REPLACE VIEW ${name}${viewOptionsSql(desired.options)} AS ${desired.query}`, viewMark(name)] : [];
-    return [...redefine, ...(columnsChanged ? [] : viewOptionChanges(name, actual.options, desired.options)), ...trigger, ...acl];
+    const replace = redefine ? [`CREATE OR REPLACE VIEW ${name}${viewOptionsSql(desired.options)} AS ${desired.query}`, viewMark(name, desired.queryMd5)] : [];
+    return [...replace, ...(redefine ? [] : viewOptionChanges(name, actual.options, desired.options)), ...trigger, ...acl];
   }
   if (desired.kind === 'function' && actual.kind === 'function') {
     // Redefined (a replaceable function), or its body or attributes changed by hand: the same CREATE, OR REPLACE.

@@ -15,3 +15,6 @@ export const byCodePoint = (a: string, b: string): number => (a < b ? -1 : a > b
 /** A short, stable content hash (names, plan ids). */
 export const shortHash = (text: string, length = 7): string =>
   createHash('sha256').update(text).digest('hex').slice(0, length);
+
+/** md5 in hex, as PostgreSQL's md5() prints it: recorded in marker comments, never for secrets. */
+export const md5 = (text: string): string => createHash('md5').update(text).digest('hex');

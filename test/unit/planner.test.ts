@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
+import { md5 } from '../../src/util/fingerprint.js';
 import { buildDesired } from '../../src/desired/index.js';
 import { keys, type DatabaseState, type DbObject, type LiveDatabase, type LiveFacts } from '../../src/model/state.js';
 import { buildPlan } from '../../src/plan/planner.js';
@@ -95,7 +96,11 @@ test('exact SQL on a secondary: the vecs table, its index named for vecs, the vi
     'GRANT DELETE, INSERT, SELECT, UPDATE ON TABLE "vecs"."docs" TO "vecscale_fdw"',
     sql[8]!,
     sql[9]!,
-    'CREATE VIEW "vecscale"."docs" WITH ("security_invoker" = true) AS SELECT id, vec AS embedding, metadata, ((metadata ->> \'url\')::pg_catalog.text) AS "url", ((metadata ->> \'year\')::pg_catalog.int4) AS "year" FROM "vecs"."docs"',
+    // The NULL-safe casts (src/sql/metadata-cast.ts): a value of the wrong JSON kind or range reads NULL.
+    'CREATE VIEW "vecscale"."docs" WITH ("security_invoker" = true) AS SELECT id, vec AS embedding, metadata, ' +
+      `CASE WHEN pg_catalog.jsonb_typeof((metadata -> 'url')) = 'string' THEN (metadata ->> 'url') END AS "url", ` +
+      `CASE WHEN pg_catalog.jsonb_typeof((metadata -> 'year')) = 'number' THEN CASE WHEN (metadata -> 'year')::pg_catalog.numeric BETWEEN -2147483648 AND 2147483647 ` +
+      `AND (metadata -> 'year')::pg_catalog.numeric = pg_catalog.trunc((metadata -> 'year')::pg_catalog.numeric) THEN (metadata -> 'year')::pg_catalog.numeric::pg_catalog.int4 END END AS "year" FROM "vecs"."docs"`,
     sql[11]!,
     'GRANT SELECT ON TABLE "vecscale"."docs" TO "vecscale_fdw"',
   ]);
@@ -105,7 +110,7 @@ test('exact SQL on a secondary: the vecs table, its index named for vecs, the vi
       `PERFORM pg_catalog.set_config('search_path', 'pg_catalog', true); ` +
       `digest := pg_catalog.md5(pg_catalog.pg_get_viewdef('"vecscale"."docs"'::pg_catalog.regclass)); ` +
       `PERFORM pg_catalog.set_config('search_path', saved, true); ` +
-      `EXECUTE pg_catalog.format('COMMENT ON VIEW %s IS %L', '"vecscale"."docs"', 'managed by vecscale; definition md5 ' || digest); END $vecscale$`,
+      `EXECUTE pg_catalog.format('COMMENT ON VIEW %s IS %L', '"vecscale"."docs"', 'managed by vecscale; definition md5 ' || digest || '; query md5 ${md5(sql[10]!.slice(sql[10]!.indexOf(' AS SELECT ') + 4))}'); END $vecscale$`,
   );
   assert.match(sql[8]!, /^CREATE INDEX "ix_vector_cosine_ops_hnsw_m16_efc64_[0-9a-f]{7}" ON "vecs"\."docs" USING hnsw \("vec" "public"\."vector_cosine_ops"\) WITH \(ef_construction = 64, m = 16\)$/);
   assert.match(sql[9]!, /^COMMENT ON INDEX "vecs"\."ix_vector_cosine_ops_hnsw_m16_efc64_[0-9a-f]{7}" IS 'managed by vecscale'$/);
