@@ -39,6 +39,8 @@ function comparable(o: DbObject): Record<string, unknown> {
     case 'extension':
       // Where pgvector sits is a precondition check, not a change; who may use dblink's functions is compared.
       return { grants: o.grants };
+    case 'settings':
+      return { values: o.values };
     case 'schema':
       return { acl: o.acl, owner: o.owner };
     case 'table':
@@ -93,7 +95,7 @@ function comparable(o: DbObject): Record<string, unknown> {
         acl: o.acl,
       };
     case 'role':
-      return { kind: o.kind, attributes: o.attributes, memberOf: o.memberOf, members: o.members, owner: o.owner, password: o.setPassword ? 'set' : 'kept' };
+      return { kind: o.kind, attributes: o.attributes, memberOf: o.memberOf, members: o.members, settings: o.settings ?? [], owner: o.owner, password: o.setPassword ? 'set' : 'kept' };
     case 'grants':
       return { privileges: o.privileges };
   }

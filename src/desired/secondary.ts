@@ -3,7 +3,7 @@
  * wrapper views the primary reads in vecscale's private schema, a shard's upsert views, and the wrapper role with
  * its privileges. Only the wrapper role (and the owner) may read or write anything vecscale creates here.
  */
-import type { CollectionSpec, SecondarySpec, ShardedCollection, Topology } from '../config/types.js';
+import type { CollectionSpec, QuerySettings, SecondarySpec, ShardedCollection, Topology } from '../config/types.js';
 import { fdwPasswordRef, primaryIdentity, roleHome } from '../model/fdw-role.js';
 import { type Part, partsOf } from '../model/placement.js';
 import { API_SCHEMA, type DbObject, keys, type Privilege, SECONDARY_SCHEMA, VECS_SCHEMA } from '../model/state.js';
@@ -74,7 +74,22 @@ export function secondaryObjects(secondary: string, s: SecondarySpec, collection
   }
   if (any) objects.push({ kind: 'schema', key: keys.schema(SECONDARY_SCHEMA), managed: true, name: SECONDARY_SCHEMA, acl: access.schema() });
   if (shards) objects.push(upsertRowFunction());
+  const iterativeScan = podIterativeScan(collections.filter((c) => partsOf(c).some((p) => p.secondary === secondary)));
+  if (iterativeScan !== 'off') {
+    objects.push({ kind: 'settings', key: keys.databaseSettings(), managed: true, values: { 'hnsw.iterative_scan': iterativeScan } });
+  }
   return objects;
+}
+
+/**
+ * The secondary's default `hnsw.iterative_scan`, for clients that connect directly (vecs sets ef_search = 40 and no
+ * iterative scan: a filtered query would return fewer than k rows). A database has one default for all its
+ * collections: on when any collection here wants iterative scans, and strict_order when any wants it, since a
+ * default imposed on every client must not hand results out of distance order to one that did not ask for that.
+ */
+export function podIterativeScan(collections: readonly CollectionSpec[]): QuerySettings['iterativeScan'] {
+  const wanted = new Set(collections.map((c) => c.query.iterativeScan));
+  return wanted.has('strict_order') ? 'strict_order' : wanted.has('relaxed_order') ? 'relaxed_order' : 'off';
 }
 
 /**
@@ -109,6 +124,7 @@ export function wrapperRoleObjects(topology: Topology, s: SecondarySpec, ctx: De
       attributes: [],
       memberOf: [],
       members: [],
+      settings: [],
       owner: primaryIdentity(topology),
       setPassword: password?.mode !== 'keep',
       passwordRef: fdwPasswordRef(s.name),

@@ -6,8 +6,9 @@
  */
 import { QUIET_SETTINGS } from '../model/log-sinks.js';
 import type { Db } from '../db/connect.js';
-import { API_SCHEMA, HELPER_SCHEMA, MANAGED_COMMENT, REMOTE_SCHEMA, VECS_SCHEMA, WRITE_SCHEMA, WRITE_TRIGGER } from '../model/state.js';
+import { API_SCHEMA, DATABASE_SETTINGS, HELPER_SCHEMA, MANAGED_COMMENT, REMOTE_SCHEMA, VECS_SCHEMA, WRITE_SCHEMA, WRITE_TRIGGER } from '../model/state.js';
 import { qualified } from '../sql/quote.js';
+import { probeServers, type RawProbe } from './probe.js';
 
 /** One privilege of an ACL as aclexplode() lists it: grantee name ('public' for PUBLIC), privilege, WITH GRANT OPTION. */
 export type AclRow = readonly [grantee: string, privilege: string, grantable: boolean];
@@ -104,7 +105,13 @@ export interface RawCatalog {
     members: string[];
     comment: string | null;
     member_of: string[];
+    /** `<database or *>: name=value`, from pg_db_role_setting. */
+    settings: string[];
   }>;
+  /** Secondaries: this database's defaults among DATABASE_SETTINGS, `name=value`. */
+  readonly databaseSettings: ReadonlyArray<{ setting: string }>;
+  /** Primary: a login through each server that has a managed foreign table. */
+  readonly probes: readonly RawProbe[];
   /** The wrapper role's privileges in this database, per schema or relation. */
   readonly privileges: ReadonlyArray<{ on: 'schema' | 'table'; schema: string; name: string | null; privileges: string[] }>;
   /** Relations of vecscale's that objects it does not manage depend on (views, rules, foreign keys): `schema.name` → who. */
@@ -284,7 +291,12 @@ export async function readCatalog(db: Db, scope: IntrospectScope): Promise<RawCa
           `SELECT r.rolname::text, r.rolsuper, r.rolcreatedb, r.rolcreaterole, r.rolreplication, r.rolbypassrls, r.rolinherit,
                   r.rolcanlogin, r.rolconnlimit, r.rolvaliduntil::text AS rolvaliduntil, pg_catalog.shobj_description(r.oid, 'pg_authid') AS comment,
                   ARRAY(SELECT pg_catalog.pg_get_userbyid(m.roleid)::text FROM pg_catalog.pg_auth_members m WHERE m.member = r.oid ORDER BY 1) AS member_of,
-                  ARRAY(SELECT pg_catalog.pg_get_userbyid(m.member)::text FROM pg_catalog.pg_auth_members m WHERE m.roleid = r.oid ORDER BY 1) AS members
+                  ARRAY(SELECT pg_catalog.pg_get_userbyid(m.member)::text FROM pg_catalog.pg_auth_members m WHERE m.roleid = r.oid ORDER BY 1) AS members,
+                  -- NOTE: pg_db_role_setting is shared: the role's settings in every database of the cluster show here.
+                  ARRAY(SELECT COALESCE(d.datname::text, '*') || ': ' || c
+                          FROM pg_catalog.pg_db_role_setting s LEFT JOIN pg_catalog.pg_database d ON d.oid = s.setdatabase,
+                               LATERAL pg_catalog.unnest(s.setconfig) c
+                         WHERE s.setrole = r.oid ORDER BY 1) AS settings
              FROM pg_catalog.pg_roles r WHERE r.rolname = $1`,
           [scope.role.name],
         )
@@ -327,7 +339,24 @@ export async function readCatalog(db: Db, scope: IntrospectScope): Promise<RawCa
         ORDER BY 1, 2, 3`,
       [oids],
     );
-    return { facts, defaultAcls, grantees, extensions, schemas, relations, functions, columns, primaryKeys, indexes, foreignTables, servers, userMappings, nonEmpty, roles, privileges, dependants };
+    // NOTE: only the defaults vecscale manages are read; the others are the database owner's.
+    const databaseSettings = scope.role
+      ? await q<RawCatalog['databaseSettings'][number]>(
+          `SELECT c AS setting FROM pg_catalog.pg_db_role_setting s, LATERAL pg_catalog.unnest(s.setconfig) c
+            WHERE s.setrole = 0 AND s.setdatabase = (SELECT d.oid FROM pg_catalog.pg_database d WHERE d.datname = pg_catalog.current_database())
+              AND pg_catalog.split_part(c, '=', 1) = ANY($1::text[])
+            ORDER BY 1`,
+          [DATABASE_SETTINGS],
+        )
+      : [];
+    // One managed foreign table per server, to log in through it (last: a failure is held to its savepoint).
+    const probeTables = new Map<string, { schema: string; name: string }>();
+    for (const ft of foreignTables) {
+      const r = relations.find((x) => x.oid === ft.ftrelid);
+      if (r?.comment?.startsWith(MANAGED_COMMENT) && !probeTables.has(ft.srvname)) probeTables.set(ft.srvname, { schema: r.nspname, name: r.relname });
+    }
+    const probes = await probeServers(db, probeTables);
+    return { facts, defaultAcls, grantees, extensions, schemas, relations, functions, columns, primaryKeys, indexes, foreignTables, servers, userMappings, nonEmpty, roles, privileges, dependants, databaseSettings, probes };
   } finally {
     await db.query('ROLLBACK').catch(() => undefined);
   }

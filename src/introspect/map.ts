@@ -249,6 +249,7 @@ export function toState(
         attributes: roleAttributes(r),
         memberOf: r.member_of,
         members: r.members,
+        settings: [...r.settings].sort(byCodePoint),
         owner: ownerAt < 0 ? null : r.comment!.slice(ownerAt),
       });
     }
@@ -260,6 +261,11 @@ export function toState(
       role: r.rolname,
       privileges: raw.privileges.map((p) => ({ on: p.on, schema: p.schema, ...(p.name === null ? {} : { name: p.name }), privileges: p.privileges })),
     });
+  }
+  if (raw.databaseSettings.length > 0) {
+    const values = Object.fromEntries(raw.databaseSettings.map((r) => [r.setting.slice(0, r.setting.indexOf('=')), r.setting.slice(r.setting.indexOf('=') + 1)]));
+    // NOTE: defaults take no comment; the names vecscale manages are its own.
+    objects.push({ kind: 'settings', key: keys.databaseSettings(), managed: true, values });
   }
   const dependants = new Map<string, string[]>();
   const readBy = new Map<string, string[]>();
@@ -285,6 +291,7 @@ export function toState(
       nonEmpty: new Set(raw.nonEmpty.map((r) => keys.relation(VECS_SCHEMA, r.relname))),
       dependants,
       readBy,
+      ...(role === 'primary' ? { wrapperLogins: new Map(raw.probes.map((p) => [p.srvname, p.error === null ? { ok: true } : { ok: false, password: p.error.passwordRefused, message: p.error.message }])) } : {}),
       defaultAcl: defaultAclOf(raw.defaultAcls),
       roles: new Map(raw.grantees.map((g) => [g.rolname, { usesVectorSchema: g.uses_vector_schema }])),
     },

@@ -228,10 +228,29 @@ export interface RoleObject extends Base {
   readonly members?: readonly string[];
   /** The primary it serves, from its marker (`host:port/db`); null when unmarked. */
   readonly owner: string | null;
+  /**
+   * Settings made with ALTER ROLE … SET, as `<database or *>: name=value` sorted (`*`: every database). Each applies
+   * to every session the wrappers open (default_transaction_read_only=on fails every write). Desired: none.
+   */
+  readonly settings?: readonly string[];
   /** Desired only: the password is (re)set by this plan; its value is the executor's placeholder `passwordRef`. */
   readonly setPassword?: boolean;
   readonly passwordRef?: string;
 }
+
+/**
+ * The database defaults vecscale sets on a secondary (ALTER DATABASE … SET), for clients that connect to it directly
+ * such as the vecs client: only the names in DATABASE_SETTINGS are read or changed, every other default is the
+ * database owner's.
+ */
+export interface SettingsObject extends Base {
+  readonly kind: 'settings';
+  /** name → value, names from DATABASE_SETTINGS only. */
+  readonly values: Readonly<Record<string, string>>;
+}
+
+/** The database defaults vecscale manages on a secondary. */
+export const DATABASE_SETTINGS: readonly string[] = ['hnsw.iterative_scan'];
 
 /** One object a role holds privileges on, in one database. */
 export interface Privilege {
@@ -253,6 +272,7 @@ export interface GrantsObject extends Base {
 
 export type DbObject =
   | ExtensionObject
+  | SettingsObject
   | SchemaObject
   | TableObject
   | IndexObject
@@ -278,6 +298,7 @@ export const keys = {
   function: (schema: string, name: string, overload?: 'rows') => `function:${schema}.${name}${overload === 'rows' ? '(rows)' : ''}`,
   role: (name: string) => `role:${name}`,
   grants: (role: string) => `grants:${role}`,
+  databaseSettings: () => 'settings:database',
 } as const;
 
 export type DatabaseRole = 'primary' | 'secondary';
@@ -317,7 +338,15 @@ export interface LiveFacts {
   readonly defaultAcl?: DefaultAcl;
   /** The roles the topology grants to (api_roles, write_roles) that exist here, and whether each may use pgvector's schema. */
   readonly roles?: ReadonlyMap<string, { readonly usesVectorSchema: boolean }>;
+  /**
+   * Primary: per foreign server with a managed foreign table, how a login through it went (a one-row read through
+   * one of its foreign tables, read-only): what the wrappers meet, whatever the catalogs say.
+   */
+  readonly wrapperLogins?: ReadonlyMap<string, WrapperLogin>;
 }
+
+/** A login through a foreign server: fine, refused for its password, or failed otherwise (message first line). */
+export type WrapperLogin = { readonly ok: true } | { readonly ok: false; readonly password: boolean; readonly message: string };
 
 /** Object types of ALTER DEFAULT PRIVILEGES that vecscale creates: relations, functions, schemas. */
 export type AclObjectType = 'r' | 'f' | 'n';
@@ -374,6 +403,8 @@ export function describeObject(o: DbObject): string {
   switch (o.kind) {
     case 'extension':
       return `extension ${o.name}`;
+    case 'settings':
+      return 'database defaults';
     case 'schema':
       return `schema ${o.name}`;
     case 'table':

@@ -20,6 +20,7 @@ import {
   keys,
   type ObjectKind,
   type Privilege,
+  type WrapperLogin,
   VECS_SCHEMA,
 } from '../model/state.js';
 import { isTableOf } from '../model/placement.js';
@@ -43,6 +44,7 @@ export const PHASES: readonly ObjectKind[] = [
   // Functions before views: a view's write trigger needs its function (PL/pgSQL bodies are not checked at creation).
   'function',
   'view',
+  'settings',
   // Privileges last: on everything the plan has just created.
   'grants',
 ];
@@ -83,6 +85,7 @@ export function resolveContext(topology: Topology, live: ReadonlyMap<string, Liv
  */
 function fdwPasswords(topology: Topology, live: ReadonlyMap<string, LiveDatabase>, rotate: boolean): Map<string, FdwPassword> {
   const primary = live.get('primary')!.state.objects;
+  const logins = live.get('primary')!.facts.wrapperLogins ?? new Map<string, WrapperLogin>();
   const byGroup = new Map<string, FdwPassword>();
   const out = new Map<string, FdwPassword>();
   for (const s of topology.secondaries) {
@@ -99,8 +102,12 @@ function fdwPasswords(topology: Topology, live: ReadonlyMap<string, LiveDatabase
       );
       const configured = s.fdwPassword === undefined ? undefined : secretFingerprint(s.fdwPassword);
       const wanted = configured ?? held[0];
+      // The secondary refused the mappings' password (a rotation cut off half-way, ALTER ROLE … PASSWORD by hand):
+      // what the catalogs agree on does not log in, so it is set again on the role and every mapping.
+      const refused = members.some((m) => serversOf(topology, m.name).some((server) => passwordRefused(logins.get(server))));
       // --rotate-fdw-passwords: every generated password is replaced (a configured one stays what the file says).
-      const keep = !(rotate && configured === undefined) && role?.kind === 'role' && role.managed && wanted !== undefined && held.every((h) => h === wanted);
+      const keep =
+        !(rotate && configured === undefined) && !refused && role?.kind === 'role' && role.managed && wanted !== undefined && held.every((h) => h === wanted);
       decided = keep ? { mode: 'keep', fingerprint: wanted } : { mode: 'set', fingerprint: configured ?? GENERATED_FINGERPRINT };
       byGroup.set(group, decided);
     }
@@ -158,6 +165,23 @@ function roleNotes(topology: Topology, live: ReadonlyMap<string, LiveDatabase>, 
   );
 }
 
+const passwordRefused = (l: WrapperLogin | undefined): boolean => l?.ok === false && l.password;
+
+/**
+ * What a login through each foreign server found, when it failed: a refused password is repaired by this plan (the
+ * password is set again on both sides); anything else (the secondary unreachable from the primary, its view gone) is
+ * a warning the plan cannot act on.
+ */
+function loginNotes(live: ReadonlyMap<string, LiveDatabase>): Note[] {
+  return [...(live.get('primary')?.facts.wrapperLogins ?? [])].flatMap(([server, l]): Note[] => {
+    if (l.ok) return [];
+    const message = l.password
+      ? `a login through this server was refused (${l.message}): the wrapper role's password and the user mappings' disagree; apply sets the password again on both sides`
+      : `warning: a login through this server failed (${l.message}); every query through it fails too`;
+    return [{ database: 'primary', object: `server ${server}`, message }];
+  });
+}
+
 /** Options of a plan: what the user allows, and whether it tears down instead of converging. */
 export interface PlanOptions {
   /** Collections whose destructive steps may run (`--allow-destructive a,b`), or every collection's. */
@@ -205,7 +229,7 @@ function withoutOwnedAcls(actual: DatabaseState, desired: DatabaseState): Databa
 }
 
 /** Kinds vecscale drops when they are marked as its own and no longer wanted. Roles and schemas are left (see notes). */
-const DROPPABLE: ReadonlySet<ObjectKind> = new Set(['table', 'index', 'view', 'foreign_table', 'function', 'server', 'user_mapping']);
+const DROPPABLE: ReadonlySet<ObjectKind> = new Set(['table', 'index', 'view', 'foreign_table', 'function', 'server', 'user_mapping', 'settings']);
 
 /** The collection a `vecs` table holds rows of: `<c>` or a partition `<c>_p<i>of<n>`. */
 const collectionOfTable = (table: string): string => table.replace(/_p\d+of\d+$/, '');
@@ -269,7 +293,8 @@ function decide(
         });
         continue;
       }
-      decisions.set(change.key, { action: 'drop', risk: 'disruptive', reason: 'no longer in the topology', desired: undefined, actual: a });
+      const reason = a.kind === 'settings' ? 'no collection here asks for them any more: the defaults are reset' : 'no longer in the topology';
+      decisions.set(change.key, { action: 'drop', risk: a.kind === 'settings' ? 'safe' : 'disruptive', reason, desired: undefined, actual: a });
       continue;
     }
     const { actual: a, desired: d, fields } = change;
@@ -314,6 +339,7 @@ function decide(
         }
         break;
       case 'grants':
+      case 'settings':
         decisions.set(change.key, { action: 'alter', risk: 'safe', reason: what, desired: d, actual: a });
         break;
       case 'table': {
@@ -540,7 +566,7 @@ export function buildPlan(topology: Topology, live: ReadonlyMap<string, LiveData
   const full = buildDesired(topology, ctx);
   const desired = opts.destroy ? destroyDesired(topology, full, opts) : full;
   const blockers: Blocker[] = [...preconditionBlockers(topology, live)];
-  const notes: Note[] = [...roleNotes(topology, live, ctx.vectorSchema)];
+  const notes: Note[] = [...roleNotes(topology, live, ctx.vectorSchema), ...loginNotes(live)];
   const urls = new Map([['primary', topology.primary.url], ...topology.secondaries.map((s) => [s.name, s.url] as const)]);
   const plans = desired.map((want): DatabasePlan => {
     const have = live.get(want.database);

@@ -64,6 +64,8 @@ export function purpose(o: DbObject): string {
       return `login role the primary's user mappings use here: no superuser, no CREATE, only the grants below (password ${o.setPassword ? 'set by this apply' : 'kept'})`;
     case 'grants':
       return `what ${o.role} may do here: ${o.privileges.map(privilegeText).join('; ')}`;
+    case 'settings':
+      return `defaults for clients that connect here directly, such as the vecs client (${Object.entries(o.values).map(([k, v]) => `${k} = ${v}`).join(', ')}): filtered searches return k rows`;
   }
 }
 
@@ -155,10 +157,19 @@ export function describeFields(fields: Readonly<Record<string, FieldChange>>): s
       parts.push(`attributes ${JSON.stringify(from)} → plain login role`);
     } else if (field === 'memberOf') {
       parts.push(`member of ${JSON.stringify(from)} → none`);
+    } else if (field === 'settings') {
+      parts.push(`settings ${((from ?? []) as string[]).join('; ')} → none (they apply to every session of the wrappers)`);
+    } else if (field === 'values') {
+      const a = (from ?? {}) as Record<string, string>;
+      const d = (to ?? {}) as Record<string, string>;
+      for (const k of [...new Set([...Object.keys(d), ...Object.keys(a)])].sort()) if (a[k] !== d[k]) parts.push(`${k}: ${a[k] ?? '(default)'} → ${d[k] ?? '(default)'}`);
     } else if (field === 'members') {
       parts.push(`members ${JSON.stringify(from ?? [])} → none (each would hold its privileges)`);
     } else if (field === 'protected') {
       parts.push(to ? 'protect: true recorded' : 'protect removed');
+    } else if (field === 'queryMd5') {
+      // Its columns changing changes its SELECT too; only a SELECT alone changed is a new vecscale's definition.
+      if (!('columns' in fields)) parts.push(from ? 'definition changed' : 'definition from an older vecscale');
     } else if (field === 'definitionMd5') {
       parts.push('definition changed');
     } else if (field === 'bodyMd5') {

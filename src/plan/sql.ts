@@ -342,7 +342,25 @@ const builders: { [K in ObjectKind]: Builders<K> } = {
   grants: {
     create: (o) => privilegeSql(o.role, [], o.privileges),
   },
+  settings: {
+    create: (o) => databaseSettingsSql({}, o.values),
+    drop: (o) => databaseSettingsSql(o.values, {}),
+  },
 };
+
+/**
+ * ALTER DATABASE … SET/RESET for the database the statement runs in (ALTER DATABASE takes a name, not CURRENT).
+ * Sessions opened afterwards see the new default; the value is checked by pgvector's GUC when it is loaded.
+ */
+function databaseSettingsSql(from: Readonly<Record<string, string>>, to: Readonly<Record<string, string>>): string[] {
+  const names = [...new Set([...Object.keys(from), ...Object.keys(to)])].filter((n) => from[n] !== to[n]).sort(byCodePoint);
+  return names.map((n) => {
+    const value = to[n];
+    const change = value === undefined ? `RESET ${n}` : `SET ${n} = %L`;
+    const args = value === undefined ? '' : `, ${literal(value)}`;
+    return `DO $vecscale$ BEGIN EXECUTE pg_catalog.format('ALTER DATABASE %I ${change}', pg_catalog.current_database()${args}); END $vecscale$`;
+  });
+}
 
 /**
  * Revokes whatever any role but the owner may do with an extension's functions and foreign-data wrappers (PUBLIC,
@@ -516,12 +534,16 @@ export function alterSql(actual: DbObject, desired: DbObject, ctx: SqlContext): 
       ...actual.memberOf.map((r) => `REVOKE ${ident(r)} FROM ${name}`),
       // A member of the wrapper role would hold its privileges (and could SET ROLE to it).
       ...(actual.members ?? []).map((m) => `REVOKE ${name} FROM ${ident(m)}`),
+      // Settings apply to every session the wrappers open: none is wanted, wherever it was set.
+      ...[...new Set((actual.settings ?? []).map((s) => s.slice(0, s.indexOf(': '))))].sort(byCodePoint)
+        .map((db) => `ALTER ROLE ${name}${db === '*' ? '' : ` IN DATABASE ${ident(db)}`} RESET ALL`),
       ...(actual.owner !== desired.owner || !actual.managed ? [markSql(desired)!] : []),
     ];
   }
   if (desired.kind === 'grants' && actual.kind === 'grants') {
     return privilegeSql(desired.role, actual.privileges, desired.privileges);
   }
+  if (desired.kind === 'settings' && actual.kind === 'settings') return databaseSettingsSql(actual.values, desired.values);
   if (desired.kind === 'foreign_table' && actual.kind === 'foreign_table') {
     const name = qualified(desired.schema, desired.name);
     const optionsChanged = JSON.stringify(sortedOptions(actual.options)) !== JSON.stringify(sortedOptions(desired.options));

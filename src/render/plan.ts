@@ -58,7 +58,13 @@ export function renderPlan(plan: Plan, c: ChalkInstance): string {
     for (const n of plan.notes) out.push(`  ${c.dim('·')} ${n.database}: ${n.object}: ${n.message}`);
     out.push('');
   }
-  out.push(hasChanges(plan) ? c.bold(summaryLine(plan)) : c.green('No changes.') + ' Every database matches the topology.');
+  if (hasChanges(plan)) out.push(c.bold(summaryLine(plan)));
+  if (plan.blockers.length > 0) {
+    const n = plan.blockers.length;
+    out.push(c.red.bold('Blocked:') + ` ${n} ${n === 1 ? 'problem' : 'problems'} above; apply changes nothing until ${n === 1 ? 'it is' : 'they are'} resolved.`);
+  } else if (!hasChanges(plan)) {
+    out.push(c.green('No changes.') + ' Every database matches the topology.');
+  }
   return out.join('\n');
 }
 
@@ -67,6 +73,9 @@ export function planToJson(plan: Plan): unknown {
   return {
     ...plan,
     changes: hasChanges(plan),
+    // What the plan amounts to, blockers first: a blocked plan with no steps is not "no changes".
+    status: plan.blockers.length > 0 ? 'blocked' : hasChanges(plan) ? 'changes' : 'no-changes',
+    blocked: plan.blockers.length > 0,
     databases: plan.databases.map((d) => ({
       ...d,
       steps: d.steps.map((s) => ({ ...s, symbol: SYMBOL[s.action], drop: s.drop.map(redactSecrets), sql: s.sql.map(redactSecrets) })),

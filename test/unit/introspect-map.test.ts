@@ -50,6 +50,8 @@ const raw: RawCatalog = {
   roles: [],
   privileges: [],
   dependants: [],
+  databaseSettings: [],
+  probes: [],
 };
 
 test('toState maps catalog rows into the model, absorbing the catalog quirks', () => {

@@ -57,6 +57,8 @@ test('from empty databases: every object, secondaries first, in phase order', ()
     'create table vecs.docs',
     `create index vecs.${(text.steps[5] as { object: string }).object.split(' ')[1]!.split('.')[1]} on docs`,
     'create view vecscale.docs',
+    // hnsw.iterative_scan as the database's default, for clients that connect directly (the vecs client).
+    'create database defaults',
     'create privileges of vecscale_fdw',
   ]);
   // The wrapper views live in vecscale's private schema on the secondary, not in an API schema.
@@ -68,7 +70,7 @@ test('from empty databases: every object, secondaries first, in phase order', ()
     'function', 'function', 'function', 'function', 'function', 'function', 'function', 'function', 'function', 'function', 'function', 'function', 'function',
     'view', 'view',
   ]);
-  assert.deepEqual(plan.summary, { create: 45, change: 0, replace: 0, drop: 0 });
+  assert.deepEqual(plan.summary, { create: 47, change: 0, replace: 0, drop: 0 });
   assert.equal(plan.blockers.length, 0);
 });
 
@@ -103,6 +105,7 @@ test('exact SQL on a secondary: the vecs table, its index named for vecs, the vi
       `AND (metadata -> 'year')::pg_catalog.numeric = pg_catalog.trunc((metadata -> 'year')::pg_catalog.numeric) THEN (metadata -> 'year')::pg_catalog.numeric::pg_catalog.int4 END END AS "year" FROM "vecs"."docs"`,
     sql[11]!,
     'GRANT SELECT ON TABLE "vecscale"."docs" TO "vecscale_fdw"',
+    "DO $vecscale$ BEGIN EXECUTE pg_catalog.format('ALTER DATABASE %I SET hnsw.iterative_scan = %L', pg_catalog.current_database(), 'relaxed_order'); END $vecscale$",
   ]);
   assert.equal(
     sql[11],
@@ -194,7 +197,17 @@ test('the plan and its renderings are deterministic and hold no secret', () => {
     for (const s of [SECRET_A, SECRET_B, encodeURIComponent(SECRET_A), 'primary-pw']) assert.ok(!text.includes(s), `leaked ${s}`);
   }
   assert.match(renderPlan(a, plain), /"password" '<redacted>'/);
-  assert.match(renderPlan(a, plain), /Plan: 45 to create, 0 to change, 0 to replace, 0 to drop\./);
+  assert.match(renderPlan(a, plain), /Plan: 47 to create, 0 to change, 0 to replace, 0 to drop\./);
+});
+
+test('a blocked plan says so in text and JSON, also when it has no steps (never "No changes")', () => {
+  const plan = buildPlan(topology(), converged());
+  const blocked = { ...plan, blockers: [{ database: 'pod_text', object: 'table vecs.docs', reason: 'in the way' }] };
+  const text = renderPlan(blocked, plain);
+  assert.doesNotMatch(text, /No changes/);
+  assert.match(text, /^Blocked: 1 problem above; apply changes nothing until it is resolved\.$/m);
+  assert.deepEqual([(planToJson(blocked) as { status: string }).status, (planToJson(blocked) as { blocked: boolean }).blocked], ['blocked', true]);
+  assert.deepEqual([(planToJson(plan) as { status: string }).status, (planToJson(plan) as { blocked: boolean }).blocked], ['no-changes', false]);
 });
 
 test('a converged state plans no changes', () => {
@@ -319,7 +332,7 @@ test('a collection removed from the file: its wrappers and empty table dropped (
   const plan = buildPlan(t2, converged(base));
   const steps = (db: string) => plan.databases.find((d) => d.database === db)!.steps.map((s) => `${s.action} ${s.object} [${s.risk}]`);
   // Privileges on the dropped relations go with them: nothing to revoke.
-  assert.deepEqual(steps('pod_img'), ['drop table vecs.images [disruptive]', 'drop view vecscale.images [disruptive]']);
+  assert.deepEqual(steps('pod_img'), ['drop table vecs.images [disruptive]', 'drop view vecscale.images [disruptive]', 'drop database defaults [safe]']);
   assert.ok(steps('primary').includes('drop view public.images [disruptive]'));
   assert.ok(steps('primary').includes('drop foreign table vecscale_remote.images [disruptive]'));
   assert.ok(steps('primary').includes('drop function public.match_images [disruptive]'));
