@@ -61,6 +61,27 @@ test('a wrapper password changed on the secondary only is found by plan (exit 2)
   assert.deepEqual(await steps(), []);
 });
 
+test('a rotation cut off after the secondary committed (the primary failed) is found by plan and repaired by apply', async () => {
+  // The primary's transaction fails at its first ALTER USER MAPPING, after the secondary committed the new password.
+  await sql(dbs.primary, `CREATE OR REPLACE FUNCTION public.vs_refuse_mapping() RETURNS event_trigger LANGUAGE plpgsql AS $$ BEGIN RAISE 'refused for the test'; END $$`);
+  await sql(dbs.primary, `CREATE EVENT TRIGGER vs_refuse_mapping ON ddl_command_start WHEN TAG IN ('ALTER USER MAPPING') EXECUTE FUNCTION public.vs_refuse_mapping()`);
+  try {
+    const cut = await cli('apply', '--auto-approve', '--rotate-fdw-passwords');
+    assert.equal(cut.code, 8, cut.stderr);
+  } finally {
+    await sql(dbs.primary, 'DROP EVENT TRIGGER vs_refuse_mapping');
+    await sql(dbs.primary, 'DROP FUNCTION public.vs_refuse_mapping()');
+  }
+  await assert.rejects(search(), (e: { message: string; detail?: string }) => /password authentication failed/.test(`${e.message} ${e.detail}`));
+  const shown = await cli('plan', '--detailed-exitcode');
+  assert.equal(shown.code, 2, shown.stderr);
+  assert.match(shown.stderr, /server pod_a: a login through this server was refused/);
+  const applied = await cli('apply', '--auto-approve');
+  assert.equal(applied.code, 0, applied.stderr);
+  assert.equal((await search()).length, 5);
+  assert.deepEqual(await steps(), []);
+});
+
 test('settings on the wrapper role (any database) are drift: planned back with RESET ALL', async () => {
   await sql(podA, `ALTER ROLE ${fdw} SET default_transaction_read_only = on`);
   await sql(podA, `ALTER ROLE ${fdw} IN DATABASE "${podDb}" SET hnsw.ef_search = 1`);
