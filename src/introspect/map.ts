@@ -14,6 +14,7 @@ import {
   type DbObject,
   keys,
   type LiveFacts,
+  type WrapperLogin,
   type PartitionBound,
   MANAGED_COMMENT,
   PROTECTED_MARK,
@@ -22,6 +23,7 @@ import {
 } from '../model/state.js';
 import { byCodePoint, secretFingerprint } from '../util/fingerprint.js';
 import type { AclRow, RawCatalog } from './catalog.js';
+import type { RawProbe } from './probe.js';
 
 /**
  * aclexplode() rows as the model's ACL: `SELECT`, `SELECT*` (WITH GRANT OPTION); a column's own privileges (from
@@ -89,13 +91,16 @@ function roleAttributes(r: RawCatalog['roles'][number]): string[] {
 const dependantName = (d: string): string => d.replace(/^rule _RETURN on ((?:materialized )?view) /, '$1 ');
 
 // NOTE: a view's marker records md5(pg_get_viewdef) from its creation; a different digest now means a hand edit.
-// An unmarked view (not ours) has no record and counts as intact: it is judged by its columns alone.
-/** A view's marker: `<MANAGED_COMMENT><DEFINITION_MARK><viewdef md5>[<QUERY_MARK><query md5>]` (older ones lack the query). */
+// An unmarked view (not ours) has no record and counts as intact: it is judged by its columns alone. The marker is
+// `<MANAGED_COMMENT><DEFINITION_MARK><viewdef md5>[<QUERY_MARK><query md5>]`; an older vecscale's lacks the query.
 function viewMarker(comment: string | null, md5: string | null): { definitionIntact: boolean; queryMd5: string | null } {
   if (!comment?.startsWith(MANAGED_COMMENT + DEFINITION_MARK)) return { definitionIntact: true, queryMd5: null };
   const [digest, query] = comment.slice((MANAGED_COMMENT + DEFINITION_MARK).length).split(QUERY_MARK);
   return { definitionIntact: digest === md5, queryMd5: query || null };
 }
+
+const loginOf = (p: RawProbe): WrapperLogin =>
+  p.error === null ? { ok: true } : { ok: false, password: p.error.passwordRefused, message: p.error.message };
 
 // NOTE: pg_get_expr prints a hash partition's bound as `FOR VALUES WITH (modulus 4, remainder 1)`; regclass prints the
 // parent schema-qualified (introspection runs with search_path = pg_catalog). Other bounds are not vecscale's.
@@ -291,7 +296,7 @@ export function toState(
       nonEmpty: new Set(raw.nonEmpty.map((r) => keys.relation(VECS_SCHEMA, r.relname))),
       dependants,
       readBy,
-      ...(role === 'primary' ? { wrapperLogins: new Map(raw.probes.map((p) => [p.srvname, p.error === null ? { ok: true } : { ok: false, password: p.error.passwordRefused, message: p.error.message }])) } : {}),
+      ...(role === 'primary' ? { wrapperLogins: new Map(raw.probes.map((p) => [p.srvname, loginOf(p)])) } : {}),
       defaultAcl: defaultAclOf(raw.defaultAcls),
       roles: new Map(raw.grantees.map((g) => [g.rolname, { usesVectorSchema: g.uses_vector_schema }])),
     },
