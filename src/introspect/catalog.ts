@@ -25,7 +25,7 @@ export interface IntrospectScope {
 }
 
 export interface RawCatalog {
-  readonly facts: { current_user: string; server_version_num: string; superuser: boolean; can_quiet_log: boolean };
+  readonly facts: { current_user: string; server_version_num: string; superuser: boolean; can_quiet_log: boolean; owns_database: boolean };
   /** The connecting role's default privileges: object type (r, f, n), schema (null: every schema), ACL. */
   readonly defaultAcls: ReadonlyArray<{ objtype: string; schema: string | null; acl: AclRow[] }>;
   /** The topology's grantees that exist, and whether each may use pgvector's schema. */
@@ -146,7 +146,10 @@ export async function readCatalog(db: Db, scope: IntrospectScope): Promise<RawCa
       `SELECT current_user::text AS current_user, current_setting('server_version_num') AS server_version_num,
               (SELECT r.rolsuper FROM pg_catalog.pg_roles r WHERE r.rolname = current_user) AS superuser,
               -- NOTE: PG15 lets a superuser grant SET on these parameters (GRANT SET ON PARAMETER); superusers may anyway.
-              (SELECT bool_and(pg_catalog.has_parameter_privilege(p, 'SET')) FROM unnest($1::text[]) p) AS can_quiet_log`,
+              (SELECT bool_and(pg_catalog.has_parameter_privilege(p, 'SET')) FROM unnest($1::text[]) p) AS can_quiet_log,
+              -- NOTE: ALTER DATABASE … SET needs the owner's privileges (or a superuser's).
+              (SELECT pg_catalog.pg_has_role(current_user, d.datdba, 'USAGE') FROM pg_catalog.pg_database d
+                WHERE d.datname = pg_catalog.current_database()) AS owns_database`,
       [QUIET_SETTINGS],
     ))[0]!;
     // NOTE: default privileges apply to objects their role creates: vecscale's objects are created by current_user.

@@ -293,6 +293,7 @@ export function toState(
       dblinkSchema: raw.extensions.find((e) => e.extname === 'dblink')?.nspname,
       superuser: raw.facts.superuser,
       canQuietLog: raw.facts.can_quiet_log,
+      ownsDatabase: raw.facts.owns_database || raw.facts.superuser,
       nonEmpty: new Set(raw.nonEmpty.map((r) => keys.relation(VECS_SCHEMA, r.relname))),
       dependants,
       readBy,

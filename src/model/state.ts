@@ -321,6 +321,8 @@ export interface LiveFacts {
   readonly dblinkSchema?: string | undefined;
   /** The connecting role is a superuser. */
   readonly superuser?: boolean;
+  /** The connecting role has the database owner's privileges (ALTER DATABASE … SET). */
+  readonly ownsDatabase?: boolean;
   /** The role may SET log_statement & co. around statements that carry a password. */
   readonly canQuietLog?: boolean;
   /** Whether each vecs table (by relation key) holds at least one row. */

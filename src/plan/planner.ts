@@ -380,7 +380,26 @@ function decide(
   }
   cascade(desired, actual, decisions);
   settleGrants(desired, actual.state, decisions);
+  unownedDefaults(actual, decisions, notes);
   return decisions;
+}
+
+/**
+ * The database defaults are the owner's to set: a run by another role leaves them and says what direct clients lose
+ * (nothing else depends on them, so the rest of the plan goes ahead).
+ */
+function unownedDefaults(actual: LiveDatabase, decisions: Map<string, Decision>, notes: Note[]): void {
+  const key = keys.databaseSettings();
+  const d = decisions.get(key);
+  if (!d || actual.facts.ownsDatabase !== false) return;
+  decisions.delete(key);
+  const values = (d.desired ?? d.actual) as { values: Readonly<Record<string, string>> };
+  const want = Object.entries(d.desired ? values.values : {}).map(([k, v]) => `SET ${k} = ${v}`).join(', ') || 'RESET hnsw.iterative_scan';
+  notes.push({
+    database: actual.facts.database,
+    object: 'database defaults',
+    message: `warning: ${actual.facts.currentUser} does not own this database, so its defaults stay as they are: clients that connect directly (the vecs client) may get fewer than k rows from a filtered search; the owner can run ALTER DATABASE … ${want}`,
+  });
 }
 
 /**

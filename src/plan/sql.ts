@@ -349,8 +349,16 @@ const builders: { [K in ObjectKind]: Builders<K> } = {
 };
 
 /**
+ * Loads pgvector's library into the session (a vector literal through its input function, wherever the extension
+ * lives): until then `hnsw.*` is a placeholder, which only a superuser may SET or RESET in ALTER DATABASE.
+ */
+const LOAD_PGVECTOR =
+  "EXECUTE pg_catalog.format('SELECT %L::%I.vector', '[1]', (SELECT n.nspname FROM pg_catalog.pg_extension e " +
+  "JOIN pg_catalog.pg_namespace n ON n.oid = e.extnamespace WHERE e.extname = 'vector'));";
+
+/**
  * ALTER DATABASE … SET/RESET for the database the statement runs in (ALTER DATABASE takes a name, not CURRENT).
- * Sessions opened afterwards see the new default; the value is checked by pgvector's GUC when it is loaded.
+ * Sessions opened afterwards see the new default; pgvector checks the value.
  */
 function databaseSettingsSql(from: Readonly<Record<string, string>>, to: Readonly<Record<string, string>>): string[] {
   const names = [...new Set([...Object.keys(from), ...Object.keys(to)])].filter((n) => from[n] !== to[n]).sort(byCodePoint);
@@ -358,7 +366,7 @@ function databaseSettingsSql(from: Readonly<Record<string, string>>, to: Readonl
     const value = to[n];
     const change = value === undefined ? `RESET ${n}` : `SET ${n} = %L`;
     const args = value === undefined ? '' : `, ${literal(value)}`;
-    return `DO $vecscale$ BEGIN EXECUTE pg_catalog.format('ALTER DATABASE %I ${change}', pg_catalog.current_database()${args}); END $vecscale$`;
+    return `DO $vecscale$ BEGIN ${LOAD_PGVECTOR} EXECUTE pg_catalog.format('ALTER DATABASE %I ${change}', pg_catalog.current_database()${args}); END $vecscale$`;
   });
 }
 

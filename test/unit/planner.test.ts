@@ -105,7 +105,9 @@ test('exact SQL on a secondary: the vecs table, its index named for vecs, the vi
       `AND (metadata -> 'year')::pg_catalog.numeric = pg_catalog.trunc((metadata -> 'year')::pg_catalog.numeric) THEN (metadata -> 'year')::pg_catalog.numeric::pg_catalog.int4 END END AS "year" FROM "vecs"."docs"`,
     sql[11]!,
     'GRANT SELECT ON TABLE "vecscale"."docs" TO "vecscale_fdw"',
-    "DO $vecscale$ BEGIN EXECUTE pg_catalog.format('ALTER DATABASE %I SET hnsw.iterative_scan = %L', pg_catalog.current_database(), 'relaxed_order'); END $vecscale$",
+    "DO $vecscale$ BEGIN EXECUTE pg_catalog.format('SELECT %L::%I.vector', '[1]', (SELECT n.nspname FROM pg_catalog.pg_extension e " +
+      "JOIN pg_catalog.pg_namespace n ON n.oid = e.extnamespace WHERE e.extname = 'vector')); " +
+      "EXECUTE pg_catalog.format('ALTER DATABASE %I SET hnsw.iterative_scan = %L', pg_catalog.current_database(), 'relaxed_order'); END $vecscale$",
   ]);
   assert.equal(
     sql[11],
@@ -208,6 +210,19 @@ test('a blocked plan says so in text and JSON, also when it has no steps (never 
   assert.match(text, /^Blocked: 1 problem above; apply changes nothing until it is resolved\.$/m);
   assert.deepEqual([(planToJson(blocked) as { status: string }).status, (planToJson(blocked) as { blocked: boolean }).blocked], ['blocked', true]);
   assert.deepEqual([(planToJson(plan) as { status: string }).status, (planToJson(plan) as { blocked: boolean }).blocked], ['no-changes', false]);
+});
+
+test("a role that does not own a secondary's database leaves its defaults, with a warning, and plans the rest", () => {
+  const live = emptyLive();
+  const pod = live.get('pod_text')!;
+  live.set('pod_text', { ...pod, facts: { ...pod.facts, ownsDatabase: false } });
+  const plan = buildPlan(topology(), live);
+  const steps = (db: string) => plan.databases.find((d) => d.database === db)!.steps.map((s) => s.object);
+  assert.ok(!steps('pod_text').includes('database defaults'));
+  assert.ok(steps('pod_img').includes('database defaults'));
+  assert.ok(steps('pod_text').includes('view vecscale.docs'));
+  const note = plan.notes.find((n) => n.database === 'pod_text' && n.object === 'database defaults');
+  assert.match(note?.message ?? '', /does not own this database.*ALTER DATABASE … SET hnsw\.iterative_scan = relaxed_order/);
 });
 
 test('a converged state plans no changes', () => {
