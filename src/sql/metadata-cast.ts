@@ -26,10 +26,11 @@ import type { ColumnType } from '../config/types.js';
 import { literal } from './quote.js';
 import { COLUMN_TYPE_SQL } from './types.js';
 
-const INTEGER_RANGE: Readonly<Partial<Record<ColumnType, readonly [string, string]>>> = {
-  smallint: ['-32768', '32767'],
-  integer: ['-2147483648', '2147483647'],
-  bigint: ['-9223372036854775808', '9223372036854775807'],
+/** Range, and the most digits any value of the type may have (the text of a short integer casts as it is). */
+const INTEGER_RANGE: Readonly<Partial<Record<ColumnType, readonly [lo: string, hi: string, digits: number]>>> = {
+  smallint: ['-32768', '32767', 4],
+  integer: ['-2147483648', '2147483647', 9],
+  bigint: ['-9223372036854775808', '9223372036854775807', 18],
 };
 
 /** Magnitudes a float type takes without an out-of-range error (0 aside), a little inside the hard limits. */
@@ -85,8 +86,12 @@ export function metadataValue(key: string, type: ColumnType): string {
     case 'smallint':
     case 'integer':
     case 'bigint': {
-      const [lo, hi] = INTEGER_RANGE[type] ?? ['0', '0'];
-      return whenKind('number', `CASE WHEN ${number} BETWEEN ${lo} AND ${hi} AND ${number} = pg_catalog.trunc(${number}) THEN ${number}::${sqlType} END`);
+      const [lo, hi, digits] = INTEGER_RANGE[type] ?? ['0', '0', 0];
+      // A jsonb number prints as plain digits (never an exponent): without a point and short enough, its text casts
+      // as it is — the common case, at half the cost of the numeric checks that decide the rest (2012.0, 1e20).
+      const short = `pg_catalog.strpos(${text}, '.') = 0 AND pg_catalog.length(${text}) <= ${digits}`;
+      const integral = `${number} BETWEEN ${lo} AND ${hi} AND ${number} = pg_catalog.trunc(${number})`;
+      return whenKind('number', `CASE WHEN ${short} THEN ${text}::${sqlType} WHEN ${integral} THEN ${number}::${sqlType} END`);
     }
     case 'real':
     case 'double precision': {

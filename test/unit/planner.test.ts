@@ -101,7 +101,9 @@ test('exact SQL on a secondary: the vecs table, its index named for vecs, the vi
     // The NULL-safe casts (src/sql/metadata-cast.ts): a value of the wrong JSON kind or range reads NULL.
     'CREATE VIEW "vecscale"."docs" WITH ("security_invoker" = true) AS SELECT id, vec AS embedding, metadata, ' +
       `CASE WHEN pg_catalog.jsonb_typeof((metadata -> 'url')) = 'string' THEN (metadata ->> 'url') END AS "url", ` +
-      `CASE WHEN pg_catalog.jsonb_typeof((metadata -> 'year')) = 'number' THEN CASE WHEN (metadata -> 'year')::pg_catalog.numeric BETWEEN -2147483648 AND 2147483647 ` +
+      `CASE WHEN pg_catalog.jsonb_typeof((metadata -> 'year')) = 'number' THEN CASE ` +
+      `WHEN pg_catalog.strpos((metadata ->> 'year'), '.') = 0 AND pg_catalog.length((metadata ->> 'year')) <= 9 THEN (metadata ->> 'year')::pg_catalog.int4 ` +
+      `WHEN (metadata -> 'year')::pg_catalog.numeric BETWEEN -2147483648 AND 2147483647 ` +
       `AND (metadata -> 'year')::pg_catalog.numeric = pg_catalog.trunc((metadata -> 'year')::pg_catalog.numeric) THEN (metadata -> 'year')::pg_catalog.numeric::pg_catalog.int4 END END AS "year" FROM "vecs"."docs"`,
     sql[11]!,
     'GRANT SELECT ON TABLE "vecscale"."docs" TO "vecscale_fdw"',
