@@ -1,44 +1,100 @@
 /** The human reasons plans give: why an object is created, and what differs when it is changed. */
 import type { FieldChange } from '../diff.js';
-import { type Acl, API_SCHEMA, type DbObject, type Privilege, HELPER_SCHEMA, REMOTE_SCHEMA, VECS_SCHEMA, WRITE_SCHEMA } from '../model/state.js';
+import {
+  type Acl, API_SCHEMA, type DbObject, type ExtensionObject, type FunctionObject, HELPER_SCHEMA, type Privilege, REMOTE_SCHEMA, type SchemaObject,
+  type TableObject, VECS_SCHEMA, type ViewObject, WRITE_SCHEMA,
+} from '../model/state.js';
 
-/** Why an object exists, as a create step's reason. */
+/** `<c>_p<i>of<n>`: partition i of n of collection c (see model/placement.ts). */
+const PARTITION = /^(.+)_p(\d+)of(\d+)$/;
+
+/** `collection docs` or `partition 1 of 4 of collection images`, for a table or view named after what it holds. */
+function holds(name: string): string {
+  const m = PARTITION.exec(name);
+  return m ? `partition ${m[2]} of ${m[3]} of collection ${m[1]}` : `collection ${name}`;
+}
+
+function extensionPurpose(o: ExtensionObject): string {
+  if (o.name === 'vector') return `pgvector (in schema ${o.schema}): the vector type and distance operators that the collections, their indexes, the views and match_* use`;
+  const mine = `in schema ${o.schema}, executable by its owner only`;
+  if (o.name === 'postgres_fdw') return `postgres_fdw (${mine}): the foreign servers and foreign tables through which the primary reads and writes the collections on the secondaries`;
+  if (o.name === 'dblink') return `dblink (${mine}): search_<c> sends match_<c>'s whole query to the collection's secondary over one connection kept per session`;
+  return `extension ${o.name} (in schema ${o.schema})`;
+}
+
+function schemaPurpose(o: SchemaObject): string {
+  switch (o.name) {
+    case VECS_SCHEMA:
+      return 'where the vecs client keeps its collections: one table per collection (or partition), created as vecs creates it';
+    case REMOTE_SCHEMA:
+      return `private schema of the foreign tables (and, sharded, the partitioned tables) that the ${API_SCHEMA}.<c> views and match_* read; applications use the views`;
+    case WRITE_SCHEMA:
+      return `private schema of the foreign tables that writes go to (through the ${API_SCHEMA}.<c> views' triggers and upsert_*)`;
+    case HELPER_SCHEMA:
+      return "vecscale's private schema: on the primary its functions (filter compiler, match_sql_*, search_*, write_*) and dblink and postgres_fdw; on a secondary the views the primary reads and writes";
+    default:
+      // The one other schema vecscale creates: extension_schema, where pgvector goes.
+      return `the schema pgvector is installed in (extension_schema: ${o.name})`;
+  }
+}
+
+function tablePurpose(o: TableObject): string {
+  if (o.partitionKey) {
+    const over = `partitioned by ${o.partitionKey} over ${o.partitions?.length ?? 0} foreign partitions, one per shard table`;
+    return o.schema === WRITE_SCHEMA
+      ? `routes each upsert of collection ${o.name} to the upsert view of its partition: ${over}`
+      : `collection ${o.name} across its shards, as ${API_SCHEMA}.${o.name} and match_${o.name} read it: ${over}`;
+  }
+  const vec = o.columns.find((c) => c.name === 'vec');
+  return `the rows of ${holds(o.name)}: ${vec?.type ?? 'vector'} embeddings with id and metadata, as the vecs client creates them`;
+}
+
+function viewPurpose(o: ViewObject): string {
+  if (o.schema === API_SCHEMA) {
+    const reads = o.dependsOn?.find((k) => k.startsWith('relation:'))?.slice('relation:'.length);
+    return `collection ${o.name} for applications (SQL, PostgREST): reads ${reads ?? 'its foreign table'}` +
+      `${o.writeTrigger ? `, writes go through ${o.writeTrigger}` : ''}; runs as its caller`;
+  }
+  if (o.writeTrigger) return `the primary's upserts into ${holds(o.name)}: its INSTEAD OF INSERT trigger runs INSERT … ON CONFLICT (id) DO UPDATE on ${VECS_SCHEMA}.${o.name}`;
+  if (o.query?.includes(' UNION ALL ') || (o.dependsOn ?? []).some((k) => PARTITION.test(k))) {
+    return `the rows of collection ${o.name} that this shard holds, all its partitions together (for whoever administers the shard)`;
+  }
+  const extracted = o.columns.map((c) => c.name).filter((n) => !['id', 'embedding', 'metadata'].includes(n));
+  return `what the primary reads of collection ${o.name}: ${VECS_SCHEMA}.${o.name} with embedding = vec` +
+    (extracted.length ? ` and the metadata keys ${extracted.join(', ')} as typed columns` : '');
+}
+
+function functionPurpose(o: FunctionObject): string {
+  if (o.key.endsWith('(rows)')) return `batch form of ${o.name}: a JSON array of {id, embedding, metadata}, upserted in one call`;
+  if (o.schema === HELPER_SCHEMA && o.name === 'upsert_row') return 'INSTEAD OF INSERT trigger of the upsert views: INSERT … ON CONFLICT (id) DO UPDATE on the partition';
+  if (o.schema === HELPER_SCHEMA && o.name === 'filter_sql') return "compiles vecs' filter language into the SQL condition match_* runs on the secondaries";
+  if (o.name.startsWith('write_')) return `INSTEAD OF trigger of ${API_SCHEMA}.${o.name.slice(6)}: sends its INSERT, UPDATE and DELETE to where each row lives`;
+  if (o.name.startsWith('upsert_')) return `insert or update by id (vecs' upsert) in collection ${o.name.slice(7)}, where the row lives: ON CONFLICT does not pass through postgres_fdw`;
+  if (o.name.startsWith('match_sql_')) return `builds the statement match_${o.name.slice(10)} runs (filter compiled, vector and LIMIT inlined); explain shows it`;
+  if (o.schema === HELPER_SCHEMA && o.name.startsWith('search_')) {
+    return `runs match_${o.name.slice(7)}'s query on the secondary over dblink (SECURITY DEFINER: dblink is its owner's only)`;
+  }
+  if (o.name.startsWith('match_')) {
+    return `similarity search over collection ${o.name.slice(6)} (vecs' match API): filter, ORDER BY distance and LIMIT k run where the rows are`;
+  }
+  return `function ${o.schema}.${o.name}`;
+}
+
+/** Why an object exists, as a create step's reason: what it is for, naming what it serves. */
 export function purpose(o: DbObject): string {
   switch (o.kind) {
     case 'extension':
-      return o.name === 'vector'
-        ? `pgvector, in schema ${o.schema}`
-        : o.name === 'postgres_fdw'
-          ? `the wrappers reach the secondaries through postgres_fdw (in schema ${o.schema}, executable by its owner only)`
-          : `match_* sends its query to the secondary through dblink (in schema ${o.schema}, executable by its owner only)`;
+      return extensionPurpose(o);
     case 'schema':
-      return o.name === VECS_SCHEMA
-        ? "the vecs client's schema"
-        : o.name === REMOTE_SCHEMA
-          ? 'private schema for the foreign tables the API views read (applications use the views)'
-          : o.name === WRITE_SCHEMA
-            ? 'private schema for the foreign tables writes go to (through the views and upsert_*)'
-            : o.name === HELPER_SCHEMA
-              ? "vecscale's private schema: its functions and extensions (primary), the wrapper views (secondary)"
-              : 'schema for pgvector';
-    case 'table': {
-      if (o.partitionKey) {
-        return `collection ${o.name} across its shards: partitioned by ${o.partitionKey} over ${o.partitions?.length ?? 0} foreign partitions` +
-          (o.schema === WRITE_SCHEMA ? ' (upserts)' : '');
-      }
-      const vec = o.columns.find((c) => c.name === 'vec');
-      return `collection ${o.name}: ${vec?.type ?? 'vector'} rows, as the vecs client creates them`;
-    }
+      return schemaPurpose(o);
+    case 'table':
+      return tablePurpose(o);
     case 'index':
-      return `${o.method} (${Object.entries(o.params).map(([k, v]) => `${k}=${v}`).join(', ')}) with ${o.opclass}, named so vecs finds it`;
+      return `similarity index of ${holds(o.table)}: ${o.method} (${Object.entries(o.params).map(([k, v]) => `${k}=${v}`).join(', ')}) with ${o.opclass}, named as vecs names it so vecs finds it`;
     case 'view':
-      if (o.schema === API_SCHEMA) return `API relation for collection ${o.name}, read through the foreign table (runs as its caller)`;
-      if (o.writeTrigger) return `upserts into ${VECS_SCHEMA}.${o.name} (INSTEAD OF INSERT … ON CONFLICT), for the primary`;
-      return o.query?.includes(' UNION ALL ') || /_p\d+of\d+/.test(o.query ?? '')
-        ? `the rows of collection ${o.name} on this shard (for whoever administers it)`
-        : `exposes ${VECS_SCHEMA}.${o.name} (embedding = vec, metadata keys as columns) to the wrappers`;
+      return viewPurpose(o);
     case 'server':
-      return `reaches secondary ${o.name} at ${o.options.host}:${o.options.port}/${o.options.dbname}, pgvector operators shipped (extensions 'vector')`;
+      return `foreign server for secondary ${o.name} (${o.options.host}:${o.options.port}/${o.options.dbname}): the foreign tables and search_*'s dblink connections reach it through it, pgvector operators shipped (extensions 'vector')`;
     case 'user_mapping':
       return o.role === 'public'
         ? `every role reaches ${o.server} as ${o.options.user} (FOR PUBLIC): the API objects run as their callers, whose privileges on the foreign tables decide what they may read`
@@ -46,24 +102,14 @@ export function purpose(o: DbObject): string {
     case 'foreign_table': {
       const what = `${o.options.schema_name}.${o.options.table_name} on ${o.server}`;
       if (o.partition) return `partition ${o.partition.remainder} of ${o.partition.modulus} of ${o.partition.parent}: ${o.schema === WRITE_SCHEMA ? 'upserts into' : 'reads and writes'} ${what}`;
-      return `${o.schema === WRITE_SCHEMA ? 'writes to' : 'reads'} ${what}`;
+      return o.schema === WRITE_SCHEMA ? `where writes on ${API_SCHEMA}.${o.name} go: ${what}` : `what ${API_SCHEMA}.${o.name} reads: ${what}`;
     }
     case 'function':
-      if (o.key.endsWith('(rows)')) return `batch form of ${o.name}: a JSON array of {id, embedding, metadata} in one call`;
-      if (o.schema === HELPER_SCHEMA && o.name === 'upsert_row') return 'INSTEAD OF INSERT trigger of the upsert views: INSERT … ON CONFLICT (id) DO UPDATE on the partition';
-      if (o.name.startsWith('write_')) return `sends writes on ${API_SCHEMA}.${o.name.slice(6)} to its secondary (or, sharded, to the partition of each row)`;
-      if (o.name.startsWith('upsert_')) return `insert or update by id on the collection's secondary (ON CONFLICT does not pass through postgres_fdw)`;
-      if (o.name.startsWith('match_sql_')) return `builds the statement match_${o.name.slice(10)} runs (filter compiled, vector and LIMIT inlined)`;
-      if (o.schema === HELPER_SCHEMA && o.name.startsWith('search_')) {
-        return `runs match_${o.name.slice(7)}'s query on the secondary over dblink (SECURITY DEFINER: dblink is its owner's only)`;
-      }
-      return o.schema === HELPER_SCHEMA
-        ? "compiles vecs' filter language into SQL postgres_fdw ships"
-        : `similarity search over ${o.name.replace(/^match_/, '')}: ORDER BY distance LIMIT k and the filter shipped to the secondary (every partition, if sharded)`;
+      return functionPurpose(o);
     case 'role':
-      return `login role the primary's user mappings use here: no superuser, no CREATE, only the grants below (password ${o.setPassword ? 'set by this apply' : 'kept'})`;
+      return `wrapper role ${o.name} (cluster-wide): the login the primary's foreign servers and dblink use here; no superuser, no CREATE, only the privileges vecscale grants it (password ${o.setPassword ? 'set by this apply' : 'kept'})`;
     case 'grants':
-      return `what ${o.role} may do here: ${o.privileges.map(privilegeText).join('; ')}`;
+      return `what ${o.role} may use here of what vecscale does not own: ${o.privileges.map(privilegeText).join('; ')} (its privileges on vecscale's objects come with their grants; any other is revoked)`;
     case 'settings':
       return `defaults for clients that connect here directly, such as the vecs client (${Object.entries(o.values).map(([k, v]) => `${k} = ${v}`).join(', ')}): filtered searches return k rows`;
   }

@@ -10,6 +10,7 @@ import { VecscaleError } from '../errors.js';
 import { API_SCHEMA, HELPER_SCHEMA } from '../model/state.js';
 import { ident, qualified } from '../sql/quote.js';
 import { suggest } from '../config/messages.js';
+import { checkFilter, checkVector } from './query-input.js';
 import { DISTANCE_OPERATOR, MAX_MATCH_COUNT, matchFunctionName, matchSqlFunctionName } from './match-function.js';
 
 export interface QueryInput {
@@ -47,28 +48,40 @@ function checkInput(c: CollectionSpec, input: QueryInput): { k: number; filter: 
   if (input.vector.length !== c.dimension) {
     throw new VecscaleError('config', `the query vector has ${input.vector.length} dimensions; collection ${c.name} has ${c.dimension}`);
   }
-  if (!input.vector.every((x) => typeof x === 'number' && Number.isFinite(x))) {
-    throw new VecscaleError('config', 'the query vector must hold finite numbers only');
-  }
+  checkVector(input.vector, c.metric);
   const text = typeof input.filter === 'string' ? input.filter : JSON.stringify(input.filter ?? {});
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(text);
-  } catch (e) {
-    throw new VecscaleError('config', `the filter is not valid JSON: ${(e as Error).message}`);
-  }
-  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
-    throw new VecscaleError('config', 'the filter must be a JSON object, e.g. {"lang": {"$eq": "de"}}');
-  }
-  return { k, filter: text, vector: `[${input.vector.join(',')}]`, filtered: Object.keys(parsed).length > 0 };
+  const { filtered } = checkFilter(text, 'the filter');
+  return { k, filter: text, vector: `[${input.vector.join(',')}]`, filtered };
 }
 
-/** Database errors raised by the filter compiler are the user's input, not a failure: exit 6, message as is. */
-function asFilterError(err: unknown): never {
+/**
+ * SQLSTATEs of the input checks in the database: the filter compiler and match_<c> raise 22023 (a bad argument,
+ * e.g. an unknown operator, a zero vector with cosine) and 22004 (a null argument). Other data exceptions (22P02 on
+ * an ill-typed row, …) come from the rows, not from the input: they stay database failures.
+ */
+const INPUT_REFUSED = new Set(['22023', '22004']);
+
+/** A database error raised by an input check is the user's input, not a failure: exit 6, its message as is. */
+function asInputError(err: unknown): never {
   const e = err as { code?: string; message?: string };
-  if (e.code === '22023' && e.message?.startsWith('vecscale')) throw new VecscaleError('config', e.message);
-  if (e.code === '22023' || e.code === '22004') throw new VecscaleError('config', e.message ?? String(err));
+  if (e.code !== undefined && INPUT_REFUSED.has(e.code)) throw new VecscaleError('config', e.message ?? String(err));
   throw new VecscaleError('database', e.message ?? String(err), { cause: err });
+}
+
+/**
+ * The filter as jsonb, on its own: every error of the cast (22003 numeric overflow, 22P02 invalid JSON, 22P05 \u0000,
+ * 54001 nesting too deep) is the filter's. checkFilter refuses all of these first; this is the database's own word,
+ * one round trip, for whatever JSON.parse and PostgreSQL's jsonb disagree on.
+ */
+async function castFilter(db: Db, filter: string): Promise<void> {
+  try {
+    await db.query('SELECT pg_catalog.jsonb_typeof($1::pg_catalog.jsonb)', [filter]);
+  } catch (err) {
+    const code = (err as { code?: string }).code ?? '';
+    // Data exceptions (class 22) and program limits (54: nesting) are the text's; a lost connection is not.
+    if (!/^(22|54)/.test(code)) throw new VecscaleError('database', (err as Error).message, { cause: err });
+    throw new VecscaleError('config', `the database refuses the filter: ${(err as Error).message}`);
+  }
 }
 
 async function withDb<T>(database: string, url: string, timeoutMs: number | undefined, fn: (db: Db) => Promise<T>): Promise<T> {
@@ -82,6 +95,7 @@ async function withDb<T>(database: string, url: string, timeoutMs: number | unde
 
 /** The SQL match_<c> sends to the secondary for these inputs (built by the primary, as match_<c> builds it). */
 async function remoteSql(primary: Db, c: CollectionSpec, vector: string, k: number, filter: string): Promise<string> {
+  await castFilter(primary, filter);
   try {
     const r = await primary.query<{ sql: string }>(
       `SELECT ${qualified(HELPER_SCHEMA, matchSqlFunctionName(c.name))}($1, $2, $3::jsonb) AS sql`,
@@ -89,7 +103,7 @@ async function remoteSql(primary: Db, c: CollectionSpec, vector: string, k: numb
     );
     return r.rows[0]!.sql;
   } catch (err) {
-    return asFilterError(err);
+    return asInputError(err);
   }
 }
 
@@ -114,11 +128,12 @@ export async function queryPrimary(topology: Topology, input: QueryInput): Promi
   const c = collectionOf(topology, input.collection);
   const { k, filter, vector } = checkInput(c, input);
   return withDb('primary', topology.primary.url, input.connectTimeoutMs, async (db) => {
+    await castFilter(db, filter);
     try {
       const r = await db.query(`SELECT * FROM ${qualified(API_SCHEMA, matchFunctionName(c.name))}($1, $2, $3::jsonb)`, [vector, k, filter]);
       return { via: 'primary', columns: r.fields.map((f) => f.name), rows: r.rows };
     } catch (err) {
-      return asFilterError(err);
+      return asInputError(err);
     }
   });
 }

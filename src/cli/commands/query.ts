@@ -1,6 +1,7 @@
 /** `vecscale query` and `vecscale explain`: prepare (file, vector, filter) → library call → render. */
 import { readFileSync } from 'node:fs';
 import { VecscaleError } from '../../errors.js';
+import { checkFilter } from '../../query/query-input.js';
 import { explainMatch, queryDirect, queryPrimary } from '../../query/run.js';
 import { ExitCode, ExitWith } from '../exit.js';
 import { type Output, table } from '../output.js';
@@ -46,14 +47,10 @@ function vectorOf(flags: QueryFlags): number[] | undefined {
   return undefined;
 }
 
-/** The filter as written: validated as JSON here, passed to the database unchanged (numbers keep every digit). */
+/** The filter as written: checked here (messages name --filter), passed to the database unchanged (numbers keep every digit). */
 function filterOf(flags: QueryFlags): string {
   if (flags.filter === undefined) return '{}';
-  try {
-    JSON.parse(flags.filter);
-  } catch (e) {
-    throw new VecscaleError('config', `--filter is not valid JSON: ${(e as Error).message}`);
-  }
+  checkFilter(flags.filter, '--filter');
   return flags.filter;
 }
 

@@ -3,7 +3,7 @@ import { chmodSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { dirname, relative, resolve } from 'node:path';
 import { createInterface } from 'node:readline/promises';
 import { apply, type ApplyResult, planAndSave } from '../../api.js';
-import { check } from '../../check.js';
+import { adviceLines, check } from '../../check.js';
 import { formatProblem, loadTopology } from '../../config/index.js';
 import type { ConfigProblem, Topology } from '../../config/types.js';
 import { VecscaleError } from '../../errors.js';
@@ -195,13 +195,14 @@ export async function checkCommand(file: string, opts: CommonOptions, out: Outpu
       continue;
     }
     out.info(`${out.color.red('✗')} ${where}: ${p.misplaced} row${p.misplaced === 1 ? '' : 's'} on the wrong partition (written straight to the shard?)`);
-    for (const row of p.rows) out.info(`    id ${JSON.stringify(row.id)} belongs to ${row.belongs}`);
+    for (const row of p.rows) for (const line of adviceLines(row)) out.info(`    ${line}`);
     if (p.misplaced > p.rows.length) out.info(`    … and ${p.misplaced - p.rows.length} more`);
   }
   if (r.partitions.length === 0) out.info('No sharded collections: nothing to check.');
   if (!r.healthy) {
-    out.info('Rows on the wrong partition are invisible to reads by id through the primary. Move each to its partition ' +
-      '(delete it on the shard, then insert or upsert it through the primary).');
+    out.info('Rows on the wrong partition are invisible to reads by id through the primary. Each one above says whether ' +
+      'its partition holds a row with the same id and gives the SQL to run on the primary; where the two copies differ, ' +
+      'choose which to keep (vecs tables carry no timestamp).');
     throw new ExitWith(ExitCode.changesPending);
   }
 }
