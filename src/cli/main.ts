@@ -5,7 +5,7 @@
 import { Command, CommanderError } from 'commander';
 import { isVecscaleError } from '../errors.js';
 import { ExitCode, ExitWith, exitCodeForError } from './exit.js';
-import { createOutput } from './output.js';
+import { createOutput, escapeControls } from './output.js';
 
 const VERSION = '0.1.0';
 
@@ -15,6 +15,8 @@ function program(): Command {
     .version(VERSION)
     .option('--no-color', 'no colour in human output (also: NO_COLOR)')
     .showHelpAfterError()
+    // commander echoes what was typed ("unknown option '…'"): through the same escaping as every other message.
+    .configureOutput({ writeErr: (text) => void process.stderr.write(escapeControls(text)) })
     .exitOverride();
 
   const topo = () => import('./commands/topology.js');
@@ -140,7 +142,7 @@ export async function main(argv: readonly string[]): Promise<number> {
     if (err instanceof CommanderError) {
       // --help and --version end through here too, with exitCode 0; usage mistakes are config errors.
       if (err.exitCode === 0) return ExitCode.ok;
-      if (err.code === 'vecscale.invalidArgument') process.stderr.write(`error: ${err.message}\n`);
+      if (err.code === 'vecscale.invalidArgument') process.stderr.write(`error: ${escapeControls(err.message)}\n`);
       return ExitCode.config;
     }
     const out = createOutput({ color: !argv.includes('--no-color'), json: argv.includes('--json') });

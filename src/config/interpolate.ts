@@ -133,7 +133,11 @@ export function createInterpolator(env: Readonly<Record<string, string | undefin
       const first = missing[0];
       if (first === undefined) return [...problems];
       const byName = new Map<string, string[]>();
-      for (const m of missing) byName.set(m.name, [...(byName.get(m.name) ?? []), `${shownFile}:${m.pos.line}:${m.pos.column}`]);
+      for (const m of missing) {
+        const places = byName.get(m.name) ?? [];
+        places.push(`${shownFile}:${m.pos.line}:${m.pos.column}`);
+        byName.set(m.name, places);
+      }
       const list = [...byName].map(([name, places]) => `${name} (${places.join(', ')})`).join(', ');
       return [...problems, {
         severity: 'error', path: first.path, file, line: first.pos.line, column: first.pos.column,

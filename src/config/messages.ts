@@ -4,6 +4,7 @@
  */
 import { isMap, isScalar, isSeq } from 'yaml';
 import { redactUrl } from '../util/url.js';
+import { UnreadableFile } from './read-file.js';
 import type { TaggedSchema } from './schema.js';
 
 /** The closest candidate for a misspelt name: edit distance ≤ 2, one a prefix of the other, or a shared stem. */
@@ -56,10 +57,14 @@ export function describeKind(node: unknown): string {
 
 /** Why a file could not be read, in words (`no such file`), for the topology file and `file:` secrets alike. */
 export function readError(e: unknown): string {
+  if (e instanceof UnreadableFile) return e.message;
   const code = typeof e === 'object' && e !== null && 'code' in e ? e.code : undefined;
   if (code === 'ENOENT') return 'no such file';
   if (code === 'EACCES' || code === 'EPERM') return 'permission denied';
   if (code === 'EISDIR') return 'it is a directory';
+  // open() of a Unix socket.
+  if (code === 'ENXIO') return 'it is a socket or a device without a driver, not a regular file';
+  if (code === 'ELOOP') return 'too many symbolic links';
   return e instanceof Error ? e.message : String(e);
 }
 

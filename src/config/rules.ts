@@ -3,7 +3,7 @@
  * over the normalised draft; they run on whatever passed the shape check, so one bad collection does not hide
  * the problems of another.
  */
-import { parsePgUrl, redactUrl } from '../util/url.js';
+import { parsePgUrl, redactUrl, transactionPoolerProblem, urlParameterProblem } from '../util/url.js';
 import { suggest } from './messages.js';
 import type { Locator, Position } from './parse.js';
 import type { Loose } from './schema.js';
@@ -107,6 +107,27 @@ const urlsArePostgres: Rule = (draft, ctx) =>
     return message === undefined ? [] : [error(ctx, path, ctx.locate.near(path), message)];
   });
 
+/** Every usable URL (one whose value is known and well formed), with its dotted path. */
+const usableUrls = (draft: Draft, ctx: RuleContext): { path: string; url: string }[] =>
+  urls(draft).filter(({ path, url }) => !ctx.unresolved.has(path) && urlProblem(url) === undefined);
+
+/**
+ * A URL means one thing: its parameters reach vecscale's own connection and the wrappers' foreign server alike, or
+ * not at all. `?port=5433` once made vecscale create a collection on 5433 while the wrapper pointed at 5432.
+ */
+const urlParametersAreCarried: Rule = (draft, ctx) =>
+  usableUrls(draft, ctx).flatMap(({ path, url }) => {
+    const message = urlParameterProblem(url);
+    return message === undefined ? [] : [error(ctx, path, ctx.locate.near(path), message)];
+  });
+
+/** A transaction-mode pooler, where the URL says so (Supabase's port 6543); the connection finds the others. */
+const urlsReachTheServer: Rule = (draft, ctx) =>
+  usableUrls(draft, ctx).flatMap(({ path, url }) => {
+    const message = transactionPoolerProblem(url);
+    return message === undefined ? [] : [error(ctx, path, ctx.locate.near(path), message)];
+  });
+
 /** Two wrappers on one database would fight over the same tables; the primary cannot also be a secondary. */
 const databasesAreDistinct: Rule = (draft, ctx) => {
   const seen = new Map<string, string>();
@@ -192,16 +213,21 @@ const fdwPasswordsAgree: Rule = (draft, ctx) => {
   return problems;
 };
 
+/** More secondaries than this: no "did you mean" (it compares the name with each) and no list of them in the message. */
+const MAX_NAMES_SHOWN = 50;
+
 const secondaryIsDefined: Rule = (draft, ctx) => {
   const names = draft.secondaries.map((s) => s.name);
+  const defined = new Set(names);
+  const few = names.length <= MAX_NAMES_SHOWN;
   const undefinedName = (path: string, name: string): ConfigProblem => {
-    const hint = suggest(name, names);
-    const tail = hint ? ` (did you mean "${hint}"?)` : names.length === 0 ? ' (none are defined)' : ` (defined: ${names.join(', ')})`;
+    const hint = few ? suggest(name, names) : undefined;
+    const tail = hint ? ` (did you mean "${hint}"?)` : names.length === 0 ? ' (none are defined)' : few ? ` (defined: ${names.join(', ')})` : '';
     return error(ctx, path, ctx.locate.near(path), `secondary "${name}" is not defined in secondaries${tail}`);
   };
   return draft.collections.flatMap((c) => [
-    ...(c.secondary === undefined || names.includes(c.secondary) ? [] : [undefinedName(`collections.${c.name}.secondary`, c.secondary)]),
-    ...(c.shards ?? []).flatMap((s, i) => (names.includes(s) ? [] : [undefinedName(`collections.${c.name}.shards[${i}]`, s)])),
+    ...(c.secondary === undefined || defined.has(c.secondary) ? [] : [undefinedName(`collections.${c.name}.secondary`, c.secondary)]),
+    ...(c.shards ?? []).flatMap((s, i) => (defined.has(s) ? [] : [undefinedName(`collections.${c.name}.shards[${i}]`, s)])),
   ]);
 };
 
@@ -314,12 +340,14 @@ const extensionSchemaIsFree: Rule = (draft, ctx) => {
 };
 
 /** A writer reads too: a role in both lists would say one thing twice, and drift apart when one list is edited. */
-const rolesListedOnce: Rule = (draft, ctx) =>
-  draft.writeRoles.flatMap((role, i) => {
-    if (!draft.apiRoles.includes(role)) return [];
+const rolesListedOnce: Rule = (draft, ctx) => {
+  const readers = new Set(draft.apiRoles);
+  return draft.writeRoles.flatMap((role, i) => {
+    if (!readers.has(role)) return [];
     const path = `write_roles[${i}]`;
     return [error(ctx, path, ctx.locate.near(path), `"${role}" is in api_roles too: write_roles read as well, so list it in write_roles only`)];
   });
+};
 
 /**
  * vecscale computes the wrapper role's SCRAM verifier itself (the password never reaches the server), from the bytes
@@ -338,6 +366,8 @@ export const RULES: Readonly<Record<string, Rule>> = {
   urlsArePostgres,
   databasesAreDistinct,
   noPasswordParameter,
+  urlParametersAreCarried,
+  urlsReachTheServer,
   passwordWrittenOnce,
   fdwUserIsNotTheLogin,
   fdwPasswordsAgree,

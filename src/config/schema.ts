@@ -122,7 +122,8 @@ const url = {
   description:
     'postgres:// or postgresql:// connection URL with a user; port defaults to 5432, database to postgres. ' +
     'Write passwords as ${ENV_VAR} (${VAR:-default} also works; $${ is a literal ${), or leave them out and use password:. ' +
-    'Never as a password= parameter: parameters become postgres_fdw server options, which every role can read.',
+    'The one query parameter is sslmode (disable, allow, prefer, require, verify-ca, verify-full), carried to vecscale\'s ' +
+    'connection and the wrappers alike; any other (port=, options=, password=, …) is an error.',
 } as const satisfies StringSchema;
 
 /** The database password, for URLs that carry none (so it need not be percent-encoded by hand). */

@@ -10,7 +10,10 @@ import { readError } from './messages.js';
 import type { Position, StringLeaf, StringTransform } from './parse.js';
 import type { ConfigProblem } from './types.js';
 
-/** Reads a `file:` secret, by absolute path; throws like fs.readFileSync. Injected so parsing stays testable. */
+/**
+ * Reads a `file:` secret, by absolute path; throws like fs.readFileSync (or UnreadableFile). Injected so parsing stays
+ * testable; the default reads regular files of at most MAX_SECRET_BYTES only (./read-file.ts).
+ */
 export type ReadSecretFile = (absPath: string) => string;
 
 export interface SecretResolver {
@@ -25,6 +28,9 @@ export interface SecretResolver {
 }
 
 const FILE_PREFIX = 'file:';
+
+/** A `file:` secret holds one password: anything larger is not what was meant (and /dev/zero never ends). */
+export const MAX_SECRET_BYTES = 64 * 1024;
 
 /** A file's content as the secret: editors and `echo` end files with a newline that is not part of the password. */
 export function secretFromFile(text: string): string {

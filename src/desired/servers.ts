@@ -56,6 +56,23 @@ export const queryProfiles = (topology: Topology, secondary: string): QuerySetti
 export const serversOf = (topology: Topology, secondary: string): string[] =>
   [...new Set(queryProfiles(topology, secondary).map((q) => serverFor(secondary, q)))];
 
+/**
+ * TCP keepalives of the wrappers' connections (libpq options, so dblink's connections through a server get them too).
+ * postgres_fdw keeps a connection per server open for the primary's session: without them a secondary host that
+ * vanishes (crashed, powered off, cut off) leaves a waiting session hanging until the kernel gives up, hours later.
+ * An idle connection is probed after 30 s of silence, every 10 s, and dropped after 3 unanswered probes; data sent
+ * and not acknowledged for 60 s (tcp_user_timeout, Linux) drops it too, which keepalives alone do not cover.
+ * NOTE: they only see a host that stopped answering TCP. A host whose kernel is alive (its PostgreSQL stopped by
+ * SIGSTOP, or stuck) still acknowledges every probe: the statement timeouts cover that.
+ */
+export const KEEPALIVE_OPTIONS: Readonly<Record<string, string>> = {
+  keepalives: '1',
+  keepalives_count: '3',
+  keepalives_idle: '30',
+  keepalives_interval: '10',
+  tcp_user_timeout: '60000',
+};
+
 /** A server and its user mapping. */
 export function serverObjects(s: SecondarySpec, q: QuerySettings, password: FdwPassword | undefined): DbObject[] {
   const url = parsePgUrl(s.url);
@@ -69,9 +86,11 @@ export function serverObjects(s: SecondarySpec, q: QuerySettings, password: FdwP
     // Without it postgres_fdw ships no pgvector operator, so every kNN query pulls the whole collection.
     extensions: 'vector',
     host: url.host,
+    ...KEEPALIVE_OPTIONS,
     options: sessionOptions(q),
     port: String(url.port),
   };
+  // The URL's one parameter (config rules refuse every other): absent, libpq's default (prefer), as for vecscale.
   if (url.sslmode) options.sslmode = url.sslmode;
   // The wrapper role, never the secondary's admin: the URL's credentials are vecscale's own.
   const mapping = { user: s.fdwUser, password: (password ?? { mode: 'set', fingerprint: GENERATED_FINGERPRINT }).fingerprint };

@@ -385,7 +385,11 @@ export function initialAcl(defaults: DefaultAcl | undefined, type: AclObjectType
  * never compared, never removed.
  */
 export const OWN_OPTIONS: Readonly<Record<'server' | 'user_mapping', readonly string[]>> = {
-  server: ['async_capable', 'batch_size', 'connect_timeout', 'dbname', 'extensions', 'host', 'options', 'port', 'sslmode'],
+  server: [
+    'async_capable', 'batch_size', 'connect_timeout', 'dbname', 'extensions', 'host',
+    'keepalives', 'keepalives_count', 'keepalives_idle', 'keepalives_interval',
+    'options', 'port', 'sslmode', 'tcp_user_timeout',
+  ],
   user_mapping: ['password', 'user'],
 };
 

@@ -1,9 +1,10 @@
 import assert from 'node:assert/strict';
-import { readdirSync, readFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { formatProblem, loadTopology, parseTopology } from '../../src/config/index.js';
+import { formatProblem, loadTopology, MAX_TOPOLOGY_BYTES, parseTopology } from '../../src/config/index.js';
 import { DEFAULT_QUERY_SETTINGS, type LoadResult, type Topology } from '../../src/config/types.js';
 import { parsePgUrl } from '../../src/util/url.js';
 
@@ -241,4 +242,47 @@ test('formatProblem: file relative to the working directory, warning prefix, no 
   assert.equal(formatProblem({ severity: 'error', path: 'collections.docs.dimension', file, line: 12, column: 5, message: 'must be an integer 1–16000 (got "abc")' }),
     `${join('conf', 'topology.yaml')}:12:5: collections.docs.dimension: must be an integer 1–16000 (got "abc")`);
   assert.equal(formatProblem({ severity: 'warning', path: '', file: '<string>', line: 1, column: 1, message: 'm' }), 'warning: <string>:1:1: m');
+});
+
+test('duplicate keys are found without yaml\'s quadratic check: walked maps with their path, skipped and flow ones too', () => {
+  assert.deepEqual(problems(parseTopology(`${head}collections:\n  a: { shards: [], dimension: 3 }\n  a: { secondary: p, dimension: 4 }\n`, 'x.yaml', env)), [
+    'x.yaml:6:3: collections.a: duplicate key "a"',
+  ]);
+  assert.deepEqual(problems(parseTopology(`${head}other: { k: 1, k: 2 }\n`, 'x.yaml', env)), [
+    'x.yaml:4:1: other: unknown key "other" (allowed: version, extension_schema, api_roles, write_roles, primary, secondaries, collections)',
+    'x.yaml:4:16: duplicate key "k"',
+  ]);
+});
+
+test('YAML aliases: reuse works, and expansion past the text\'s size (plus an allowance) is one located problem', () => {
+  const secondaries = 'secondaries:\n  pod:\n    url: postgres://u:${PRIMARY_PASSWORD}@db.pod/v\n';
+  const reused = ok(parseTopology(`${head}${secondaries}collections:\n  a: &c { secondary: pod, dimension: 3, columns: { year: int } }\n  b: *c\n`, 'x.yaml', env));
+  assert.deepEqual(reused.collections.map((c) => [c.name, c.dimension, c.columns.map((x) => x.type)]), [['a', 3, ['integer']], ['b', 3, ['integer']]]);
+  // 3,000 columns reused by 2,000 collections: 6 million values from 60 kB.
+  const columns = Array.from({ length: 3000 }, (_, i) => `k${i}: text`).join(', ');
+  const aliases = Array.from({ length: 2000 }, (_, i) => `  c${i}: *q\n`).join('');
+  const text = `${head}${secondaries}collections:\n  base: &q { secondary: pod, dimension: 3, index: { method: none }, columns: { ${columns} } }\n${aliases}`;
+  const started = performance.now();
+  const lines = problems(parseTopology(text, 'x.yaml', env));
+  assert.ok(performance.now() - started < 20_000, 'bounded');
+  assert.equal(lines.length, 1);
+  assert.match(lines[0]!, /^x\.yaml:\d+:8: YAML aliases expand this file too far \(past \d+ values\): write the repeated parts out, or reuse less$/);
+});
+
+test('a topology larger than MAX_TOPOLOGY_BYTES is refused before it is parsed, as text or as a file', () => {
+  const big = `${head}# ${'x'.repeat(MAX_TOPOLOGY_BYTES)}\n`;
+  assert.deepEqual(problems(parseTopology(big, 'x.yaml', env)), ['x.yaml: the topology file is larger than 4 MiB, the most vecscale reads']);
+  // Multi-byte characters count as bytes.
+  const wide = `${head}# ${'é'.repeat(MAX_TOPOLOGY_BYTES / 2)}\n`;
+  assert.equal(problems(parseTopology(wide, 'x.yaml', env)).length, 1);
+  const dir = mkdtempSync(join(tmpdir(), 'vecscale-big-'));
+  try {
+    writeFileSync(join(dir, 't.yaml'), big);
+    const r = loadTopology(join(dir, 't.yaml'), env);
+    assert.match(r.ok ? '' : formatProblem(r.problems[0]!), /t\.yaml: cannot read the topology file: it is larger than 4 MiB, the most vecscale reads$/);
+    const ofDir = loadTopology(dir, env);
+    assert.match(ofDir.ok ? '' : formatProblem(ofDir.problems[0]!), /cannot read the topology file: it is a directory, not a regular file$/);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });

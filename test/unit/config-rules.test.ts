@@ -21,7 +21,7 @@ const check = (collections: string, head = base): string[] => lines(parseTopolog
 
 test('the rules are named, and valid input passes all of them', () => {
   assert.deepEqual(Object.keys(RULES), [
-    'urlsArePostgres', 'databasesAreDistinct', 'noPasswordParameter', 'passwordWrittenOnce', 'fdwUserIsNotTheLogin', 'fdwPasswordsAgree',
+    'urlsArePostgres', 'databasesAreDistinct', 'noPasswordParameter', 'urlParametersAreCarried', 'urlsReachTheServer', 'passwordWrittenOnce', 'fdwUserIsNotTheLogin', 'fdwPasswordsAgree',
     'secondaryIsDefined', 'placementIsOne', 'partitionsFitShards', 'shardedHasNoColumns',
     'partitionNamesAreFree', 'efConstructionCoversM', 'dimensionIsIndexable', 'columnNamesAreFree',
     'collectionsVisibleToVecs', 'collectionNamesFit', 'extensionSchemaIsFree', 'rolesListedOnce', 'fdwPasswordIsAscii',
@@ -138,4 +138,32 @@ test('sharded collections: shards defined, one placement, partitions a power of 
   ]);
   assert.match(check('  img: { shards: [pod_text], dimension: 3, columns: { year: int } }\n').join('\n'), /collections\.img\.columns: a sharded collection takes no columns/);
   assert.match(check('  img_p0of2: { secondary: pod_text, dimension: 3 }\n').join('\n'), /reserved for the partitions of sharded collections/);
+});
+
+test('urlParametersAreCarried: a parameter but sslmode is an error at its URL, naming it; sslmode values are checked', () => {
+  const head = (query: string, secondaryQuery = '') =>
+    `version: 1\nprimary:\n  url: postgres://postgres:\${PW}@db.primary:5432/postgres${query}\nsecondaries:\n  pod_text:\n    url: postgres://postgres:\${PW}@db.pod1/postgres${secondaryQuery}\n`;
+  assert.deepEqual(check('', head('?sslmode=verify-full', '?sslmode=disable')), []);
+  assert.deepEqual(check('', head('', '?port=5433')), [
+    "t.yaml:6:10: secondaries.pod_text.url: has parameter port: write it in the URL itself (postgres://user@host:port/database): as a parameter it would change vecscale's own connection but not the wrapper's (URLs take only sslmode)",
+  ]);
+  assert.match(check('', head('?options=-c%20default_transaction_read_only%3Doff'))[0]!, /^t\.yaml:3:8: primary\.url: has parameter options: /);
+  assert.match(check('', head('?application_name=x'))[0]!, /^t\.yaml:3:8: primary\.url: has parameter application_name: /);
+  assert.deepEqual(check('', head('?sslmode=on')), ['t.yaml:3:8: primary.url: has sslmode="on"; sslmode is one of disable, allow, prefer, require, verify-ca, verify-full']);
+});
+
+test('urlsReachTheServer: Supabase transaction pooler URLs are refused at the URL, with the direct URL', () => {
+  const head = 'version: 1\nprimary:\n  url: postgres://postgres.abcdefghij:${PW}@aws-0-eu-central-1.pooler.supabase.com:6543/postgres\n';
+  const [line, ...rest] = check('', head);
+  assert.deepEqual(rest, []);
+  assert.match(line!, /^t\.yaml:3:8: primary\.url: goes through Supabase's transaction pooler \(port 6543\).*Use the direct URL \(postgres:\/\/postgres@db\.abcdefghij\.supabase\.co:5432\/postgres\)/);
+  assert.deepEqual(check('', head.replace(':6543/', ':5432/')), []);
+});
+
+test('secondaryIsDefined stays linear: with many secondaries no suggestion is computed and no list is printed', () => {
+  const many = Array.from({ length: 200 }, (_, i) => `  pod_${i}:\n    url: postgres://postgres:\${PW}@db.pod${i}/postgres\n`).join('');
+  const head = `version: 1\nprimary:\n  url: postgres://postgres:\${PW}@db.primary:5432/postgres\nsecondaries:\n${many}`;
+  assert.deepEqual(check('  docs: { secondary: pod_x, dimension: 3 }\n', head), [
+    `t.yaml:${6 + 400}:22: collections.docs.secondary: secondary "pod_x" is not defined in secondaries`,
+  ]);
 });

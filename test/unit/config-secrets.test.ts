@@ -1,9 +1,11 @@
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, relative } from 'node:path';
 import { test } from 'node:test';
 import { formatProblem, loadTopology, parseTopology, type ReadSecretFile } from '../../src/config/index.js';
+import { MAX_SECRET_BYTES } from '../../src/config/secrets.js';
 import type { LoadResult, Topology } from '../../src/config/types.js';
 import { parsePgUrl } from '../../src/util/url.js';
 
@@ -140,9 +142,9 @@ test('Topology.secrets holds every resolved secret: URL passwords, password keys
 
 test('a password key goes into the URL userinfo, percent-encoded; the rest of the URL is kept as written', () => {
   const password = 'p@ss:w/rd#?% x[]';
-  const text = 'version: 1\nprimary:\n  url: postgres://app.user@db.internal:6543/app?sslmode=require&application_name=vs\n  password: ${PW}\n';
+  const text = 'version: 1\nprimary:\n  url: postgres://app.user@db.internal:6543/app?sslmode=require\n  password: ${PW}\n';
   const t = ok(parseTopology(text, 't.yaml', { PW: password }));
-  assert.equal(t.primary.url, `postgres://app.user:${encodeURIComponent(password)}@db.internal:6543/app?sslmode=require&application_name=vs`);
+  assert.equal(t.primary.url, `postgres://app.user:${encodeURIComponent(password)}@db.internal:6543/app?sslmode=require`);
   const parts = parsePgUrl(t.primary.url);
   assert.deepEqual([parts.user, parts.password, parts.host, parts.port, parts.database, parts.sslmode], ['app.user', password, 'db.internal', 6543, 'app', 'require']);
   assert.deepEqual(t.secrets, [password]);
@@ -167,7 +169,7 @@ test('a password query parameter is an error at the URL, in any case, with or wi
     assert.deepEqual(r.ok ? [] : r.problems.map((p) => [p.path, p.line, p.column, p.message]), [['primary.url', 3, 8, message]], query);
     assert.ok(!lines(r).join('\n').includes('env-pw-1'));
   }
-  ok(parseTopology('version: 1\nprimary:\n  url: postgres://u@h/db?sslmode=require&passfile=/x\n', 't.yaml', env));
+  ok(parseTopology('version: 1\nprimary:\n  url: postgres://u@h/db?sslmode=require\n', 't.yaml', env));
 });
 
 test('secrets must be strings, and a wrongly typed one is not echoed', () => {
@@ -229,4 +231,29 @@ test('a password with an unencoded / ? or # in a URL is named as such, and none 
   assert.deepEqual(lines(r), [
     't.yaml:3:8: primary.url: its user or password holds an unencoded / ? or # (the URL ends its host there): percent-encode it, or use ${ENV} or password:',
   ]);
+});
+
+test('file: secrets are regular files of at most 64 KiB, read by the default reader without blocking', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'vecscale-secret-kinds-'));
+  try {
+    const fifo = join(dir, 'fifo');
+    execFileSync('mkfifo', [fifo]);
+    writeFileSync(join(dir, 'big'), 'x'.repeat(MAX_SECRET_BYTES + 1));
+    writeFileSync(join(dir, 'max'), 'y'.repeat(MAX_SECRET_BYTES));
+    writeFileSync(join(dir, 'latin1'), Buffer.from([0x70, 0xe9, 0x0a]));
+    writeFileSync(join(dir, 'bom'), '\ufeffbom-secret\n');
+    const problem = (path: string): string[] => lines(parseTopology(doc(`  password: file:${path}\n`), join(dir, 't.yaml'), env));
+    const started = performance.now();
+    assert.deepEqual(problem('/dev/zero'), [`${relative(process.cwd(), join(dir, 't.yaml'))}:4:13: primary.password: cannot read file:/dev/zero: it is a character device, not a regular file`]);
+    assert.match(problem('fifo')[0]!, /primary\.password: cannot read file:fifo: it is a named pipe \(FIFO\), not a regular file$/);
+    assert.ok(performance.now() - started < 5_000, 'a FIFO without a writer is not waited on');
+    assert.match(problem('.')[0]!, /cannot read file:\.: it is a directory, not a regular file$/);
+    assert.match(problem('big')[0]!, /cannot read file:big: it is larger than 64 KiB, the most vecscale reads$/);
+    assert.match(problem('latin1')[0]!, /cannot read file:latin1: it is not UTF-8 text$/);
+    const t = ok(parseTopology(doc('  password: file:max\n', '    fdw_password: file:bom\n'), join(dir, 't.yaml'), env));
+    assert.equal(parsePgUrl(t.primary.url).password, 'y'.repeat(MAX_SECRET_BYTES));
+    assert.equal(t.secondaries[0]!.fdwPassword, 'bom-secret');
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });
