@@ -21,15 +21,18 @@ sharedir()     { echo "/usr/share/postgresql/$PG_MAJOR"; }
 have_fdw()     { [ -f "$(sharedir)/extension/postgres_fdw.control" ]; }
 have_vector()  { [ -f "$(sharedir)/extension/vector.control" ]; }
 have_check()   { [ -f "$(sharedir)/extension/plpgsql_check.control" ]; }
+# PgBouncer: the tests put one in front of a sandbox cluster, to show vecscale refuses a transaction pooler.
+have_bouncer() { [ -x /usr/sbin/pgbouncer ]; }
 
 missing=()
 have_server || missing+=("postgresql-$PG_MAJOR")
 have_fdw    || missing+=("postgresql-contrib")
 have_check  || missing+=("postgresql-$PG_MAJOR-plpgsql-check")
 have_vector || missing+=("pgvector")
+have_bouncer || missing+=("pgbouncer")
 
 if [ ${#missing[@]} -eq 0 ]; then
-  log "PostgreSQL $PG_MAJOR, postgres_fdw, plpgsql_check and pgvector are present ($(pg_bindir))"
+  log "PostgreSQL $PG_MAJOR, postgres_fdw, plpgsql_check, pgvector and pgbouncer are present ($(pg_bindir))"
   exit 0
 fi
 
@@ -37,7 +40,7 @@ if [ "$(id -u)" -ne 0 ]; then
   cat >&2 <<MSG
 setup: missing: ${missing[*]}
 setup: run this script as root (sudo bash scripts/setup.sh), or install by hand:
-  apt-get install postgresql-$PG_MAJOR postgresql-contrib postgresql-$PG_MAJOR-plpgsql-check postgresql-server-dev-$PG_MAJOR build-essential
+  apt-get install postgresql-$PG_MAJOR postgresql-contrib postgresql-$PG_MAJOR-plpgsql-check pgbouncer postgresql-server-dev-$PG_MAJOR build-essential
   then build pgvector from source (https://github.com/pgvector/pgvector#linux-and-mac) against pg_config of PostgreSQL $PG_MAJOR.
 MSG
   exit 1
@@ -47,10 +50,10 @@ export DEBIAN_FRONTEND=noninteractive
 apt_updated=0
 apt_update() { [ "$apt_updated" -eq 1 ] || { log "apt-get update"; apt-get update -qq; apt_updated=1; }; }
 
-if ! have_server || ! have_fdw || ! have_check; then
+if ! have_server || ! have_fdw || ! have_check || ! have_bouncer; then
   apt_update
-  log "installing postgresql-$PG_MAJOR postgresql-contrib postgresql-$PG_MAJOR-plpgsql-check"
-  apt-get install -y -qq "postgresql-$PG_MAJOR" postgresql-contrib "postgresql-$PG_MAJOR-plpgsql-check" >/dev/null
+  log "installing postgresql-$PG_MAJOR postgresql-contrib postgresql-$PG_MAJOR-plpgsql-check pgbouncer"
+  apt-get install -y -qq "postgresql-$PG_MAJOR" postgresql-contrib "postgresql-$PG_MAJOR-plpgsql-check" pgbouncer >/dev/null
 fi
 
 if ! have_vector; then

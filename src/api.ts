@@ -5,7 +5,7 @@
 import { executePlan, type ApplyEvents } from './apply/execute.js';
 import { acquireLocks, type LockTarget } from './apply/lock.js';
 import type { Topology } from './config/types.js';
-import { closeAll, connectAll, type Db, type Target } from './db/connect.js';
+import { closeAll, connectAll, type Db, describeTarget, silentOr, type Target } from './db/connect.js';
 import { desiredSecrets } from './desired/index.js';
 import { VecscaleError } from './errors.js';
 import { introspectAll } from './introspect/index.js';
@@ -19,6 +19,11 @@ import { redactUrl } from './util/url.js';
 export interface RunOptions {
   /** Per-connection timeout (default 10 s). */
   readonly connectTimeoutMs?: number;
+  /**
+   * statement_timeout of vecscale's own statements (index builds excepted), and with a second's grace how long any
+   * of them may go unanswered; 0: none (default 30 s; see src/db/connect.ts).
+   */
+  readonly statementTimeoutMs?: number;
 }
 
 export const targetsOf = (t: Topology): Target[] => [
@@ -35,6 +40,9 @@ async function withConnections<T>(
     timeoutMs: opts.connectTimeoutMs,
     readOnly: opts.readOnly,
     applicationName: `vecscale ${opts.command}`,
+    ...(opts.statementTimeoutMs !== undefined ? { statementTimeoutMs: opts.statementTimeoutMs } : {}),
+    // plan, apply and destroy hold session locks or session settings: no transaction-mode pooler in between.
+    requireSession: true,
   });
   try {
     return await fn(dbs);
@@ -52,7 +60,12 @@ async function countRows(dbs: ReadonlyMap<string, Db>, plan: Plan): Promise<Map<
     const table = key.slice(`relation:${VECS_SCHEMA}.`.length);
     const db = dbs.get(step.database);
     if (!db) continue;
-    const { rows } = await db.query<{ n: string }>(`SELECT count(*) AS n FROM ${qualified(VECS_SCHEMA, table)}`);
+    let rows: { n: string }[];
+    try {
+      ({ rows } = await db.query<{ n: string }>(`SELECT count(*) AS n FROM ${qualified(VECS_SCHEMA, table)}`));
+    } catch (err) {
+      throw silentOr(db, `counting the rows of ${qualified(VECS_SCHEMA, table)}`, err) ?? err;
+    }
     out.set(step.database, (out.get(step.database) ?? new Map()).set(key, Number(rows[0]?.n ?? 0)));
   }
   return out;
@@ -114,7 +127,7 @@ function lockTargets(topology: Topology, dbs: ReadonlyMap<string, Db>): LockTarg
   return targetsOf(topology).map((t) => ({
     database: t.database,
     db: dbs.get(t.database)!,
-    label: `${t.database === 'primary' ? 'the primary' : `secondary ${t.database}`} (${redactUrl(t.url)})`,
+    label: describeTarget(t),
     order: redactUrl(t.url).replace(/^[a-z]+:\/\/[^@/]*@/, ''),
   }));
 }

@@ -183,8 +183,11 @@ export function adviceLines(row: MisplacedRow): string[] {
   ];
 }
 
-export async function check(topology: Topology, opts: { connectTimeoutMs?: number } = {}): Promise<CheckReport> {
-  const db = await connect({ database: 'primary', url: topology.primary.url }, { timeoutMs: opts.connectTimeoutMs, readOnly: true });
+export async function check(topology: Topology, opts: { connectTimeoutMs?: number; statementTimeoutMs?: number } = {}): Promise<CheckReport> {
+  const db = await connect(
+    { database: 'primary', url: topology.primary.url },
+    { timeoutMs: opts.connectTimeoutMs, readOnly: true, ...(opts.statementTimeoutMs === undefined ? {} : { statementTimeoutMs: opts.statementTimeoutMs }) },
+  );
   try {
     const partitions: PartitionCheck[] = [];
     for (const c of topology.collections) {

@@ -74,3 +74,38 @@ export async function freshDatabases(prefix: string): Promise<SandboxUrls & { re
     secondaries: Object.fromEntries(Object.entries(clusters.secondaries).map(([k, u]) => [k, withDatabase(u, name)])),
   };
 }
+
+/**
+ * Freezes (SIGSTOP) the sessions of database `db` on the cluster of `adminUrl` that match `where` (SQL over
+ * pg_stat_activity): a database that accepted the connections and then stopped answering. Returns the function that
+ * thaws them (SIGCONT; call it in a `finally`). Only those sessions stop — not the cluster's postmaster, nor other
+ * databases — so test files that share the clusters go on. A stopped process fires no timer: the frozen sessions'
+ * own statement_timeout does nothing until they are thawed, exactly as on a stopped server.
+ *
+ * They thaw by themselves after `maxMs` too: a test that hangs (and is abandoned at its timeout, its `finally`
+ * never reached) must not leave stopped backends, which no DROP DATABASE … WITH (FORCE) can end.
+ */
+export async function freezeSessions(adminUrl: string, db: string, where = 'true', maxMs = 30_000): Promise<{ pids: number[]; thaw: () => void }> {
+  const rows = await sql<{ pid: number }>(
+    adminUrl,
+    `SELECT pid FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid() AND backend_type = 'client backend' AND (${where})`,
+    [db],
+  );
+  const pids = rows.map((r) => r.pid);
+  const thaw = () => {
+    clearTimeout(safety);
+    process.off('exit', thaw);
+    for (const pid of pids) {
+      try {
+        process.kill(pid, 'SIGCONT');
+      } catch {
+        // gone already
+      }
+    }
+  };
+  const safety = setTimeout(thaw, maxMs);
+  safety.unref();
+  process.once('exit', thaw);
+  for (const pid of pids) process.kill(pid, 'SIGSTOP');
+  return { pids, thaw };
+}

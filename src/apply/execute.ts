@@ -1,14 +1,20 @@
 /**
  * Runs a plan: secondaries first, then the primary; each database's transactional steps in one transaction
  * (drops of replaced objects first, in reverse phase order, then creates in phase order), then its
- * non-transactional steps (CREATE INDEX CONCURRENTLY) one by one. A failure rolls back that database and stops.
+ * non-transactional steps (CREATE INDEX CONCURRENTLY) one by one. A failure rolls back that database's transaction
+ * and stops; a failure outside the transaction leaves what the steps before it did, and is reported with what the
+ * failed step itself left (an interrupted CREATE INDEX CONCURRENTLY leaves an INVALID index).
+ *
+ * Every statement runs under the session's statement timeout (src/db/connect.ts), except index builds: they run
+ * unbounded. (They report no progress yet: vecscale emits no progress events.)
  */
-import type { Db } from '../db/connect.js';
+import { type Db, queryUnbounded, silentOr, usable } from '../db/connect.js';
 import { VecscaleError } from '../errors.js';
 import { PHASES } from '../plan/planner.js';
 import type { DatabasePlan, Plan, PlanStep } from '../plan/types.js';
 import { hasSecret } from '../sql/quote.js';
 import { runSecretStatement } from './secrets.js';
+import { describeLeftover } from './leftover.js';
 import { scrub } from '../util/url.js';
 
 export interface ApplyEvents {
@@ -24,19 +30,49 @@ export interface ApplyOutcome {
 
 const reversePhase = (a: PlanStep, b: PlanStep) => PHASES.indexOf(b.kind) - PHASES.indexOf(a.kind);
 
+/** CREATE INDEX [CONCURRENTLY]: not cut off by the statement timeout. */
+const isIndexBuild = (sql: string): boolean => /^\s*CREATE\s+(UNIQUE\s+)?INDEX\b/i.test(sql);
+
+/** How far one database got: what the failure message must say is left. */
+interface Progress {
+  txCommitted: boolean;
+  /** COMMIT was sent and no answer came back: whether it committed is unknown. */
+  committing?: boolean;
+  /** Steps outside the transaction that finished. */
+  outsideDone: number;
+  /** The step outside the transaction that failed, and the statement of it that did. */
+  failedOutside?: { readonly step: PlanStep; readonly sql: string };
+}
+
+/** A failed statement of a step, as the user reads it: what was running, on which database, and why it failed. */
+class StepFailure extends VecscaleError {
+  constructor(
+    readonly step: PlanStep,
+    readonly sql: string,
+    e: VecscaleError,
+  ) {
+    super(e.code, e.message, { meta: { ...e.meta }, ...(e.hint ? { hint: e.hint } : {}), cause: e.cause });
+  }
+}
+
 async function applyDatabase(
   db: Db,
   plan: DatabasePlan,
   secrets: ReadonlyMap<string, string>,
   events: ApplyEvents,
-  onCommit: () => void,
+  progress: Progress,
 ): Promise<void> {
   const inTx = plan.steps.filter((s) => s.transactional);
   const outside = plan.steps.filter((s) => !s.transactional);
   let warned = false;
-  const run = async (step: PlanStep, statements: readonly string[]) => {
+  const run = async (step: PlanStep, statements: readonly string[], inTransaction: boolean) => {
+    const n = plan.steps.indexOf(step) + 1;
     for (const sql of statements) {
       try {
+        if (isIndexBuild(sql)) {
+          await queryUnbounded(db, sql, { local: inTransaction });
+          continue;
+        }
         if (!hasSecret(sql)) {
           await db.query(sql);
           continue;
@@ -51,34 +87,75 @@ async function applyDatabase(
         }
       } catch (err) {
         const e = err as { message?: string; code?: string };
-        throw new VecscaleError('database', `${step.object}: ${scrub(e.message ?? String(err), secrets.values())}`, {
-          meta: { database: plan.database, step: step.id, sqlstate: e.code ?? null },
-          cause: err,
-        });
+        const silent = silentOr(db, `running step ${n} of ${plan.steps.length} (${step.object})`, err);
+        throw new StepFailure(
+          step,
+          sql,
+          silent ??
+            new VecscaleError('database', `${step.object}: ${scrub(e.message ?? String(err), secrets.values())}`, {
+              meta: { database: plan.database, step: step.id, sqlstate: e.code ?? null },
+              cause: err,
+            }),
+        );
       }
     }
   };
+  /** A statement of vecscale's own (BEGIN, COMMIT), its failure named like a step's. */
+  const own = async (sql: string, doing: string) => {
+    try {
+      await db.query(sql);
+    } catch (err) {
+      throw silentOr(db, doing, err) ?? err;
+    }
+  };
   if (inTx.length > 0) {
-    await db.query('BEGIN');
+    await own('BEGIN', 'starting its transaction');
     try {
       // Literals are quoted the standard way (quote.ts): make sure the server reads them that way.
-      await db.query("SET LOCAL standard_conforming_strings = on");
-      for (const step of [...inTx].sort(reversePhase)) if (step.drop.length > 0) await run(step, step.drop);
+      await own('SET LOCAL standard_conforming_strings = on', 'starting its transaction');
+      for (const step of [...inTx].sort(reversePhase)) if (step.drop.length > 0) await run(step, step.drop, true);
       for (const step of inTx) {
         events.onStep?.(step);
-        await run(step, step.sql);
+        await run(step, step.sql, true);
       }
-      await db.query('COMMIT');
-      onCommit();
+      progress.committing = true;
+      await own('COMMIT', 'committing its transaction');
+      progress.committing = false;
+      progress.txCommitted = true;
     } catch (err) {
-      await db.query('ROLLBACK').catch(() => undefined);
+      // A connection that stopped answering is closed: the server rolls back when it notices.
+      if (usable(db)) await db.query('ROLLBACK').catch(() => undefined);
       throw err;
     }
   }
   for (const step of outside) {
     events.onStep?.(step);
-    await run(step, step.sql);
+    try {
+      await run(step, step.sql, false);
+    } catch (err) {
+      if (err instanceof StepFailure) progress.failedOutside = { step, sql: err.sql };
+      throw err;
+    }
+    progress.outsideDone++;
   }
+}
+
+/** What a database that failed has kept, for the message: `failed and was rolled back`, or what is left. */
+async function failureStory(db: Db, dbPlan: DatabasePlan, progress: Progress, cause: string): Promise<string> {
+  const name = dbPlan.database;
+  if (progress.committing && !usable(db)) {
+    return `${name} stopped answering after COMMIT was sent; whether its transaction committed is unknown (the next plan shows it): ${cause}`;
+  }
+  if (!progress.failedOutside) {
+    return usable(db) ? `${name} failed and was rolled back: ${cause}` : `${name} failed; its transaction did not commit: ${cause}`;
+  }
+  const outsideTotal = dbPlan.steps.filter((s) => !s.transactional).length;
+  const before = [
+    ...(progress.txCommitted ? ['its transaction committed'] : []),
+    ...(progress.outsideDone > 0 ? [`${progress.outsideDone} of its ${outsideTotal} steps outside the transaction finished`] : []),
+  ];
+  const left = await describeLeftover(db, progress.failedOutside.step.sql, progress.failedOutside.sql);
+  return `${name} failed ${before.length > 0 ? `after ${before.join(' and ')}` : 'at a step outside any transaction (nothing of it is rolled back)'}: ${cause}${left ? `; ${left}` : ''}`;
 }
 
 /**
@@ -97,21 +174,22 @@ export async function executePlan(
     const db = dbs.get(dbPlan.database);
     if (!db) throw new Error(`no connection for ${dbPlan.database}`);
     events.onDatabaseStart?.(dbPlan);
-    let txCommitted = false;
+    const progress: Progress = { txCommitted: false, outsideDone: 0 };
     try {
-      await applyDatabase(db, dbPlan, secrets, events, () => (txCommitted = true));
+      await applyDatabase(db, dbPlan, secrets, events, progress);
       committed.push(dbPlan.database);
     } catch (err) {
       const cause = err instanceof VecscaleError ? err.message : String(err);
       const rest = todo.slice(todo.indexOf(dbPlan) + 1).map((d) => d.database);
       // A step outside the transaction (CREATE INDEX CONCURRENTLY) fails after the database's transaction committed.
-      if (txCommitted) committed.push(`${dbPlan.database} (transaction only)`);
-      const failedOn = txCommitted
-        ? `${dbPlan.database} failed after its transaction committed: ${cause}`
-        : `${dbPlan.database} failed and was rolled back: ${cause}`;
+      if (progress.txCommitted) committed.push(`${dbPlan.database} (transaction only)`);
+      else if (progress.outsideDone > 0) committed.push(`${dbPlan.database} (${progress.outsideDone} steps outside the transaction)`);
+      const failedOn = await failureStory(db, dbPlan, progress, cause);
+      const hint = err instanceof VecscaleError ? err.hint : undefined;
       if (committed.length === 0) {
         throw new VecscaleError('database', failedOn, {
           meta: { failed: dbPlan.database, committed: [], notAttempted: rest },
+          ...(hint ? { hint } : {}),
           cause: err,
         });
       }

@@ -12,7 +12,7 @@
  *   took are released.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { Db } from '../db/connect.js';
+import { type Db, silentOr, usable } from '../db/connect.js';
 import { VecscaleError } from '../errors.js';
 
 /**
@@ -92,6 +92,8 @@ const firstLine = (e: unknown): string => {
 /** A driver error while locking: a lost connection is `connection`, a failing statement `database`. */
 function lockingError(t: LockTarget, err: unknown): VecscaleError {
   if (err instanceof VecscaleError) return err;
+  const silent = silentOr(t.db, "taking vecscale's lock", err);
+  if (silent) return silent;
   const code = (err as { code?: unknown })?.code;
   const sqlstate = typeof code === 'string' && /^[0-9A-Z]{5}$/.test(code) ? code : undefined;
   // Class 08 (connection exception), 57P01-03 (server shutting down), or no SQLSTATE at all (socket errors,
@@ -189,6 +191,8 @@ function timeoutError(t: LockTarget, found: Lookup, timeoutMs: number): Vecscale
 }
 
 async function unlock(t: LockTarget): Promise<void> {
+  // A connection that stopped answering is closed already: its session's locks end with it.
+  if (!usable(t.db)) return;
   try {
     await t.db.query('SELECT pg_advisory_unlock($1::int4, $2::int4)', [LOCK_KEY[0], LOCK_KEY[1]]);
   } catch {

@@ -25,6 +25,11 @@ function program(): Command {
       .argument('[file]', 'topology file', 'topology.yaml')
       .option('--json', 'one JSON document on stdout (human text stays on stderr)')
       .option('--connect-timeout <seconds>', 'per-database connection timeout', parseSeconds)
+      .option(
+        '--statement-timeout <duration>',
+        "longest any of vecscale's statements may run or go unanswered, index builds excepted (e.g. 30s, 500ms, 2m; 0: no limit; default 30s)",
+        parseDuration,
+      )
       .option('--strict', 'a literal password in the topology file is an error, not a warning');
   const allowDestructive = (c: Command) =>
     c.option(
@@ -129,6 +134,16 @@ function parseSeconds(value: string): number {
     throw new CommanderError(ExitCode.config, 'vecscale.invalidArgument', `expected seconds (0–3600], got "${value}"`);
   }
   return n;
+}
+
+/** `30s`, `500ms`, `2m`, `1.5s` or a bare number of seconds → milliseconds; `0` (no limit) up to 1 h. */
+function parseDuration(value: string): number {
+  const m = /^\s*(\d+(?:\.\d+)?)\s*(ms|s|m)?\s*$/.exec(value);
+  const ms = m ? Math.round(Number(m[1]) * { ms: 1, s: 1000, m: 60_000 }[(m[2] ?? 's') as 'ms' | 's' | 'm']) : NaN;
+  if (!Number.isFinite(ms) || ms > 3_600_000 || (ms === 0 && Number(m![1]) !== 0)) {
+    throw new CommanderError(ExitCode.config, 'vecscale.invalidArgument', `expected a duration such as 30s, 500ms or 2m (0: no limit; at most 1 h), got "${value}"`);
+  }
+  return ms;
 }
 
 /** Runs the CLI and returns its exit status. */

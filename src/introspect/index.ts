@@ -1,5 +1,5 @@
 import type { Topology } from '../config/types.js';
-import type { Db } from '../db/connect.js';
+import { type Db, silentOr } from '../db/connect.js';
 import { VecscaleError } from '../errors.js';
 import type { LiveDatabase } from '../model/state.js';
 import { matchFunctionName, matchSqlFunctionName, searchFunctionName } from '../query/match-function.js';
@@ -38,7 +38,7 @@ export async function introspectAll(topology: Topology, dbs: ReadonlyMap<string,
         const raw = await readCatalog(db, { ...scope, ...(role ? { role } : {}) });
         return [name, toState(name, name === 'primary' ? 'primary' : 'secondary', raw, { roleHome: role?.home ?? false })] as const;
       } catch (err) {
-        throw new VecscaleError('database', `reading the catalogs of ${name} failed: ${(err as Error).message}`, { cause: err });
+        throw silentOr(db, 'reading its catalogs', err) ?? new VecscaleError('database', `reading the catalogs of ${name} failed: ${(err as Error).message}`, { cause: err });
       }
     }),
   );

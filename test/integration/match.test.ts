@@ -231,10 +231,12 @@ test('auto_explain of ten calls in one session: every per-call query ships its L
     await c.end();
   }
   // Each call's own statement, as sent to the secondary: the dblink call with its SQL, LIMIT included.
-  const plans = notices.filter((n) => n.includes('dblink(') && n.includes('Function Call'));
+  const plans = notices.filter((n) => n.includes('dblink_send_query('));
   assert.equal(plans.length, 10, `one plan per call, got ${plans.length}`);
-  // Each carries its own remote statement_timeout (the caller has none here: the 60 s cap).
-  for (const p of plans) assert.match(p, /Function Call: vecscale\.dblink\('vecscale:pod_a:[0-9a-f]{7}'::text, 'SET LOCAL statement_timeout = 60000; SELECT .* ORDER BY t\.embedding OPERATOR\("public"\.<=>\) ''\[[^\]]+\]''::"public"\.vector LIMIT 10'::text\)/);
+  // Each carries its own remote statement_timeout (the caller has none here: the 60 s cap) and connection check.
+  for (const p of plans) {
+    assert.match(p, /Output: vecscale\.dblink_send_query\('vecscale:pod_a:[0-9a-f]{7}'::text, 'SELECT pg_catalog\.set_config\(''statement_timeout'', ''60000'', true\), pg_catalog\.set_config\(''client_connection_check_interval'', ''250'', true\); SELECT .* ORDER BY t\.embedding OPERATOR\("public"\.<=>\) ''\[[^\]]+\]''::"public"\.vector LIMIT 10'::text\)/);
+  }
 });
 
 test('vecscale query through the primary and --direct on the secondary agree', async () => {

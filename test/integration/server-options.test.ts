@@ -89,7 +89,6 @@ test(
 
 test(
   "vecscale's own connection reads allow and prefer as libpq does: on a server without TLS, plaintext (node-pg alone: verify-full, and fails)",
-  { todo: 'needs src/db/connect.ts to connect with pgConnection(url) (and its fallback) instead of connectionString' },
   async () => {
     const t = topologyWith({ primary: '?sslmode=prefer', a: '?sslmode=prefer', b: '?sslmode=allow' });
     assert.equal((await apply(t, { approve })).status, 'applied');

@@ -15,6 +15,8 @@ import { type Output, registerSecrets } from '../output.js';
 
 export interface CommonOptions {
   readonly connectTimeout?: number;
+  /** --statement-timeout, in ms (0: none). */
+  readonly statementTimeout?: number;
   /** Literal passwords in the file are errors, not warnings. */
   readonly strict?: boolean;
 }
@@ -46,7 +48,10 @@ export function loadOrExit(file: string, out: Output, opts: { strict?: boolean }
   return result.topology;
 }
 
-const runOpts = (o: CommonOptions) => ({ connectTimeoutMs: o.connectTimeout === undefined ? undefined : o.connectTimeout * 1000 });
+const runOpts = (o: CommonOptions) => ({
+  connectTimeoutMs: o.connectTimeout === undefined ? undefined : o.connectTimeout * 1000,
+  ...(o.statementTimeout === undefined ? {} : { statementTimeoutMs: o.statementTimeout }),
+});
 
 export async function validateCommand(file: string, opts: { strict?: boolean }, out: Output): Promise<void> {
   const t = loadOrExit(file, out, opts);
