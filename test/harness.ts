@@ -109,3 +109,14 @@ export async function freezeSessions(adminUrl: string, db: string, where = 'true
   for (const pid of pids) process.kill(pid, 'SIGSTOP');
   return { pids, thaw };
 }
+
+/** How a call ended, and after how long (ms: only ever a bound on a hang). */
+export async function outcome(p: Promise<unknown>): Promise<{ ms: number; error?: pg.DatabaseError }> {
+  const t0 = performance.now();
+  try {
+    await p;
+    return { ms: performance.now() - t0 };
+  } catch (e) {
+    return { ms: performance.now() - t0, error: e as pg.DatabaseError };
+  }
+}

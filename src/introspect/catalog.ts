@@ -354,8 +354,9 @@ export async function readCatalog(db: Db, scope: IntrospectScope): Promise<RawCa
       : [];
     // One managed foreign table per server, to log in through it (last: a failure is held to its savepoint).
     const probeTables = new Map<string, { schema: string; name: string }>();
+    const byOid = new Map(relations.map((r) => [r.oid, r]));
     for (const ft of foreignTables) {
-      const r = relations.find((x) => x.oid === ft.ftrelid);
+      const r = byOid.get(ft.ftrelid);
       if (r?.comment?.startsWith(MANAGED_COMMENT) && !probeTables.has(ft.srvname)) probeTables.set(ft.srvname, { schema: r.nspname, name: r.relname });
     }
     const probes = await probeServers(db, probeTables);

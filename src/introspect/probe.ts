@@ -7,6 +7,7 @@
  */
 import type { Db } from '../db/connect.js';
 import { qualified } from '../sql/quote.js';
+import { byCodePoint } from '../util/fingerprint.js';
 
 export interface RawProbe {
   readonly srvname: string;
@@ -17,7 +18,7 @@ export interface RawProbe {
 /** Logs in through each server, by one foreign table of it (`schema`, `name`). Call inside a transaction. */
 export async function probeServers(db: Db, tables: ReadonlyMap<string, { readonly schema: string; readonly name: string }>): Promise<RawProbe[]> {
   const out: RawProbe[] = [];
-  for (const [srvname, t] of [...tables].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) {
+  for (const [srvname, t] of [...tables].sort(([a], [b]) => byCodePoint(a, b))) {
     await db.query('SAVEPOINT vecscale_probe');
     try {
       // NOTE: LIMIT 1 is shipped; the remote reads at most one row. `WHERE false` would never connect.

@@ -393,8 +393,8 @@ function unownedDefaults(actual: LiveDatabase, decisions: Map<string, Decision>,
   const d = decisions.get(key);
   if (!d || actual.facts.ownsDatabase !== false) return;
   decisions.delete(key);
-  const values = (d.desired ?? d.actual) as { values: Readonly<Record<string, string>> };
-  const want = Object.entries(d.desired ? values.values : {}).map(([k, v]) => `SET ${k} = ${v}`).join(', ') || 'RESET hnsw.iterative_scan';
+  const set = d.desired?.kind === 'settings' ? Object.entries(d.desired.values).map(([k, v]) => `SET ${k} = ${v}`) : [];
+  const want = set.join(', ') || 'RESET hnsw.iterative_scan';
   notes.push({
     database: actual.facts.database,
     object: 'database defaults',

@@ -10,7 +10,7 @@ import { test } from 'node:test';
 import pg from 'pg';
 import { apply } from '../../src/api.js';
 import { MAX_REMOTE_MS } from '../../src/query/match-function.js';
-import { freezeSessions, freshDatabases, sql, testClusters } from '../harness.js';
+import { freezeSessions, freshDatabases, outcome, sql, testClusters } from '../harness.js';
 import { topologyFile } from '../topology-files.js';
 
 const dbs = await freshDatabases('frozen');
@@ -36,17 +36,6 @@ async function session(statementTimeout: string): Promise<pg.Client> {
   await c.query(`SET statement_timeout = '${statementTimeout}'`);
   for (const name of ['docs', 'shard']) assert.equal((await c.query(`SELECT id FROM public.match_${name}('[1,0,1]', 5)`)).rows.length, 5);
   return c;
-}
-
-/** How a call ended, and after how long. */
-async function outcome(p: Promise<unknown>): Promise<{ ms: number; error?: pg.DatabaseError }> {
-  const t0 = performance.now();
-  try {
-    await p;
-    return { ms: performance.now() - t0 };
-  } catch (e) {
-    return { ms: performance.now() - t0, error: e as pg.DatabaseError };
-  }
 }
 
 /** Freezes the secondaries' sessions in the test database while `fn` runs; thaws them, whatever happens. */

@@ -19,7 +19,7 @@ import { performance } from 'node:perf_hooks';
 import { after, before, test } from 'node:test';
 import pg from 'pg';
 import { apply } from '../../src/api.js';
-import { sql } from '../harness.js';
+import { outcome, sql } from '../harness.js';
 import { Rest, supabaseDatabases } from '../supabase.js';
 import { fdwUserFor, topologyFile } from '../topology-files.js';
 
@@ -121,17 +121,6 @@ const rpcMatch = (collection: string, filter: unknown, count = 1000) =>
   rest.request('anon', true, (q) =>
     q.rpc(`match_${collection}`, [['query_embedding', 'extensions.vector', [1, 2, 3]], ['match_count', 'integer', count], ['filter', 'jsonb', filter]]),
   );
-
-/** How a call ended, and after how long (ms: only ever a bound on a hang). */
-async function outcome(p: Promise<unknown>): Promise<{ ms: number; error?: pg.DatabaseError }> {
-  const t0 = performance.now();
-  try {
-    await p;
-    return { ms: performance.now() - t0 };
-  } catch (e) {
-    return { ms: performance.now() - t0, error: e as pg.DatabaseError };
-  }
-}
 
 /** The first line of an error message (a dblink error's context carries the whole remote statement). */
 const brief = (e: pg.DatabaseError | undefined) => (e ? `${e.code}: ${e.message.split('\n')[0]!.slice(0, 200)}` : 'no error');
