@@ -6,21 +6,25 @@
  * failed step itself left (an interrupted CREATE INDEX CONCURRENTLY leaves an INVALID index).
  *
  * Every statement runs under the session's statement timeout (src/db/connect.ts), except index builds: they run
- * unbounded. (They report no progress yet: vecscale emits no progress events.)
+ * unbounded, and report their progress (./index-progress.ts) to `onProgress` when one is given.
  */
-import { type Db, queryUnbounded, silentOr, usable } from '../db/connect.js';
+import { type Db, queryUnbounded, silentOr, targetOf, usable } from '../db/connect.js';
 import { VecscaleError } from '../errors.js';
 import { PHASES } from '../plan/planner.js';
 import type { DatabasePlan, Plan, PlanStep } from '../plan/types.js';
 import { hasSecret } from '../sql/quote.js';
 import { runSecretStatement } from './secrets.js';
 import { describeLeftover } from './leftover.js';
+import { backendPid, withIndexProgress } from './index-progress.js';
+import type { ProgressSink } from '../model/progress.js';
 import { scrub } from '../util/url.js';
 
 export interface ApplyEvents {
   onDatabaseStart?(db: DatabasePlan): void;
   onStep?(step: PlanStep): void;
   onWarning?(database: string, message: string): void;
+  /** Progress of long steps (index builds): step-started, progress in blocks, step-finished. */
+  onProgress?: ProgressSink;
 }
 
 export interface ApplyOutcome {
@@ -32,6 +36,17 @@ const reversePhase = (a: PlanStep, b: PlanStep) => PHASES.indexOf(b.kind) - PHAS
 
 /** CREATE INDEX [CONCURRENTLY]: not cut off by the statement timeout. */
 const isIndexBuild = (sql: string): boolean => /^\s*CREATE\s+(UNIQUE\s+)?INDEX\b/i.test(sql);
+
+/** An index build, watched from a second connection when someone listens for progress. */
+async function buildIndex(db: Db, step: PlanStep, sink: ProgressSink | undefined, build: () => Promise<void>): Promise<void> {
+  const target = targetOf(db);
+  const pid = sink && target ? await backendPid(db) : undefined;
+  if (!sink || !target || pid === undefined) return build();
+  const label = `building ${step.kind === 'index' ? step.object : `an index of ${step.object}`} (${step.database})`;
+  // `index:pod_b:vecs.ix_…`: the step's object key (`pod_b/index:vecs.ix_…`) without its database and kind.
+  const key = step.id.slice(step.id.indexOf('/') + 1).replace(/^index:/, '');
+  await withIndexProgress(target, pid, { id: `index:${step.database}:${key}`, label }, sink, build);
+}
 
 /** How far one database got: what the failure message must say is left. */
 interface Progress {
@@ -70,7 +85,7 @@ async function applyDatabase(
     for (const sql of statements) {
       try {
         if (isIndexBuild(sql)) {
-          await queryUnbounded(db, sql, { local: inTransaction });
+          await buildIndex(db, step, events.onProgress, () => queryUnbounded(db, sql, { local: inTransaction }));
           continue;
         }
         if (!hasSecret(sql)) {

@@ -10,8 +10,9 @@ import { VecscaleError } from '../../errors.js';
 import { SAVED_PLAN_FORMAT, type SavedPlan } from '../../plan/saved.js';
 import { hasChanges, type Plan } from '../../plan/types.js';
 import { planToJson, renderPlan } from '../../render/plan.js';
+import { createProgressRenderer, progressMode } from '../../render/progress.js';
 import { ExitCode, ExitWith } from '../exit.js';
-import { type Output, registerSecrets } from '../output.js';
+import { escapeControls, type Output, registerSecrets } from '../output.js';
 
 export interface CommonOptions {
   readonly connectTimeout?: number;
@@ -145,6 +146,14 @@ async function converge(file: string, opts: ApplyCliOptions, out: Output, destro
   const topology = loadOrExit(topologyFile, out, opts);
   const verb = destroy ? 'destroy' : 'apply';
   const waiting = new Set<string>();
+  // Long steps' progress on stderr: spinners on a terminal, heartbeat lines off one, JSON lines with --json.
+  const progress = createProgressRenderer({
+    mode: progressMode({ json: out.json, isTTY: Boolean(process.stderr.isTTY), color: out.color.level > 0, env: process.env }),
+    stream: process.stderr,
+    escape: escapeControls,
+  });
+  // Text printed while spinners are drawn goes above them.
+  const info = (text: string) => progress.interrupt(() => out.info(text));
   const result: ApplyResult = await apply(topology, {
     ...runOpts(opts),
     allowDestructive: allowOf(opts),
@@ -155,7 +164,7 @@ async function converge(file: string, opts: ApplyCliOptions, out: Output, destro
     onLockWait: (db) => {
       if (waiting.has(db)) return;
       waiting.add(db);
-      out.info(`Waiting for another vecscale run to release its lock on ${db} (up to ${opts.lockTimeout ?? 30} s)…`);
+      info(`Waiting for another vecscale run to release its lock on ${db} (up to ${opts.lockTimeout ?? 30} s)…`);
     },
     onPlan: (p) => {
       if (saved) out.info(`Applying the saved plan ${file}: the live databases and the topology still match it.`);
@@ -163,10 +172,11 @@ async function converge(file: string, opts: ApplyCliOptions, out: Output, destro
     },
     approve: async (p) => opts.autoApprove === true || (await confirm(out, p, verb)),
     events: {
-      onDatabaseStart: (db) => out.info(out.color.bold(`Applying to ${db.role === 'primary' ? 'the primary' : `secondary ${db.database}`}…`)),
-      onWarning: (db, msg) => out.info(`${out.color.yellow('warning')}: ${db}: ${msg}`),
+      onDatabaseStart: (db) => info(out.color.bold(`Applying to ${db.role === 'primary' ? 'the primary' : `secondary ${db.database}`}…`)),
+      onWarning: (db, msg) => info(`${out.color.yellow('warning')}: ${db}: ${msg}`),
+      onProgress: progress.sink,
     },
-  });
+  }).finally(() => progress.close());
   if (out.json) {
     out.result({ status: result.status, committed: result.status === 'applied' ? result.committed : [], plan: planToJson(result.plan) });
   }
