@@ -11,6 +11,7 @@ import { VecscaleError } from './errors.js';
 import { introspectAll } from './introspect/index.js';
 import { type LiveDatabase, VECS_SCHEMA } from './model/state.js';
 import { buildPlan, type PlanOptions } from './plan/planner.js';
+import { type MoveReport, runMoves } from './move/run.js';
 import { savePlan, staleness, type SavedPlan } from './plan/saved.js';
 import { hasChanges, type Plan, stepKey } from './plan/types.js';
 import { qualified } from './sql/quote.js';
@@ -120,7 +121,7 @@ export type ApplyResult =
   | { readonly status: 'no_changes'; readonly plan: Plan }
   | { readonly status: 'blocked'; readonly plan: Plan }
   | { readonly status: 'declined'; readonly plan: Plan }
-  | { readonly status: 'applied'; readonly plan: Plan; readonly committed: readonly string[] };
+  | { readonly status: 'applied'; readonly plan: Plan; readonly committed: readonly string[]; readonly moves?: readonly MoveReport[] };
 
 /** Every database's lock, in one fixed order (by where it is), so overlapping runs cannot deadlock. */
 function lockTargets(topology: Topology, dbs: ReadonlyMap<string, Db>): LockTarget[] {
@@ -166,7 +167,31 @@ export function apply(topology: Topology, opts: ApplyOptions): Promise<ApplyResu
     if (!hasChanges(p)) return { status: 'no_changes', plan: p };
     // A saved plan was reviewed when it was made, and is unchanged: no second question.
     if (!opts.saved && !(await opts.approve(p))) return { status: 'declined', plan: p };
-    const { committed } = await executePlan(p, dbs, desiredSecrets(topology), opts.events);
-    return { status: 'applied', plan: p, committed };
+    const secrets = desiredSecrets(topology);
+    const { committed } = await executePlan(p, dbs, secrets, opts.events);
+    if (!p.moves?.length) return { status: 'applied', plan: p, committed };
+    const moves = await runMoves(p.moves, {
+      topology,
+      dbs,
+      secrets,
+      planOptions: planOpts,
+      replan: async (t, o) => {
+        const l = await introspectAll(t, dbs);
+        return { plan: buildPlan(t, l, o), live: l };
+      },
+      execute: async (inner) => {
+        await executePlan(inner, dbs, secrets, opts.events);
+      },
+      ...(opts.events?.onProgress ? { progress: opts.events.onProgress } : {}),
+    });
+    // What the moves leave to converge: the old layout's views and grants, servers no longer used.
+    const { plan: rest } = await planOn(topology, dbs, planOpts);
+    if (rest.blockers.length > 0) {
+      throw new VecscaleError('partial_apply', `the moves finished, but converging the rest is blocked:\n${rest.blockers.map((b) => `  - ${b.database}: ${b.object}: ${b.reason}`).join('\n')}`, {
+        hint: 'run plan to see the blockers; the moved collections are already on their new tables',
+      });
+    }
+    if (hasChanges(rest)) await executePlan(rest, dbs, secrets, opts.events);
+    return { status: 'applied', plan: p, committed, moves };
   });
 }

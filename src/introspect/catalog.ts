@@ -9,6 +9,7 @@ import type { Db } from '../db/connect.js';
 import { API_SCHEMA, DATABASE_SETTINGS, HELPER_SCHEMA, MANAGED_COMMENT, REMOTE_SCHEMA, VECS_SCHEMA, WRITE_SCHEMA, WRITE_TRIGGER } from '../model/state.js';
 import { qualified } from '../sql/quote.js';
 import { probeServers, type RawProbe } from './probe.js';
+import { readReplication, type RawReplication } from './replication.js';
 
 /** One privilege of an ACL as aclexplode() lists it: grantee name ('public' for PUBLIC), privilege, WITH GRANT OPTION. */
 export type AclRow = readonly [grantee: string, privilege: string, grantable: boolean];
@@ -112,6 +113,8 @@ export interface RawCatalog {
   readonly databaseSettings: ReadonlyArray<{ setting: string }>;
   /** Primary: a login through each server that has a managed foreign table. */
   readonly probes: readonly RawProbe[];
+  /** Logical replication settings and vecscale's replication objects (./replication.ts); absent in older fixtures. */
+  readonly replication?: RawReplication;
   /** The wrapper role's privileges in this database, per schema or relation. */
   readonly privileges: ReadonlyArray<{ on: 'schema' | 'table'; schema: string; name: string | null; privileges: string[] }>;
   /** Relations of vecscale's that objects it does not manage depend on (views, rules, foreign keys): `schema.name` → who. */
@@ -352,6 +355,7 @@ export async function readCatalog(db: Db, scope: IntrospectScope): Promise<RawCa
           [DATABASE_SETTINGS],
         )
       : [];
+    const replication = await readReplication(q);
     // One managed foreign table per server, to log in through it (last: a failure is held to its savepoint).
     const probeTables = new Map<string, { schema: string; name: string }>();
     const byOid = new Map(relations.map((r) => [r.oid, r]));
@@ -360,7 +364,7 @@ export async function readCatalog(db: Db, scope: IntrospectScope): Promise<RawCa
       if (r?.comment?.startsWith(MANAGED_COMMENT) && !probeTables.has(ft.srvname)) probeTables.set(ft.srvname, { schema: r.nspname, name: r.relname });
     }
     const probes = await probeServers(db, probeTables);
-    return { facts, defaultAcls, grantees, extensions, schemas, relations, functions, columns, primaryKeys, indexes, foreignTables, servers, userMappings, nonEmpty, roles, privileges, dependants, databaseSettings, probes };
+    return { facts, defaultAcls, grantees, extensions, schemas, relations, functions, columns, primaryKeys, indexes, foreignTables, servers, userMappings, nonEmpty, roles, privileges, dependants, databaseSettings, replication, probes };
   } finally {
     await db.query('ROLLBACK').catch(() => undefined);
   }

@@ -17,6 +17,8 @@ import {
   type WrapperLogin,
   type PartitionBound,
   MANAGED_COMMENT,
+  MOVE_MARK,
+  type MoveMark,
   PROTECTED_MARK,
   ROLE_OWNER_MARK,
   VECS_SCHEMA,
@@ -24,6 +26,7 @@ import {
 import { byCodePoint, secretFingerprint } from '../util/fingerprint.js';
 import type { AclRow, RawCatalog } from './catalog.js';
 import type { RawProbe } from './probe.js';
+import { toReplicationFacts } from './replication.js';
 
 /**
  * aclexplode() rows as the model's ACL: `SELECT`, `SELECT*` (WITH GRANT OPTION); a column's own privileges (from
@@ -64,11 +67,22 @@ const parseOptions = (opts: readonly string[] | null): Record<string, string> =>
 // type reads `public.vector(384)` or `extensions.vector(384)`; where pgvector lives is checked on its own.
 const normaliseType = (type: string): string => type.replace(/^[a-z_][a-z0-9_$]*\.(?=vector\b)/, '').replace(/^"[^"]+"\.(?=vector\b)/, '');
 
+/** Tables a move made and has not finished with (src/move/): their marker says which kind. */
+function moveMarksOf(relations: RawCatalog['relations']): Map<string, MoveMark> {
+  const out = new Map<string, MoveMark>();
+  for (const r of relations) {
+    const mark = r.comment?.startsWith(MANAGED_COMMENT + MOVE_MARK) ? r.comment.slice((MANAGED_COMMENT + MOVE_MARK).length) : undefined;
+    if (mark === 'target' || mark === 'staging' || mark === 'beacon' || mark === 'log') out.set(keys.relation(r.nspname, r.relname), mark);
+  }
+  return out;
+}
+
 const isManaged = (comment: string | null): boolean =>
   comment === MANAGED_COMMENT ||
   comment === MANAGED_COMMENT + PROTECTED_MARK ||
   (comment?.startsWith(MANAGED_COMMENT + DEFINITION_MARK) ?? false) ||
-  (comment?.startsWith(MANAGED_COMMENT + ROLE_OWNER_MARK) ?? false);
+  (comment?.startsWith(MANAGED_COMMENT + ROLE_OWNER_MARK) ?? false) ||
+  (comment?.startsWith(MANAGED_COMMENT + MOVE_MARK) ?? false);
 
 /** Attributes of a role that a plain NOINHERIT login role does not have. */
 function roleAttributes(r: RawCatalog['roles'][number]): string[] {
@@ -295,11 +309,13 @@ export function toState(
       canQuietLog: raw.facts.can_quiet_log,
       ownsDatabase: raw.facts.owns_database || raw.facts.superuser,
       nonEmpty: new Set(raw.nonEmpty.map((r) => keys.relation(VECS_SCHEMA, r.relname))),
+      moveMarks: moveMarksOf(raw.relations),
       dependants,
       readBy,
       ...(role === 'primary' ? { wrapperLogins: new Map(raw.probes.map((p) => [p.srvname, loginOf(p)])) } : {}),
       defaultAcl: defaultAclOf(raw.defaultAcls),
       roles: new Map(raw.grantees.map((g) => [g.rolname, { usesVectorSchema: g.uses_vector_schema }])),
+      ...(raw.replication ? { replication: toReplicationFacts(raw.replication) } : {}),
     },
   };
 }

@@ -6,6 +6,14 @@
 export const MANAGED_COMMENT = 'managed by vecscale';
 /** Marker suffix of a collection table with `protect: true`: recorded in the database, so it outlives the topology entry. */
 export const PROTECTED_MARK = '; protected';
+/**
+ * Marker suffix of a table a move made (src/move/): `target` (a copy being filled: not live until the primary points
+ * at it), `staging` (a partitioned table on a target that routes replicated rows into targets named otherwise) or
+ * `beacon` (a one-row table in vecscale's schema on both ends of a replication flow: its change marks "caught up")
+ * or `log` (the ids a move inside one database still has to bring over).
+ */
+export const MOVE_MARK = '; move ';
+export type MoveMark = 'target' | 'staging' | 'beacon' | 'log';
 /** Marker suffix of the wrapper role: which primary it serves (roles are cluster-wide; another primary's is not ours). */
 export const ROLE_OWNER_MARK = '; wrapper role of ';
 
@@ -327,6 +335,8 @@ export interface LiveFacts {
   readonly canQuietLog?: boolean;
   /** Whether each vecs table (by relation key) holds at least one row. */
   readonly nonEmpty: ReadonlySet<string>;
+  /** Tables (by key) whose marker says a move made them and is not finished with them. */
+  readonly moveMarks?: ReadonlyMap<string, MoveMark>;
   /** Relations (by key) that objects outside vecscale's model depend on (a user's view over ours): `DROP … RESTRICT` would fail. */
   readonly dependants?: ReadonlyMap<string, readonly string[]>;
   /** Relations (by key) and the views in scope that read them (by key): rebuilt when what they read is dropped. */
@@ -345,6 +355,68 @@ export interface LiveFacts {
    * one of its foreign tables, read-only): what the wrappers meet, whatever the catalogs say.
    */
   readonly wrapperLogins?: ReadonlyMap<string, WrapperLogin>;
+  /** What logical replication needs here, and vecscale's own replication objects found (see src/move/). */
+  readonly replication?: ReplicationFacts;
+}
+
+/**
+ * Logical replication on one database: the settings and headroom a move needs (on a source: wal_level, slots, WAL
+ * senders; on a target: apply workers), the connecting role's rights, and every replication object named with
+ * vecscale's prefix (`vecscale_mv_`), so a leftover is reported and removed.
+ */
+export interface ReplicationFacts {
+  readonly walLevel: string;
+  /** rolsuper of the connecting role (CREATE SUBSCRIPTION needs it in PG15). */
+  readonly superuser: boolean;
+  /** rolreplication (or superuser): may create a replication slot and serve a subscription's connection. */
+  readonly replication: boolean;
+  readonly maxReplicationSlots: number;
+  /** Slots of any kind in the cluster, vecscale's included. */
+  readonly usedReplicationSlots: number;
+  readonly maxWalSenders: number;
+  /** WAL senders running now (pg_stat_replication, the cluster's). */
+  readonly usedWalSenders: number;
+  readonly maxLogicalReplicationWorkers: number;
+  /** Enabled subscriptions in the cluster (each holds an apply worker). */
+  readonly enabledSubscriptions: number;
+  /** Table-sync workers a subscription may run at once: 0 means its initial copy never starts. */
+  readonly maxSyncWorkersPerSubscription?: number;
+  /**
+   * Which cluster this database is in: databases of one cluster share its slots, senders and workers. The system
+   * identifier alone is shared by clones of one base backup; with the postmaster's start time it is one running server.
+   */
+  readonly cluster?: { readonly systemIdentifier: string; readonly startedAt: string };
+  /** Oids of every subscription in the cluster, whatever its name (a table-sync slot names its subscription by oid). */
+  readonly subscriptionOids?: readonly number[];
+  /**
+   * In this cluster, slots named like a subscription's table-sync slot (`pg_<suboid>_sync_<relid>_<sysid>`, sysid the
+   * subscriber's): one whose subscription is gone (dropped while the source was unreachable) is never dropped by
+   * PostgreSQL and holds WAL forever.
+   */
+  readonly syncSlots?: readonly ReplicationSlotFact[];
+  /** In this cluster, slots named vecscale_mv_…, with the database they decode. */
+  readonly slots: readonly ReplicationSlotFact[];
+  /** In this database, publications named vecscale_mv_…, with their tables (`schema.name`, sorted). */
+  readonly publications: readonly { readonly name: string; readonly tables: readonly string[] }[];
+  /** In this database, subscriptions named vecscale_mv_…. */
+  readonly subscriptions: readonly SubscriptionFact[];
+}
+
+export interface ReplicationSlotFact {
+  readonly name: string;
+  readonly database: string | null;
+  readonly active: boolean;
+  /** Bytes of WAL the slot holds back (pg_current_wal_lsn() - restart_lsn); null when unknown. */
+  readonly retainedBytes: number | null;
+}
+
+export interface SubscriptionFact {
+  readonly name: string;
+  readonly enabled: boolean;
+  readonly slotName: string | null;
+  readonly publications: readonly string[];
+  /** Per subscribed table (`schema.name`), its pg_subscription_rel state: i, d, f, s or r. */
+  readonly tables: Readonly<Record<string, string>>;
 }
 
 /** A login through a foreign server: fine, refused for its password, or failed otherwise (message first line). */

@@ -24,6 +24,8 @@ import {
   VECS_SCHEMA,
 } from '../model/state.js';
 import { isTableOf } from '../model/placement.js';
+import { decideMoves, replicationDemands } from '../move/plan.js';
+import { replicationBlockers } from '../move/prerequisites.js';
 import { QUIET_SETTINGS } from '../model/log-sinks.js';
 import { hasSecret, qualified } from '../sql/quote.js';
 import { redactUrl } from '../util/url.js';
@@ -190,6 +192,11 @@ export interface PlanOptions {
   readonly destroy?: boolean;
   /** Generate new wrapper passwords where vecscale generates them, even if the current ones still agree. */
   readonly rotateFdwPasswords?: boolean;
+  /**
+   * A move's own plans (src/move/run.ts): the collection tables (`<database>/<key>`) whose rows the move has verified
+   * on their new tables, so dropping them loses nothing. Such a plan plans the topology as it is, moves excluded.
+   */
+  readonly movedTables?: ReadonlySet<string>;
 }
 
 interface Decision {
@@ -249,6 +256,7 @@ function decide(
   desired: DatabaseState,
   blockers: Blocker[],
   notes: Note[],
+  movedTables: ReadonlySet<string>,
 ): Map<string, Decision> {
   const decisions = new Map<string, Decision>();
   const db = desired.database;
@@ -278,6 +286,10 @@ function decide(
       }
       if (!DROPPABLE.has(a.kind)) {
         notes.push({ database: db, object: describeObject(a), message: 'managed by vecscale but no longer used: left in place (vecscale does not drop schemas or roles)' });
+        continue;
+      }
+      if (a.kind === 'table' && a.schema === VECS_SCHEMA && movedTables.has(`${db}/${change.key}`)) {
+        decisions.set(change.key, { action: 'drop', risk: 'disruptive', reason: `its rows were moved to collection ${collectionOfTable(a.name)}'s new tables and verified there`, desired: undefined, actual: a });
         continue;
       }
       if (a.kind === 'table' && a.schema === VECS_SCHEMA) {
@@ -580,17 +592,22 @@ function destroyDesired(topology: Topology, desired: readonly DatabaseState[], o
 }
 
 /** Plans every database of the topology against its live state. Same inputs, byte-identical plan. */
-export function buildPlan(topology: Topology, live: ReadonlyMap<string, LiveDatabase>, opts: PlanOptions = {}): Plan {
+export function buildPlan(wanted: Topology, allLive: ReadonlyMap<string, LiveDatabase>, opts: PlanOptions = {}): Plan {
+  // Collections that change placement with rows move (src/move/): the rest of the plan leaves them where they are.
+  const internal = opts.movedTables !== undefined;
+  const moves = opts.destroy ? undefined : decideMoves(wanted, allLive);
+  const topology = moves && !internal ? moves.before : wanted;
+  const live = moves ? withoutMoveObjects(allLive, moves.owned, internal) : allLive;
   const ctx = resolveContext(topology, live, opts);
   const full = buildDesired(topology, ctx);
   const desired = opts.destroy ? destroyDesired(topology, full, opts) : full;
-  const blockers: Blocker[] = [...preconditionBlockers(topology, live)];
+  const blockers: Blocker[] = [...preconditionBlockers(topology, live), ...(moves && !internal ? replicationBlockers(replicationDemands(moves.moves, allLive)) : [])];
   const notes: Note[] = [...roleNotes(topology, live, ctx.vectorSchema), ...loginNotes(live)];
   const urls = new Map([['primary', topology.primary.url], ...topology.secondaries.map((s) => [s.name, s.url] as const)]);
   const plans = desired.map((want): DatabasePlan => {
     const have = live.get(want.database);
     if (!have) throw new Error(`no live state for ${want.database}`);
-    const decisions = decide(topology, have, want, blockers, notes);
+    const decisions = decide(topology, have, want, blockers, notes, opts.movedTables ?? new Set());
     const steps = [...decisions]
       .filter(([, dec]) => !opts.destroy || dec.action === 'drop')
       .map(([key, dec]) => toStep(want.database, key, dec, decisions, ctx, have.facts))
@@ -630,6 +647,7 @@ export function buildPlan(topology: Topology, live: ReadonlyMap<string, LiveData
     databases,
     blockers,
     notes,
+    ...(moves && !internal && moves.moves.length > 0 ? { moves: moves.moves } : {}),
     summary: {
       create: all.filter((s) => s.action === 'create').length,
       change: all.filter((s) => s.action === 'alter' || s.action === 'adopt').length,
@@ -637,6 +655,23 @@ export function buildPlan(topology: Topology, live: ReadonlyMap<string, LiveData
       drop: all.filter((s) => s.action === 'drop').length,
     },
   };
+}
+
+/**
+ * The live state without what moves own (their mirror functions, staging tables, copies not yet live, retired tables
+ * still to drop after a catch-up): the ordinary plan neither changes nor drops those. A move's own plan keeps its
+ * targets (it creates and then reads them) and leaves out only the move's machinery.
+ */
+function withoutMoveObjects(live: ReadonlyMap<string, LiveDatabase>, owned: ReadonlyMap<string, ReadonlySet<string>>, internal: boolean): Map<string, LiveDatabase> {
+  return new Map(
+    [...live].map(([db, l]) => {
+      const marks = l.facts.moveMarks;
+      const machinery = (key: string) => (marks?.get(key) ?? 'target') !== 'target';
+      const drop = (key: string) => machinery(key) || ((internal ? key.startsWith('function:') : true) && (owned.get(db)?.has(key) ?? false));
+      const objects = new Map([...l.state.objects].filter(([key]) => !drop(key)));
+      return [db, { ...l, state: { ...l.state, objects } }];
+    }),
+  );
 }
 
 /** A destructive step says how many rows it loses, when they were counted (see `countRows` in the API). */

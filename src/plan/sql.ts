@@ -329,7 +329,8 @@ const builders: { [K in ObjectKind]: Builders<K> } = {
         ...columnOptions.map(([column, opts]) => `ALTER FOREIGN TABLE ${name} ALTER COLUMN ${ident(column)} OPTIONS (${opts.map(add).join(', ')})`),
       ];
     },
-    drop: (o) => [`DROP FOREIGN TABLE ${qualified(o.schema, o.name)} RESTRICT`],
+    // A partition goes with its parent when that is dropped first (same phase): IF EXISTS, not an error.
+    drop: (o) => [`DROP FOREIGN TABLE ${o.partition ? 'IF EXISTS ' : ''}${qualified(o.schema, o.name)} RESTRICT`],
     mark: (o) => comment('FOREIGN TABLE', qualified(o.schema, o.name)),
   },
   role: {

@@ -42,6 +42,49 @@ export interface Note {
   readonly message: string;
 }
 
+/** One table of a layout, as a move names it: `pod_a: vecs.docs` (partition bounds in `modulus`/`remainder`). */
+export interface MovePart {
+  readonly secondary: string;
+  readonly table: string;
+  readonly modulus?: number;
+  readonly remainder?: number;
+}
+
+/** A stream of rows of a move: logical replication across databases, a trigger and a locked copy inside one. */
+export interface MoveFlow {
+  readonly source: MovePart;
+  readonly target: MovePart;
+  readonly method: 'replication' | 'trigger';
+  /** A split: only the source rows whose hash(id) falls on the target's side. */
+  readonly filter?: { readonly modulus: number; readonly remainder: number };
+}
+
+/** Something an interrupted move left: removed by the next apply. */
+export interface MoveLeftover {
+  readonly database: string;
+  readonly kind: 'replication slot' | 'publication' | 'subscription' | 'function' | 'table';
+  readonly name: string;
+  readonly detail?: string;
+}
+
+/**
+ * A collection that changes placement while it holds rows (src/move/). `move`: rows go from `from` (where the
+ * primary's wrappers point now) to `to` (the topology's layout). `finish`: a move whose cutover committed, its old
+ * tables still to retire. `cleanup`: only leftovers to remove.
+ */
+export interface MovePlan {
+  readonly collection: string;
+  readonly kind: 'move' | 'finish' | 'cleanup';
+  readonly from: readonly MovePart[];
+  readonly to: readonly MovePart[];
+  readonly flows: readonly MoveFlow[];
+  /** What apply does, in order, each with its risk: the plan shows them as steps. */
+  readonly steps: readonly { readonly database: string; readonly description: string; readonly risk: Risk }[];
+  readonly leftovers: readonly MoveLeftover[];
+  /** How long writes through the primary pause, and why. */
+  readonly writePause: string;
+}
+
 export interface DatabasePlan {
   readonly database: string;
   readonly role: 'primary' | 'secondary';
@@ -56,10 +99,12 @@ export interface Plan {
   readonly databases: readonly DatabasePlan[];
   readonly blockers: readonly Blocker[];
   readonly notes: readonly Note[];
+  /** Collections whose rows move, in topology order (absent in plans saved before moves existed). */
+  readonly moves?: readonly MovePlan[];
   readonly summary: { readonly create: number; readonly change: number; readonly replace: number; readonly drop: number };
 }
 
 /** The object key a step acts on (its id without the database): how live state and facts are looked up for it. */
 export const stepKey = (s: PlanStep): string => s.id.slice(s.database.length + 1);
 
-export const hasChanges = (plan: Plan): boolean => plan.databases.some((d) => d.steps.length > 0);
+export const hasChanges = (plan: Plan): boolean => plan.databases.some((d) => d.steps.length > 0) || (plan.moves?.length ?? 0) > 0;

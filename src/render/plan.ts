@@ -4,7 +4,7 @@
  */
 import type { ChalkInstance } from 'chalk';
 import { redactSecrets } from '../sql/quote.js';
-import type { Action, Plan, PlanStep } from '../plan/types.js';
+import type { Action, MovePart, MovePlan, Plan, PlanStep } from '../plan/types.js';
 import { hasChanges } from '../plan/types.js';
 
 export const SYMBOL: Readonly<Record<Action, string>> = {
@@ -36,7 +36,39 @@ function renderStep(c: ChalkInstance, step: PlanStep): string[] {
 
 export function summaryLine(plan: Plan): string {
   const s = plan.summary;
-  return `Plan: ${s.create} to create, ${s.change} to change, ${s.replace} to replace, ${s.drop} to drop.`;
+  const moves = plan.moves?.filter((m) => m.kind === 'move').length ?? 0;
+  const other = (plan.moves?.length ?? 0) - moves;
+  const extra = [moves ? `${moves} to move` : '', other ? `${other} move${other === 1 ? '' : 's'} to finish` : ''].filter(Boolean).join(', ');
+  return `Plan: ${s.create} to create, ${s.change} to change, ${s.replace} to replace, ${s.drop} to drop${extra ? `, ${extra}` : ''}.`;
+}
+
+const partName = (p: MovePart): string => `${p.secondary}: vecs.${p.table}`;
+
+/** A move: what goes where, how, its steps with their risk, and the write pause. */
+function renderMove(c: ChalkInstance, m: MovePlan): string[] {
+  const head =
+    m.kind === 'move'
+      ? `${c.cyan('>')} ${c.bold(`move collection ${m.collection}`)} ${c.yellow('[online]')}`
+      : m.kind === 'finish'
+        ? `${c.cyan('>')} ${c.bold(`finish the move of ${m.collection}`)} ${c.dim('(its cutover committed)')}`
+        : `${c.cyan('>')} ${c.bold(m.collection ? `clean up after a move of ${m.collection}` : 'clean up after moves')}`;
+  const out = [head];
+  if (m.kind === 'move') {
+    out.push(`      from ${m.from.map(partName).join(', ')}`, `      to   ${m.to.map(partName).join(', ')}`);
+    for (const f of m.flows) {
+      const how = f.method === 'replication' ? 'logical replication' : 'change-log trigger + copy (same database)';
+      out.push(`      ${c.dim(`${partName(f.source)} → ${partName(f.target)}: ${how}${f.filter ? `, rows with hash(id) mod ${f.filter.modulus} = ${f.filter.remainder}` : ''}`)}`);
+    }
+  }
+  for (const [i, st] of m.steps.entries()) {
+    const tag = st.risk === 'safe' ? '' : ` ${c.yellow(`[${st.risk}]`)}`;
+    out.push(`      ${i + 1}. ${st.database}: ${st.description}${tag}`);
+  }
+  out.push(`      ${c.dim(`write pause: ${m.writePause}`)}`);
+  if (m.flows.some((f) => f.method === 'replication')) {
+    out.push(`      ${c.dim("note: each subscription keeps its source's URL, password included, in pg_subscription on its target (readable by superusers only) until the move removes it")}`);
+  }
+  return out;
 }
 
 /** The human plan: grouped by database in apply order, a reason per step, one summary line. */
@@ -46,6 +78,11 @@ export function renderPlan(plan: Plan, c: ChalkInstance): string {
     if (db.steps.length === 0) continue;
     out.push(`${c.bold(db.role === 'primary' ? 'primary' : `secondary ${db.database}`)}  ${c.dim(db.url)}`);
     for (const step of db.steps) out.push(...renderStep(c, step));
+    out.push('');
+  }
+  if (plan.moves?.length) {
+    out.push(c.bold('moves'));
+    for (const m of plan.moves) out.push(...renderMove(c, m));
     out.push('');
   }
   if (plan.blockers.length > 0) {

@@ -96,7 +96,30 @@ function serverConfig(port: number, fast: boolean): string {
     "password_encryption = 'scram-sha-256'",
   ];
   if (fast) lines.push('fsync = off', 'synchronous_commit = off', 'full_page_writes = off');
-  return `${lines.join('\n')}\n`;
+  return `${lines.join('\n')}\n${REPLICATION_CONFIG}`;
+}
+
+/**
+ * Moves copy rows by logical replication (see src/move/): every sandbox cluster can publish and subscribe. A cluster
+ * made before these lines were added gets them appended, and is restarted (wal_level takes effect on restart only).
+ */
+const REPLICATION_MARK = '# --- vecscale sandbox: logical replication ---';
+const REPLICATION_CONFIG = [
+  REPLICATION_MARK,
+  'wal_level = logical',
+  'max_replication_slots = 32',
+  'max_wal_senders = 32',
+  'max_logical_replication_workers = 16',
+  'max_worker_processes = 24',
+  '',
+].join('\n');
+
+/** Whether the cluster's configuration still lacks the replication lines (appended now if so). */
+function ensureReplicationConfig(dataRoot: string, name: string): boolean {
+  const conf = join(clusterPaths(dataRoot, name).dataDir, 'postgresql.conf');
+  if (readFileSync(conf, 'utf8').includes(REPLICATION_MARK)) return false;
+  appendFileSync(conf, `\n${REPLICATION_CONFIG}`);
+  return true;
 }
 
 async function initCluster(pgi: PgInstall, dataRoot: string, name: string, port: number, fast: boolean): Promise<void> {
@@ -136,6 +159,12 @@ async function startCluster(pgi: PgInstall, dataRoot: string, name: string, port
     const log = existsSync(logFile) ? readFileSync(logFile, 'utf8') : '';
     throw new VecscaleError('sandbox', `could not start sandbox cluster ${name}: ${lastLines(log || r.stderr)}`);
   }
+}
+
+async function stopCluster(pgi: PgInstall, dataRoot: string, name: string): Promise<void> {
+  const { dataDir } = clusterPaths(dataRoot, name);
+  const r = await runPg(join(pgi.bindir, 'pg_ctl'), ['-D', dataDir, '-m', 'fast', '-w', '-t', '60', 'stop'], { cwd: dataRoot });
+  if (r.code !== 0) throw new VecscaleError('sandbox', `could not stop ${name}: ${lastLines(r.stderr)}`);
 }
 
 function lastLines(text: string, n = 5): string {
@@ -209,6 +238,10 @@ export async function sandboxUp(opts: SandboxOptions = {}): Promise<SandboxClust
         await initCluster(pgi, dataRoot, name, port, fast);
         status = 'stopped';
       }
+      if (ensureReplicationConfig(dataRoot, name) && status === 'running') {
+        await stopCluster(pgi, dataRoot, name);
+        status = 'stopped';
+      }
       if (status === 'stopped') await startCluster(pgi, dataRoot, name, port);
       result.push(describe(state, name, port, 'running'));
     }
@@ -227,13 +260,7 @@ export async function sandboxDown(opts: SandboxOptions & { purge?: boolean } = {
     const result: SandboxCluster[] = [];
     for (const { name, port } of state.clusters) {
       const status = await clusterStatus(pgi, state.dataRoot, name);
-      if (status === 'running') {
-        const { dataDir } = clusterPaths(state.dataRoot, name);
-        const r = await runPg(join(pgi.bindir, 'pg_ctl'), ['-D', dataDir, '-m', 'fast', '-w', '-t', '60', 'stop'], {
-          cwd: state.dataRoot,
-        });
-        if (r.code !== 0) throw new VecscaleError('sandbox', `could not stop ${name}: ${lastLines(r.stderr)}`);
-      }
+      if (status === 'running') await stopCluster(pgi, state.dataRoot, name);
       result.push(describe(state, name, port, opts.purge ? 'missing' : status === 'missing' ? 'missing' : 'stopped'));
     }
     if (opts.purge) {

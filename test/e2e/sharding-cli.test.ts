@@ -1,9 +1,10 @@
-/** The real CLI on a sharded collection: apply, query, explain, check (exit 0 / 2), a refused re-layout (exit 3). */
+/** The real CLI on a sharded collection: apply, query, explain, check (exit 0 / 2), a re-layout that moves the rows. */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { vecscale } from '../cli.js';
 import { freshDatabases, sql } from '../harness.js';
 import { topologyFile } from '../topology-files.js';
+import { remainderSql } from '../../src/move/sql.js';
 
 const COLLECTIONS = `  images:
     shards: [pod_a, pod_b]
@@ -47,13 +48,29 @@ test('check: exit 0 when every row is home, 2 naming partition and id when a row
   assert.equal(JSON.parse(sick.stdout).healthy, false);
 });
 
-test('changing the partitions of a collection holding rows: exit 3, nothing executed, the plan lists the destructive drops with rows', async () => {
+test('changing the partitions of a collection holding rows moves them; a misplaced row stops the move first', async () => {
   file.write(COLLECTIONS.replace('shards: [pod_a, pod_b]', 'shards: [pod_a, pod_b]\n    partitions: 4'));
-  const r = await run(['apply', file.path, '--auto-approve']);
-  assert.equal(r.code, 3, r.stderr);
-  assert.match(r.stderr, /vecscale does not move rows/);
-  assert.match(r.stderr, /destructive: dropping it loses its \d+ rows? \(collection images\); run again with --allow-destructive images/);
+  const planned = await run(['plan', file.path, '--detailed-exitcode']);
+  assert.equal(planned.code, 2, planned.stderr);
+  assert.match(planned.stderr, /move collection images \[online\]/);
+  // The copy of i1 the test before put on the wrong partition belongs to no new partition: the move refuses to start.
+  const refused = await run(['apply', file.path, '--auto-approve']);
+  assert.equal(refused.code, 1, refused.stderr);
+  assert.match(refused.stderr, /1 row of vecs\.images_p[01]of2 belongs to another partition .*nothing of the move was done/);
+  assert.match(refused.stderr, /vecscale check/);
   assert.equal((await sql(dbs.primary, `SELECT count(*)::int AS n FROM public.images`))[0]!.n, 41);
-  const tables = await sql(podA, `SELECT count(*)::int AS n FROM pg_class WHERE relname LIKE 'images_p%of4'`);
-  assert.equal(tables[0]!.n, 0);
+  // Put right as check advises (here: the copy is the stray one), and the move goes through.
+  for (const [url, table, r] of [[podA, 'images_p0of2', 0], [podB, 'images_p1of2', 1]] as const) {
+    await sql(url, `DELETE FROM vecs.${table} WHERE id = 'i1' AND ${remainderSql('id', 2)} <> ${r}`);
+  }
+  const moved = await run(['apply', file.path, '--auto-approve']);
+  assert.equal(moved.code, 0, moved.stderr);
+  assert.match(moved.stderr, /cutover of images: done .*40 rows verified, writes paused \d+ ms/);
+  assert.equal((await sql(dbs.primary, `SELECT count(*)::int AS n FROM public.images`))[0]!.n, 40);
+  assert.equal((await run(['plan', file.path, '--detailed-exitcode'])).code, 0);
+  assert.equal((await run(['check', file.path])).code, 0);
+  for (const url of [podA, podB]) {
+    const left = await sql(url, `SELECT (SELECT count(*) FROM pg_replication_slots)::int + (SELECT count(*) FROM pg_publication)::int + (SELECT count(*) FROM pg_subscription WHERE subdbid = (SELECT oid FROM pg_database WHERE datname = current_database()))::int AS n`);
+    assert.equal(left[0]!.n, 0);
+  }
 });

@@ -96,7 +96,7 @@ test('toState maps catalog rows into the model, absorbing the catalog quirks', (
   const upsert = get('function:public.upsert_docs(rows)');
   assert.deepEqual(upsert?.kind === 'function' && [upsert.acl, upsert.securityDefiner, upsert.config, upsert.owner], [{ public: ['EXECUTE'] }, true, [], 'app']);
   const { defaultAcl, roles, ...rest } = facts;
-  assert.deepEqual(rest, { database: 'pod_a', currentUser: 'postgres', serverVersion: 150018, vectorSchema: 'extensions', dblinkSchema: undefined, superuser: true, canQuietLog: true, ownsDatabase: true, nonEmpty: new Set(['relation:vecs.docs']), dependants: new Map(), readBy: new Map() });
+  assert.deepEqual(rest, { database: 'pod_a', currentUser: 'postgres', serverVersion: 150018, vectorSchema: 'extensions', dblinkSchema: undefined, superuser: true, canQuietLog: true, ownsDatabase: true, nonEmpty: new Set(['relation:vecs.docs']), moveMarks: new Map(), dependants: new Map(), readBy: new Map() });
   // Default privileges by type, global or per schema (types other than relations, functions and schemas are not vecscale's).
   assert.deepEqual(defaultAcl, {
     global: { f: { authenticated: ['EXECUTE'], public: ['EXECUTE'] } },

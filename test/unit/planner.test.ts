@@ -528,20 +528,37 @@ test('a sharded collection: partitions round-robin over the shards, the primary 
   assert.deepEqual(buildPlan(t, converged(t)).databases.map((d) => d.steps.length), [0, 0, 0]);
 });
 
-test('rows in a table the layout no longer uses: dropping it is destructive (vecscale does not move rows)', () => {
+test('rows in a table the layout no longer uses: the collection moves (no blocker, no drop in the ordinary steps)', () => {
   const before = topology({ collections: [sharded('img', ['pod_text', 'pod_img'], 2)] });
   const live = converged(before);
+  const replication = {
+    walLevel: 'logical', superuser: true, replication: true, maxReplicationSlots: 10, usedReplicationSlots: 0, maxWalSenders: 10,
+    usedWalSenders: 0, maxLogicalReplicationWorkers: 4, enabledSubscriptions: 0, slots: [], publications: [], subscriptions: [],
+  };
+  for (const [db, l] of live) live.set(db, { ...l, facts: { ...l.facts, replication } });
   const pod = live.get('pod_img')!;
   live.set('pod_img', { ...pod, facts: { ...pod.facts, nonEmpty: new Set([keys.relation('vecs', 'img_p1of2')]) } });
+  // A source without logical replication blocks the move, naming the setting.
+  const text = live.get('pod_text')!;
+  const replica = new Map(live).set('pod_text', { ...text, facts: { ...text.facts, replication: { ...replication, walLevel: 'replica' } } });
+  assert.ok(buildPlan(topology({ collections: [sharded('img', ['pod_img', 'pod_text'], 2)] }), replica).blockers.some((b) => b.database === 'pod_text' && /wal_level/.test(`${b.object} ${b.reason}`)));
   for (const after of [sharded('img', ['pod_text', 'pod_img'], 4), sharded('img', ['pod_img', 'pod_text'], 2), collection('img', 'pod_text')]) {
     const plan = buildPlan(topology({ collections: [after] }), live);
-    assert.deepEqual(plan.blockers.map((b) => [b.database, b.object]), [['pod_img', 'table vecs.img_p1of2']]);
-    assert.match(plan.blockers[0]!.reason, /destructive: dropping it loses its rows \(collection img\); run again with --allow-destructive img/);
-    const step = plan.databases.find((d) => d.database === 'pod_img')!.steps.find((s) => s.object === 'table vecs.img_p1of2')!;
-    assert.match(step.reason, /collection img is now placed .*vecscale does not move rows/);
+    assert.deepEqual(plan.blockers, []);
+    // Everything else is planned against the live layout: the move owns the layout change.
+    assert.deepEqual(plan.databases.flatMap((d) => d.steps), []);
+    assert.equal(plan.moves?.length, 1);
+    const m = plan.moves![0]!;
+    assert.equal(m.kind, 'move');
+    assert.deepEqual(m.from.map((p) => `${p.secondary}/${p.table}`), ['pod_text/img_p0of2', 'pod_img/img_p1of2']);
+    assert.ok(m.flows.length > 0);
+    assert.match(renderPlan(plan, plain), /move collection img \[online\][\s\S]*cutover[\s\S]*1 to move\./);
   }
-  // The same layout with rows: nothing to block.
-  assert.deepEqual(buildPlan(before, live).blockers, []);
+  // The same layout with rows: nothing to do. Empty tables of an old layout are still simply re-laid-out.
+  assert.deepEqual(buildPlan(before, live).moves, undefined);
+  const emptyPlan = buildPlan(topology({ collections: [collection('img', 'pod_text')] }), converged(before));
+  assert.equal(emptyPlan.moves, undefined);
+  assert.ok(emptyPlan.databases.some((d) => d.steps.some((s) => s.object === 'table vecs.img_p1of2' && s.action === 'drop' && s.risk === 'disruptive')));
 });
 
 test('--rotate-fdw-passwords sets a new generated password even when the role and its mappings agree', () => {

@@ -1,0 +1,189 @@
+/**
+ * The cutover of a move: the only moment applications notice it. In one attempt:
+ *
+ * 1. the primary: `LOCK public.<c>, vecscale_write.<c>, vecscale_remote.<c> IN ACCESS EXCLUSIVE MODE` — writes
+ *    (and plain reads of public.<c>) wait from here; the view first, so a writer that holds it cannot deadlock us;
+ * 2. each source: `LOCK vecs.<old> IN EXCLUSIVE MODE` — a direct writer there waits too (reads go on);
+ * 3. each target catches up: inside a database the change log is resynced to empty; across databases the flow's
+ *    beacon, advanced on the source now, has arrived (a subscription applies in commit order);
+ * 4. row count and checksum over (id, metadata, vec) of every target equal those of its sources' rows;
+ * 5. the primary's wrappers switch to the new layout (the plan's steps, in this transaction), and it commits:
+ *    writes resume, on the new tables;
+ * 6. each source drops its old tables (the plan's steps there) and commits: a direct writer that waited on them
+ *    fails loudly (the table is gone), never writes into a dead copy.
+ *
+ * Locks are taken with a short lock_timeout, so a long transaction in the way costs an attempt (rolled back, tried
+ * again after a pause) rather than a long stall of every writer behind the lock queue.
+ */
+import { VecscaleError } from '../errors.js';
+import { API_SCHEMA, REMOTE_SCHEMA, VECS_SCHEMA, WRITE_SCHEMA } from '../model/state.js';
+import type { MoveFlow, MovePlan, Plan } from '../plan/types.js';
+import { ident, qualified } from '../sql/quote.js';
+import type { MoveRunOptions } from './run.js';
+import { checksumSql } from './sql.js';
+import { runStepsInTransaction } from './steps.js';
+
+export interface ReplicationGroup {
+  readonly name: string;
+  readonly source: string;
+  readonly target: string;
+  readonly flows: readonly MoveFlow[];
+}
+
+export interface CutoverResult {
+  readonly rows: number;
+  /** From the primary's lock request to its commit: the longest any write through the primary waited. */
+  readonly pauseMs: number;
+  readonly attempts: number;
+}
+
+interface Input {
+  readonly o: MoveRunOptions;
+  readonly move: MovePlan;
+  readonly groups: readonly ReplicationGroup[];
+  readonly plan: Plan;
+  readonly waitBeacons: (source: string, flows: readonly { target: string; name: string }[]) => Promise<void>;
+  /** Brings a source's logged changes over to its targets in the same database (moves inside one database). */
+  readonly drain: (source: string) => Promise<void>;
+}
+
+const ATTEMPTS = 10;
+const LOCK_TIMEOUT = '1s';
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+class Retry extends Error {}
+
+export async function runCutover(input: Input): Promise<CutoverResult> {
+  let last: unknown;
+  for (let attempt = 1; attempt <= ATTEMPTS; attempt++) {
+    try {
+      return { ...(await attemptCutover(input)), attempts: attempt };
+    } catch (err) {
+      if (!(err instanceof Retry)) throw err;
+      last = err;
+      await sleep(250 * attempt);
+    }
+  }
+  throw new VecscaleError(
+    'database',
+    `the cutover of ${input.move.collection} did not succeed in ${ATTEMPTS} attempts (${(last as Error).message}); nothing was switched: applications still use the old tables, and the next apply starts the move again`,
+  );
+}
+
+const isLockTimeout = (err: unknown): boolean => (err as { code?: string }).code === '55P03';
+
+async function attemptCutover({ o, move, groups, plan, waitBeacons, drain }: Input): Promise<Omit<CutoverResult, 'attempts'>> {
+  const c = move.collection;
+  const primary = o.dbs.get('primary')!;
+  const sources = [...new Set(move.flows.map((f) => f.source.secondary))].sort();
+  const open: string[] = [];
+  const rollbackAll = async () => {
+    for (const name of open) await o.dbs.get(name)?.query('ROLLBACK').catch(() => undefined);
+  };
+  const requested = Date.now();
+  try {
+    await primary.query('BEGIN');
+    open.push('primary');
+    await primary.query(`SET LOCAL lock_timeout = '${LOCK_TIMEOUT}'`);
+    await primary.query('SET LOCAL standard_conforming_strings = on');
+    // The view first: a writer through it holds it before it reaches the wrappers, so this order cannot deadlock.
+    const wanted = [qualified(API_SCHEMA, c), qualified(WRITE_SCHEMA, c), qualified(REMOTE_SCHEMA, c)];
+    const present = await primary.query<{ r: string; kind: string | null; owner: string | null }>(
+      `SELECT r, c.relkind::pg_catalog.text AS kind, pg_catalog.pg_get_userbyid(c.relowner) AS owner
+         FROM pg_catalog.unnest($1::pg_catalog.text[]) WITH ORDINALITY AS u(r, i) LEFT JOIN pg_catalog.pg_class c ON c.oid = pg_catalog.to_regclass(u.r) ORDER BY u.i`,
+      [wanted],
+    );
+    for (const row of present.rows) {
+      if (row.kind === null) continue;
+      // LOCK TABLE refuses foreign tables; ALTER … OWNER TO its own owner changes nothing and takes the same lock.
+      if (row.kind === 'f') await primary.query(`ALTER FOREIGN TABLE ${row.r} OWNER TO ${ident(row.owner!)}`);
+      else await primary.query(`LOCK TABLE ${row.r} IN ACCESS EXCLUSIVE MODE`);
+    }
+    for (const s of sources) {
+      const db = o.dbs.get(s)!;
+      await db.query('BEGIN');
+      open.push(s);
+      await db.query(`SET LOCAL lock_timeout = '${LOCK_TIMEOUT}'`);
+      await db.query('SET LOCAL standard_conforming_strings = on');
+      const tables = [...new Set(move.flows.filter((f) => f.source.secondary === s).map((f) => qualified(VECS_SCHEMA, f.source.table)))];
+      await db.query(`LOCK TABLE ${tables.join(', ')} IN EXCLUSIVE MODE`);
+    }
+    for (const s of sources) {
+      await drain(s);
+      await waitBeacons(s, groups.filter((g) => g.source === s).map((g) => ({ target: g.target, name: g.name })));
+    }
+    const rows = await verify(o, move);
+    const primaryPlan = plan.databases.find((d) => d.database === 'primary');
+    if (primaryPlan) await runStepsInTransaction(primary, primaryPlan, o.secrets);
+    await primary.query('COMMIT');
+    open.shift();
+    const pauseMs = Date.now() - requested;
+    // Committed: the primary reads and writes the new tables. What is left is retiring the old ones.
+    for (const s of [...open]) {
+      const db = o.dbs.get(s)!;
+      const dbPlan = plan.databases.find((d) => d.database === s);
+      if (dbPlan) await runStepsInTransaction(db, dbPlan, o.secrets);
+      await db.query('COMMIT');
+      open.shift();
+    }
+    return { rows, pauseMs };
+  } catch (err) {
+    const beforeSwitch = open[0] === 'primary';
+    await rollbackAll();
+    if (beforeSwitch && (isLockTimeout(err) || (err as VecscaleError).meta?.reason === 'catch_up' || err instanceof Retry)) {
+      throw new Retry(err instanceof Error ? err.message : String(err));
+    }
+    if (!beforeSwitch) {
+      throw new VecscaleError('partial_apply', `the cutover of ${c} committed on the primary (applications use the new tables), but retiring the old tables failed: ${(err as Error).message}`, {
+        hint: 'run apply again: it finishes the move (the old tables are write-locked, caught up with, and dropped)',
+        cause: err,
+      });
+    }
+    throw err;
+  }
+}
+
+/**
+ * Each target's row count and checksum against its sources' rows that belong on it. The sources are write-locked
+ * and the targets caught up, so they must agree exactly; if not, the attempt is abandoned (nothing switched).
+ */
+async function verify(o: MoveRunOptions, move: MovePlan): Promise<number> {
+  const targets = [...new Map(move.flows.map((f) => [`${f.target.secondary}/${f.target.table}`, f.target])).values()];
+  let rows = 0;
+  // One connection per database answers one query at a time: each database's queries in turn, databases at once.
+  const chains = new Map<string, Promise<unknown>>();
+  const run = (db: string, sql: string): Promise<{ n: string; h: string }> => {
+    const next = (chains.get(db) ?? Promise.resolve()).then(async () => (await o.dbs.get(db)!.query<{ n: string; h: string }>(sql)).rows[0]!);
+    chains.set(db, next.catch(() => undefined));
+    return next;
+  };
+  // Each flow's rows on its source, each target's rows, and each source's row count, all at once.
+  const sources = [...new Map(move.flows.map((f) => [`${f.source.secondary}/${f.source.table}`, f.source])).values()];
+  const [perFlow, perTarget, perSource] = await Promise.all([
+    Promise.all(move.flows.map((f) => run(f.source.secondary, checksumSql(f.source.table, f.filter)))),
+    Promise.all(targets.map((t) => run(t.secondary, checksumSql(t.table, undefined)))),
+    Promise.all(sources.map((s) => run(s.secondary, `SELECT pg_catalog.count(*)::pg_catalog.int8 AS n, '0' AS h FROM ONLY ${qualified(VECS_SCHEMA, s.table)}`))),
+  ]);
+  // Every source row must land on some target: a row on the wrong partition would otherwise be left behind.
+  for (const [i, s] of sources.entries()) {
+    const covered = move.flows.reduce((a, f, j) => (f.source.secondary === s.secondary && f.source.table === s.table ? a + BigInt(perFlow[j]!.n) : a), 0n);
+    const total = BigInt(perSource[i]!.n);
+    if (covered !== total) {
+      throw new VecscaleError('precondition', `${s.secondary}: ${total - covered} row(s) of ${VECS_SCHEMA}.${s.table} belong to no partition of the new layout (written straight into the shard's table during the move); nothing was switched`, {
+        hint: 'run vecscale check, put those rows where they belong, and apply again',
+      });
+    }
+  }
+  const results = targets.map((t, i) => {
+    const expected = move.flows.flatMap((f, j) => (f.target.secondary === t.secondary && f.target.table === t.table ? [perFlow[j]!] : []));
+    const actual = perTarget[i]!;
+    const n = expected.reduce((a, e) => a + BigInt(e.n), 0n);
+    const h = expected.reduce((a, e) => a + BigInt(e.h), 0n);
+    return { t, ok: BigInt(actual.n) === n && BigInt(actual.h) === h, n: Number(actual.n), expected: Number(n) };
+  });
+  for (const r of results) {
+    if (!r.ok) throw new Retry(`${r.t.secondary}: ${VECS_SCHEMA}.${r.t.table} holds ${r.n} rows against ${r.expected} expected, or their checksums differ`);
+    rows += r.n;
+  }
+  return rows;
+}
