@@ -24,7 +24,7 @@ import { liveLayout, topologyWith } from './layout.js';
 import { removeMachinery } from './machinery.js';
 import { type CutoverResult, type ReplicationGroup, runCutover } from './cutover.js';
 import { collectionTag, flowName, isMoveObject } from './names.js';
-import { attachSql, belongsSql, changeLogSql, copyChunkSql, markSql, mirrorFunction, mirrorTriggerSql, publicationSql, resyncSql, stagingSql } from './sql.js';
+import { attachSql, belongsSql, changeLogSql, ownerOnlySql, copyChunkSql, markSql, mirrorFunction, mirrorTriggerSql, publicationSql, resyncSql, stagingSql } from './sql.js';
 import { runStepsInTransaction } from './steps.js';
 
 export interface MoveRunOptions {
@@ -237,6 +237,7 @@ async function startReplication(o: MoveRunOptions, collection: string, g: Replic
     `CREATE TABLE ${beacon} (id integer PRIMARY KEY, n bigint NOT NULL)`,
     `COMMENT ON TABLE ${beacon} IS ${literal(`managed by vecscale; move beacon`)}`,
     `REVOKE ALL ON ${beacon} FROM PUBLIC`,
+    ownerOnlySql(beacon),
   ];
   for (const sql of beaconSql) await query(o, g.target, sql);
   for (const sql of [...beaconSql, `INSERT INTO ${beacon} VALUES (1, 0)`]) await query(o, g.source, sql);

@@ -6,7 +6,7 @@
 import { MANAGED_COMMENT, MOVE_MARK, type MoveMark, SECONDARY_SCHEMA, VECS_SCHEMA } from '../model/state.js';
 import { defineFunction } from '../query/function-object.js';
 import type { FunctionObject } from '../model/state.js';
-import { ident, literal, qualified } from '../sql/quote.js';
+import { dollarQuoted, ident, literal, qualified } from '../sql/quote.js';
 
 /**
  * PostgreSQL's hash-partition routing for one varchar key (partbounds.c, compute_partition_hash_value): the key's
@@ -33,6 +33,19 @@ export function belongsSql(column: string, filter: { readonly modulus: number; r
 }
 
 const table = (name: string): string => qualified(VECS_SCHEMA, name);
+
+/**
+ * Revokes every privilege a role other than the owner holds on a table the move just made: the applying role's
+ * default privileges (on Supabase, everything to anon, authenticated and service_role) apply to it at creation.
+ */
+export function ownerOnlySql(qualifiedName: string): string {
+  const body =
+    ` DECLARE g record; BEGIN FOR g IN SELECT DISTINCT a.grantee FROM pg_catalog.pg_class c, pg_catalog.aclexplode(c.relacl) a ` +
+    `WHERE c.oid OPERATOR(pg_catalog.=) ${literal(qualifiedName)}::pg_catalog.regclass AND a.grantee OPERATOR(pg_catalog.<>) c.relowner LOOP ` +
+    `EXECUTE pg_catalog.format('REVOKE ALL ON TABLE %s FROM %s', ${literal(qualifiedName)}, CASE WHEN g.grantee OPERATOR(pg_catalog.=) 0 THEN 'PUBLIC' ` +
+    `ELSE pg_catalog.quote_ident(pg_catalog.pg_get_userbyid(g.grantee)) END); END LOOP; END `;
+  return `DO ${dollarQuoted(body)}`;
+}
 
 export const markSql = (name: string, mark: MoveMark): string => `COMMENT ON TABLE ${table(name)} IS ${literal(MANAGED_COMMENT + MOVE_MARK + mark)}`;
 
@@ -61,6 +74,7 @@ export function stagingSql(name: string, dimension: number, vectorSchema: string
     `CREATE TABLE ${table(name)} (id character varying NOT NULL, vec ${qualified(vectorSchema, 'vector')}(${dimension}) NOT NULL, ` +
       `metadata jsonb NOT NULL DEFAULT '{}'::jsonb, PRIMARY KEY (id)) PARTITION BY HASH (id)`,
     markSql(name, 'staging'),
+    ownerOnlySql(table(name)),
   ];
 }
 
@@ -82,6 +96,7 @@ export function changeLogSql(name: string): string[] {
     `CREATE TABLE ${log} (seq bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, id character varying NOT NULL)`,
     `COMMENT ON TABLE ${log} IS ${literal(MANAGED_COMMENT + MOVE_MARK + 'log')}`,
     `REVOKE ALL ON ${log} FROM PUBLIC`,
+    ownerOnlySql(log),
   ];
 }
 

@@ -69,3 +69,26 @@ test("a move's change-log trigger: plpgsql_check finds nothing, its header is ve
   const logged = await sql<{ id: string }>(url, 'SELECT id FROM vecscale.vecscale_mv_test_log ORDER BY seq');
   assert.deepEqual(logged.map((r) => r.id), ['a', 'a', 'b', 'b']);
 });
+
+test("a move's own tables keep no grant the applying role's default privileges would give (Supabase grants everything)", async () => {
+  const dbs = await freshDatabases('moveacl');
+  const url = dbs.secondaries.pod_1!;
+  const role = `move_acl_${Date.now()}`;
+  await sql(url, `CREATE ROLE ${role} NOLOGIN`);
+  try {
+    await sql(url, 'CREATE SCHEMA vecscale');
+    await sql(url, `ALTER DEFAULT PRIVILEGES IN SCHEMA vecscale GRANT ALL ON TABLES TO ${role}, PUBLIC`);
+    await sql(url, `ALTER DEFAULT PRIVILEGES GRANT ALL ON TABLES TO ${role}`);
+    for (const s of changeLogSql('vecscale_mv_acl_log')) await sql(url, s);
+    const acl = await sql<{ grantees: string[] }>(
+      url,
+      `SELECT array(SELECT DISTINCT a.grantee::regrole::text FROM pg_class c, aclexplode(c.relacl) a WHERE c.oid = 'vecscale.vecscale_mv_acl_log'::regclass AND a.grantee <> c.relowner) AS grantees`,
+    );
+    assert.deepEqual(acl[0]!.grantees, []);
+  } finally {
+    await sql(url, `DROP TABLE IF EXISTS vecscale.vecscale_mv_acl_log`);
+    await sql(url, `ALTER DEFAULT PRIVILEGES IN SCHEMA vecscale REVOKE ALL ON TABLES FROM ${role}, PUBLIC`);
+    await sql(url, `ALTER DEFAULT PRIVILEGES REVOKE ALL ON TABLES FROM ${role}`);
+    await sql(url, `DROP ROLE ${role}`);
+  }
+});

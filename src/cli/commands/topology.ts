@@ -178,7 +178,12 @@ async function converge(file: string, opts: ApplyCliOptions, out: Output, destro
     },
   }).finally(() => progress.close());
   if (out.json) {
-    out.result({ status: result.status, committed: result.status === 'applied' ? result.committed : [], plan: planToJson(result.plan) });
+    out.result({
+      status: result.status,
+      committed: result.status === 'applied' ? result.committed : [],
+      ...(result.status === 'applied' && result.moves ? { moves: result.moves } : {}),
+      plan: planToJson(result.plan),
+    });
   }
   switch (result.status) {
     case 'blocked':
@@ -192,6 +197,11 @@ async function converge(file: string, opts: ApplyCliOptions, out: Output, destro
     case 'applied': {
       const s = result.plan.summary;
       out.info(out.color.green(`${destroy ? 'Destroy' : 'Apply'} complete: ${s.create} created, ${s.change} changed, ${s.replace} replaced, ${s.drop} dropped.`));
+      for (const m of result.moves ?? []) {
+        if (m.kind !== 'move') continue;
+        const secs = (ms: number) => `${(ms / 1000).toFixed(1)} s`;
+        out.info(`Moved ${m.collection}: ${m.rows} rows verified; copy ${secs(m.copyMs)}, index ${secs(m.indexMs)}, write pause ${m.pauseMs} ms (cutover attempt ${m.cutoverAttempts}), ${secs(m.totalMs)} in all.`);
+      }
     }
   }
 }
