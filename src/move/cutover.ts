@@ -1,7 +1,8 @@
 /**
  * The cutover of a move: the only moment applications notice it. In one attempt:
  *
- * 1. the primary: `LOCK public.<c>, vecscale_write.<c>, vecscale_remote.<c> IN ACCESS EXCLUSIVE MODE` — writes
+ * 1. the primary: the collection's write lock (src/model/write-lock.ts), then `LOCK public.<c>, vecscale_write.<c>,
+ *    vecscale_remote.<c> IN ACCESS EXCLUSIVE MODE` — writes
  *    (and plain reads of public.<c>) wait from here; the view first, so a writer that holds it cannot deadlock us;
  * 2. each source: `LOCK vecs.<old> IN EXCLUSIVE MODE` — a direct writer there waits too (reads go on);
  * 3. each target catches up: inside a database the change log is resynced to empty; across databases the flow's
@@ -21,6 +22,7 @@ import type { MoveFlow, MovePlan, Plan } from '../plan/types.js';
 import { ident, qualified } from '../sql/quote.js';
 import type { MoveRunOptions } from './run.js';
 import { checksumSql } from './sql.js';
+import { WRITE_LOCK_CLASS, writeLockKey } from '../model/write-lock.js';
 import { runStepsInTransaction } from './steps.js';
 
 export interface ReplicationGroup {
@@ -48,7 +50,8 @@ interface Input {
 }
 
 const ATTEMPTS = 10;
-const LOCK_TIMEOUT = '1s';
+// Below deadlock_timeout (1 s by default): a writer that waits on us while we wait on it is never the one chosen.
+const LOCK_TIMEOUT = '500ms';
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 class Retry extends Error {}
@@ -86,6 +89,8 @@ async function attemptCutover({ o, move, groups, plan, waitBeacons, drain }: Inp
     open.push('primary');
     await primary.query(`SET LOCAL lock_timeout = '${LOCK_TIMEOUT}'`);
     await primary.query('SET LOCAL standard_conforming_strings = on');
+    // First: upsert_<c> calls wait at their start (src/model/write-lock.ts), never half-way through an old definition.
+    await primary.query('SELECT pg_catalog.pg_advisory_xact_lock($1, $2)', [WRITE_LOCK_CLASS, writeLockKey(c)]);
     // The view first: a writer through it holds it before it reaches the wrappers, so this order cannot deadlock.
     const wanted = [qualified(API_SCHEMA, c), qualified(WRITE_SCHEMA, c), qualified(REMOTE_SCHEMA, c)];
     const present = await primary.query<{ r: string; kind: string | null; owner: string | null }>(

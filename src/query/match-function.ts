@@ -10,7 +10,8 @@
  *   and `query --direct` use it too.
  */
 import type { CollectionSpec, Metric } from '../config/types.js';
-import { type Acl, API_SCHEMA, type FunctionObject, HELPER_SCHEMA, SECONDARY_SCHEMA } from '../model/state.js';
+import { type Acl, API_SCHEMA, type FunctionObject, HELPER_SCHEMA, REMOTE_SCHEMA, SECONDARY_SCHEMA } from '../model/state.js';
+import { WRITE_LOCK_CLASS, writeLockKey } from '../model/write-lock.js';
 import { ident, literal, qualified } from '../sql/quote.js';
 import { COLUMN_TYPE_SQL, T, vectorType } from '../sql/types.js';
 import { defineFunction, type FunctionArg } from './function-object.js';
@@ -298,6 +299,13 @@ export function matchApiFunction(c: CollectionSpec, vectorSchema: string, return
     ...(customPlan ? { customPlan: true } : {}),
     body: `
 BEGIN
+  -- While a move's cutover switches this collection's layout, wait; if it changed shape under this call, run the
+  -- definition in place now (see src/model/write-lock.ts).
+  PERFORM pg_catalog.pg_advisory_xact_lock_shared(${WRITE_LOCK_CLASS}, ${writeLockKey(c.name)});
+  IF (SELECT r.relkind FROM pg_catalog.pg_class r WHERE r.oid = pg_catalog.to_regclass(${literal(qualified(REMOTE_SCHEMA, c.name))})) OPERATOR(pg_catalog.<>) '${c.shards === undefined ? 'f' : 'p'}'::pg_catalog."char" THEN
+    RETURN QUERY SELECT * FROM ${qualified(API_SCHEMA, matchFunctionName(c.name))}(query_embedding, match_count, filter);
+    RETURN;
+  END IF;
   ${returning}
 END`,
     acl,

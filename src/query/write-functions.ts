@@ -8,7 +8,8 @@
  */
 import type { CollectionSpec } from '../config/types.js';
 import { type Acl, API_SCHEMA, type FunctionObject, HELPER_SCHEMA, REMOTE_SCHEMA, WRITE_SCHEMA } from '../model/state.js';
-import { qualified } from '../sql/quote.js';
+import { literal, qualified } from '../sql/quote.js';
+import { WRITE_LOCK_CLASS, writeLockKey } from '../model/write-lock.js';
 import { T, vectorType } from '../sql/types.js';
 import { defineFunction, defineTriggerFunction } from './function-object.js';
 
@@ -37,6 +38,20 @@ END`;
 }
 
 /**
+ * The first statements of upsert_<c>: wait while a move's cutover switches the collection's layout (src/model/write-lock.ts),
+ * then, if the layout changed shape under this call (vecscale_write.<c> a foreign table for one secondary, a
+ * partitioned table when sharded), run `call` — the function by name, so the definition in place now — instead.
+ */
+function layoutGuard(c: CollectionSpec, call: string): string {
+  const kind = c.shards === undefined ? 'f' : 'p';
+  return `  PERFORM pg_catalog.pg_advisory_xact_lock_shared(${WRITE_LOCK_CLASS}, ${writeLockKey(c.name)});
+  IF (SELECT r.relkind FROM pg_catalog.pg_class r WHERE r.oid = pg_catalog.to_regclass(${literal(qualified(WRITE_SCHEMA, c.name))})) OPERATOR(pg_catalog.<>) '${kind}'::pg_catalog."char" THEN
+    PERFORM ${call};
+    RETURN;
+  END IF;`;
+}
+
+/**
  * `public.upsert_<c>(id text, embedding vector(n), metadata jsonb DEFAULT '{}')` around `write`, the PL/pgSQL that writes
  * the row ($1, $2, $3): the signature both shapes of collection share.
  */
@@ -46,6 +61,7 @@ BEGIN
   IF $1 IS NULL OR $2 IS NULL THEN
     RAISE EXCEPTION 'vecscale: id and embedding must not be null' USING ERRCODE = '22004';
   END IF;
+${layoutGuard(c, `${qualified(API_SCHEMA, upsertFunctionName(c.name))}($1, $2, $3)`)}
 ${write}
 END`;
   return defineFunction({
@@ -112,6 +128,7 @@ DECLARE
   one ${T.record};` : '';
   const body = `${declare}
 BEGIN
+${layoutGuard(c, `${qualified(API_SCHEMA, name)}(rows)`)}
   IF rows IS NULL OR pg_catalog.jsonb_typeof(rows) <> 'array' THEN
     RAISE EXCEPTION 'vecscale: rows must be a JSON array of {"id": …, "embedding": […], "metadata": {…}}' USING ERRCODE = '22023';
   END IF;
