@@ -383,19 +383,24 @@ async function waitForSync(o: MoveRunOptions, m: MovePlan, groups: readonly Repl
   }
 }
 
-/** Until each slot's confirmed position is within 1 MB of its source's WAL: the cutover then waits for little. */
+/**
+ * Until each slot's confirmed position is within 64 kB of its source's WAL three polls in a row: the cutover then
+ * waits for little (a vector write with an HNSW index on the source is about 20 kB of WAL).
+ */
 async function waitForLag(o: MoveRunOptions, m: MovePlan, groups: readonly ReplicationGroup[]): Promise<void> {
   const deadline = Date.now() + 15 * 60_000;
+  let calm = 0;
   for (;;) {
     let worst = 0;
     for (const g of groups) {
       const rows = await query(o, g.source, `SELECT pg_catalog.pg_wal_lsn_diff(pg_catalog.pg_current_wal_lsn(), confirmed_flush_lsn)::pg_catalog.int8 AS lag FROM pg_catalog.pg_replication_slots WHERE slot_name = $1`, [g.name]);
       worst = Math.max(worst, Number(rows[0]?.lag ?? 0));
     }
-    if (worst < 1 << 20) return;
-    if (Date.now() > deadline) throw new VecscaleError('database', `the targets of ${m.collection} stay ${worst} bytes behind their sources after 15 minutes; the move stopped before its cutover (the next apply starts it again)`);
+    calm = worst < 64 << 10 ? calm + 1 : 0;
+    if (calm >= 3) return;
+    if (Date.now() > deadline && calm === 0) throw new VecscaleError('database', `the targets of ${m.collection} stay ${worst} bytes behind their sources after 15 minutes; the move stopped before its cutover (the next apply starts it again)`);
     progress(o, m, 'copy', 0, undefined, worst);
-    await sleep(200);
+    await sleep(100);
   }
 }
 
