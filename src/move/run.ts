@@ -136,8 +136,10 @@ async function runOne(m: MovePlan, o: MoveRunOptions, after: Topology): Promise<
   const indexMs = Date.now() - indexStarted;
 
   // 5. Catch up, then cut over: the plan of the new layout, the old tables marked as moved (their drops lose nothing).
+  emit('step-started', 'catch-up', `catching up ${m.collection}`);
   await waitForLag(o, m, groups);
   for (const flows of mirrorGroups(m)) await drainLog(o, m.collection, flows, 100);
+  emit('step-finished', 'catch-up', `catching up ${m.collection}`);
   const retired = m.from.filter((s) => !m.to.some((t) => t.secondary === s.secondary && t.table === s.table));
   const movedTables = new Set(retired.map((r) => `${r.secondary}/${keys.relation(VECS_SCHEMA, r.table)}`));
   const cutPlan = (await o.replan(after, { ...o.planOptions, movedTables })).plan;
@@ -335,15 +337,14 @@ async function refuseMisplaced(o: MoveRunOptions, m: MovePlan): Promise<void> {
 /** The flows of a move inside one database, by source table. */
 const mirrorGroups = (m: MovePlan): MoveFlow[][] => [...groupBy(m.flows.filter((f) => f.method === 'trigger'), (f) => `${f.source.secondary}\u0000${f.source.table}`).values()];
 
-function progress(o: MoveRunOptions, m: MovePlan, step: string, done: number, total?: number, lagBytes?: number): void {
+function progress(o: MoveRunOptions, m: MovePlan, step: 'copy' | 'catch-up', done: number | undefined, total?: number, lagBytes?: number): void {
   o.progress?.({
     type: 'progress',
     id: `move:${m.collection}:${step}`,
     database: 'primary',
-    label: `copying ${m.collection}`,
+    label: step === 'copy' ? `copying ${m.collection}` : `catching up ${m.collection}`,
     at: Date.now(),
-    unit: 'rows',
-    done,
+    ...(done !== undefined ? { unit: 'rows' as const, done } : {}),
     ...(total !== undefined ? { total } : {}),
     ...(lagBytes !== undefined ? { lagBytes } : {}),
   });
@@ -377,7 +378,8 @@ async function waitForSync(o: MoveRunOptions, m: MovePlan, groups: readonly Repl
     if (pending === 0) return;
     if (Date.now() - lastReport > 1000) {
       lastReport = Date.now();
-      progress(o, m, 'copy', copied);
+      // Rows the initial copies have written so far (pg_stat_progress_copy of the table-sync workers).
+      if (copied > 0) progress(o, m, 'copy', copied);
     }
     await sleep(100);
   }
@@ -399,7 +401,7 @@ async function waitForLag(o: MoveRunOptions, m: MovePlan, groups: readonly Repli
     calm = worst < 64 << 10 ? calm + 1 : 0;
     if (calm >= 3) return;
     if (Date.now() > deadline && calm === 0) throw new VecscaleError('database', `the targets of ${m.collection} stay ${worst} bytes behind their sources after 15 minutes; the move stopped before its cutover (the next apply starts it again)`);
-    progress(o, m, 'copy', 0, undefined, worst);
+    progress(o, m, 'catch-up', undefined, undefined, worst);
     await sleep(100);
   }
 }
