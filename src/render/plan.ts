@@ -53,6 +53,10 @@ function renderMove(c: ChalkInstance, m: MovePlan): string[] {
         ? `${c.cyan('>')} ${c.bold(`finish the move of ${m.collection}`)} ${c.dim('(its cutover committed)')}`
         : `${c.cyan('>')} ${c.bold(m.collection ? `clean up after a move of ${m.collection}` : 'clean up after moves')}`;
   const out = [head];
+  if (m.kind === 'move' && m.leftovers.length > 0) {
+    out.push(`      ${c.yellow('in progress')}: an earlier run was interrupted before its cutover (applications still use the old tables); apply removes what it left and starts the move again:`);
+    for (const l of m.leftovers) out.push(`      ${c.dim(`- ${l.database}: ${l.kind} ${l.name}${l.detail ? ` (${l.detail})` : ''}`)}`);
+  }
   if (m.kind === 'move') {
     out.push(`      from ${m.from.map(partName).join(', ')}`, `      to   ${m.to.map(partName).join(', ')}`);
     for (const f of m.flows) {
