@@ -85,7 +85,7 @@ export async function readReplication(q: CatalogQuery): Promise<RawReplication> 
        FROM pg_catalog.pg_roles r WHERE r.rolname = current_user`,
   ))[0]!;
   const slots = await q<RawSlot>(
-    `SELECT ${SLOT_COLUMNS} FROM pg_catalog.pg_replication_slots s WHERE s.slot_name::text LIKE $1 ORDER BY 1`,
+    `SELECT ${SLOT_COLUMNS} FROM pg_catalog.pg_replication_slots s WHERE s.slot_name::text LIKE $1 AND s.database = pg_catalog.current_database() ORDER BY 1`,
     [MOVE_LIKE],
   );
   const syncSlots = await q<RawSlot>(

@@ -48,15 +48,15 @@ const VIEWS_OVER = `SELECT DISTINCT vn.nspname, v.relname FROM pg_catalog.pg_dep
 /** Drops a slot by name if it exists, waiting (bounded) for a walsender that still serves it to go. */
 export async function dropSlot(db: Db, database: string, name: string): Promise<void> {
   for (let i = 0; i < 100; i++) {
-    const r = await q(db, database, 'SELECT active, active_pid FROM pg_catalog.pg_replication_slots WHERE slot_name = $1', [name]);
+    const r = await q(db, database, 'SELECT active, active_pid FROM pg_catalog.pg_replication_slots WHERE slot_name = $1 AND (database IS NULL OR database = pg_catalog.current_database())', [name]);
     const row = r.rows[0];
     if (!row) return;
     if (!row.active) {
-      await q(db, database, 'SELECT pg_catalog.pg_drop_replication_slot(slot_name) FROM pg_catalog.pg_replication_slots WHERE slot_name = $1 AND NOT active', [name]);
+      await q(db, database, 'SELECT pg_catalog.pg_drop_replication_slot(slot_name) FROM pg_catalog.pg_replication_slots WHERE slot_name = $1 AND NOT active AND (database IS NULL OR database = pg_catalog.current_database())', [name]);
       continue;
     }
     // The subscription that used it is gone; its walsender notices within wal_sender_timeout. Do not wait that long.
-    if (i === 20) await q(db, database, 'SELECT pg_catalog.pg_terminate_backend(active_pid) FROM pg_catalog.pg_replication_slots WHERE slot_name = $1 AND active', [name]);
+    if (i === 20) await q(db, database, 'SELECT pg_catalog.pg_terminate_backend(active_pid) FROM pg_catalog.pg_replication_slots WHERE slot_name = $1 AND active AND (database IS NULL OR database = pg_catalog.current_database())', [name]);
     await sleep(100);
   }
   throw new VecscaleError('database', `${database}: replication slot ${name} is still in use after 10 s; drop it with SELECT pg_drop_replication_slot('${name}') once its connection is gone`);

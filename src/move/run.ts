@@ -309,13 +309,58 @@ async function mirror(o: MoveRunOptions, collection: string, flows: readonly Mov
 }
 
 /** Resyncs logged ids until a round takes no more than `until` entries (0: the log is empty). */
-export async function drainLog(o: MoveRunOptions, collection: string, flows: readonly MoveFlow[], until: number): Promise<void> {
+export async function drainLog(o: MoveRunOptions, collection: string, flows: readonly MoveFlow[], until: number, on?: Db): Promise<void> {
   const source = flows[0]!.source;
   const log = flowName(collection, source.table, 'mirror');
   const targets = flows.map((f) => ({ table: f.target.table, filter: f.filter }));
-  for (;;) {
-    const rows = await query(o, source.secondary, resyncSql(log, source.table, targets, 5000));
+  for (let round = 0; ; round++) {
+    const sql = resyncSql(log, source.table, targets, 5000);
+    const rows = on ? (await on.query(sql)).rows : await query(o, source.secondary, sql);
     if (Number(rows[0]?.n ?? 0) <= until) return;
+    // Under the cutover's locks nothing but a flood of forged log entries can keep it going: give up, retry later.
+    if (on && round >= 200) throw new VecscaleError('database', `${source.secondary}: the change log of ${vecsName(source.table)} does not empty`, { meta: { reason: 'catch_up' } });
+  }
+}
+
+/**
+ * The cutover's last resync, in a session of its own that commits it (the caller's holds the source's lock, and
+ * commits only after the primary switched: rows resynced there would be invisible, and lost on a rollback).
+ */
+async function drainCommitted(o: MoveRunOptions, m: MovePlan, source: string): Promise<void> {
+  const groups = mirrorGroups(m).filter((fs) => fs[0]!.source.secondary === source);
+  if (groups.length === 0) return;
+  const target = targetOf(o.dbs.get(source)!);
+  if (!target) throw new Error(`no target for ${source}`);
+  const side = await connect(target, { applicationName: 'vecscale move' });
+  try {
+    for (const flows of groups) await drainLog(o, m.collection, flows, 0, side);
+  } finally {
+    await side.end().catch(() => undefined);
+  }
+}
+
+/** `finish`: the change logs an interrupted cutover left on `source`, resynced (committed) into their targets. */
+async function drainLeftLogs(o: MoveRunOptions, m: MovePlan, source: string, parts: readonly MovePart[], live: ReadonlyMap<string, LiveDatabase>): Promise<void> {
+  const objects = live.get(source)?.state.objects;
+  const targets = m.to.filter((t) => t.secondary === source);
+  const flows: MoveFlow[][] = [];
+  for (const retired of parts) {
+    if (!objects?.has(keys.relation(SECONDARY_SCHEMA, flowName(m.collection, retired.table, 'mirror')))) continue;
+    // A retired table's bounds are in its name (`<c>_p<i>of<n>`; none: a collection on one secondary).
+    const bounds = /_p(\d+)of(\d+)$/.exec(retired.table);
+    const p: MovePart = bounds ? { ...retired, remainder: Number(bounds[1]), modulus: Number(bounds[2]) } : retired;
+    const m1 = p.modulus ?? 1;
+    const fs = targets
+      .filter((t) => (p.remainder ?? 0) % Math.min(m1, t.modulus ?? 1) === (t.remainder ?? 0) % Math.min(m1, t.modulus ?? 1))
+      .map((t): MoveFlow => ({ source: p, target: t, method: 'trigger', ...((t.modulus ?? 1) > m1 ? { filter: { modulus: t.modulus!, remainder: t.remainder ?? 0 } } : {}) }));
+    if (fs.length > 0) flows.push(fs);
+  }
+  if (flows.length === 0) return;
+  const side = await connect(targetOf(o.dbs.get(source)!)!, { applicationName: 'vecscale move' });
+  try {
+    for (const fs of flows) await drainLog(o, m.collection, fs, 0, side);
+  } finally {
+    await side.end().catch(() => undefined);
   }
 }
 
@@ -412,7 +457,7 @@ async function cutover(o: MoveRunOptions, m: MovePlan, groups: readonly Replicat
     waitBeacons: (source, flows) => waitBeacons(o, source, flows),
     // Under the source's lock: the log's last entries, so the targets equal the source.
     drain: async (source) => {
-      for (const flows of mirrorGroups(m).filter((fs) => fs[0]!.source.secondary === source)) await drainLog(o, m.collection, flows, 0);
+      await drainCommitted(o, m, source);
     },
   });
 }
@@ -429,6 +474,8 @@ async function retire(m: MovePlan, o: MoveRunOptions, after: Topology): Promise<
       await db.query(`LOCK TABLE ${parts.map((p) => qualified(VECS_SCHEMA, p.table)).join(', ')} IN EXCLUSIVE MODE`);
       const beacons = subs.filter((s) => s.name === flowName(m.collection, source, s.db));
       await waitBeacons(o, source, beacons.map((b) => ({ target: b.db, name: b.name })));
+      // A move inside this database: what its log still holds goes to the targets first, committed.
+      await drainLeftLogs(o, m, source, parts, live);
       const dbPlan = plan.databases.find((d) => d.database === source);
       if (dbPlan) await runStepsInTransaction(db, dbPlan, o.secrets);
       await db.query('COMMIT');

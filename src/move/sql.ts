@@ -38,11 +38,11 @@ const table = (name: string): string => qualified(VECS_SCHEMA, name);
  * Revokes every privilege a role other than the owner holds on a table the move just made: the applying role's
  * default privileges (on Supabase, everything to anon, authenticated and service_role) apply to it at creation.
  */
-export function ownerOnlySql(qualifiedName: string): string {
+export function ownerOnlySql(qualifiedName: string, kind: 'TABLE' | 'SEQUENCE' = 'TABLE'): string {
   const body =
     ` DECLARE g record; BEGIN FOR g IN SELECT DISTINCT a.grantee FROM pg_catalog.pg_class c, pg_catalog.aclexplode(c.relacl) a ` +
     `WHERE c.oid OPERATOR(pg_catalog.=) ${literal(qualifiedName)}::pg_catalog.regclass AND a.grantee OPERATOR(pg_catalog.<>) c.relowner LOOP ` +
-    `EXECUTE pg_catalog.format('REVOKE ALL ON TABLE %s FROM %s', ${literal(qualifiedName)}, CASE WHEN g.grantee OPERATOR(pg_catalog.=) 0 THEN 'PUBLIC' ` +
+    `EXECUTE pg_catalog.format('REVOKE ALL ON ${kind} %s FROM %s', ${literal(qualifiedName)}, CASE WHEN g.grantee OPERATOR(pg_catalog.=) 0 THEN 'PUBLIC' ` +
     `ELSE pg_catalog.quote_ident(pg_catalog.pg_get_userbyid(g.grantee)) END); END LOOP; END `;
   return `DO ${dollarQuoted(body)}`;
 }
@@ -97,6 +97,8 @@ export function changeLogSql(name: string): string[] {
     `COMMENT ON TABLE ${log} IS ${literal(MANAGED_COMMENT + MOVE_MARK + 'log')}`,
     `REVOKE ALL ON ${log} FROM PUBLIC`,
     ownerOnlySql(log),
+    // Its identity sequence too: a default grant on it would let a role setval() every write into failing.
+    ownerOnlySql(`${SECONDARY_SCHEMA}.${name}_seq_seq`, 'SEQUENCE'),
   ];
 }
 
