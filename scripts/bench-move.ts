@@ -298,6 +298,7 @@ async function main(): Promise<void> {
     writeP99DuringMs: Number(pct(during, 99).toFixed(1)),
     writeMaxDuringMs: Number(Math.max(...during).toFixed(1)),
     reportedPauseMs: pause ?? null,
+    pausePartsMs: moveReport?.pauseParts ?? null,
     writerErrors: report.errors.length,
     rowsExpected: report.expected,
     rowsMissing: report.missing,

@@ -10,7 +10,7 @@ npm run --silent build
 # The test sandbox has a folder and ports of its own, so it never touches the user's `vecscale sandbox`.
 test_sandbox=(env VECSCALE_SANDBOX_DIR="$PWD/.vecscale/test-sandbox" VECSCALE_SANDBOX_PORT=55432 ./bin/vecscale sandbox)
 trap '"${test_sandbox[@]}" down >/dev/null 2>&1 || true' EXIT
-VECSCALE_TEST_CLUSTERS=$("${test_sandbox[@]}" up --secondaries 2 --fast --json)
+VECSCALE_TEST_CLUSTERS=$("${test_sandbox[@]}" up --secondaries 3 --fast --json)
 export VECSCALE_TEST_CLUSTERS
 
 mapfile -t files < <(find test -name '*.test.ts' | sort)

@@ -12,7 +12,7 @@ import { sandboxUp, sandboxUrls, type SandboxUrls } from '../src/sandbox/sandbox
 export const ROOT = join(import.meta.dirname, '..');
 export const TEST_SANDBOX_DIR = join(ROOT, '.vecscale', 'test-sandbox');
 export const TEST_SANDBOX_PORT = 55432;
-export const TEST_SECONDARIES = 2;
+export const TEST_SECONDARIES = 3;
 
 let clustersPromise: Promise<SandboxUrls> | undefined;
 

@@ -639,7 +639,7 @@ export async function replicationLeftovers(adminUrls: readonly string[], db: str
   const found: string[] = [];
   for (const admin of adminUrls) {
     const port = new URL(admin).port;
-    const slots = await sql<{ s: string }>(admin, `SELECT slot_name || ' (' || slot_type || ', db ' || coalesce(database, '-') || ')' AS s FROM pg_replication_slots WHERE database = $1 OR slot_name LIKE 'vecscale\\_mv\\_%'`, [db]);
+    const slots = await sql<{ s: string }>(admin, `SELECT slot_name || ' (' || slot_type || ', db ' || coalesce(database, '-') || ')' AS s FROM pg_replication_slots WHERE database = $1`, [db]);
     found.push(...slots.map((r) => `:${port} slot ${r.s}`));
     const u = new URL(admin);
     u.pathname = `/${db}`;

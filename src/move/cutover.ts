@@ -7,7 +7,7 @@
  * 2. each source: `LOCK vecs.<old> IN EXCLUSIVE MODE` — a direct writer there waits too (reads go on);
  * 3. each target catches up: inside a database the change log is resynced to empty; across databases the flow's
  *    beacon, advanced on the source now, has arrived (a subscription applies in commit order);
- * 4. row count and checksum over (id, metadata, vec) of every target equal those of its sources' rows;
+ * 4. row count and checksum over (id, metadata, vec) of every target equal those of its sources' rows (src/move/sql.ts);
  * 5. the primary's wrappers switch to the new layout (the plan's steps, in this transaction), and it commits:
  *    writes resume, on the new tables;
  * 6. each source drops its old tables (the plan's steps there) and commits: a direct writer that waited on them
@@ -36,6 +36,8 @@ export interface CutoverResult {
   readonly rows: number;
   /** From the primary's lock request to its commit: the longest any write through the primary waited. */
   readonly pauseMs: number;
+  /** Where the pause went, in ms: taking the locks, the targets' catch-up, the verification, the switch and commit. */
+  readonly pauseParts: { readonly locks: number; readonly catchUp: number; readonly verify: number; readonly switch: number };
   readonly attempts: number;
 }
 
@@ -47,6 +49,8 @@ interface Input {
   readonly waitBeacons: (source: string, flows: readonly { target: string; name: string }[]) => Promise<void>;
   /** Brings a source's logged changes over to its targets in the same database (moves inside one database). */
   readonly drain: (source: string) => Promise<void>;
+  /** The schema of pgvector's functions on a database. */
+  readonly vectorSchema: (database: string) => string;
 }
 
 const ATTEMPTS = 10;
@@ -75,7 +79,7 @@ export async function runCutover(input: Input): Promise<CutoverResult> {
 
 const isLockTimeout = (err: unknown): boolean => (err as { code?: string }).code === '55P03';
 
-async function attemptCutover({ o, move, groups, plan, waitBeacons, drain }: Input): Promise<Omit<CutoverResult, 'attempts'>> {
+async function attemptCutover({ o, move, groups, plan, waitBeacons, drain, vectorSchema }: Input): Promise<Omit<CutoverResult, 'attempts'>> {
   const c = move.collection;
   const primary = o.dbs.get('primary')!;
   const sources = [...new Set(move.flows.map((f) => f.source.secondary))].sort();
@@ -83,6 +87,16 @@ async function attemptCutover({ o, move, groups, plan, waitBeacons, drain }: Inp
   const rollbackAll = async () => {
     for (const name of open) await o.dbs.get(name)?.query('ROLLBACK').catch(() => undefined);
   };
+  // Nothing is locked yet: a target whose apply worker is not running (failing on a change, restarting) would keep
+  // every writer waiting for the whole catch-up bound, so it costs an attempt here instead.
+  for (const g of groups) {
+    const r = await o.dbs.get(g.target)!.query<{ n: number }>(
+      'SELECT pg_catalog.count(*)::pg_catalog.int4 AS n FROM pg_catalog.pg_stat_subscription WHERE subname OPERATOR(pg_catalog.=) $1 AND relid IS NULL AND pid IS NOT NULL ' +
+        'AND subid IN (SELECT s.oid FROM pg_catalog.pg_subscription s JOIN pg_catalog.pg_database d ON d.oid OPERATOR(pg_catalog.=) s.subdbid WHERE d.datname OPERATOR(pg_catalog.=) pg_catalog.current_database())',
+      [g.name],
+    );
+    if ((r.rows[0]?.n ?? 0) === 0) throw new Retry(`${g.target}: the subscription ${g.name} has no running apply worker (see the server log of ${g.target})`);
+  }
   const requested = Date.now();
   try {
     await primary.query('BEGIN');
@@ -113,16 +127,21 @@ async function attemptCutover({ o, move, groups, plan, waitBeacons, drain }: Inp
       const tables = [...new Set(move.flows.filter((f) => f.source.secondary === s).map((f) => qualified(VECS_SCHEMA, f.source.table)))];
       await db.query(`LOCK TABLE ${tables.join(', ')} IN EXCLUSIVE MODE`);
     }
+    const locked = Date.now();
     for (const s of sources) {
       await drain(s);
       await waitBeacons(s, groups.filter((g) => g.source === s).map((g) => ({ target: g.target, name: g.name })));
     }
-    const rows = await verify(o, move);
+    const caughtUp = Date.now();
+    const rows = await verify(o, move, vectorSchema);
+    const verified = Date.now();
     const primaryPlan = plan.databases.find((d) => d.database === 'primary');
     if (primaryPlan) await runStepsInTransaction(primary, primaryPlan, o.secrets);
     await primary.query('COMMIT');
     open.shift();
-    const pauseMs = Date.now() - requested;
+    const committed = Date.now();
+    const pauseMs = committed - requested;
+    const pauseParts = { locks: locked - requested, catchUp: caughtUp - locked, verify: verified - caughtUp, switch: committed - verified };
     // Committed: the primary reads and writes the new tables. What is left is retiring the old ones.
     for (const s of [...open]) {
       const db = o.dbs.get(s)!;
@@ -131,7 +150,7 @@ async function attemptCutover({ o, move, groups, plan, waitBeacons, drain }: Inp
       await db.query('COMMIT');
       open.shift();
     }
-    return { rows, pauseMs };
+    return { rows, pauseMs, pauseParts };
   } catch (err) {
     const beforeSwitch = open[0] === 'primary';
     await rollbackAll();
@@ -152,7 +171,7 @@ async function attemptCutover({ o, move, groups, plan, waitBeacons, drain }: Inp
  * Each target's row count and checksum against its sources' rows that belong on it. The sources are write-locked
  * and the targets caught up, so they must agree exactly; if not, the attempt is abandoned (nothing switched).
  */
-async function verify(o: MoveRunOptions, move: MovePlan): Promise<number> {
+async function verify(o: MoveRunOptions, move: MovePlan, vectorSchema: (database: string) => string): Promise<number> {
   const targets = [...new Map(move.flows.map((f) => [`${f.target.secondary}/${f.target.table}`, f.target])).values()];
   let rows = 0;
   // The checksums are most of the pause: let each server scan in parallel where it can (this session only).
@@ -169,8 +188,8 @@ async function verify(o: MoveRunOptions, move: MovePlan): Promise<number> {
   // Each flow's rows on its source, each target's rows, and each source's row count, all at once.
   const sources = [...new Map(move.flows.map((f) => [`${f.source.secondary}/${f.source.table}`, f.source])).values()];
   const [perFlow, perTarget, perSource] = await Promise.all([
-    Promise.all(move.flows.map((f) => run(f.source.secondary, checksumSql(f.source.table, f.filter)))),
-    Promise.all(targets.map((t) => run(t.secondary, checksumSql(t.table, undefined)))),
+    Promise.all(move.flows.map((f) => run(f.source.secondary, checksumSql(f.source.table, f.filter, vectorSchema(f.source.secondary))))),
+    Promise.all(targets.map((t) => run(t.secondary, checksumSql(t.table, undefined, vectorSchema(t.secondary))))),
     Promise.all(sources.map((s) => run(s.secondary, `SELECT pg_catalog.count(*)::pg_catalog.int8 AS n, '0' AS h FROM ONLY ${qualified(VECS_SCHEMA, s.table)}`))),
   ]);
   // Every source row must land on some target: a row on the wrong partition would otherwise be left behind.
@@ -187,7 +206,7 @@ async function verify(o: MoveRunOptions, move: MovePlan): Promise<number> {
     const expected = move.flows.flatMap((f, j) => (f.target.secondary === t.secondary && f.target.table === t.table ? [perFlow[j]!] : []));
     const actual = perTarget[i]!;
     const n = expected.reduce((a, e) => a + BigInt(e.n), 0n);
-    const h = expected.reduce((a, e) => a + BigInt(e.h), 0n);
+    const h = expected.reduce((a, e) => a ^ BigInt(e.h), 0n);
     return { t, ok: BigInt(actual.n) === n && BigInt(actual.h) === h, n: Number(actual.n), expected: Number(n) };
   });
   for (const r of results) {

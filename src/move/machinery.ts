@@ -6,7 +6,7 @@
  */
 import type { Db } from '../db/connect.js';
 import { VecscaleError } from '../errors.js';
-import { type LiveDatabase, MANAGED_COMMENT, PROTECTED_MARK, SECONDARY_SCHEMA } from '../model/state.js';
+import { type LiveDatabase, MANAGED_COMMENT, PROTECTED_MARK, SECONDARY_SCHEMA, VECS_SCHEMA } from '../model/state.js';
 import { ident, literal } from '../sql/quote.js';
 import { detachSql } from './sql.js';
 
@@ -22,6 +22,8 @@ export interface RemoveOptions {
   readonly protect: boolean;
   /** Slots to drop by name as well (orphaned table-sync slots, `pg_<oid>_sync_…`). */
   readonly slots?: readonly { readonly database: string; readonly name: string }[];
+  /** Tables of `vecs` (unqualified names) whose REPLICA IDENTITY FULL a move set (sources of row-filtered flows). */
+  readonly fullIdentity?: (database: string, table: string) => boolean;
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -132,6 +134,33 @@ export async function removeMachinery(opts: RemoveOptions): Promise<void> {
         for (const v of views.rows) await q(db(name), name, `DROP VIEW IF EXISTS ${ident(String(v.nspname))}.${ident(String(v.relname))}`);
         await q(db(name), name, `DROP TABLE IF EXISTS ${quotedTable(m.table)}`);
       }
+    }
+    if (opts.fullIdentity) {
+      const full = await q(db(name), name, `SELECT c.relname FROM pg_catalog.pg_class c WHERE c.relnamespace OPERATOR(pg_catalog.=) pg_catalog.to_regnamespace(${literal(VECS_SCHEMA)})::pg_catalog.oid AND c.relkind OPERATOR(pg_catalog.=) 'r' AND c.relreplident OPERATOR(pg_catalog.=) 'f' ORDER BY c.relname`);
+      for (const r of full.rows) if (opts.fullIdentity(name, String(r.relname))) await replicaIdentity(db(name), name, String(r.relname), 'DEFAULT');
+    }
+  }
+}
+
+/**
+ * Sets a vecs table's REPLICA IDENTITY in a short transaction of its own (it takes ACCESS EXCLUSIVE for a moment),
+ * retried while a reader or writer is in the way. FULL for the source of a row-filtered flow: an UPDATE that moves a
+ * row into the filter is published as an INSERT, and PostgreSQL fills its unchanged TOASTed vector from the old row,
+ * which only FULL logs (with DEFAULT, the target would get a NULL vector and its apply worker fail forever).
+ */
+export async function replicaIdentity(db: Db, database: string, table: string, identity: 'FULL' | 'DEFAULT'): Promise<void> {
+  for (let attempt = 1; ; attempt++) {
+    await q(db, database, 'BEGIN');
+    try {
+      await q(db, database, "SET LOCAL lock_timeout = '500ms'");
+      await q(db, database, `ALTER TABLE ${ident(VECS_SCHEMA)}.${ident(table)} REPLICA IDENTITY ${identity}`);
+      await q(db, database, 'COMMIT');
+      return;
+    } catch (err) {
+      await db.query('ROLLBACK').catch(() => undefined);
+      const code = ((err as VecscaleError).meta?.sqlstate ?? '') as string;
+      if (attempt >= 20 || (code !== '55P03' && code !== '40P01')) throw err;
+      await sleep(100 * attempt);
     }
   }
 }

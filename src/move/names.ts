@@ -20,4 +20,17 @@ export const collectionTag = (collection: string): string => `${MOVE_PREFIX}${sh
 export const flowName = (collection: string, source: string, target: string): string =>
   `${collectionTag(collection)}${short(`${source}\u0000${target}`)}`;
 
+/** One end of a flow between databases: the topology's name for it and the database's own name. */
+export interface FlowEnd {
+  readonly pod: string;
+  readonly database: string;
+}
+
+/**
+ * The name of a flow between two databases. Slots are cluster-wide: two topologies whose pods share clusters (other
+ * databases, same pod and collection names) would otherwise collide, so the databases' own names are part of it.
+ */
+export const replicationName = (collection: string, source: FlowEnd, target: FlowEnd): string =>
+  flowName(collection, `${source.pod}\u0000${source.database}`, `${target.pod}\u0000${target.database}`);
+
 export const isMoveObject = (name: string): boolean => name.startsWith(MOVE_PREFIX);

@@ -21,9 +21,9 @@ import { ident, literal, qualified, secret } from '../sql/quote.js';
 import { runSecretStatement } from '../apply/secrets.js';
 import { parsePgUrl, scrub } from '../util/url.js';
 import { liveLayout, topologyWith } from './layout.js';
-import { removeMachinery } from './machinery.js';
+import { removeMachinery, replicaIdentity } from './machinery.js';
 import { type CutoverResult, type ReplicationGroup, runCutover } from './cutover.js';
-import { collectionTag, flowName, isMoveObject } from './names.js';
+import { collectionTag, flowName, isMoveObject, replicationName } from './names.js';
 import { attachSql, belongsSql, changeLogSql, ownerOnlySql, copyChunkSql, markSql, mirrorFunction, mirrorTriggerSql, publicationSql, resyncSql, stagingSql } from './sql.js';
 import { runStepsInTransaction } from './steps.js';
 
@@ -47,6 +47,8 @@ export interface MoveReport {
   readonly rows: number;
   /** Writes through the primary waited this long at cutover (locks held until the switch committed). */
   readonly pauseMs: number | null;
+  /** The cutover's pause by phase (ms), when it ran. */
+  readonly pauseParts?: CutoverResult['pauseParts'];
   readonly copyMs: number;
   readonly indexMs: number;
   readonly totalMs: number;
@@ -85,17 +87,19 @@ async function runOne(m: MovePlan, o: MoveRunOptions, after: Topology): Promise<
       isLive: (db, t) => now?.some((p) => p.secondary === db && vecsName(p.table) === t) ?? true,
       protect: spec?.protect ?? false,
       slots: m.leftovers.filter((l) => l.kind === 'replication slot' && !isMoveObject(l.name)),
+      ...(m.collection ? { fullIdentity: (_db: string, t: string) => isTableOf(m.collection!, t) } : {}),
     });
     return { collection: m.collection, kind: m.kind, rows: 0, pauseMs: null, copyMs: 0, indexMs: 0, totalMs: Date.now() - started, cutoverAttempts: 0 };
   }
   const tag = collectionTag(m.collection);
   const belongs = (n: string) => n.startsWith(tag);
   // Move-marked tables of this collection: its tables in vecs (targets, staging) and its flows' beacons.
+  const fullIdentity = (_db: string, t: string) => isTableOf(m.collection, t);
   const ofCollection = (t: string) => (t.startsWith(`${VECS_SCHEMA}.`) && isTableOf(m.collection, t.slice(VECS_SCHEMA.length + 1))) || t.startsWith(`${SECONDARY_SCHEMA}.${tag}`);
   if (m.kind === 'finish') {
     await retire(m, o, after);
     const { live } = await o.replan(after, { ...o.planOptions, movedTables: new Set() });
-    await removeMachinery({ dbs: o.dbs, live, belongs, tableBelongs: (_d, t) => ofCollection(t), isLive: (db, t) => m.to.some((p) => p.secondary === db && vecsName(p.table) === t), protect: spec.protect });
+    await removeMachinery({ dbs: o.dbs, live, belongs, tableBelongs: (_d, t) => ofCollection(t), isLive: (db, t) => m.to.some((p) => p.secondary === db && vecsName(p.table) === t), protect: spec.protect, fullIdentity });
     return { collection: m.collection, kind: m.kind, rows: 0, pauseMs: null, copyMs: 0, indexMs: 0, totalMs: Date.now() - started, cutoverAttempts: 0 };
   }
 
@@ -105,7 +109,7 @@ async function runOne(m: MovePlan, o: MoveRunOptions, after: Topology): Promise<
   emit('step-started', 'prepare', `preparing the move of ${m.collection}`);
   let { live } = await o.replan(after, { ...o.planOptions, movedTables: new Set() });
   // The tables the primary reads now are live even if marked (a move that committed, then was changed again).
-  await removeMachinery({ dbs: o.dbs, live, belongs, tableBelongs: (_d, t) => ofCollection(t), isLive: (db, t) => m.from.some((p) => p.secondary === db && vecsName(p.table) === t), protect: spec.protect });
+  await removeMachinery({ dbs: o.dbs, live, belongs, tableBelongs: (_d, t) => ofCollection(t), isLive: (db, t) => m.from.some((p) => p.secondary === db && vecsName(p.table) === t), protect: spec.protect, fullIdentity });
 
   // 2. The new tables, as the plan of the new layout creates them, without their vector index (built after the copy).
   const first = await o.replan(after, { ...o.planOptions, movedTables: new Set() });
@@ -119,9 +123,10 @@ async function runOne(m: MovePlan, o: MoveRunOptions, after: Topology): Promise<
   // 3. The flows, and the copy.
   const copyStarted = Date.now();
   emit('step-started', 'copy', `copying ${m.collection}: ${describeParts(m.from)} → ${describeParts(m.to)}`);
-  const groups = replicationGroups(m);
+  const groups = replicationGroups(o, m);
   for (const [target, byTarget] of groupBy(m.flows.filter((f) => f.method === 'replication'), (f) => f.target.secondary)) {
-    for (const sql of stagingFor(byTarget, spec.dimension, vectorSchema)) await query(o, target, sql);
+    // One transaction: each staging table is owner-only from the moment it exists (default privileges grant at CREATE).
+    await inTransaction(o, target, stagingFor(byTarget, spec.dimension, vectorSchema));
   }
   for (const g of groups) await startReplication(o, m.collection, g);
   for (const flows of mirrorGroups(m)) await mirror(o, m.collection, flows, (done) => progress(o, m, 'copy', done));
@@ -142,22 +147,32 @@ async function runOne(m: MovePlan, o: MoveRunOptions, after: Topology): Promise<
   emit('step-finished', 'catch-up', `catching up ${m.collection}`);
   const retired = m.from.filter((s) => !m.to.some((t) => t.secondary === s.secondary && t.table === s.table));
   const movedTables = new Set(retired.map((r) => `${r.secondary}/${keys.relation(VECS_SCHEMA, r.table)}`));
-  const cutPlan = (await o.replan(after, { ...o.planOptions, movedTables })).plan;
+  const { plan: cutPlan, live: cutLive } = await o.replan(after, { ...o.planOptions, movedTables });
   emit('step-started', 'cutover', `cutover of ${m.collection}`);
-  const cut = await cutover(o, m, groups, cutPlan);
-  emit('step-finished', 'cutover', `cutover of ${m.collection}`, { detail: `${cut.rows} rows verified, writes paused ${cut.pauseMs} ms` });
+  const cut = await cutover(o, m, groups, cutPlan, cutLive);
+  emit('step-finished', 'cutover', `cutover of ${m.collection}`, { detail: `${cut.rows} rows verified, writes paused ${cut.pauseMs} ms (locks ${cut.pauseParts.locks}, catch-up ${cut.pauseParts.catchUp}, verification ${cut.pauseParts.verify}, switch ${cut.pauseParts.switch})` });
 
   // 6. The machinery goes; the targets lose their move mark.
   ({ live } = await o.replan(after, { ...o.planOptions, movedTables: new Set() }));
-  await removeMachinery({ dbs: o.dbs, live, belongs, tableBelongs: (_d, t) => ofCollection(t), isLive: (db, t) => m.to.some((p) => p.secondary === db && vecsName(p.table) === t), protect: spec.protect });
-  return { collection: m.collection, kind: 'move', rows: cut.rows, pauseMs: cut.pauseMs, copyMs, indexMs, totalMs: Date.now() - started, cutoverAttempts: cut.attempts };
+  await removeMachinery({ dbs: o.dbs, live, belongs, tableBelongs: (_d, t) => ofCollection(t), isLive: (db, t) => m.to.some((p) => p.secondary === db && vecsName(p.table) === t), protect: spec.protect, fullIdentity });
+  return { collection: m.collection, kind: 'move', rows: cut.rows, pauseMs: cut.pauseMs, pauseParts: cut.pauseParts, copyMs, indexMs, totalMs: Date.now() - started, cutoverAttempts: cut.attempts };
 }
 
 // ---------------------------------------------------------------------------------------------------------------
 
-function replicationGroups(m: MovePlan): ReplicationGroup[] {
+/** The replication objects' name of a flow from pod `source` to pod `target` (their databases' names in it). */
+function groupName(o: MoveRunOptions, collection: string, source: string, target: string): string {
+  const end = (pod: string) => {
+    const s = o.topology.secondaries.find((x) => x.name === pod);
+    if (!s) throw new Error(`no secondary ${pod}`);
+    return { pod, database: parsePgUrl(s.url).database };
+  };
+  return replicationName(collection, end(source), end(target));
+}
+
+function replicationGroups(o: MoveRunOptions, m: MovePlan): ReplicationGroup[] {
   return [...groupBy(m.flows.filter((f) => f.method === 'replication'), (f) => `${f.source.secondary}\u0000${f.target.secondary}`).values()].map((flows) => ({
-    name: flowName(m.collection, flows[0]!.source.secondary, flows[0]!.target.secondary),
+    name: groupName(o, m.collection, flows[0]!.source.secondary, flows[0]!.target.secondary),
     source: flows[0]!.source.secondary,
     target: flows[0]!.target.secondary,
     flows,
@@ -183,6 +198,19 @@ function vectorSchemaOf(live: ReadonlyMap<string, LiveDatabase>): string {
 /** The plan with only the steps `keep` selects (databases without any left out). */
 function onlySteps(plan: Plan, keep: (s: DatabasePlan['steps'][number], db: DatabasePlan) => boolean): Plan {
   return { ...plan, databases: plan.databases.map((d) => ({ ...d, steps: d.steps.filter((s) => keep(s, d)) })), moves: [] };
+}
+
+/** Runs `sqls` in one transaction on `database` (rolled back on an error). */
+async function inTransaction(o: MoveRunOptions, database: string, sqls: readonly string[]): Promise<void> {
+  if (sqls.length === 0) return;
+  await query(o, database, 'BEGIN');
+  try {
+    for (const sql of sqls) await query(o, database, sql);
+    await query(o, database, 'COMMIT');
+  } catch (err) {
+    await o.dbs.get(database)?.query('ROLLBACK').catch(() => undefined);
+    throw err;
+  }
 }
 
 async function query(o: MoveRunOptions, database: string, sql: string, params: unknown[] = []): Promise<Record<string, unknown>[]> {
@@ -241,9 +269,10 @@ async function startReplication(o: MoveRunOptions, collection: string, g: Replic
     `REVOKE ALL ON ${beacon} FROM PUBLIC`,
     ownerOnlySql(beacon),
   ];
-  for (const sql of beaconSql) await query(o, g.target, sql);
-  for (const sql of [...beaconSql, `INSERT INTO ${beacon} VALUES (1, 0)`]) await query(o, g.source, sql);
+  await inTransaction(o, g.target, beaconSql);
+  await inTransaction(o, g.source, [...beaconSql, `INSERT INTO ${beacon} VALUES (1, 0)`]);
   const tables = [...sources].map(([table, fs]) => ({ table, filters: fs.some((f) => !f.filter) ? undefined : fs.map((f) => f.filter!) }));
+  for (const t of tables) if (t.filters) await replicaIdentity(o.dbs.get(g.source)!, g.source, t.table, 'FULL');
   const publication = publicationSql(g.name, tables).replace(' WITH (', `, ${beacon} WITH (`);
   await query(o, g.source, publication);
   // Created here, not by CREATE SUBSCRIPTION: that would need the statement outside any transaction block, and the
@@ -289,6 +318,9 @@ async function mirror(o: MoveRunOptions, collection: string, flows: readonly Mov
   try {
     for (const sql of changeLogSql(name)) await db.query(sql);
     for (const sql of createSql(mirrorFunction(name), { vectorSchema: 'public' })) await db.query(sql);
+    // EXECUTE to no one but its owner, whatever the applying role's default privileges grant at CREATE.
+    await db.query(`REVOKE ALL ON FUNCTION ${qualified(SECONDARY_SCHEMA, name)}() FROM PUBLIC`);
+    await db.query(ownerOnlySql(`${qualified(SECONDARY_SCHEMA, name)}()`, 'FUNCTION'));
     await db.query(mirrorTriggerSql(name, source.table));
     await db.query('COMMIT');
   } catch (err) {
@@ -451,10 +483,12 @@ async function waitForLag(o: MoveRunOptions, m: MovePlan, groups: readonly Repli
   }
 }
 
-async function cutover(o: MoveRunOptions, m: MovePlan, groups: readonly ReplicationGroup[], plan: Plan): Promise<CutoverResult> {
+async function cutover(o: MoveRunOptions, m: MovePlan, groups: readonly ReplicationGroup[], plan: Plan, live: ReadonlyMap<string, LiveDatabase>): Promise<CutoverResult> {
   return runCutover({
     o, move: m, groups, plan,
-    waitBeacons: (source, flows) => waitBeacons(o, source, flows),
+    vectorSchema: (db) => live.get(db)?.facts.vectorSchema ?? vectorSchemaOf(live),
+    // Under the locks, and only after the lag was small: a target that needs longer costs an attempt, not a long pause.
+    waitBeacons: (source, flows) => waitBeacons(o, source, flows, 5_000),
     // Under the source's lock: the log's last entries, so the targets equal the source.
     drain: async (source) => {
       await drainCommitted(o, m, source);
@@ -472,7 +506,7 @@ async function retire(m: MovePlan, o: MoveRunOptions, after: Topology): Promise<
     await db.query('BEGIN');
     try {
       await db.query(`LOCK TABLE ${parts.map((p) => qualified(VECS_SCHEMA, p.table)).join(', ')} IN EXCLUSIVE MODE`);
-      const beacons = subs.filter((s) => s.name === flowName(m.collection, source, s.db));
+      const beacons = subs.filter((s) => s.name === groupName(o, m.collection, source, s.db));
       await waitBeacons(o, source, beacons.map((b) => ({ target: b.db, name: b.name })));
       // A move inside this database: what its log still holds goes to the targets first, committed.
       await drainLeftLogs(o, m, source, parts, live);

@@ -9,9 +9,6 @@
  * window; then the lock goes, the cutover runs, and the rows are compared exactly. Attackers: anon and the others
  * through `SET ROLE`, PostgREST's request shapes (test/supabase.ts), and the wrapper role writing straight into the
  * source table on its pod (what a direct vecs client may do).
- *
- * Tests marked `todo` reproduce findings that do not hold yet (see each one's title): they run, and fail, without
- * failing the suite.
  */
 import assert from 'node:assert/strict';
 import { after, test } from 'node:test';
@@ -19,7 +16,7 @@ import pg from 'pg';
 import { apply, plan } from '../../src/api.js';
 import type { ProgressEvent } from '../../src/model/progress.js';
 import { belongsSql } from '../../src/move/sql.js';
-import { flowName } from '../../src/move/names.js';
+import { flowName, replicationName } from '../../src/move/names.js';
 import { sql, testClusters } from '../harness.js';
 import { dropReplicationObjects, MoveWriter, replicationLeftovers } from '../move-writer.js';
 import { type Dbs, Rest, supabaseDatabases } from '../supabase.js';
@@ -184,7 +181,7 @@ await sql(dbs.primary, `INSERT INTO public.toasty (id, embedding, metadata) SELE
 
 /** The move's objects of `c` moving pod_a (table c) → pod_a/pod_b (c_p0of2, c_p1of2). */
 const machinery = (c: string) => ({
-  flow: flowName(c, 'pod_a', 'pod_b'),
+  flow: replicationName(c, { pod: 'pod_a', database: dbs.name }, { pod: 'pod_b', database: dbs.name }),
   log: flowName(c, c, 'mirror'),
 });
 
@@ -316,7 +313,7 @@ test('hostile writers during a move — UPDATEs that change the id across every 
     for (let i = 1; i < 40; i += 2) await sql(dbs.primary, `UPDATE public.${c} SET id = $1 WHERE id = $2`, [`hm${i}`, `h${i}`]);
     await sleep(300);
   } finally {
-    // Stopped before the cutover: a write that races the switch can be lost (see the todo test at the end).
+    // Stopped before the cutover: a write that races the switch can be lost (see the last test of this file).
     stats = await writer.stop();
     await held?.release();
   }
@@ -416,9 +413,9 @@ test('the source password never shows in pg_stat_activity on any cluster (walsen
 });
 
 // ---------------------------------------------------------------------------------------------------------------
-// Findings: these do not hold yet.
+// Findings of the hostile review, fixed: each kept as a test.
 
-test('the identity sequence of the change log and the SECURITY DEFINER change-log function keep no grant of the default privileges', { todo: 'finding: ownerOnlySql covers tables only; createSql(mirrorFunction) ignores live default privileges' }, async () => {
+test('the identity sequence of the change log and the SECURITY DEFINER change-log function keep no grant of the default privileges', async () => {
   const c = 'priv';
   layout.place(c, single('pod_a'));
   const held = await holdBeforeCutover(layout, c);
@@ -439,7 +436,7 @@ test('the identity sequence of the change log and the SECURITY DEFINER change-lo
   assert.deepEqual({ sequence: others(seqAcl), function: others(fnAcl) }, { sequence: [], function: [] });
 });
 
-test('an UPDATE that changes the id of a row with a TOASTed vector across a row filter reaches the target', { todo: 'finding: PG15 turns it into an INSERT without the unchanged TOASTed vec (NULL): the apply worker fails forever' }, async () => {
+test('an UPDATE that changes the id of a row with a TOASTed vector across a row filter reaches the target', async () => {
   const c = 'toasty';
   const { flow } = machinery(c);
   layout.place(c, sharded(['pod_a', 'pod_b'], 2));
@@ -470,7 +467,7 @@ test('an UPDATE that changes the id of a row with a TOASTed vector across a row 
   assert.deepEqual({ arrived, errors }, { arrived: true, errors: 0 });
 });
 
-test('two databases on the same clusters moving a collection of the same name between pods of the same names keep out of each other', { todo: 'finding: slot names are cluster-wide, flowName() ignores the database, and removeMachinery drops (and terminates) the other database\'s slot' }, async () => {
+test('two databases on the same clusters moving a collection of the same name between pods of the same names keep out of each other', async () => {
   const other = await hostileDatabases('move_attack_twin');
   const twin = new Layout(other, { twin: { where: single('pod_a'), dimension: 8 } });
   assert.equal((await apply(twin.file.load(), { approve: async () => true })).status, 'applied');
@@ -496,7 +493,7 @@ test('two databases on the same clusters moving a collection of the same name be
   assert.equal(mine.length, 1, "this database's slot survived the other database's move");
 });
 
-test('rows written just before the cutover survive when retiring the old table fails after the switch (a reader on the pod holds it), and the next apply finishes the move', { todo: 'finding: the cutover drains the change log in the source transaction, which commits after the primary switched and rolls back if retiring fails (or vecscale is killed)' }, async () => {
+test('rows written just before the cutover survive when retiring the old table fails after the switch (a reader on the pod holds it), and the next apply finishes the move', async () => {
   const c = 'late';
   layout.place(c, sharded(['pod_a', 'pod_b'], 2));
   const held = await holdBeforeCutover(layout, c);
