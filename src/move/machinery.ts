@@ -67,16 +67,27 @@ export async function dropSlot(db: Db, database: string, name: string): Promise<
 /** Detaches every partition of a staging table and drops it, in one short transaction, retried if a lock waits. */
 async function detachAll(db: Db, database: string, staging: string): Promise<void> {
   const parent = staging.slice(staging.indexOf('.') + 1);
+  await lockedTransaction(db, database, '1s', async () => {
+    const children = await q(db, database, `SELECT n.nspname, c.relname FROM pg_catalog.pg_inherits i JOIN pg_catalog.pg_class c ON c.oid = i.inhrelid JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace WHERE i.inhparent = pg_catalog.to_regclass($1) ORDER BY c.relname`, [quotedTable(staging)]);
+    const names = children.rows.map((c) => `${ident(String(c.nspname))}.${ident(String(c.relname))}`);
+    if (names.length > 0) await q(db, database, `LOCK TABLE ${names.join(', ')} IN ACCESS EXCLUSIVE MODE`);
+    await q(db, database, `LOCK TABLE ${quotedTable(staging)} IN ACCESS EXCLUSIVE MODE`);
+    for (const c of children.rows) await q(db, database, detachSql(parent, String(c.relname)));
+    await q(db, database, `DROP TABLE IF EXISTS ${quotedTable(staging)}`);
+  });
+}
+
+/**
+ * Runs `work` in a transaction with a short lock_timeout, tried again (up to 20 times, backing off) when a lock
+ * waited too long or a deadlock chose it: what needs ACCESS EXCLUSIVE for a moment waits behind a long transaction
+ * without making every later reader and writer wait behind it.
+ */
+async function lockedTransaction(db: Db, database: string, lockTimeout: string, work: () => Promise<void>): Promise<void> {
   for (let attempt = 1; ; attempt++) {
     await q(db, database, 'BEGIN');
     try {
-      await q(db, database, "SET LOCAL lock_timeout = '1s'");
-      const children = await q(db, database, `SELECT n.nspname, c.relname FROM pg_catalog.pg_inherits i JOIN pg_catalog.pg_class c ON c.oid = i.inhrelid JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace WHERE i.inhparent = pg_catalog.to_regclass($1) ORDER BY c.relname`, [quotedTable(staging)]);
-      const names = children.rows.map((c) => `${ident(String(c.nspname))}.${ident(String(c.relname))}`);
-      if (names.length > 0) await q(db, database, `LOCK TABLE ${names.join(', ')} IN ACCESS EXCLUSIVE MODE`);
-      await q(db, database, `LOCK TABLE ${quotedTable(staging)} IN ACCESS EXCLUSIVE MODE`);
-      for (const c of children.rows) await q(db, database, detachSql(parent, String(c.relname)));
-      await q(db, database, `DROP TABLE IF EXISTS ${quotedTable(staging)}`);
+      await q(db, database, `SET LOCAL lock_timeout = ${literal(lockTimeout)}`);
+      await work();
       await q(db, database, 'COMMIT');
       return;
     } catch (err) {
@@ -149,18 +160,7 @@ export async function removeMachinery(opts: RemoveOptions): Promise<void> {
  * which only FULL logs (with DEFAULT, the target would get a NULL vector and its apply worker fail forever).
  */
 export async function replicaIdentity(db: Db, database: string, table: string, identity: 'FULL' | 'DEFAULT'): Promise<void> {
-  for (let attempt = 1; ; attempt++) {
-    await q(db, database, 'BEGIN');
-    try {
-      await q(db, database, "SET LOCAL lock_timeout = '500ms'");
-      await q(db, database, `ALTER TABLE ${ident(VECS_SCHEMA)}.${ident(table)} REPLICA IDENTITY ${identity}`);
-      await q(db, database, 'COMMIT');
-      return;
-    } catch (err) {
-      await db.query('ROLLBACK').catch(() => undefined);
-      const code = ((err as VecscaleError).meta?.sqlstate ?? '') as string;
-      if (attempt >= 20 || (code !== '55P03' && code !== '40P01')) throw err;
-      await sleep(100 * attempt);
-    }
-  }
+  await lockedTransaction(db, database, '500ms', async () => {
+    await q(db, database, `ALTER TABLE ${ident(VECS_SCHEMA)}.${ident(table)} REPLICA IDENTITY ${identity}`);
+  });
 }
