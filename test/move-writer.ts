@@ -25,7 +25,7 @@ import type { CollectionSpec, Topology } from '../src/config/types.js';
 import { partsOf } from '../src/model/placement.js';
 import type { SandboxUrls } from '../src/sandbox/sandbox.js';
 import { ident, literal, qualified } from '../src/sql/quote.js';
-import { sql } from './harness.js';
+import { freshDatabases, sql, testClusters } from './harness.js';
 import { fdwUserFor, templated } from './topology-files.js';
 
 export type Json = null | boolean | number | string | Json[] | { [k: string]: Json };
@@ -95,8 +95,8 @@ export interface WriterOptions {
   readonly seed?: number;
 }
 
-/** mulberry32: reproducible randomness per worker. */
-function prng(seed: number): () => number {
+/** mulberry32: reproducible randomness (per worker, kill delays). */
+export function prng(seed: number): () => number {
   let a = seed >>> 0;
   return () => {
     a = (a + 0x6d2b79f5) >>> 0;
@@ -711,4 +711,22 @@ function nearest(rows: ReadonlyArray<Record<string, unknown>>, id: string): bool
   const tied = (r: Record<string, unknown>) => Math.abs(Number(r.distance) - first) < 1e-6;
   // More rows than were asked for may tie with it (distance 0: copies, or scaled copies under cosine): any is right.
   return rows.some((r) => r.id === id && tied(r)) || (rows.length >= 3 && rows.every(tied) && Math.abs(first) < 1e-6);
+}
+
+/**
+ * Fresh databases for a move test file, with the end-of-file removal of their replication objects registered first
+ * (registered after freshDatabases' own `after`, a slot or subscription would make its DROP DATABASE fail). Call at
+ * the top level of the file. `needs3` is a skip reason when the sandbox has fewer than three secondaries.
+ */
+export async function moveDatabases(prefix: string): Promise<{ dbs: Awaited<ReturnType<typeof freshDatabases>>; admins: string[]; needs3: string | false }> {
+  const clusters = await testClusters();
+  const admins = [clusters.primary, ...Object.values(clusters.secondaries)];
+  let name: string | undefined;
+  after(async () => {
+    if (name) await dropReplicationObjects(admins, name);
+  });
+  const dbs = await freshDatabases(prefix);
+  name = dbs.name;
+  const needs3 = Object.keys(dbs.secondaries).length >= 3 ? false : 'needs three test secondaries (scripts/test.sh: sandbox up --secondaries 3)';
+  return { dbs, admins, needs3 };
 }

@@ -8,17 +8,18 @@
  * 3. each target catches up: inside a database the change log is resynced to empty; across databases the flow's
  *    beacon, advanced on the source now, has arrived (a subscription applies in commit order);
  * 4. row count and checksum over (id, metadata, vec) of every target equal those of its sources' rows (src/move/sql.ts);
- * 5. the primary's wrappers switch to the new layout (the plan's steps, in this transaction), and it commits:
- *    writes resume, on the new tables;
- * 6. each source drops its old tables (the plan's steps there) and commits: a direct writer that waited on them
- *    fails loudly (the table is gone), never writes into a dead copy.
+ * 5. the primary's wrappers switch to the new layout (the plan's steps, in this transaction), and each source
+ *    replaces what the new layout reads there (its plan's steps but the drops of old tables, in its transaction);
+ * 6. the primary commits: writes resume, on the new tables (a read of a source's replaced object waits on its lock);
+ *    then each source drops its old tables and commits: a direct writer that waited on them fails loudly (the table
+ *    is gone), never writes into a dead copy.
  *
  * Locks are taken with a short lock_timeout, so a long transaction in the way costs an attempt (rolled back, tried
  * again after a pause) rather than a long stall of every writer behind the lock queue.
  */
 import { VecscaleError } from '../errors.js';
 import { API_SCHEMA, REMOTE_SCHEMA, VECS_SCHEMA, WRITE_SCHEMA } from '../model/state.js';
-import type { MoveFlow, MovePlan, Plan } from '../plan/types.js';
+import type { MoveFlow, MovePlan, Plan, PlanStep } from '../plan/types.js';
 import { ident, qualified } from '../sql/quote.js';
 import type { MoveRunOptions } from './run.js';
 import { checksumSql } from './sql.js';
@@ -77,7 +78,11 @@ export async function runCutover(input: Input): Promise<CutoverResult> {
   );
 }
 
-const isLockTimeout = (err: unknown): boolean => (err as { code?: string }).code === '55P03';
+/** A lock not had in time, or a deadlock that chose this attempt: tried again. */
+const isLockTimeout = (err: unknown): boolean => {
+  const code = (err as { code?: string }).code ?? (err as VecscaleError).meta?.sqlstate;
+  return code === '55P03' || code === '40P01';
+};
 
 async function attemptCutover({ o, move, groups, plan, waitBeacons, drain, vectorSchema }: Input): Promise<Omit<CutoverResult, 'attempts'>> {
   const c = move.collection;
@@ -123,6 +128,10 @@ async function attemptCutover({ o, move, groups, plan, waitBeacons, drain, vecto
       await db.query('BEGIN');
       open.push(s);
       await db.query(`SET LOCAL lock_timeout = '${LOCK_TIMEOUT}'`);
+      // An autovacuum of an old table holds a lock EXCLUSIVE waits for, and PostgreSQL cancels it only once a waiter
+      // has waited deadlock_timeout (1 s by default, past our lock_timeout): every attempt would lose to a long vacuum.
+      // Where this role may, the wait is checked after 100 ms (a deadlock found then makes us the one to give up).
+      await db.query(`SELECT CASE WHEN pg_catalog.has_parameter_privilege('deadlock_timeout', 'SET') THEN pg_catalog.set_config('deadlock_timeout', '100ms', true) END`);
       await db.query('SET LOCAL standard_conforming_strings = on');
       const tables = [...new Set(move.flows.filter((f) => f.source.secondary === s).map((f) => qualified(VECS_SCHEMA, f.source.table)))];
       await db.query(`LOCK TABLE ${tables.join(', ')} IN EXCLUSIVE MODE`);
@@ -137,19 +146,39 @@ async function attemptCutover({ o, move, groups, plan, waitBeacons, drain, vecto
     const verified = Date.now();
     const primaryPlan = plan.databases.find((d) => d.database === 'primary');
     if (primaryPlan) await runStepsInTransaction(primary, primaryPlan, o.secrets);
+    // Each source's steps but the drops of its old tables run now, before the primary commits: a source can be a
+    // target too, and the new wrappers may read an object its steps replace (sharded → single: vecscale.<c>, a shard
+    // view no wrapper may read, becomes the wrapper view). Run after the primary's commit, a read in between found the
+    // old object (42501 permission denied for view <c>, or only that shard's rows); now it waits on the source's lock
+    // until the source commits, right after the primary. A failure here still rolls everything back.
+    const isOldTable = (st: PlanStep) => st.action === 'drop' && st.kind === 'table';
+    for (const s of open.slice(1)) {
+      const dbPlan = plan.databases.find((d) => d.database === s);
+      if (dbPlan) await runStepsInTransaction(o.dbs.get(s)!, { ...dbPlan, steps: dbPlan.steps.filter((st) => !isOldTable(st)) }, o.secrets);
+    }
     await primary.query('COMMIT');
     open.shift();
     const committed = Date.now();
     const pauseMs = committed - requested;
     const pauseParts = { locks: locked - requested, catchUp: caughtUp - locked, verify: verified - caughtUp, switch: committed - verified };
-    // Committed: the primary reads and writes the new tables. What is left is retiring the old ones.
+    // Committed: the primary reads and writes the new tables. What is left is retiring the old ones: a reader of one
+    // on its pod (pg_dump, a direct vecs client) delays only this, and a failure leaves a move that apply finishes.
+    let retireError: unknown;
     for (const s of [...open]) {
       const db = o.dbs.get(s)!;
       const dbPlan = plan.databases.find((d) => d.database === s);
-      if (dbPlan) await runStepsInTransaction(db, dbPlan, o.secrets);
+      await db.query('SAVEPOINT vecscale_retire');
+      try {
+        if (dbPlan) await runStepsInTransaction(db, { ...dbPlan, steps: dbPlan.steps.filter(isOldTable) }, o.secrets);
+      } catch (err) {
+        // The old tables stay (apply finishes the move); what the new wrappers read here is committed all the same.
+        await db.query('ROLLBACK TO SAVEPOINT vecscale_retire');
+        retireError ??= err;
+      }
       await db.query('COMMIT');
       open.shift();
     }
+    if (retireError) throw retireError;
     return { rows, pauseMs, pauseParts };
   } catch (err) {
     const beforeSwitch = open[0] === 'primary';

@@ -111,6 +111,10 @@ export async function removeMachinery(opts: RemoveOptions): Promise<void> {
     for (const s of l.facts.replication?.subscriptions ?? []) {
       if (!opts.belongs(s.name)) continue;
       try {
+        // Disabled first, in a transaction of its own: on PostgreSQL 15 and older the launcher tries to restart the
+        // worker of an enabled subscription dropped under it, and that attempt holds back every worker start on the
+        // cluster for wal_retrieve_retry_interval (5 s): the next move's subscription (a rerun's above all) waits.
+        if (s.enabled) await db(name).query(`ALTER SUBSCRIPTION ${ident(s.name)} DISABLE`);
         // Connects to the source and drops the slot and any table-sync slot there.
         await db(name).query(`DROP SUBSCRIPTION IF EXISTS ${ident(s.name)}`);
       } catch {
