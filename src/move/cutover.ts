@@ -22,7 +22,7 @@ import { API_SCHEMA, REMOTE_SCHEMA, VECS_SCHEMA, WRITE_SCHEMA } from '../model/s
 import type { MoveFlow, MovePlan, Plan, PlanStep } from '../plan/types.js';
 import { ident, qualified } from '../sql/quote.js';
 import type { MoveRunOptions } from './run.js';
-import { checksumSql } from './sql.js';
+import { checksumSql, FAST_DEADLOCK_CHECK } from './sql.js';
 import { WRITE_LOCK_CLASS, writeLockKey } from '../model/write-lock.js';
 import { runStepsInTransaction } from './steps.js';
 
@@ -103,6 +103,8 @@ async function attemptCutover({ o, move, groups, plan, waitBeacons, drain, vecto
     if ((r.rows[0]?.n ?? 0) === 0) throw new Retry(`${g.target}: the subscription ${g.name} has no running apply worker (see the server log of ${g.target})`);
   }
   const requested = Date.now();
+  // What the attempt was doing when it failed: said in the message of a lost attempt.
+  let stage = 'primary: write lock';
   try {
     await primary.query('BEGIN');
     open.push('primary');
@@ -119,6 +121,7 @@ async function attemptCutover({ o, move, groups, plan, waitBeacons, drain, vecto
     );
     for (const row of present.rows) {
       if (row.kind === null) continue;
+      stage = `primary: lock ${row.r}`;
       // LOCK TABLE refuses foreign tables; ALTER … OWNER TO its own owner changes nothing and takes the same lock.
       if (row.kind === 'f') await primary.query(`ALTER FOREIGN TABLE ${row.r} OWNER TO ${ident(row.owner!)}`);
       else await primary.query(`LOCK TABLE ${row.r} IN ACCESS EXCLUSIVE MODE`);
@@ -128,23 +131,24 @@ async function attemptCutover({ o, move, groups, plan, waitBeacons, drain, vecto
       await db.query('BEGIN');
       open.push(s);
       await db.query(`SET LOCAL lock_timeout = '${LOCK_TIMEOUT}'`);
-      // An autovacuum of an old table holds a lock EXCLUSIVE waits for, and PostgreSQL cancels it only once a waiter
-      // has waited deadlock_timeout (1 s by default, past our lock_timeout): every attempt would lose to a long vacuum.
-      // Where this role may, the wait is checked after 100 ms (a deadlock found then makes us the one to give up).
-      await db.query(`SELECT CASE WHEN pg_catalog.has_parameter_privilege('deadlock_timeout', 'SET') THEN pg_catalog.set_config('deadlock_timeout', '100ms', true) END`);
+      await db.query(FAST_DEADLOCK_CHECK);
       await db.query('SET LOCAL standard_conforming_strings = on');
       const tables = [...new Set(move.flows.filter((f) => f.source.secondary === s).map((f) => qualified(VECS_SCHEMA, f.source.table)))];
+      stage = `${s}: lock ${tables.join(', ')}`;
       await db.query(`LOCK TABLE ${tables.join(', ')} IN EXCLUSIVE MODE`);
     }
     const locked = Date.now();
     for (const s of sources) {
+      stage = `${s}: catch-up of its targets`;
       await drain(s);
       await waitBeacons(s, groups.filter((g) => g.source === s).map((g) => ({ target: g.target, name: g.name })));
     }
     const caughtUp = Date.now();
+    stage = 'verification';
     const rows = await verify(o, move, vectorSchema);
     const verified = Date.now();
     const primaryPlan = plan.databases.find((d) => d.database === 'primary');
+    stage = 'primary: switch';
     if (primaryPlan) await runStepsInTransaction(primary, primaryPlan, o.secrets);
     // Each source's steps but the drops of its old tables run now, before the primary commits: a source can be a
     // target too, and the new wrappers may read an object its steps replace (sharded → single: vecscale.<c>, a shard
@@ -154,6 +158,7 @@ async function attemptCutover({ o, move, groups, plan, waitBeacons, drain, vecto
     const isOldTable = (st: PlanStep) => st.action === 'drop' && st.kind === 'table';
     for (const s of open.slice(1)) {
       const dbPlan = plan.databases.find((d) => d.database === s);
+      stage = `${s}: what the new wrappers read`;
       if (dbPlan) await runStepsInTransaction(o.dbs.get(s)!, { ...dbPlan, steps: dbPlan.steps.filter((st) => !isOldTable(st)) }, o.secrets);
     }
     await primary.query('COMMIT');
@@ -163,20 +168,27 @@ async function attemptCutover({ o, move, groups, plan, waitBeacons, drain, vecto
     const pauseParts = { locks: locked - requested, catchUp: caughtUp - locked, verify: verified - caughtUp, switch: committed - verified };
     // Committed: the primary reads and writes the new tables. What is left is retiring the old ones: a reader of one
     // on its pod (pg_dump, a direct vecs client) delays only this, and a failure leaves a move that apply finishes.
+    // Each source on its own from here: nothing is rolled back any more (what the new wrappers read is in these
+    // transactions), a failed drop goes back to its savepoint, and one source's trouble never undoes another's.
     let retireError: unknown;
     for (const s of [...open]) {
       const db = o.dbs.get(s)!;
       const dbPlan = plan.databases.find((d) => d.database === s);
-      await db.query('SAVEPOINT vecscale_retire');
+      open.shift();
       try {
-        if (dbPlan) await runStepsInTransaction(db, { ...dbPlan, steps: dbPlan.steps.filter(isOldTable) }, o.secrets);
+        await db.query('SAVEPOINT vecscale_retire');
+        try {
+          // Short: a reader of an old table in the way costs only the drop, which the next apply finishes.
+          await db.query("SET LOCAL lock_timeout = '100ms'");
+          if (dbPlan) await runStepsInTransaction(db, { ...dbPlan, steps: dbPlan.steps.filter(isOldTable) }, o.secrets);
+        } catch (err) {
+          await db.query('ROLLBACK TO SAVEPOINT vecscale_retire');
+          retireError ??= err;
+        }
+        await db.query('COMMIT');
       } catch (err) {
-        // The old tables stay (apply finishes the move); what the new wrappers read here is committed all the same.
-        await db.query('ROLLBACK TO SAVEPOINT vecscale_retire');
         retireError ??= err;
       }
-      await db.query('COMMIT');
-      open.shift();
     }
     if (retireError) throw retireError;
     return { rows, pauseMs, pauseParts };
@@ -184,7 +196,7 @@ async function attemptCutover({ o, move, groups, plan, waitBeacons, drain, vecto
     const beforeSwitch = open[0] === 'primary';
     await rollbackAll();
     if (beforeSwitch && (isLockTimeout(err) || (err as VecscaleError).meta?.reason === 'catch_up' || err instanceof Retry)) {
-      throw new Retry(err instanceof Error ? err.message : String(err));
+      throw new Retry(`${stage}: ${err instanceof Error ? err.message : String(err)}`);
     }
     if (!beforeSwitch) {
       throw new VecscaleError('partial_apply', `the cutover of ${c} committed on the primary (applications use the new tables), but retiring the old tables failed: ${(err as Error).message}`, {

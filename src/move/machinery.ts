@@ -8,7 +8,7 @@ import type { Db } from '../db/connect.js';
 import { VecscaleError } from '../errors.js';
 import { type LiveDatabase, MANAGED_COMMENT, PROTECTED_MARK, SECONDARY_SCHEMA, VECS_SCHEMA } from '../model/state.js';
 import { ident, literal } from '../sql/quote.js';
-import { detachSql } from './sql.js';
+import { detachSql, FAST_DEADLOCK_CHECK } from './sql.js';
 
 export interface RemoveOptions {
   readonly dbs: ReadonlyMap<string, Db>;
@@ -87,6 +87,7 @@ async function lockedTransaction(db: Db, database: string, lockTimeout: string, 
     await q(db, database, 'BEGIN');
     try {
       await q(db, database, `SET LOCAL lock_timeout = ${literal(lockTimeout)}`);
+      await q(db, database, FAST_DEADLOCK_CHECK);
       await work();
       await q(db, database, 'COMMIT');
       return;
@@ -114,7 +115,8 @@ export async function removeMachinery(opts: RemoveOptions): Promise<void> {
         // Disabled first, in a transaction of its own: on PostgreSQL 15 and older the launcher tries to restart the
         // worker of an enabled subscription dropped under it, and that attempt holds back every worker start on the
         // cluster for wal_retrieve_retry_interval (5 s): the next move's subscription (a rerun's above all) waits.
-        if (s.enabled) await db(name).query(`ALTER SUBSCRIPTION ${ident(s.name)} DISABLE`);
+        // (A subscription already gone is fine: DROP … IF EXISTS below.)
+        if (s.enabled) await db(name).query(`ALTER SUBSCRIPTION ${ident(s.name)} DISABLE`).catch(() => undefined);
         // Connects to the source and drops the slot and any table-sync slot there.
         await db(name).query(`DROP SUBSCRIPTION IF EXISTS ${ident(s.name)}`);
       } catch {

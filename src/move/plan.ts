@@ -77,7 +77,7 @@ function stepsOf(collection: string, from: readonly Part[], to: readonly Part[],
 
 const PAUSE =
   'writes through the primary pause at cutover only: while the targets catch up and count and checksum are compared ' +
-  '(about 0.1 s plus 3.5 µs per row moved, measured on one machine); a blocked write waits and then succeeds. Reads through match_<c> and public.<c> go on during the copy and wait during the pause too';
+  '(about 0.05 s plus 6 µs per row moved: 683 ms for 100k rows × 384 on 2 shared cores); a blocked write waits and then succeeds. Reads through match_<c> and public.<c> go on during the copy and wait during the pause too';
 
 /** Decides the moves of a plan. */
 export function decideMoves(topology: Topology, live: ReadonlyMap<string, LiveDatabase>): MovesDecision {

@@ -290,6 +290,8 @@ async function startReplication(o: MoveRunOptions, collection: string, g: Replic
     `port=${conninfoValue(String(u.port))}`,
     `dbname=${conninfoValue(u.database)}`,
     `user=${conninfoValue(u.user)}`,
+    // A source that drops packets must not hang CREATE or DROP SUBSCRIPTION for the TCP timeout.
+    `connect_timeout=${conninfoValue('10')}`,
     ...(u.password !== undefined ? [`password=${conninfoValue(u.password)}`] : []),
     ...(u.sslmode ? [`sslmode=${conninfoValue(u.sslmode)}`] : []),
     `application_name=${conninfoValue(`vecscale move ${collection}`)}`,
@@ -476,6 +478,7 @@ async function waitForLag(o: MoveRunOptions, m: MovePlan, groups: readonly Repli
   if (groups.length === 0) return;
   const deadline = Date.now() + 15 * 60_000;
   const ROUND_MS = 2_000;
+  const errorsAtStart: Record<string, number> = {};
   let calm = 0;
   for (;;) {
     let worst = 0;
@@ -484,12 +487,18 @@ async function waitForLag(o: MoveRunOptions, m: MovePlan, groups: readonly Repli
       const beacon = qualified(SECONDARY_SCHEMA, g.name);
       const started = Date.now();
       const n = Number((await query(o, g.source, `UPDATE ${beacon} SET n = n OPERATOR(pg_catalog.+) 1 WHERE id OPERATOR(pg_catalog.=) 1 RETURNING n`))[0]?.n ?? 0);
-      for (;;) {
+      for (let wait = 5; ; wait = Math.min(wait * 2, 100)) {
         const got = Number((await query(o, g.target, `SELECT n FROM ${beacon} WHERE id OPERATOR(pg_catalog.=) 1`))[0]?.n ?? -1);
         if (got >= n || Date.now() - started > ROUND_MS) break;
-        await sleep(5);
+        await sleep(wait);
       }
       worst = Math.max(worst, Date.now() - started);
+      // An apply worker that fails on a change (and restarts, and fails) never catches up: say so, do not wait 15 min.
+      const errors = Number((await query(o, g.target, `SELECT COALESCE((SELECT st.apply_error_count FROM pg_catalog.pg_stat_subscription_stats st JOIN pg_catalog.pg_subscription s ON s.oid OPERATOR(pg_catalog.=) st.subid WHERE s.subname OPERATOR(pg_catalog.=) $1 AND s.subdbid OPERATOR(pg_catalog.=) (SELECT oid FROM pg_catalog.pg_database WHERE datname OPERATOR(pg_catalog.=) pg_catalog.current_database())), 0) AS n`, [g.name]))[0]?.n ?? 0);
+      const first = (errorsAtStart[g.name] ??= errors);
+      if (errors - first >= 3) {
+        throw new VecscaleError('database', `${g.target}: subscription ${g.name} (rows of ${m.collection} from ${g.source}) keeps failing to apply a change; see ${g.target}'s server log. The move stopped before its cutover: nothing changed for applications, and the next apply starts it again`);
+      }
       const rows = await query(o, g.source, `SELECT pg_catalog.pg_wal_lsn_diff(pg_catalog.pg_current_wal_lsn(), confirmed_flush_lsn)::pg_catalog.int8 AS lag FROM pg_catalog.pg_replication_slots WHERE slot_name = $1 AND database OPERATOR(pg_catalog.=) pg_catalog.current_database()`, [g.name]);
       bytes = Math.max(bytes, Number(rows[0]?.lag ?? 0));
     }

@@ -25,7 +25,7 @@ const named = (set: typeof dbs): Named[] => [
   ...Object.entries(set.secondaries).map(([database, url]) => ({ database, url })),
 ];
 const ALL = named(dbs);
-assert.equal(ALL.length, 3);
+assert.ok(ALL.length >= 3, "the primary and at least two secondaries");
 
 const open = new Set<pg.Client>();
 after(async () => {
