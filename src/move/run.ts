@@ -325,7 +325,6 @@ async function mirror(o: MoveRunOptions, collection: string, flows: readonly Mov
     for (const sql of changeLogSql(name)) await db.query(sql);
     for (const sql of createSql(mirrorFunction(name), { vectorSchema: 'public' })) await db.query(sql);
     // EXECUTE to no one but its owner, whatever the applying role's default privileges grant at CREATE.
-    await db.query(`REVOKE ALL ON FUNCTION ${qualified(SECONDARY_SCHEMA, name)}() FROM PUBLIC`);
     await db.query(ownerOnlySql(`${qualified(SECONDARY_SCHEMA, name)}()`, 'FUNCTION'));
     await db.query(mirrorTriggerSql(name, source.table));
     await db.query('COMMIT');
@@ -484,14 +483,8 @@ async function waitForLag(o: MoveRunOptions, m: MovePlan, groups: readonly Repli
     let worst = 0;
     let bytes = 0;
     for (const g of groups) {
-      const beacon = qualified(SECONDARY_SCHEMA, g.name);
       const started = Date.now();
-      const n = Number((await query(o, g.source, `UPDATE ${beacon} SET n = n OPERATOR(pg_catalog.+) 1 WHERE id OPERATOR(pg_catalog.=) 1 RETURNING n`))[0]?.n ?? 0);
-      for (let wait = 5; ; wait = Math.min(wait * 2, 100)) {
-        const got = Number((await query(o, g.target, `SELECT n FROM ${beacon} WHERE id OPERATOR(pg_catalog.=) 1`))[0]?.n ?? -1);
-        if (got >= n || Date.now() - started > ROUND_MS) break;
-        await sleep(wait);
-      }
+      await beaconArrives(o, (sql) => query(o, g.source, sql), g.target, g.name, ROUND_MS, (i) => Math.min(5 * 2 ** i, 100));
       worst = Math.max(worst, Date.now() - started);
       // An apply worker that fails on a change (and restarts, and fails) never catches up: say so, do not wait 15 min.
       const errors = Number((await query(o, g.target, `SELECT COALESCE((SELECT st.apply_error_count FROM pg_catalog.pg_stat_subscription_stats st JOIN pg_catalog.pg_subscription s ON s.oid OPERATOR(pg_catalog.=) st.subid WHERE s.subname OPERATOR(pg_catalog.=) $1 AND s.subdbid OPERATOR(pg_catalog.=) (SELECT oid FROM pg_catalog.pg_database WHERE datname OPERATOR(pg_catalog.=) pg_catalog.current_database())), 0) AS n`, [g.name]))[0]?.n ?? 0);
@@ -562,17 +555,34 @@ export async function waitBeacons(o: MoveRunOptions, source: string, flows: read
   const side = await connect(target, { applicationName: 'vecscale move' });
   try {
     for (const f of flows) {
-      const r = await side.query<{ n: string }>(`UPDATE ${qualified(SECONDARY_SCHEMA, f.name)} SET n = n + 1 WHERE id = 1 RETURNING n`);
-      const n = Number(r.rows[0]?.n ?? 0);
-      const deadline = Date.now() + timeoutMs;
-      for (;;) {
-        const got = await query(o, f.target, `SELECT n FROM ${qualified(SECONDARY_SCHEMA, f.name)} WHERE id = 1`);
-        if (Number(got[0]?.n ?? -1) >= n) break;
-        if (Date.now() > deadline) throw new VecscaleError('database', `${f.target} did not catch up with ${source} within ${timeoutMs} ms`, { meta: { reason: 'catch_up' } });
-        await sleep(2);
+      if (!(await beaconArrives(o, async (sql) => (await side.query(sql)).rows, f.target, f.name, timeoutMs, () => 2))) {
+        throw new VecscaleError('database', `${f.target} did not catch up with ${source} within ${timeoutMs} ms`, { meta: { reason: 'catch_up' } });
       }
     }
   } finally {
     await side.end().catch(() => undefined);
+  }
+}
+
+/**
+ * Advances flow `name`'s beacon on its source (with `advance`) and waits, at most `timeoutMs`, until `target` has
+ * applied it: whether it did. A subscription applies in commit order, so what the source committed before has too.
+ */
+async function beaconArrives(
+  o: MoveRunOptions,
+  advance: (sql: string) => Promise<Record<string, unknown>[]>,
+  target: string,
+  name: string,
+  timeoutMs: number,
+  pollMs: (round: number) => number,
+): Promise<boolean> {
+  const beacon = qualified(SECONDARY_SCHEMA, name);
+  const n = Number((await advance(`UPDATE ${beacon} SET n = n OPERATOR(pg_catalog.+) 1 WHERE id OPERATOR(pg_catalog.=) 1 RETURNING n`))[0]?.n ?? 0);
+  const deadline = Date.now() + timeoutMs;
+  for (let round = 0; ; round++) {
+    const got = await query(o, target, `SELECT n FROM ${beacon} WHERE id OPERATOR(pg_catalog.=) 1`);
+    if (Number(got[0]?.n ?? -1) >= n) return true;
+    if (Date.now() > deadline) return false;
+    await sleep(pollMs(round));
   }
 }

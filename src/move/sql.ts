@@ -43,8 +43,9 @@ export function belongsSql(column: string, filter: { readonly modulus: number; r
 const table = (name: string): string => qualified(VECS_SCHEMA, name);
 
 /**
- * Revokes every privilege a role other than the owner holds on a table the move just made: the applying role's
- * default privileges (on Supabase, everything to anon, authenticated and service_role) apply to it at creation.
+ * Revokes every privilege a role other than the owner holds on a table, sequence or function the move just made: the
+ * applying role's default privileges (on Supabase, everything to anon, authenticated and service_role) apply to it at
+ * creation.
  */
 export function ownerOnlySql(qualifiedName: string, kind: 'TABLE' | 'SEQUENCE' | 'FUNCTION' = 'TABLE'): string {
   // A function by its signature (`schema.name()`), in pg_proc; a table or sequence in pg_class.
@@ -52,8 +53,10 @@ export function ownerOnlySql(qualifiedName: string, kind: 'TABLE' | 'SEQUENCE' |
     kind === 'FUNCTION'
       ? `pg_catalog.pg_proc c, pg_catalog.aclexplode(c.proacl) a WHERE c.oid OPERATOR(pg_catalog.=) ${literal(qualifiedName)}::pg_catalog.regprocedure AND a.grantee OPERATOR(pg_catalog.<>) c.proowner`
       : `pg_catalog.pg_class c, pg_catalog.aclexplode(c.relacl) a WHERE c.oid OPERATOR(pg_catalog.=) ${literal(qualifiedName)}::pg_catalog.regclass AND a.grantee OPERATOR(pg_catalog.<>) c.relowner`;
+  // A function without an ACL yet is executable by PUBLIC implicitly (aclexplode of NULL shows nothing): revoked first.
+  const publicFirst = kind === 'FUNCTION' ? `EXECUTE pg_catalog.format('REVOKE ALL ON FUNCTION %s FROM PUBLIC', ${literal(qualifiedName)}); ` : '';
   const body =
-    ` DECLARE g record; BEGIN FOR g IN SELECT DISTINCT a.grantee FROM ${grants} LOOP ` +
+    ` DECLARE g record; BEGIN ${publicFirst}FOR g IN SELECT DISTINCT a.grantee FROM ${grants} LOOP ` +
     `EXECUTE pg_catalog.format('REVOKE ALL ON ${kind} %s FROM %s', ${literal(qualifiedName)}, CASE WHEN g.grantee OPERATOR(pg_catalog.=) 0 THEN 'PUBLIC' ` +
     `ELSE pg_catalog.quote_ident(pg_catalog.pg_get_userbyid(g.grantee)) END); END LOOP; END `;
   return `DO ${dollarQuoted(body)}`;

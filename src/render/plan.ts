@@ -69,10 +69,11 @@ function renderMove(c: ChalkInstance, m: MovePlan): string[] {
     out.push(`      ${i + 1}. ${st.database}: ${st.description}${tag}`);
   }
   out.push(`      ${c.dim(`write pause: ${m.writePause}`)}`);
-  if (m.flows.some((f) => f.method === 'replication')) {
+  const replicated = m.flows.filter((f) => f.method === 'replication');
+  if (replicated.length > 0) {
     out.push(`      ${c.dim("note: each subscription keeps its source's URL, password included, in pg_subscription on its target (readable by superusers only) until the move removes it")}`);
     // A read-only plan cannot try it (nothing on a pod can open a connection without creating something first).
-    const pairs = [...new Set(m.flows.filter((f) => f.method === 'replication').map((f) => `${f.target.secondary} → ${f.source.secondary}`))];
+    const pairs = [...new Set(replicated.map((f) => `${f.target.secondary} → ${f.source.secondary}`))];
     out.push(`      ${c.dim(`note: each target's server connects to its source with the topology's URL for it (${pairs.join(', ')}): that host and port must be reachable from the target's server, not only from here; apply finds out before anything is copied`)}`);
   }
   return out;
