@@ -7,8 +7,9 @@ import type { CollectionSpec, ShardedCollection, Topology } from '../config/type
 import { partsOf } from '../model/placement.js';
 import { API_SCHEMA, type DbObject, HELPER_SCHEMA, keys, REMOTE_SCHEMA, SECONDARY_SCHEMA, VECS_SCHEMA, WRITE_SCHEMA } from '../model/state.js';
 import { filterFunction } from '../query/filter-function.js';
-import { matchFunction, matchSqlFunction, searchFunction } from '../query/match-function.js';
-import { shardedMatchFunction, shardedMatchSqlFunction, shardedUpsertFunction } from '../query/sharded.js';
+import { matchSqlCall, searchFunction, withSlots } from '../query/fan-out.js';
+import { matchFunction, matchSqlFunction } from '../query/match-function.js';
+import { shardedMatchSqlFunction, shardedUpsertFunction } from '../query/sharded.js';
 import { upsertBatchFunction, upsertFunction, writeTriggerFunction } from '../query/write-functions.js';
 import { ident, qualified } from '../sql/quote.js';
 import { byCodePoint, shortHash } from '../util/fingerprint.js';
@@ -16,6 +17,9 @@ import { PrimaryAccess } from './access.js';
 import { col, collectionView, exposedColumns } from './collection.js';
 import type { DesiredContext } from './index.js';
 import { queryProfiles, serverFor, serverObjects } from './servers.js';
+
+/** A fingerprint of a foreign server's options (search_<c> names its dblink connections with it). */
+type Fingerprints = (server: string) => string;
 
 /** public.<c> over the foreign table (or partitioned table) that reads the collection, with its write trigger. */
 function apiView(c: CollectionSpec, columns: readonly string[], access: PrimaryAccess, writeTrigger: string): DbObject {
@@ -26,7 +30,7 @@ function apiView(c: CollectionSpec, columns: readonly string[], access: PrimaryA
 }
 
 /** A collection on one secondary: read and write foreign tables, the API view, match_/search_/upsert_ functions. */
-function placedObjects(c: CollectionSpec & { secondary: string }, access: PrimaryAccess, ctx: DesiredContext, serverFingerprint: string): DbObject[] {
+function placedObjects(c: CollectionSpec & { secondary: string }, access: PrimaryAccess, ctx: DesiredContext, fingerprint: Fingerprints): DbObject[] {
   const server = serverFor(c.secondary, c.query);
   const columns = exposedColumns(c);
   const write = writeTriggerFunction(c);
@@ -68,7 +72,7 @@ function placedObjects(c: CollectionSpec & { secondary: string }, access: Primar
     upsertBatchFunction(c, ctx.vectorSchema, access.writeFunction()),
     apiView(c, columns.map((x) => x.name), access, `${write.schema}.${write.name}`),
     matchSqlFunction(c, ctx.vectorSchema),
-    searchFunction(c, { vectorSchema: ctx.vectorSchema, dblinkSchema: ctx.dblinkSchema, server, serverFingerprint }, access.readFunction()),
+    searchFunction(c, { ...ctx, targets: withSlots([{ server, fingerprint: fingerprint(server), secondary: c.secondary }]), statements: matchSqlCall(c) }, access.readFunction()),
     matchFunction(c, ctx.vectorSchema, access.readFunction()),
   ];
 }
@@ -76,9 +80,9 @@ function placedObjects(c: CollectionSpec & { secondary: string }, access: Primar
 /**
  * A sharded collection (see src/query/sharded.ts): vecscale_remote.<c> hash-partitioned by id over foreign tables on
  * the shards' partition tables, vecscale_write.<c> likewise over their upsert views, public.<c> over the first, and the
- * query/write functions. match_<c> reads the partitions themselves, so its callers may too.
+ * query/write functions; search_<c> sends to every partition over dblink.
  */
-function shardedObjects(c: ShardedCollection, access: PrimaryAccess, ctx: DesiredContext): DbObject[] {
+function shardedObjects(c: ShardedCollection, access: PrimaryAccess, ctx: DesiredContext, fingerprint: Fingerprints): DbObject[] {
   const columns = [
     col('id', 'character varying', true),
     col('embedding', `vector(${c.dimension})`, true),
@@ -86,6 +90,7 @@ function shardedObjects(c: ShardedCollection, access: PrimaryAccess, ctx: Desire
   ];
   const objects: DbObject[] = [];
   const parts = partsOf(c);
+  const target = (server: string, secondary: string) => ({ server, fingerprint: fingerprint(server), secondary });
   for (const schema of [REMOTE_SCHEMA, WRITE_SCHEMA]) {
     const parent = keys.relation(schema, c.name);
     const reads = schema === REMOTE_SCHEMA;
@@ -129,8 +134,9 @@ function shardedObjects(c: ShardedCollection, access: PrimaryAccess, ctx: Desire
     shardedUpsertFunction(c, ctx.vectorSchema, access.writeFunction()),
     upsertBatchFunction(c, ctx.vectorSchema, access.writeFunction()),
     apiView(c, ['id', 'embedding', 'metadata'], access, `${write.schema}.${write.name}`),
-    shardedMatchSqlFunction(c, ctx.vectorSchema, access.readFunction()),
-    shardedMatchFunction(c, ctx.vectorSchema, access.readFunction()),
+    shardedMatchSqlFunction(c, ctx.vectorSchema),
+    searchFunction(c, { ...ctx, targets: withSlots(parts.map((p) => target(serverFor(p.secondary, c.query), p.secondary))), statements: matchSqlCall(c) }, access.readFunction()),
+    matchFunction(c, ctx.vectorSchema, access.readFunction()),
   );
   return objects;
 }
@@ -140,7 +146,6 @@ const ownerOnly = (schema: string | undefined): { grants?: readonly string[] } =
 
 export function primaryObjects(topology: Topology, ctx: DesiredContext): DbObject[] {
   const access = new PrimaryAccess(topology);
-  const sharded = topology.collections.some((c) => c.shards !== undefined);
   const objects: DbObject[] = [
     { kind: 'extension', key: keys.extension('vector'), managed: false, name: 'vector', schema: ctx.vectorSchema },
     // vecscale's own extensions go to its private schema, never an API schema, and are their owner's only: search_<c>
@@ -150,8 +155,8 @@ export function primaryObjects(topology: Topology, ctx: DesiredContext): DbObjec
     { kind: 'schema', key: keys.schema(REMOTE_SCHEMA), managed: true, name: REMOTE_SCHEMA, acl: access.readSchema() },
     { kind: 'schema', key: keys.schema(HELPER_SCHEMA), managed: true, name: HELPER_SCHEMA, acl: access.readSchema() },
     { kind: 'schema', key: keys.schema(WRITE_SCHEMA), managed: true, name: WRITE_SCHEMA, acl: access.writeSchema() },
-    // Sharded match_<c> runs as its caller and compiles the filter with it; one secondary's runs it as search_<c>'s owner.
-    filterFunction(sharded ? access.readFunction() : {}),
+    // Only match_sql_<c> calls it, as search_<c>'s owner.
+    filterFunction({}),
   ];
   if (ctx.vectorSchema !== API_SCHEMA) {
     objects.push({ kind: 'schema', key: keys.schema(ctx.vectorSchema), managed: false, name: ctx.vectorSchema });
@@ -161,14 +166,12 @@ export function primaryObjects(topology: Topology, ctx: DesiredContext): DbObjec
     for (const q of queryProfiles(topology, s.name)) servers.set(serverFor(s.name, q), serverObjects(s, q, ctx.fdwPasswords?.get(s.name)));
   }
   objects.push(...[...servers.values()].flat());
+  const fingerprint: Fingerprints = (name) => {
+    const server = servers.get(name)?.find((o) => o.kind === 'server');
+    return shortHash(JSON.stringify(server?.kind === 'server' ? server.options : {}));
+  };
   for (const c of topology.collections) {
-    if (c.shards !== undefined) {
-      objects.push(...shardedObjects(c, access, ctx));
-      continue;
-    }
-    const server = servers.get(serverFor(c.secondary, c.query))?.find((o) => o.kind === 'server');
-    const fingerprint = shortHash(JSON.stringify(server?.kind === 'server' ? server.options : {}));
-    objects.push(...placedObjects(c, access, ctx, fingerprint));
+    objects.push(...(c.shards !== undefined ? shardedObjects(c, access, ctx, fingerprint) : placedObjects(c, access, ctx, fingerprint)));
   }
   return objects;
 }

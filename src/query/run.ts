@@ -4,6 +4,7 @@
  * match call runs, under the function's settings, and reports what postgres_fdw ships.
  */
 import type { CollectionSpec, PlacedCollection, ShardedCollection, Topology } from '../config/types.js';
+import { partsOf } from '../model/placement.js';
 import { connect, type Db } from '../db/connect.js';
 import { sessionSettings } from '../desired/index.js';
 import { VecscaleError } from '../errors.js';
@@ -108,7 +109,12 @@ async function remoteSql(primary: Db, c: CollectionSpec, vector: string, k: numb
 }
 
 /** Runs `fn` on the collection's secondary in a read-only transaction with the session settings its server sends. */
-async function onSecondary<T>(topology: Topology, c: PlacedCollection, timeoutMs: number | undefined, fn: (db: Db) => Promise<T>): Promise<T> {
+async function onSecondary<T>(
+  topology: Topology,
+  c: Pick<PlacedCollection, 'secondary' | 'query'>,
+  timeoutMs: number | undefined,
+  fn: (db: Db) => Promise<T>,
+): Promise<T> {
   const secondary = topology.secondaries.find((s) => s.name === c.secondary)!;
   return withDb(c.secondary, secondary.url, timeoutMs, async (db) => {
     await db.query('BEGIN READ ONLY');
@@ -164,8 +170,8 @@ export interface ExplainResult {
   readonly ships: { readonly where: boolean; readonly orderBy: boolean; readonly limit: boolean };
   /** ORDER BY and LIMIT (and the filter, if any) run on the secondary, on both paths. */
   readonly ok: boolean;
-  /** A sharded collection: match_<c>'s statement runs on the primary and fans out to every partition. */
-  readonly sharded?: { readonly partitions: number; readonly asyncScans: number; readonly mergeAppend: boolean };
+  /** A sharded collection: match_<c> sends a statement to every partition at once, each on its own connection. */
+  readonly sharded?: { readonly partitions: number; readonly concurrent: number };
 }
 
 const planText = (rows: Array<{ 'QUERY PLAN': string }>): string => rows.map((r) => r['QUERY PLAN']).join('\n');
@@ -202,8 +208,9 @@ export async function explainMatch(topology: Topology, input: Omit<QueryInput, '
 }
 
 /**
- * A sharded match_<c>: plans its statement on the primary. It ships when every partition's Remote SQL carries the
- * filter, ORDER BY and LIMIT, and the partitions are Async Foreign Scans under an Append (no Merge Append).
+ * A sharded match_<c>: the statement search_<c> sends to each partition, planned on that partition's secondary under
+ * the session settings its server sends. It ships when every partition's statement carries the filter, ORDER BY
+ * and LIMIT (the partitions are sent to at once: see src/query/fan-out.ts).
  */
 async function explainSharded(
   topology: Topology,
@@ -211,22 +218,29 @@ async function explainSharded(
   q: { k: number; filter: string; literal: string; filtered: boolean; timeoutMs: number | undefined },
 ): Promise<ExplainResult> {
   type PlanRow = { 'QUERY PLAN': string };
-  const [sql, rows] = await withDb('primary', topology.primary.url, q.timeoutMs, async (db): Promise<[string, PlanRow[]]> => {
-    const sent = await remoteSql(db, c, q.literal, q.k, q.filter);
-    return [sent, (await db.query<PlanRow>(`EXPLAIN (VERBOSE, COSTS OFF) ${sent}`)).rows];
+  const statements = await withDb('primary', topology.primary.url, q.timeoutMs, async (db) => {
+    await castFilter(db, q.filter);
+    try {
+      const r = await db.query<{ sql: string[] }>(`SELECT ${qualified(HELPER_SCHEMA, matchSqlFunctionName(c.name))}($1, $2, $3::jsonb) AS sql`, [q.literal, q.k, q.filter]);
+      return r.rows[0]!.sql;
+    } catch (err) {
+      return asInputError(err);
+    }
   });
-  const plan = planText(rows);
-  const remote = rows.filter((r) => r['QUERY PLAN'].includes('Remote SQL:')).map((r) => r['QUERY PLAN'].replace(/^\s*Remote SQL:\s*/, ''));
-  const all = (re: RegExp) => remote.length === c.partitions && remote.every((r) => re.test(r));
-  const ships = { where: !q.filtered || all(/ WHERE /), orderBy: all(/ ORDER BY /), limit: all(/ LIMIT \d+::bigint$/) };
-  const sharded = { partitions: c.partitions, asyncScans: (plan.match(/Async Foreign Scan/g) ?? []).length, mergeAppend: plan.includes('Merge Append') };
+  const parts = partsOf(c);
+  const plans = await Promise.all(
+    parts.map((p, i) => onSecondary(topology, { secondary: p.secondary, query: c.query }, q.timeoutMs, async (db) => planText((await db.query<PlanRow>(`EXPLAIN (VERBOSE, COSTS OFF) ${statements[i]!}`)).rows))),
+  );
+  const all = (re: RegExp) => statements.length === parts.length && statements.every((s) => re.test(s));
+  const ships = { where: !q.filtered || all(/ WHERE /), orderBy: all(/ ORDER BY /), limit: all(/ LIMIT \d+$/) };
+  const plan = parts.map((p, i) => `${p.table} on ${p.secondary}:\n${plans[i]!}`).join('\n\n');
   return {
     collection: c.name,
     filtered: q.filtered,
-    match: { sql, plan },
-    view: { remoteSql: remote, plan },
+    match: { sql: statements.join(';\n'), plan },
+    view: { remoteSql: statements, plan },
     ships,
-    ok: ships.where && ships.orderBy && ships.limit && !sharded.mergeAppend && (sharded.asyncScans === c.partitions || c.shards.length === 1),
-    sharded,
+    ok: ships.where && ships.orderBy && ships.limit,
+    sharded: { partitions: parts.length, concurrent: parts.length },
   };
 }

@@ -3,67 +3,56 @@
  *
  * - `vecscale_remote.<c>` is hash-partitioned by id; its partitions are postgres_fdw foreign tables over
  *   `vecs.<c>_p<i>of<n>` on the shards. INSERT/COPY through `public.<c>` route by id; `WHERE id = …` prunes to one.
- * - `match_<c>` sends `ORDER BY distance LIMIT k` to every partition in one statement: per-partition subqueries under
- *   UNION ALL inside a MATERIALIZED CTE (so the planner builds an Append, not a Merge Append, and the foreign scans run
- *   as Async Foreign Scans, one connection per shard), then `ORDER BY distance, id LIMIT k` on the primary. It runs as
- *   its caller (SECURITY INVOKER): the readers may select from the partitions, and postgres_fdw cancels the remote
- *   statements when the caller's statement_timeout or a cancel ends the call.
+ * - `match_<c>` sends `ORDER BY distance LIMIT k` (and the filter) to every partition at once, each on its own dblink
+ *   connection (./fan-out.ts), and merges the answers by `ORDER BY distance, id LIMIT k`: a call takes as long as its
+ *   slowest partition, and only id, metadata, distance and the extracted columns travel back.
  * - Upserts go to `vecscale_write.<c>`, partitioned the same way, whose partitions are foreign tables over a view per
  *   partition on the shard (`vecscale.<c>_p<i>of<n>`); its INSTEAD OF INSERT trigger runs a real
  *   `INSERT … ON CONFLICT (id) DO UPDATE` on the partition. It runs in the caller's transaction (postgres_fdw's).
  */
 import type { ShardedCollection } from '../config/types.js';
-import { type Acl, type FunctionObject, HELPER_SCHEMA, REMOTE_SCHEMA, VECS_SCHEMA, WRITE_SCHEMA } from '../model/state.js';
+import { type Acl, type FunctionObject, HELPER_SCHEMA, VECS_SCHEMA, WRITE_SCHEMA } from '../model/state.js';
 import { partsOf } from '../model/placement.js';
-import { ident, literal, qualified } from '../sql/quote.js';
+import { ident, qualified } from '../sql/quote.js';
 import { T } from '../sql/types.js';
 import { defineTriggerFunction } from './function-object.js';
-import { DISTANCE_OPERATOR, inlineVector, matchApiFunction, matchSqlFunctionName, matchSqlFunctionObject } from './match-function.js';
+import { DISTANCE_OPERATOR, inlineVector, matchSqlFunctionObject } from './match-function.js';
+import { metadataValue } from '../sql/metadata-cast.js';
 import { upsertRowSignature } from './write-functions.js';
 
 /** The trigger function of the upsert views on a shard (one per secondary, for every partition there). */
 export const UPSERT_ROW_FUNCTION = 'upsert_row';
 
 /**
- * postgres_fdw ships LIMIT only when its row estimate for the scan exceeds k, and with no statistics it guesses few
- * rows for a jsonb condition (0.5–1% of ~680). Wrapped so, the same condition is estimated at 99.5% (a NullTest on an
- * expression) and still ships: the partition's Remote SQL keeps `WHERE … ORDER BY … LIMIT k` up to k ≈ 670.
+ * The statement a partition's secondary runs for match_<c>, on the partition table itself: `%s` where the filter
+ * (filtered form only) and the LIMIT go, `$1` for the query vector. The extracted columns are computed there, from
+ * the same expressions as a single secondary's view. Every name in it is qualified.
  */
-export const shippableCondition = (condition: string): string => `(CASE WHEN (${condition}) THEN true END) IS NOT NULL`;
-
-/**
- * The statement match_<c> runs on the primary; `$1` is the query vector, `%1$s` the WHERE clause (or nothing),
- * `%2$s` the LIMIT.
- */
-export function shardedMatchTemplate(c: ShardedCollection, vectorSchema: string): string {
-  const distance = `t.embedding OPERATOR(${ident(vectorSchema)}.${DISTANCE_OPERATOR[c.metric]}) $1`;
-  const perPartition = partsOf(c).map(
-    (p) => `(SELECT t.id, t.metadata, ${distance} AS distance FROM ${qualified(REMOTE_SCHEMA, p.table)} t%1$s ORDER BY ${distance} LIMIT %2$s)`,
-  );
-  return (
-    `WITH candidates AS MATERIALIZED (${perPartition.join(' UNION ALL ')}) ` +
-    'SELECT c.id, c.metadata, c.distance FROM candidates c ORDER BY c.distance, c.id LIMIT %2$s'
-  );
+export function partitionQueryTemplate(c: ShardedCollection, table: string, vectorSchema: string, filtered: boolean): string {
+  const distance = `t.vec OPERATOR(${ident(vectorSchema)}.${DISTANCE_OPERATOR[c.metric]}) $1`;
+  const extra = c.columns.map((x) => `, ${metadataValue(x.name, x.type)} AS ${ident(x.name)}`).join('');
+  return `SELECT t.id, t.metadata, (${distance})::${T.float8} AS distance${extra} FROM ${qualified(VECS_SCHEMA, table)} t${filtered ? ' WHERE %s' : ''} ORDER BY ${distance} LIMIT %s`;
 }
 
-/** `vecscale.match_sql_<c>(query_embedding, match_count, filter)`: the statement, vector and LIMIT inlined. */
-export function shardedMatchSqlFunction(c: ShardedCollection, vectorSchema: string, acl: Acl): FunctionObject {
+/**
+ * `vecscale.match_sql_<c>(query_embedding, match_count, filter)` of a sharded collection: one statement per
+ * partition (in partsOf order, as search_<c>'s targets), vector and LIMIT inlined, each for its own secondary.
+ */
+export function shardedMatchSqlFunction(c: ShardedCollection, vectorSchema: string): FunctionObject {
+  const statements = (filtered: boolean) =>
+    partsOf(c)
+      .map((p) => `pg_catalog.format(${inlineVector(partitionQueryTemplate(c, p.table, vectorSchema, filtered))}, ${filtered ? 'where_sql, ' : ''}match_count)`)
+      .join(`,
+    `);
   return matchSqlFunctionObject(
     c,
     vectorSchema,
-    `  RETURN pg_catalog.format(${inlineVector(shardedMatchTemplate(c, vectorSchema), vectorSchema)},
-    CASE WHEN where_sql IS NULL THEN '' ELSE ' WHERE ' || pg_catalog.format(${literal(shippableCondition('%s'))}, where_sql) END,
-    match_count);`,
-    acl,
+    T.textArray,
+    `  IF where_sql IS NULL THEN
+    RETURN ARRAY[${statements(false)}];
+  END IF;
+  RETURN ARRAY[${statements(true)}];`,
   );
-}
-
-/**
- * `public.match_<c>(query_embedding, match_count DEFAULT 10, filter DEFAULT '{}')`: same signature and result as
- * for a collection on one secondary. EXECUTE plans each call afresh (calls 6+ ship the LIMIT like call 1).
- */
-export function shardedMatchFunction(c: ShardedCollection, vectorSchema: string, acl: Acl): FunctionObject {
-  return matchApiFunction(c, vectorSchema, `RETURN QUERY EXECUTE ${qualified(HELPER_SCHEMA, matchSqlFunctionName(c.name))}(query_embedding, match_count, filter);`, acl, true);
 }
 
 /**

@@ -31,7 +31,7 @@ test('apply, then plan is empty; rows inserted through the primary are queried t
   assert.match(direct.stderr, /sharded over pod_a, pod_b: --direct would search one shard only/);
   const explained = await run(['explain', 'images', '-f', file.path, '--filter', '{"g": {"$gt": 5}}']);
   assert.equal(explained.code, 0, explained.stderr);
-  assert.match(explained.stderr, /✓ filter {3}✓ ORDER BY distance {3}✓ LIMIT {3}✓ 2 async foreign scans, no Merge Append/);
+  assert.match(explained.stderr, /✓ filter {3}✓ ORDER BY distance {3}✓ LIMIT {3}✓ 2 partitions at once/);
 });
 
 test('check: exit 0 when every row is home, 2 naming partition and id when a row sits on the wrong one', async () => {

@@ -225,7 +225,7 @@ test("Supabase's Security Advisor checks find nothing of vecscale's on the prima
   for (const url of [dbs.primary, podA, podB]) assert.deepEqual(await advisor(url), [], url);
   // The one SECURITY DEFINER function vecscale makes, anywhere: the private half of match_docs.
   const definers = await sql(dbs.primary, `SELECT p.oid::regprocedure::text AS f FROM pg_proc p WHERE p.prosecdef AND obj_description(p.oid, 'pg_proc') LIKE 'managed by vecscale%' ORDER BY 1`);
-  assert.deepEqual(definers.map((d) => d.f), ['vecscale.search_docs(extensions.vector,integer,jsonb)']);
+  assert.deepEqual(definers.map((d) => d.f), ['vecscale.search_docs(extensions.vector,integer,jsonb,integer,integer,text)']);
   for (const url of [podA, podB]) {
     assert.deepEqual(await sql(url, `SELECT p.oid FROM pg_proc p WHERE p.prosecdef AND obj_description(p.oid, 'pg_proc') LIKE 'managed by vecscale%'`), []);
   }
@@ -265,11 +265,11 @@ test('a grant added by hand to any role on anything vecscale created is planned 
 
 test("a function's SECURITY, search_path, settings or owner changed by hand is planned back (not 'No changes')", async () => {
   const changes: Array<[string, RegExp]> = [
-    ['ALTER FUNCTION vecscale.search_docs(extensions.vector, integer, jsonb) RESET search_path', /function vecscale\.search_docs.*\n.*settings/],
-    ['ALTER FUNCTION public.match_docs(extensions.vector, integer, jsonb) SECURITY DEFINER', /function public\.match_docs.*\n.*SECURITY INVOKER → SECURITY DEFINER|SECURITY DEFINER/],
-    ['ALTER FUNCTION vecscale.search_docs(extensions.vector, integer, jsonb) RESET plan_cache_mode', /function vecscale\.search_docs/],
+    ['ALTER FUNCTION vecscale.search_docs(extensions.vector, integer, jsonb, integer, integer, text) RESET search_path', /function vecscale\.search_docs.*\n.*settings/],
+    ['ALTER FUNCTION public.match_docs(extensions.vector, integer, jsonb, integer, integer, text) SECURITY DEFINER', /function public\.match_docs.*\n.*SECURITY INVOKER → SECURITY DEFINER|SECURITY DEFINER/],
+    ['ALTER FUNCTION vecscale.search_docs(extensions.vector, integer, jsonb, integer, integer, text) RESET plan_cache_mode', /function vecscale\.search_docs/],
     ['ALTER FUNCTION public.upsert_docs(jsonb) SET search_path = public', /function public\.upsert_docs\(rows jsonb\)/],
-    ['ALTER FUNCTION vecscale.search_docs(extensions.vector, integer, jsonb) OWNER TO authenticator', /function vecscale\.search_docs.*\n.*owner/],
+    ['ALTER FUNCTION vecscale.search_docs(extensions.vector, integer, jsonb, integer, integer, text) OWNER TO authenticator', /function vecscale\.search_docs.*\n.*owner/],
   ];
   for (const [statement, expected] of changes) {
     await sql(dbs.primary, statement);
@@ -282,7 +282,7 @@ test("a function's SECURITY, search_path, settings or owner changed by hand is p
   }
   const [fn] = await sql(
     dbs.primary,
-    `SELECT prosecdef, proconfig, pg_get_userbyid(proowner) AS owner FROM pg_proc WHERE oid = 'vecscale.search_docs(extensions.vector, integer, jsonb)'::regprocedure`,
+    `SELECT prosecdef, proconfig, pg_get_userbyid(proowner) AS owner FROM pg_proc WHERE oid = 'vecscale.search_docs(extensions.vector, integer, jsonb, integer, integer, text)'::regprocedure`,
   );
   assert.deepEqual(fn, { prosecdef: true, proconfig: ['search_path=pg_catalog, pg_temp', 'plan_cache_mode=force_custom_plan'], owner: 'postgres' });
   // Still the right results through the repaired functions.
@@ -374,7 +374,7 @@ test('default privileges on every function of the database: dblink and postgres_
   const [fns] = await sql(
     other.primary,
     `SELECT has_function_privilege('authenticated', 'vecscale.write_docs()', 'EXECUTE') AS trigger,
-            has_function_privilege('authenticated', 'vecscale.search_docs(extensions.vector, integer, jsonb)', 'EXECUTE') AS search`,
+            has_function_privilege('authenticated', 'vecscale.search_docs(extensions.vector, integer, jsonb, integer, integer, text)', 'EXECUTE') AS search`,
   );
   assert.deepEqual(fns, { trigger: false, search: true });
 });

@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import pg from 'pg';
 import { apply } from '../../src/api.js';
-import { MAX_REMOTE_MS } from '../../src/query/match-function.js';
+import { MAX_REMOTE_MS } from '../../src/query/fan-out.js';
 import { freezeSessions, freshDatabases, outcome, sql, testClusters } from '../harness.js';
 import { topologyFile } from '../topology-files.js';
 

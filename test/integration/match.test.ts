@@ -235,7 +235,7 @@ test('auto_explain of ten calls in one session: every per-call query ships its L
   assert.equal(plans.length, 10, `one plan per call, got ${plans.length}`);
   // Each carries its own remote statement_timeout (the caller has none here: the 60 s cap) and connection check.
   for (const p of plans) {
-    assert.match(p, /Output: vecscale\.dblink_send_query\('vecscale:pod_a:[0-9a-f]{7}'::text, 'SELECT pg_catalog\.set_config\(''statement_timeout'', ''60000'', true\), pg_catalog\.set_config\(''client_connection_check_interval'', ''250'', true\); SELECT .* ORDER BY t\.embedding OPERATOR\("public"\.<=>\) ''\[[^\]]+\]''::"public"\.vector LIMIT 10'::text\)/);
+    assert.match(p, /Output: vecscale\.dblink_send_query\('vecscale:pod_a#0:[0-9a-f]{7}'::text, 'SELECT pg_catalog\.concat\(pg_catalog\.set_config\(''statement_timeout'', ''60000'', true\), pg_catalog\.set_config\(''client_connection_check_interval'', ''250'', true\)\); SELECT .* ORDER BY t\.embedding OPERATOR\("public"\.<=>\) ''\[[^\]]+\]''::"public"\.vector LIMIT 10'::text\)/);
   }
 });
 

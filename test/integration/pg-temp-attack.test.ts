@@ -396,6 +396,12 @@ async function badInput(s: Session, fn: string, collection: string): Promise<voi
   await assert.rejects(call(Q, 3, { url: { $regex: '.*' } }), /unknown operator "\$regex"/);
   await assert.rejects(call(Q, 3, { url: { $in: [{ x: 1 }] } }), /must be a list of scalars/);
   await assert.rejects(call(Q, 3, [1]), /filters must be a JSON object/);
+  // The per-call settings are bounded before any round trip.
+  const tuned = (setting: string, value: unknown) => rows(s, `SELECT id FROM ${fn}($1::extensions.vector, 3, '{}'::pg_catalog.jsonb, ${setting} => $2)`, [Q, value]);
+  await assert.rejects(tuned('ef_search', 1_000_000_000), /ef_search must be between 1 and 1000 \(got 1000000000\)/);
+  await assert.rejects(tuned('probes', 0), /probes must be between 1 and 32768/);
+  await assert.rejects(tuned('iterative_scan', 'everything'), /iterative_scan must be one of off, relaxed_order, strict_order/);
+  assert.equal((await tuned('ef_search', 400)).length, 3);
 }
 
 /** Writes through the API view (its INSTEAD OF trigger vecscale.write_<c>) as the caller, each checked by a read. */
@@ -478,16 +484,16 @@ const TARGETS: readonly Target[] = [
   },
   { name: 'public.match_big with every filter operator', roles: READERS, run: (s) => everyFilter(s, 'public.match_big') },
   {
-    name: 'vecscale.match_sql_big and vecscale.filter_sql called directly',
+    name: 'vecscale.search_big (the SECURITY DEFINER half, sharded) called directly, with per-call settings',
     roles: READERS,
     run: async (s) => {
-      const [built] = await rows<{ q: string }>(s, `SELECT vecscale.match_sql_big($1::extensions.vector, 3, $2::pg_catalog.jsonb) AS q`, [Q, '{"url": {"$eq": "/a"}}']);
-      assert.match(built!.q, /LIMIT 3/);
-      for (const [filter] of FILTERS) {
-        const [r] = await rows<{ f: string | null }>(s, `SELECT vecscale.filter_sql($1::pg_catalog.jsonb) AS f`, [JSON.stringify(filter)]);
-        assert.ok(r!.f === null || r!.f.length > 0, JSON.stringify(filter));
-      }
-      await assert.rejects(rows(s, `SELECT vecscale.filter_sql($1::pg_catalog.jsonb)`, ['{"a": {"$eq": 1}, "b": {"$eq": 2}}']), /max 1 entry per filter/);
+      assert.deepEqual(ids(await rows(s, `SELECT id FROM vecscale.search_big($1::extensions.vector, 2, '{}'::pg_catalog.jsonb)`, [Q])), ['a', 'b']);
+      const [filter, expected] = FILTERS[FILTERS.length - 3]!;
+      assert.deepEqual(
+        sorted(await rows(s, `SELECT id FROM vecscale.search_big($1::extensions.vector, 10, $2::pg_catalog.jsonb, 200, 5, 'strict_order')`, [Q, JSON.stringify(filter)])),
+        expected,
+      );
+      await badInput(s, 'vecscale.search_big', 'big');
     },
   },
   { name: 'public.match_big with bad input (errors)', roles: READERS, run: (s) => badInput(s, 'public.match_big', 'big') },
@@ -550,19 +556,19 @@ test('negative control: through a SECURITY DEFINER function that leaves pg_temp 
     CREATE FUNCTION attack_demo.vulnerable() RETURNS int LANGUAGE plpgsql SECURITY DEFINER SET search_path = ''
       AS $$ DECLARE x text := 'a'; BEGIN RETURN 1; END $$;`);
   // vecscale's own search_docs with both of its defences taken away: search_path = '' and its `sql` variable's type
-  // unqualified (`sql text := vecscale.match_sql_docs(…)`).
+  // unqualified (`settings text;`, assigned the statement's settings).
   const def = (await sql<{ def: string }>(dbs.primary, `SELECT pg_get_functiondef('vecscale.search_docs'::regproc) AS def`))[0]!.def;
   const regressed = def
     .replace('CREATE OR REPLACE FUNCTION vecscale.search_docs(', 'CREATE FUNCTION attack_demo.search_docs(')
     .replace(/SET search_path TO [^\n]*/, "SET search_path TO ''")
-    .replace('sql pg_catalog.text :=', 'sql text :=');
+    .replace('settings pg_catalog.text;', 'settings text;');
   assert.notEqual(regressed, def);
   await sql(dbs.primary, regressed);
   await sql(dbs.primary, `GRANT USAGE ON SCHEMA attack_demo TO anon; GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA attack_demo TO anon`);
 
   const VULNERABLE: ReadonlyArray<readonly [name: string, call: string, values: unknown[], expected: unknown[]]> = [
     ["attack_demo.vulnerable() (search_path = '', DECLARE x text)", `SELECT attack_demo.vulnerable() AS v`, [], [{ v: 1 }]],
-    ["attack_demo.search_docs (vecscale.search_docs with search_path = '' and DECLARE sql text)",
+    ["attack_demo.search_docs (vecscale.search_docs with search_path = '' and DECLARE settings text)",
       `SELECT id FROM attack_demo.search_docs($1::extensions.vector, 2, '{}'::pg_catalog.jsonb)`, [Q], [{ id: 'a' }, { id: 'b' }]],
   ];
   const text = TYPE_VARIANTS[0]!;

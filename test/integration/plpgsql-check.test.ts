@@ -70,9 +70,9 @@ function expectedFunctions(db: Database): string[] {
     return ['vecscale.upsert_row()'];
   }
   return [
-    `public.match_docs(${v},integer,jsonb)`,
-    `public.match_ivf(${v},integer,jsonb)`,
-    `public.match_shard(${v},integer,jsonb)`,
+    `public.match_docs(${v},integer,jsonb,integer,integer,text)`,
+    `public.match_ivf(${v},integer,jsonb,integer,integer,text)`,
+    `public.match_shard(${v},integer,jsonb,integer,integer,text)`,
     'public.upsert_docs(jsonb)',
     `public.upsert_docs(text,${v},jsonb)`,
     'public.upsert_ivf(jsonb)',
@@ -83,8 +83,9 @@ function expectedFunctions(db: Database): string[] {
     `vecscale.match_sql_docs(${v},integer,jsonb)`,
     `vecscale.match_sql_ivf(${v},integer,jsonb)`,
     `vecscale.match_sql_shard(${v},integer,jsonb)`,
-    `vecscale.search_docs(${v},integer,jsonb)`,
-    `vecscale.search_ivf(${v},integer,jsonb)`,
+    `vecscale.search_docs(${v},integer,jsonb,integer,integer,text)`,
+    `vecscale.search_ivf(${v},integer,jsonb,integer,integer,text)`,
+    `vecscale.search_shard(${v},integer,jsonb,integer,integer,text)`,
     'vecscale.write_docs()',
     'vecscale.write_ivf()',
     'vecscale.write_shard()',
@@ -104,7 +105,7 @@ function expectedTriggerRelations(db: Database): Record<string, string[]> {
 }
 
 /** The settings of vecscale's match/search functions that plan each call with its values (functionConfig). */
-const CUSTOM_PLAN = new Set(['vecscale.search_docs', 'vecscale.search_ivf', 'public.match_shard']);
+const CUSTOM_PLAN = new Set(['vecscale.search_docs', 'vecscale.search_ivf', 'vecscale.search_shard']);
 
 interface Fn {
   readonly oid: string;

@@ -134,16 +134,16 @@ test('exact SQL on the primary: server with extensions vector, mapping FOR PUBLI
   assert.ok(sql.includes(`CREATE SERVER "pod_img" FOREIGN DATA WRAPPER "postgres_fdw" OPTIONS ("async_capable" 'true', "batch_size" '1000', "connect_timeout" '10', "dbname" 'postgres', "extensions" 'vector', "host" '10.0.0.3', "keepalives" '1', "keepalives_count" '3', "keepalives_idle" '30', "keepalives_interval" '10', "options" '${session}', "port" '5432', "sslmode" 'require', "tcp_user_timeout" '60000')`));
   assert.ok(sql.includes('CREATE FOREIGN TABLE "vecscale_write"."docs" ("id" character varying, "embedding" "public".vector(384) OPTIONS ("column_name" \'vec\'), "metadata" jsonb DEFAULT \'{}\'::jsonb) SERVER "pod_text" OPTIONS ("schema_name" \'vecs\', "table_name" \'docs\')'));
   // The API function runs as its caller; only its private half, search_docs, is SECURITY DEFINER.
-  assert.ok(sql.some((s) => s.startsWith('CREATE FUNCTION "public"."match_docs"("query_embedding" "public".vector(384), "match_count" pg_catalog.int4 DEFAULT 10, "filter" pg_catalog.jsonb DEFAULT \'{}\'::pg_catalog.jsonb) RETURNS TABLE(id pg_catalog.varchar, metadata pg_catalog.jsonb, distance pg_catalog.float8, "url" pg_catalog.text, "year" pg_catalog.int4) LANGUAGE plpgsql VOLATILE SECURITY INVOKER SET search_path = pg_catalog, pg_temp AS $vecscale$')));
-  assert.ok(sql.some((s) => s.startsWith('CREATE FUNCTION "vecscale"."search_docs"("query_embedding" "public".vector(384), "match_count" pg_catalog.int4, "filter" pg_catalog.jsonb) RETURNS TABLE(') && s.includes(' SECURITY DEFINER SET search_path = pg_catalog, pg_temp SET plan_cache_mode = force_custom_plan AS $vecscale$')));
+  assert.ok(sql.some((s) => s.startsWith('CREATE FUNCTION "public"."match_docs"("query_embedding" "public".vector(384), "match_count" pg_catalog.int4 DEFAULT 10, "filter" pg_catalog.jsonb DEFAULT \'{}\'::pg_catalog.jsonb, "ef_search" pg_catalog.int4 DEFAULT NULL, "probes" pg_catalog.int4 DEFAULT NULL, "iterative_scan" pg_catalog.text DEFAULT NULL) RETURNS TABLE(id pg_catalog.varchar, metadata pg_catalog.jsonb, distance pg_catalog.float8, "url" pg_catalog.text, "year" pg_catalog.int4) LANGUAGE plpgsql VOLATILE SECURITY INVOKER SET search_path = pg_catalog, pg_temp AS $vecscale$')));
+  assert.ok(sql.some((s) => s.startsWith('CREATE FUNCTION "vecscale"."search_docs"("query_embedding" "public".vector(384), "match_count" pg_catalog.int4, "filter" pg_catalog.jsonb, "ef_search" pg_catalog.int4 DEFAULT NULL, "probes" pg_catalog.int4 DEFAULT NULL, "iterative_scan" pg_catalog.text DEFAULT NULL) RETURNS TABLE(') && s.includes(' SECURITY DEFINER SET search_path = pg_catalog, pg_temp SET plan_cache_mode = force_custom_plan AS $vecscale$')));
   assert.ok(sql.includes('CREATE EXTENSION IF NOT EXISTS "dblink" WITH SCHEMA "vecscale"'));
   assert.ok(sql.includes('CREATE EXTENSION IF NOT EXISTS "postgres_fdw" WITH SCHEMA "vecscale"'), 'never an API schema');
   // Nobody but the owner may call dblink's or postgres_fdw's functions: whatever anyone was granted as they were created goes.
   const ownerOnly = sql.filter((s) => s.startsWith('DO $vecscale$ DECLARE stmt pg_catalog.text; BEGIN FOR stmt IN SELECT pg_catalog.format(\'REVOKE ALL ON FUNCTION'));
   assert.deepEqual(ownerOnly.map((s) => /extname = '(\w+)'/.exec(s)?.[1]), ['dblink', 'postgres_fdw']);
   // Every function's whole ACL: PUBLIC's default EXECUTE revoked, then exactly the declared roles.
-  assert.ok(sql.includes('REVOKE ALL ON FUNCTION "public"."match_docs"("public".vector, pg_catalog.int4, pg_catalog.jsonb) FROM PUBLIC'));
-  assert.ok(sql.includes('GRANT EXECUTE ON FUNCTION "public"."match_docs"("public".vector, pg_catalog.int4, pg_catalog.jsonb) TO "anon", "authenticated", "service_role"'));
+  assert.ok(sql.includes('REVOKE ALL ON FUNCTION "public"."match_docs"("public".vector, pg_catalog.int4, pg_catalog.jsonb, pg_catalog.int4, pg_catalog.int4, pg_catalog.text) FROM PUBLIC'));
+  assert.ok(sql.includes('GRANT EXECUTE ON FUNCTION "public"."match_docs"("public".vector, pg_catalog.int4, pg_catalog.jsonb, pg_catalog.int4, pg_catalog.int4, pg_catalog.text) TO "anon", "authenticated", "service_role"'));
   assert.ok(sql.includes('GRANT EXECUTE ON FUNCTION "public"."upsert_docs"(pg_catalog.text, "public".vector, pg_catalog.jsonb) TO "service_role"'));
   assert.ok(sql.includes('REVOKE ALL ON FUNCTION "vecscale"."write_docs"() FROM PUBLIC'));
   assert.ok(!sql.some((s) => /^GRANT .* ON FUNCTION "vecscale"."(write_docs|match_sql_docs|filter_sql)"/.test(s)), 'what only search_ or a trigger calls is granted to nobody');
@@ -489,8 +489,8 @@ test('changed query settings give match_* a new connection name (dblink keeps an
       .find((o) => o.kind === 'function' && o.name === 'search_docs');
     return /'(vecscale:[^']+)'/.exec(fn?.kind === 'function' ? (fn.create ?? '') : '')?.[1];
   };
-  assert.match(name(base)!, /^vecscale:pod_text:[0-9a-f]{7}$/);
-  assert.match(name(tuned)!, /^vecscale:pod_text_q[0-9a-f]{7}:[0-9a-f]{7}$/);
+  assert.match(name(base)!, /^vecscale:pod_text#0:[0-9a-f]{7}$/);
+  assert.match(name(tuned)!, /^vecscale:pod_text_q[0-9a-f]{7}#0:[0-9a-f]{7}$/);
 });
 
 test("the wrapper role of another primary is not taken over", () => {

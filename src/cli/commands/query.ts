@@ -83,7 +83,8 @@ export async function explainCommand(collection: string, flags: QueryFlags, out:
   const mark = (ok: boolean, what: string) => `${ok ? out.color.green('✓') : out.color.red('✗')} ${what}`;
   const short = (sql: string) => sql.replace(/'\[[^\]]{60,}\]'/g, "'[…]'");
   if (r.sharded) {
-    out.info(`match_${collection}${r.filtered ? ' (filtered)' : ''} fans out to ${r.sharded.partitions} partitions from the primary:`);
+    out.info(`match_${collection}${r.filtered ? ' (filtered)' : ''} sends to ${r.sharded.partitions} partitions at once; each runs on its secondary:`);
+    for (const sql of r.view.remoteSql) out.info(`  ${out.color.dim(short(sql))}`);
     for (const line of r.match.plan.split('\n')) out.info(`    ${out.color.dim(short(line))}`);
   } else {
     out.info(`match_${collection}${r.filtered ? ' (filtered)' : ''} runs on the secondary:`);
@@ -93,7 +94,7 @@ export async function explainCommand(collection: string, flags: QueryFlags, out:
     for (const sql of r.view.remoteSql) out.info(`  ${out.color.dim(short(sql))}`);
   }
   const marks = [mark(r.ships.where, r.filtered ? 'filter' : 'no filter'), mark(r.ships.orderBy, 'ORDER BY distance'), mark(r.ships.limit, 'LIMIT')];
-  if (r.sharded) marks.push(mark(r.sharded.asyncScans === r.sharded.partitions && !r.sharded.mergeAppend, `${r.sharded.asyncScans} async foreign scans, no Merge Append`));
+  if (r.sharded) marks.push(mark(r.sharded.concurrent === r.sharded.partitions, `${r.sharded.concurrent} partitions at once`));
   out.info(marks.join('   '));
   if (!r.ok) {
     out.info(out.color.red('Part of the query stays on the primary: it would fetch more rows than it returns.'));
