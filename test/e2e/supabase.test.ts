@@ -223,9 +223,12 @@ async function advisor(url: string): Promise<string[]> {
 
 test("Supabase's Security Advisor checks find nothing of vecscale's on the primary or any secondary", async () => {
   for (const url of [dbs.primary, podA, podB]) assert.deepEqual(await advisor(url), [], url);
-  // The one SECURITY DEFINER function vecscale makes, anywhere: the private half of match_docs.
+  // The one SECURITY DEFINER function vecscale makes per collection, anywhere: the private half of match_<c>.
   const definers = await sql(dbs.primary, `SELECT p.oid::regprocedure::text AS f FROM pg_proc p WHERE p.prosecdef AND obj_description(p.oid, 'pg_proc') LIKE 'managed by vecscale%' ORDER BY 1`);
-  assert.deepEqual(definers.map((d) => d.f), ['vecscale.search_docs(extensions.vector,integer,jsonb,integer,integer,text)']);
+  assert.deepEqual(definers.map((d) => d.f), [
+    'vecscale.search_docs(extensions.vector,integer,jsonb,integer,integer,text)',
+    'vecscale.search_images(extensions.vector,integer,jsonb,integer,integer,text)',
+  ]);
   for (const url of [podA, podB]) {
     assert.deepEqual(await sql(url, `SELECT p.oid FROM pg_proc p WHERE p.prosecdef AND obj_description(p.oid, 'pg_proc') LIKE 'managed by vecscale%'`), []);
   }

@@ -188,7 +188,7 @@ test('adding a metadata column changes the views in place: the API grant holds t
   await apply(file.load(), { approve });
   assert.deepEqual(steps(await plan(file.load())), []);
   // Replaced objects get the API grants again.
-  const [after] = await sql(dbs.primary, `SELECT has_table_privilege('vs_reader', 'public.docs', 'SELECT') AS view, has_function_privilege('vs_reader', 'public.match_docs(vector, integer, jsonb)', 'EXECUTE') AS fn`);
+  const [after] = await sql(dbs.primary, `SELECT has_table_privilege('vs_reader', 'public.docs', 'SELECT') AS view, has_function_privilege('vs_reader', 'public.match_docs(vector, integer, jsonb, integer, integer, text)', 'EXECUTE') AS fn`);
   assert.deepEqual(after, { view: true, fn: true });
 });
 
@@ -219,6 +219,6 @@ test('an empty collection removed from the file is dropped with its wrappers (RE
   await apply(file.load(), { approve });
   assert.deepEqual(steps(await plan(file.load())), []);
   assert.deepEqual(await sql(podB, `SELECT to_regclass('vecs.images') AS t`), [{ t: null }]);
-  assert.deepEqual(await sql(dbs.primary, `SELECT to_regclass('public.images') AS v, to_regprocedure('public.match_images(vector, integer, jsonb)') AS f`), [{ v: null, f: null }]);
+  assert.deepEqual(await sql(dbs.primary, `SELECT to_regclass('public.images') AS v, to_regprocedure('public.match_images(vector, integer, jsonb, integer, integer, text)') AS f`), [{ v: null, f: null }]);
   assert.equal((await sql(podA, 'SELECT count(*)::int AS n FROM vecs.docs'))[0]!.n, 3);
 });
