@@ -5,7 +5,7 @@
  */
 import type { CollectionSpec, ShardedCollection, Topology } from '../config/types.js';
 import { partsOf } from '../model/placement.js';
-import { API_SCHEMA, type DbObject, HELPER_SCHEMA, keys, REMOTE_SCHEMA, SECONDARY_SCHEMA, VECS_SCHEMA, WRITE_SCHEMA } from '../model/state.js';
+import { API_SCHEMA, BATCHED, type DbObject, HELPER_SCHEMA, keys, REMOTE_SCHEMA, SECONDARY_SCHEMA, VECS_SCHEMA, WRITE_SCHEMA } from '../model/state.js';
 import { filterFunction } from '../query/filter-function.js';
 import { matchSqlCall, searchFunction, withSlots } from '../query/fan-out.js';
 import { matchFunction, matchSqlFunction } from '../query/match-function.js';
@@ -25,7 +25,7 @@ type Fingerprints = (server: string) => string;
 function apiView(c: CollectionSpec, columns: readonly string[], access: PrimaryAccess, writeTrigger: string): DbObject {
   return {
     ...collectionView(API_SCHEMA, c.name, c, `SELECT ${columns.map(ident).join(', ')} FROM ${qualified(REMOTE_SCHEMA, c.name)}`, [keys.relation(REMOTE_SCHEMA, c.name)], access.apiView()),
-    writeTrigger,
+    writeTrigger: `${writeTrigger}${BATCHED}`,
   } as DbObject;
 }
 
@@ -33,7 +33,7 @@ function apiView(c: CollectionSpec, columns: readonly string[], access: PrimaryA
 function placedObjects(c: CollectionSpec & { secondary: string }, access: PrimaryAccess, ctx: DesiredContext, fingerprint: Fingerprints): DbObject[] {
   const server = serverFor(c.secondary, c.query);
   const columns = exposedColumns(c);
-  const write = writeTriggerFunction(c);
+  const write = writeTriggerFunction(c, ctx.vectorSchema);
   return [
     {
       kind: 'foreign_table',
@@ -128,7 +128,7 @@ function shardedObjects(c: ShardedCollection, access: PrimaryAccess, ctx: Desire
       });
     }
   }
-  const write = writeTriggerFunction(c);
+  const write = writeTriggerFunction(c, ctx.vectorSchema);
   objects.push(
     write,
     shardedUpsertFunction(c, ctx.vectorSchema, access.writeFunction()),

@@ -6,7 +6,7 @@
  */
 import { QUIET_SETTINGS } from '../model/log-sinks.js';
 import type { Db } from '../db/connect.js';
-import { API_SCHEMA, DATABASE_SETTINGS, HELPER_SCHEMA, MANAGED_COMMENT, REMOTE_SCHEMA, VECS_SCHEMA, WRITE_SCHEMA, WRITE_TRIGGER } from '../model/state.js';
+import { API_SCHEMA, BATCHED, DATABASE_SETTINGS, HELPER_SCHEMA, MANAGED_COMMENT, REMOTE_SCHEMA, VECS_SCHEMA, WRITE_BATCH_TRIGGERS, WRITE_SCHEMA, WRITE_TRIGGER } from '../model/state.js';
 import { qualified } from '../sql/quote.js';
 import { probeServers, type RawProbe } from './probe.js';
 import { readReplication, type RawReplication } from './replication.js';
@@ -204,8 +204,11 @@ export async function readCatalog(db: Db, scope: IntrospectScope): Promise<RawCa
               CASE WHEN c.relkind = 'v' THEN pg_catalog.md5(pg_catalog.pg_get_viewdef(c.oid)) END AS viewdef_md5,
               c.reloptions::text[] AS reloptions, pg_catalog.pg_get_userbyid(c.relowner)::text AS owner,
               ${ACL_ROWS("COALESCE(c.relacl, pg_catalog.acldefault('r', c.relowner))", 'c.relowner')} AS acl,
-              (SELECT t.tgfoid::pg_catalog.regproc::text FROM pg_catalog.pg_trigger t
-                WHERE t.tgrelid = c.oid AND t.tgname = $4) AS write_trigger,
+              (SELECT t.tgfoid::pg_catalog.regproc::text
+                      || CASE WHEN (SELECT pg_catalog.count(*) FROM pg_catalog.pg_trigger b
+                                     WHERE b.tgrelid = c.oid AND b.tgfoid = t.tgfoid AND b.tgname = ANY ($5::text[])) = 2
+                              THEN $6 ELSE '' END
+                 FROM pg_catalog.pg_trigger t WHERE t.tgrelid = c.oid AND t.tgname = $4) AS write_trigger,
               CASE WHEN c.relkind = 'p' THEN pg_catalog.pg_get_partkeydef(c.oid) END AS partition_key,
               CASE WHEN c.relispartition THEN pg_catalog.pg_get_expr(c.relpartbound, c.oid) END AS partition_bound,
               (SELECT i.inhparent::pg_catalog.regclass::text FROM pg_catalog.pg_inherits i
@@ -217,7 +220,7 @@ export async function readCatalog(db: Db, scope: IntrospectScope): Promise<RawCa
           AND c.relkind IN ('r', 'p', 'v', 'm', 'f')
           AND (c.relname = ANY($2::text[]) OR pg_catalog.obj_description(c.oid, 'pg_class') LIKE $3 || '%')
         ORDER BY n.nspname, c.relname`,
-      [SCHEMAS, scope.relationNames, MANAGED_COMMENT, WRITE_TRIGGER],
+      [SCHEMAS, scope.relationNames, MANAGED_COMMENT, WRITE_TRIGGER, Object.values(WRITE_BATCH_TRIGGERS), BATCHED],
     );
     const functions = await q<RawCatalog['functions'][number]>(
       `SELECT n.nspname::text, p.proname::text, p.oid::pg_catalog.regprocedure::text AS signature,

@@ -43,6 +43,10 @@ export const DEFINITION_MARK = '; definition md5 ';
 export const QUERY_MARK = '; query md5 ';
 /** The INSTEAD OF trigger that sends writes on an API view to the collection's table on its secondary. */
 export const WRITE_TRIGGER = 'vecscale_write';
+/** The statement triggers of an API view whose INSERTs are batched (src/query/write-functions.ts). */
+export const WRITE_BATCH_TRIGGERS = { begin: 'vecscale_write_begin', flush: 'vecscale_write_flush' } as const;
+/** A view object's writeTrigger suffix when its INSERTs are batched (its WRITE_BATCH_TRIGGERS run the function too). */
+export const BATCHED = '+batched';
 
 export interface Column {
   readonly name: string;
@@ -151,7 +155,10 @@ export interface ViewObject extends Base, Owned {
   /** reloptions (security_invoker, check_option, …), sorted `k=v`. */
   readonly options: readonly string[];
   readonly acl?: Acl;
-  /** `schema.name` of the function its INSTEAD OF write trigger runs; compared where the desired state has one. */
+  /**
+   * `schema.name` of the function its INSTEAD OF write trigger runs, `+batched` when its two statement triggers
+   * (WRITE_BATCH_TRIGGERS) run it too; compared where the desired state has one.
+   */
   readonly writeTrigger?: string;
 }
 

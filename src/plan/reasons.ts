@@ -1,7 +1,7 @@
 /** The human reasons plans give: why an object is created, and what differs when it is changed. */
 import type { FieldChange } from '../diff.js';
 import {
-  type Acl, API_SCHEMA, type DbObject, type ExtensionObject, type FunctionObject, HELPER_SCHEMA, type Privilege, REMOTE_SCHEMA, type SchemaObject,
+  type Acl, API_SCHEMA, BATCHED, type DbObject, type ExtensionObject, type FunctionObject, HELPER_SCHEMA, type Privilege, REMOTE_SCHEMA, type SchemaObject,
   type TableObject, VECS_SCHEMA, type ViewObject, WRITE_SCHEMA,
 } from '../model/state.js';
 
@@ -53,7 +53,7 @@ function viewPurpose(o: ViewObject): string {
   if (o.schema === API_SCHEMA) {
     const reads = o.dependsOn?.find((k) => k.startsWith('relation:'))?.slice('relation:'.length);
     return `collection ${o.name} for applications (SQL, PostgREST): reads ${reads ?? 'its foreign table'}` +
-      `${o.writeTrigger ? `, writes go through ${o.writeTrigger}` : ''}; runs as its caller`;
+      `${o.writeTrigger ? `, writes go through ${o.writeTrigger.replace(BATCHED, '')}${o.writeTrigger.endsWith(BATCHED) ? ' (a statement\'s INSERTs in one batch)' : ''}` : ''}; runs as its caller`;
   }
   if (o.writeTrigger) return `the primary's upserts into ${holds(o.name)}: its INSTEAD OF INSERT trigger runs INSERT … ON CONFLICT (id) DO UPDATE on ${VECS_SCHEMA}.${o.name}`;
   if (o.query?.includes(' UNION ALL ') || (o.dependsOn ?? []).some((k) => PARTITION.test(k))) {

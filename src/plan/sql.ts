@@ -20,6 +20,8 @@ import {
   PROTECTED_MARK,
   ROLE_OWNER_MARK,
   WRITE_TRIGGER,
+  WRITE_BATCH_TRIGGERS,
+  BATCHED,
 } from '../model/state.js';
 
 export interface SqlContext {
@@ -213,12 +215,31 @@ export function aclChangeSql(actual: DbObject, desired: DbObject): string[] {
   return aclSql(target, aclOf(actual) ?? {}, want);
 }
 
+/**
+ * A view's write triggers: the INSTEAD OF row trigger running `fn` (`schema.name`, regproc's spelling), and with the
+ * BATCHED suffix the BEFORE and AFTER INSERT statement triggers that buffer and send a statement's rows
+ * (src/query/write-functions.ts).
+ */
 const writeTriggerSql = (view: string, fn: string | undefined): string[] => {
   if (fn === undefined) return [];
-  // `fn` is regproc's spelling, schema.name, of two identifiers: quoted here like every other name.
-  const [schema = '', name = ''] = fn.split('.');
-  return [`CREATE TRIGGER ${ident(WRITE_TRIGGER)} INSTEAD OF INSERT OR UPDATE OR DELETE ON ${view} FOR EACH ROW EXECUTE FUNCTION ${qualified(schema, name)}()`];
+  const batched = fn.endsWith(BATCHED);
+  // Two identifiers: quoted here like every other name.
+  const [schema = '', name = ''] = (batched ? fn.slice(0, -BATCHED.length) : fn).split('.');
+  const run = `EXECUTE FUNCTION ${qualified(schema, name)}()`;
+  return [
+    `CREATE TRIGGER ${ident(WRITE_TRIGGER)} INSTEAD OF INSERT OR UPDATE OR DELETE ON ${view} FOR EACH ROW ${run}`,
+    ...(batched
+      ? [
+          `CREATE TRIGGER ${ident(WRITE_BATCH_TRIGGERS.begin)} BEFORE INSERT ON ${view} FOR EACH STATEMENT ${run}`,
+          `CREATE TRIGGER ${ident(WRITE_BATCH_TRIGGERS.flush)} AFTER INSERT ON ${view} FOR EACH STATEMENT ${run}`,
+        ]
+      : []),
+  ];
 };
+
+/** Drops whichever of a view's write triggers exist. */
+const dropWriteTriggersSql = (view: string): string[] =>
+  [WRITE_TRIGGER, WRITE_BATCH_TRIGGERS.begin, WRITE_BATCH_TRIGGERS.flush].map((t) => `DROP TRIGGER IF EXISTS ${ident(t)} ON ${view}`);
 
 /** `HASH (id)`: the only partition key vecscale builds; its column is quoted like every other name. */
 function partitionKeySql(key: string): string {
@@ -513,7 +534,7 @@ export function alterSql(actual: DbObject, desired: DbObject, ctx: SqlContext): 
     const name = qualified(desired.schema, desired.name);
     const columnsChanged = JSON.stringify(actual.columns.map((c) => [c.name, c.type])) !== JSON.stringify(desired.columns.map((c) => [c.name, c.type]));
     const trigger = desired.writeTrigger !== undefined && actual.writeTrigger !== desired.writeTrigger
-      ? [...(actual.writeTrigger ? [`DROP TRIGGER ${ident(WRITE_TRIGGER)} ON ${name}`] : []), ...writeTriggerSql(name, desired.writeTrigger)]
+      ? [...dropWriteTriggersSql(name), ...writeTriggerSql(name, desired.writeTrigger)]
       : [];
     const redefine = columnsChanged || desired.queryMd5 !== actual.queryMd5;
     // CREATE OR REPLACE VIEW sets the options it is given (and resets the others).

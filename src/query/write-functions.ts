@@ -16,16 +16,63 @@ import { defineFunction, defineTriggerFunction } from './function-object.js';
 export const writeFunctionName = (collection: string): string => `write_${collection}`;
 export const upsertFunctionName = (collection: string): string => `upsert_${collection}`;
 
+/** The session's buffer of rows inserted through an API view, until its statement ends (see writeTriggerFunction). */
+export const PENDING_TABLE = 'vecscale_pending';
+/** The transaction-local setting that says whether this statement buffers its rows ('on') or writes each ('off'). */
+export const BATCH_SETTING = 'vecscale.write_batch';
+
 /**
- * `vecscale.write_<c>()`: the INSTEAD OF trigger function of public.<c>. It writes to vecscale_write.<c> (one
- * secondary) or to the partitioned vecscale_remote.<c> (sharded: PostgreSQL routes each row to its partition).
+ * `vecscale.write_<c>()`: the triggers of public.<c>, writing to vecscale_write.<c> (one secondary) or to the
+ * partitioned vecscale_remote.<c> (sharded: PostgreSQL routes each row to its partition).
+ *
+ * INSERT and COPY are batched. A row trigger that wrote each row would send one remote INSERT per row (postgres_fdw
+ * batches only within one statement's ModifyTable); so the BEFORE INSERT statement trigger readies the session's
+ * buffer, the INSTEAD OF row trigger appends each row to it, and the AFTER INSERT statement trigger sends the
+ * statement's rows in one INSERT … SELECT, which postgres_fdw sends batch_size rows at a time. UPDATE and DELETE go
+ * row by row, by id.
+ *
+ * The buffer is a temporary table (no WAL, private to the session, emptied at commit), used only when it is plain and
+ * the current role's own: in a pooled session (PostgREST switches roles per request) another role could have made
+ * pg_temp.vecscale_pending first, with a trigger or rule of its own that would run as this writer. Then, or without
+ * the TEMP privilege, the statement writes row by row as before.
  */
-export function writeTriggerFunction(c: CollectionSpec): FunctionObject {
+export function writeTriggerFunction(c: CollectionSpec, vectorSchema: string): FunctionObject {
   const target = qualified(c.shards === undefined ? WRITE_SCHEMA : REMOTE_SCHEMA, c.name);
+  const pending = `pg_temp.${PENDING_TABLE}`;
+  const mine = literal(c.name);
+  const batched = `pg_catalog.current_setting(${literal(BATCH_SETTING)}, true) OPERATOR(pg_catalog.=) 'on'`;
   const body = `
 BEGIN
-  IF TG_OP = 'INSERT' THEN
-    INSERT INTO ${target} (id, embedding, metadata) VALUES (NEW.id, NEW.embedding, COALESCE(NEW.metadata, '{}'::${T.jsonb}));
+  IF TG_LEVEL = 'STATEMENT' AND TG_WHEN = 'BEFORE' THEN
+    IF pg_catalog.to_regclass(${literal(pending)}) IS NULL THEN
+      BEGIN
+        CREATE TEMPORARY TABLE ${PENDING_TABLE} (collection ${T.text} NOT NULL, id ${T.varchar}, embedding ${vectorType(vectorSchema)}, metadata ${T.jsonb}) ON COMMIT DELETE ROWS;
+      EXCEPTION WHEN insufficient_privilege THEN
+        -- No TEMP privilege here: row by row.
+        PERFORM pg_catalog.set_config(${literal(BATCH_SETTING)}, 'off', true);
+        RETURN NULL;
+      END;
+    END IF;
+    PERFORM pg_catalog.set_config(${literal(BATCH_SETTING)}, CASE WHEN EXISTS (
+      SELECT FROM pg_catalog.pg_class r
+       WHERE r.oid = pg_catalog.to_regclass(${literal(pending)}) AND r.relkind = 'r'
+         AND r.relowner = (SELECT a.oid FROM pg_catalog.pg_roles a WHERE a.rolname = CURRENT_USER)
+         AND NOT r.relhastriggers AND NOT r.relhasrules AND NOT r.relrowsecurity) THEN 'on' ELSE 'off' END, true);
+    RETURN NULL;
+  ELSIF TG_LEVEL = 'STATEMENT' THEN
+    -- AFTER INSERT: the statement's rows, in one INSERT (this statement's alone: others' were sent at their end).
+    IF ${batched} THEN
+      INSERT INTO ${target} (id, embedding, metadata)
+        SELECT p.id, p.embedding, p.metadata FROM ${pending} p WHERE p.collection OPERATOR(pg_catalog.=) ${mine};
+      DELETE FROM ${pending} p WHERE p.collection OPERATOR(pg_catalog.=) ${mine};
+    END IF;
+    RETURN NULL;
+  ELSIF TG_OP = 'INSERT' THEN
+    IF ${batched} THEN
+      INSERT INTO ${pending} (collection, id, embedding, metadata) VALUES (${mine}, NEW.id, NEW.embedding, COALESCE(NEW.metadata, '{}'::${T.jsonb}));
+    ELSE
+      INSERT INTO ${target} (id, embedding, metadata) VALUES (NEW.id, NEW.embedding, COALESCE(NEW.metadata, '{}'::${T.jsonb}));
+    END IF;
     RETURN NEW;
   ELSIF TG_OP = 'UPDATE' THEN
     UPDATE ${target} SET id = NEW.id, embedding = NEW.embedding, metadata = COALESCE(NEW.metadata, '{}'::${T.jsonb}) WHERE id = OLD.id;

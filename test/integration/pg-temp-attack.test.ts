@@ -234,7 +234,7 @@ const TYPE_VARIANTS: Variant[] = [
   domain('record', 'pg_catalog.text', `SELECT 'probe'::record`),
 ];
 
-/** Every relation name in the schemas the bodies use, plus the CTE name of the sharded match. */
+/** Every relation name in the schemas the bodies use, plus the write triggers' buffer. */
 const RELATION_NAMES = [
   ...(
     await sql<{ relname: string }>(
@@ -243,7 +243,8 @@ const RELATION_NAMES = [
         WHERE n.nspname IN ('public', 'vecscale', 'vecscale_remote', 'vecscale_write') ORDER BY 1`,
     )
   ).map((r) => r.relname),
-  'candidates',
+  // The write triggers' buffer, made in the writer's session (src/query/write-functions.ts).
+  'vecscale_pending',
 ];
 
 const RELATION_VARIANT: Variant = {
@@ -594,5 +595,46 @@ test('negative control: through a SECURITY DEFINER function that leaves pg_temp 
         assert.deepEqual(await superusers(), []);
       });
     }
+  }
+});
+
+// ---------------------------------------------------------------------------------------------------------------
+// The write buffer across roles of one pooled session (PostgREST switches roles per request on one connection).
+
+test("another role's pg_temp.vecscale_pending, with a trigger of its own, never runs as the writer: its INSERTs go row by row and land", async () => {
+  const rest = await Rest.connect(dbs.primary);
+  const notices: string[] = [];
+  rest.raw.on('notice', (m) => notices.push(m.message ?? ''));
+  const ids = ['xrole-1', 'xrole-2', 'xrole-3'];
+  try {
+    // anon, in its request, makes the buffer first: a table of the right shape whose trigger reports who fired it.
+    await rest.request('anon', true, async () => {
+      await rest.raw.query(`CREATE FUNCTION pg_temp.planted() RETURNS pg_catalog.trigger LANGUAGE plpgsql AS $$
+        BEGIN RAISE NOTICE 'planted trigger ran as %', CURRENT_USER; RETURN NEW; END $$`);
+      await rest.raw.query(`CREATE TEMPORARY TABLE vecscale_pending (collection pg_catalog.text NOT NULL, id pg_catalog.varchar,
+        embedding extensions.vector, metadata pg_catalog.jsonb) ON COMMIT DELETE ROWS`);
+      await rest.raw.query(`CREATE TRIGGER planted BEFORE INSERT ON pg_temp.vecscale_pending FOR EACH ROW EXECUTE FUNCTION pg_temp.planted()`);
+      await rest.raw.query(`GRANT ALL ON pg_temp.vecscale_pending TO PUBLIC`);
+    });
+    // service_role's next request on the same connection inserts through the API view, one statement of 3 rows.
+    await rest.request('service_role', true, async () => {
+      await rest.raw.query(`INSERT INTO public.docs (id, embedding, metadata) SELECT i, '[0.5,0.5,0.5]'::extensions.vector, '{}'::pg_catalog.jsonb FROM pg_catalog.unnest($1::pg_catalog.text[]) i`, [ids]);
+      assert.equal((await rest.raw.query(`SELECT current_setting('vecscale.write_batch') AS b`)).rows[0].b, 'off');
+    });
+    assert.deepEqual(notices.filter((n) => n.startsWith('planted trigger ran')), []);
+    const landed = await rest.request('service_role', false, async () => (await rest.raw.query(`SELECT id FROM public.docs WHERE id = ANY ($1) ORDER BY id`, [ids])).rows);
+    assert.deepEqual(landed.map((r) => r.id), ids);
+    // Its own buffer is used once the planted one is gone: the rows still land, in one batch.
+    await rest.request('anon', true, async () => void (await rest.raw.query(`DROP TABLE pg_temp.vecscale_pending`)));
+    await rest.request('service_role', true, async () => {
+      await rest.raw.query(`DELETE FROM public.docs WHERE id = ANY ($1)`, [ids]);
+      await rest.raw.query(`INSERT INTO public.docs (id, embedding) SELECT i, '[0.5,0.5,0.5]'::extensions.vector FROM pg_catalog.unnest($1::pg_catalog.text[]) i`, [ids]);
+      assert.equal((await rest.raw.query(`SELECT current_setting('vecscale.write_batch') AS b`)).rows[0].b, 'on');
+    });
+    const again = await rest.request('service_role', false, async () => (await rest.raw.query(`SELECT id FROM public.docs WHERE id = ANY ($1) ORDER BY id`, [ids])).rows);
+    assert.deepEqual(again.map((r) => r.id), ids);
+    await rest.request('service_role', true, async () => void (await rest.raw.query(`DELETE FROM public.docs WHERE id = ANY ($1)`, [ids])));
+  } finally {
+    await rest.end();
   }
 });

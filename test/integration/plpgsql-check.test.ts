@@ -137,7 +137,7 @@ async function vecscaleFunctions(c: pg.Client): Promise<Fn[]> {
   const { rows } = await c.query<Fn>(`
     SELECT p.oid::text AS oid, p.oid::regprocedure::text AS signature, n.nspname::text AS schema, p.proname::text AS name,
            l.lanname::text AS language, p.prosecdef AS secdef, p.proconfig AS config,
-           ARRAY(SELECT t.tgrelid::regclass::text FROM pg_trigger t WHERE t.tgfoid = p.oid ORDER BY 1) AS "triggerOn"
+           ARRAY(SELECT DISTINCT t.tgrelid::regclass::text FROM pg_trigger t WHERE t.tgfoid = p.oid ORDER BY 1) AS "triggerOn"
       FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace JOIN pg_language l ON l.oid = p.prolang
      WHERE ${MANAGED}
      ORDER BY p.oid::regprocedure::text COLLATE "C"`);
@@ -279,6 +279,10 @@ const checkAll = (): Promise<{ findings: Checked[]; summary: string[] }> =>
       let found = 0;
       await session(db.url, async (c) => {
         await installChecker(c);
+        // The write triggers' buffer, as their BEFORE INSERT statement trigger makes it in a writer's session.
+        if (db.role === 'primary') {
+          await c.query(`CREATE TEMPORARY TABLE vecscale_pending (collection text NOT NULL, id varchar, embedding ${db.vector}.vector, metadata jsonb) ON COMMIT DELETE ROWS`);
+        }
         for (const fn of fns) {
           // A trigger function is checked against each relation it fires on (NEW/OLD have its row type); others once.
           for (const on of fn.triggerOn.length > 0 ? fn.triggerOn : [null]) {
