@@ -2,7 +2,7 @@
  * The topology file, declared once. `parse.ts` walks YAML against this definition and `json-schema.ts` turns it
  * into the editor schema, so the two cannot drift: a key added here is accepted, checked and documented at once.
  */
-import { COLUMN_TYPES, type ColumnType, DEFAULT_FDW_USER, DEFAULT_QUERY_SETTINGS } from './types.js';
+import { COLUMN_TYPES, type ColumnType, DEFAULT_FDW_USER, DEFAULT_QUERY_SETTINGS, ITERATIVE_SCAN_MODES, QUERY_SETTING_BOUNDS } from './types.js';
 
 /** Most hash partitions a sharded collection may have (names stay within 63 bytes: <collection>_p63of64). */
 export const MAX_PARTITIONS = 64;
@@ -269,21 +269,19 @@ export const topologySchema = {
             properties: {
               ef_search: {
                 kind: 'integer',
-                min: 1,
-                max: 1000,
+                ...QUERY_SETTING_BOUNDS.efSearch,
                 default: DEFAULT_QUERY_SETTINGS.efSearch,
                 description: 'hnsw.ef_search: candidate list size while searching an HNSW index.',
               },
               iterative_scan: {
                 kind: 'enum',
-                values: ['relaxed_order', 'strict_order', 'off'],
+                values: ITERATIVE_SCAN_MODES,
                 default: DEFAULT_QUERY_SETTINGS.iterativeScan,
                 description: 'hnsw.iterative_scan (pgvector 0.8+): keep scanning until a filtered query has its k rows.',
               },
               probes: {
                 kind: 'integer',
-                min: 1,
-                max: 32768,
+                ...QUERY_SETTING_BOUNDS.probes,
                 default: DEFAULT_QUERY_SETTINGS.probes,
                 description: 'ivfflat.probes: lists searched in an IVFFlat index.',
               },

@@ -56,6 +56,13 @@ export interface QuerySettings {
   readonly probes: number;
 }
 
+/**
+ * pgvector's own bounds of the query settings: the topology's (config/schema.ts) and match_<c>'s per-call ones
+ * (src/query/fan-out.ts).
+ */
+export const QUERY_SETTING_BOUNDS = { efSearch: { min: 1, max: 1000 }, probes: { min: 1, max: 32_768 } } as const;
+export const ITERATIVE_SCAN_MODES: ReadonlyArray<QuerySettings['iterativeScan']> = ['relaxed_order', 'strict_order', 'off'];
+
 export const DEFAULT_QUERY_SETTINGS: QuerySettings = { efSearch: 100, iterativeScan: 'relaxed_order', probes: 10 };
 
 interface CollectionBase {

@@ -16,7 +16,8 @@
  * changes a server's options (settings, host) changes the fingerprint, so the next call opens a new connection (dblink
  * keeps an open one as it is) and closes the old one of that slot.
  */
-import type { CollectionSpec } from '../config/types.js';
+import { type CollectionSpec, ITERATIVE_SCAN_MODES, QUERY_SETTING_BOUNDS } from '../config/types.js';
+import { byCodePoint } from '../util/fingerprint.js';
 import { type Acl, type FunctionObject, HELPER_SCHEMA } from '../model/state.js';
 import { ident, literal, qualified } from '../sql/quote.js';
 import { T } from '../sql/types.js';
@@ -43,9 +44,8 @@ const SHORT_SLEEP = '0.0009';
 const LONG_SLEEP = '0.0049';
 const TIMESTAMPTZ = 'pg_catalog.timestamptz';
 
-/** The bounds of match_<c>'s per-call settings: pgvector's own (hnsw.ef_search 1–1000, ivfflat.probes 1–32768). */
-export const SEARCH_SETTING_BOUNDS = { efSearch: { min: 1, max: 1000 }, probes: { min: 1, max: 32_768 } } as const;
-export const ITERATIVE_SCANS = ['off', 'relaxed_order', 'strict_order'] as const;
+/** The iterative scan modes, as match_<c>'s message lists them. */
+const ITERATIVE_SCANS = [...ITERATIVE_SCAN_MODES].sort(byCodePoint);
 
 /** One connection search_<c> sends to: a foreign server (its options and user mapping) and a slot on it. */
 export interface SearchTarget {
@@ -127,7 +127,7 @@ export function searchFunction(
   const dblink = (f: string) => `${ident(ctx.dblinkSchema)}.${f}`;
   const n = ctx.targets.length;
   const wait = awaitAnswer(dblink);
-  const { efSearch, probes } = SEARCH_SETTING_BOUNDS;
+  const { efSearch, probes } = QUERY_SETTING_BOUNDS;
   const send = `EXECUTE pg_catalog.format('SELECT ${dblink('dblink_send_query').replace(/'/g, "''")}(%L, %L)', conns[i], settings || sqls[i]) INTO sent;
         IF sent <> 1 THEN
           RAISE EXCEPTION 'vecscale: the connection to secondary % is broken', secondaries[i] USING ERRCODE = 'connection_failure';
@@ -240,17 +240,10 @@ BEGIN
       PERFORM * FROM ${dblink('dblink_get_result')}(conns[i]) AS e(status ${T.text});
     END LOOP;
   EXCEPTION
-    -- A timeout, a cancel (OTHERS does not catch those), a remote error, a broken connection: connections may be
+    -- A timeout, a cancel (OTHERS alone does not catch those), a remote error, a broken connection: connections may be
     -- mid-result. Close every one of the call (each secondary notices and stops); the session's next call opens
     -- fresh ones.
-    WHEN query_canceled THEN
-      FOR i IN 1..${n} LOOP
-        IF conns[i] = ANY (${dblink('dblink_get_connections')}()) THEN
-          PERFORM ${dblink('dblink_disconnect')}(conns[i]);
-        END IF;
-      END LOOP;
-      RAISE;
-    WHEN OTHERS THEN
+    WHEN query_canceled OR OTHERS THEN
       FOR i IN 1..${n} LOOP
         IF conns[i] = ANY (${dblink('dblink_get_connections')}()) THEN
           PERFORM ${dblink('dblink_disconnect')}(conns[i]);

@@ -94,11 +94,14 @@ async function withDb<T>(database: string, url: string, timeoutMs: number | unde
   }
 }
 
-/** The SQL match_<c> sends to the secondary for these inputs (built by the primary, as match_<c> builds it). */
-async function remoteSql(primary: Db, c: CollectionSpec, vector: string, k: number, filter: string): Promise<string> {
+/**
+ * The SQL match_<c> sends to the secondaries for these inputs, built by the primary as match_<c> builds it: a
+ * statement, or a sharded collection's statement per partition.
+ */
+async function remoteSql<S extends string | string[] = string>(primary: Db, c: CollectionSpec, vector: string, k: number, filter: string): Promise<S> {
   await castFilter(primary, filter);
   try {
-    const r = await primary.query<{ sql: string }>(
+    const r = await primary.query<{ sql: S }>(
       `SELECT ${qualified(HELPER_SCHEMA, matchSqlFunctionName(c.name))}($1, $2, $3::jsonb) AS sql`,
       [vector, k, filter],
     );
@@ -218,15 +221,7 @@ async function explainSharded(
   q: { k: number; filter: string; literal: string; filtered: boolean; timeoutMs: number | undefined },
 ): Promise<ExplainResult> {
   type PlanRow = { 'QUERY PLAN': string };
-  const statements = await withDb('primary', topology.primary.url, q.timeoutMs, async (db) => {
-    await castFilter(db, q.filter);
-    try {
-      const r = await db.query<{ sql: string[] }>(`SELECT ${qualified(HELPER_SCHEMA, matchSqlFunctionName(c.name))}($1, $2, $3::jsonb) AS sql`, [q.literal, q.k, q.filter]);
-      return r.rows[0]!.sql;
-    } catch (err) {
-      return asInputError(err);
-    }
-  });
+  const statements = await withDb('primary', topology.primary.url, q.timeoutMs, (db) => remoteSql<string[]>(db, c, q.literal, q.k, q.filter));
   const parts = partsOf(c);
   const plans = await Promise.all(
     parts.map((p, i) => onSecondary(topology, { secondary: p.secondary, query: c.query }, q.timeoutMs, async (db) => planText((await db.query<PlanRow>(`EXPLAIN (VERBOSE, COSTS OFF) ${statements[i]!}`)).rows))),
