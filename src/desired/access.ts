@@ -55,9 +55,16 @@ export class PrimaryAccess {
   readWriteTable(): Acl {
     return unionAcl(this.readTable(), this.writeTable());
   }
-  /** A sharded collection's vecscale_write.<c>: upsert_<c> inserts into it (each row an upsert on its shard). */
+  /**
+   * What upsert_<c> inserts into (each row an upsert on its secondary): a sharded collection's vecscale_write.<c>, a
+   * single secondary's vecscale_remote.<c> (with the readers' SELECT).
+   */
   upsertTable(): Acl {
     return grantTo(this.writers, ['INSERT']);
+  }
+  /** A single secondary's vecscale_remote.<c>: read by the readers, upserted into by upsert_<c>. */
+  readUpsertTable(): Acl {
+    return unionAcl(this.readTable(), this.upsertTable());
   }
   readFunction(): Acl {
     return grantTo(this.readers, ['EXECUTE']);
@@ -83,11 +90,7 @@ export class SecondaryAccess {
   collectionTable(): Acl {
     return grantTo([this.wrapper], DML);
   }
-  /** vecscale.<c>, the view the primary's foreign table reads. */
-  wrapperView(): Acl {
-    return grantTo([this.wrapper], ['SELECT']);
-  }
-  /** A shard's upsert view vecscale.<c>_p<i>of<n> (INSERT goes through its trigger). */
+  /** An upsert view: vecscale.<c> of a collection here, a shard's vecscale.<c>_p<i>of<n> (INSERT goes through its trigger). */
   upsertView(): Acl {
     return grantTo([this.wrapper], ['INSERT', 'SELECT']);
   }

@@ -9,7 +9,7 @@ import { API_SCHEMA, BATCHED, type DbObject, HELPER_SCHEMA, keys, REMOTE_SCHEMA,
 import { filterFunction } from '../query/filter-function.js';
 import { matchSqlCall, searchFunction, withSlots } from '../query/fan-out.js';
 import { matchFunction, matchSqlFunction } from '../query/match-function.js';
-import { shardedMatchSqlFunction, shardedUpsertFunction } from '../query/sharded.js';
+import { shardedMatchSqlFunction } from '../query/sharded.js';
 import { upsertBatchFunction, upsertFunction, writeTriggerFunction } from '../query/write-functions.js';
 import { ident, qualified } from '../sql/quote.js';
 import { byCodePoint, shortHash } from '../util/fingerprint.js';
@@ -45,7 +45,8 @@ function placedObjects(c: CollectionSpec & { secondary: string }, access: Primar
       options: { schema_name: SECONDARY_SCHEMA, table_name: c.name },
       columns,
       columnOptions: {},
-      acl: access.readTable(),
+      // upsert_<c> inserts here: the secondary's view upserts each row.
+      acl: access.readUpsertTable(),
       dependsOn: [keys.server(server), keys.schema(REMOTE_SCHEMA)],
     },
     // Writes: a foreign table over vecs.<c> itself (the read shape has computed columns postgres_fdw cannot insert).
@@ -131,7 +132,7 @@ function shardedObjects(c: ShardedCollection, access: PrimaryAccess, ctx: Desire
   const write = writeTriggerFunction(c, ctx.vectorSchema);
   objects.push(
     write,
-    shardedUpsertFunction(c, ctx.vectorSchema, access.writeFunction()),
+    upsertFunction(c, ctx.vectorSchema, access.writeFunction()),
     upsertBatchFunction(c, ctx.vectorSchema, access.writeFunction()),
     apiView(c, ['id', 'embedding', 'metadata'], access, `${write.schema}.${write.name}`),
     shardedMatchSqlFunction(c, ctx.vectorSchema),

@@ -34,19 +34,25 @@ function shardObjects(c: ShardedCollection, parts: readonly Part[], access: Seco
   return objects;
 }
 
-/** A collection on this one secondary: its table, index, and the wrapper view with the extracted columns. */
+/**
+ * A collection on this one secondary: its table, index, and the wrapper view with the extracted columns, which the
+ * primary reads, and into which its upserts insert (the view's INSTEAD OF trigger runs INSERT … ON CONFLICT).
+ */
 function placedObjects(c: CollectionSpec, access: SecondaryAccess): DbObject[] {
   const select = ['id', 'vec AS embedding', 'metadata', ...c.columns.map((x) => extractExpression(x.name, x.type))];
   return [
     ...tableObjects(c, c.name, access.collectionTable()),
-    collectionView(
-      SECONDARY_SCHEMA,
-      c.name,
-      c,
-      `SELECT ${select.join(', ')} FROM ${qualified(VECS_SCHEMA, c.name)}`,
-      [keys.relation(VECS_SCHEMA, c.name), keys.schema(SECONDARY_SCHEMA)],
-      access.wrapperView(),
-    ),
+    {
+      ...collectionView(
+        SECONDARY_SCHEMA,
+        c.name,
+        c,
+        `SELECT ${select.join(', ')} FROM ${qualified(VECS_SCHEMA, c.name)}`,
+        [keys.relation(VECS_SCHEMA, c.name), keys.schema(SECONDARY_SCHEMA)],
+        access.upsertView(),
+      ),
+      writeTrigger: `${SECONDARY_SCHEMA}.${UPSERT_ROW_FUNCTION}`,
+    } as DbObject,
   ];
 }
 
@@ -60,20 +66,16 @@ export function secondaryObjects(secondary: string, s: SecondarySpec, collection
     objects.push({ kind: 'schema', key: keys.schema(ctx.vectorSchema), managed: false, name: ctx.vectorSchema });
   }
   let any = false;
-  let shards = false;
   for (const c of collections) {
     const parts = partsOf(c).filter((p) => p.secondary === secondary);
     if (parts.length === 0) continue;
     any = true;
-    if (c.shards !== undefined) {
-      shards = true;
-      objects.push(...shardObjects(c, parts, access));
-    } else {
-      objects.push(...placedObjects(c, access));
-    }
+    objects.push(...(c.shards !== undefined ? shardObjects(c, parts, access) : placedObjects(c, access)));
   }
-  if (any) objects.push({ kind: 'schema', key: keys.schema(SECONDARY_SCHEMA), managed: true, name: SECONDARY_SCHEMA, acl: access.schema() });
-  if (shards) objects.push(upsertRowFunction());
+  if (any) {
+    // The trigger function of every upsert view here (a view is named after its table).
+    objects.push({ kind: 'schema', key: keys.schema(SECONDARY_SCHEMA), managed: true, name: SECONDARY_SCHEMA, acl: access.schema() }, upsertRowFunction());
+  }
   const iterativeScan = podIterativeScan(collections.filter((c) => partsOf(c).some((p) => p.secondary === secondary)));
   if (iterativeScan !== 'off') {
     objects.push({ kind: 'settings', key: keys.databaseSettings(), managed: true, values: { 'hnsw.iterative_scan': iterativeScan } });

@@ -23,7 +23,7 @@ import {
   type WrapperLogin,
   VECS_SCHEMA,
 } from '../model/state.js';
-import { isTableOf } from '../model/placement.js';
+import { isTableOf, secondariesOf } from '../model/placement.js';
 import { decideMoves, replicationDemands } from '../move/plan.js';
 import { replicationBlockers } from '../move/prerequisites.js';
 import { QUIET_SETTINGS } from '../model/log-sinks.js';
@@ -583,8 +583,8 @@ function destroyDesired(topology: Topology, desired: readonly DatabaseState[], o
       const name = 'schema' in o && 'name' in o ? collectionOfTable(o.kind === 'index' ? o.table : o.name) : undefined;
       const c = topology.collections.find((x) => x.name === name);
       if (c && allowed(opts, c.name)) return false;
-      // The shards' upsert trigger goes when no sharded collection stays.
-      if (o.kind === 'function') return topology.collections.some((x) => x.shards !== undefined && !allowed(opts, x.name));
+      // The upsert views' trigger function goes when no collection stays on this secondary.
+      if (o.kind === 'function') return topology.collections.some((x) => secondariesOf(x).includes(state.database) && !allowed(opts, x.name));
       return true;
     });
     return { ...state, objects: new Map(keep.map((o) => [o.key, o])) };

@@ -55,18 +55,20 @@ function viewPurpose(o: ViewObject): string {
     return `collection ${o.name} for applications (SQL, PostgREST): reads ${reads ?? 'its foreign table'}` +
       `${o.writeTrigger ? `, writes go through ${o.writeTrigger.replace(BATCHED, '')}${o.writeTrigger.endsWith(BATCHED) ? ' (a statement\'s INSERTs in one batch)' : ''}` : ''}; runs as its caller`;
   }
-  if (o.writeTrigger) return `the primary's upserts into ${holds(o.name)}: its INSTEAD OF INSERT trigger runs INSERT … ON CONFLICT (id) DO UPDATE on ${VECS_SCHEMA}.${o.name}`;
+  const upserts = `its INSTEAD OF INSERT trigger runs INSERT … ON CONFLICT (id) DO UPDATE on ${VECS_SCHEMA}.${o.name}`;
+  if (o.writeTrigger && PARTITION.test(o.name)) return `the primary's upserts into ${holds(o.name)}: ${upserts}`;
   if (o.query?.includes(' UNION ALL ') || (o.dependsOn ?? []).some((k) => PARTITION.test(k))) {
     return `the rows of collection ${o.name} that this shard holds, all its partitions together (for whoever administers the shard)`;
   }
   const extracted = o.columns.map((c) => c.name).filter((n) => !['id', 'embedding', 'metadata'].includes(n));
   return `what the primary reads of collection ${o.name}: ${VECS_SCHEMA}.${o.name} with embedding = vec` +
-    (extracted.length ? ` and the metadata keys ${extracted.join(', ')} as typed columns` : '');
+    (extracted.length ? ` and the metadata keys ${extracted.join(', ')} as typed columns` : '') +
+    (o.writeTrigger ? `, and where its upserts go: ${upserts}` : '');
 }
 
 function functionPurpose(o: FunctionObject): string {
   if (o.key.endsWith('(rows)')) return `batch form of ${o.name}: a JSON array of {id, embedding, metadata}, upserted in one call`;
-  if (o.schema === HELPER_SCHEMA && o.name === 'upsert_row') return 'INSTEAD OF INSERT trigger of the upsert views: INSERT … ON CONFLICT (id) DO UPDATE on the partition';
+  if (o.schema === HELPER_SCHEMA && o.name === 'upsert_row') return 'INSTEAD OF INSERT trigger of the upsert views: INSERT … ON CONFLICT (id) DO UPDATE on the collection table (or partition)';
   if (o.schema === HELPER_SCHEMA && o.name === 'filter_sql') return "compiles vecs' filter language into the SQL condition match_* runs on the secondaries";
   if (o.name.startsWith('write_')) return `INSTEAD OF trigger of ${API_SCHEMA}.${o.name.slice(6)}: sends its INSERT, UPDATE and DELETE to where each row lives`;
   if (o.name.startsWith('upsert_')) return `insert or update by id (vecs' upsert) in collection ${o.name.slice(7)}, where the row lives: ON CONFLICT does not pass through postgres_fdw`;

@@ -11,14 +11,13 @@
  *   `INSERT … ON CONFLICT (id) DO UPDATE` on the partition. It runs in the caller's transaction (postgres_fdw's).
  */
 import type { ShardedCollection } from '../config/types.js';
-import { type Acl, type FunctionObject, HELPER_SCHEMA, VECS_SCHEMA, WRITE_SCHEMA } from '../model/state.js';
+import { type FunctionObject, HELPER_SCHEMA, VECS_SCHEMA } from '../model/state.js';
 import { partsOf } from '../model/placement.js';
 import { ident, qualified } from '../sql/quote.js';
 import { T } from '../sql/types.js';
 import { defineTriggerFunction } from './function-object.js';
 import { DISTANCE_OPERATOR, inlineVector, matchSqlFunctionObject } from './match-function.js';
 import { metadataValue } from '../sql/metadata-cast.js';
-import { upsertRowSignature } from './write-functions.js';
 
 /** The trigger function of the upsert views on a shard (one per secondary, for every partition there). */
 export const UPSERT_ROW_FUNCTION = 'upsert_row';
@@ -56,7 +55,8 @@ export function shardedMatchSqlFunction(c: ShardedCollection, vectorSchema: stri
 }
 
 /**
- * On a shard, `vecscale.upsert_row()`: the INSTEAD OF INSERT trigger of every upsert view `vecscale.<partition>`.
+ * On a secondary, `vecscale.upsert_row()`: the INSTEAD OF INSERT trigger of every upsert view, `vecscale.<c>` of a collection
+ * there and `vecscale.<partition>` of a shard.
  * The view is named after its partition table, so one function serves them all. It runs as the wrapper role, which
  * may insert into and update the partition tables.
  */
@@ -75,14 +75,4 @@ BEGIN
   RETURN NEW;
 END`;
   return defineTriggerFunction(HELPER_SCHEMA, UPSERT_ROW_FUNCTION, body);
-}
-
-/** `public.upsert_<c>(id, embedding, metadata)`: one row into vecscale_write.<c>, routed to its partition's upsert view. */
-export function shardedUpsertFunction(c: ShardedCollection, vectorSchema: string, acl: Acl): FunctionObject {
-  return upsertRowSignature(
-    c,
-    vectorSchema,
-    `  INSERT INTO ${qualified(WRITE_SCHEMA, c.name)} (id, embedding, metadata) VALUES ($1, $2, COALESCE($3, '{}'::${T.jsonb}));`,
-    acl,
-  );
 }

@@ -127,26 +127,18 @@ END`;
 }
 
 /**
- * `public.upsert_<c>(id, embedding, metadata)`: postgres_fdw cannot run ON CONFLICT DO UPDATE, so: update by id,
- * else insert; a concurrent insert of the same id (unique_violation from the secondary) retries the update.
+ * Where upsert_<c> inserts, each row an `INSERT … ON CONFLICT (id) DO UPDATE` on its secondary (postgres_fdw cannot
+ * send ON CONFLICT DO UPDATE itself): the secondary's view vecscale.<c> whose INSTEAD OF trigger runs it (one
+ * secondary: the read foreign table's own view), or vecscale_write.<c>, partitioned over the shards' upsert views.
  */
+export const upsertTarget = (c: CollectionSpec): string => qualified(c.shards === undefined ? REMOTE_SCHEMA : WRITE_SCHEMA, c.name);
+
+/** `public.upsert_<c>(id, embedding, metadata)`: one INSERT, an upsert on the owning secondary. */
 export function upsertFunction(c: CollectionSpec, vectorSchema: string, acl: Acl): FunctionObject {
-  const target = qualified(WRITE_SCHEMA, c.name);
   return upsertRowSignature(
     c,
     vectorSchema,
-    `  LOOP
-    UPDATE ${target} t SET embedding = $2, metadata = COALESCE($3, '{}'::${T.jsonb}) WHERE t.id = $1;
-    IF FOUND THEN
-      RETURN;
-    END IF;
-    BEGIN
-      INSERT INTO ${target} (id, embedding, metadata) VALUES ($1, $2, COALESCE($3, '{}'::${T.jsonb}));
-      RETURN;
-    EXCEPTION WHEN unique_violation THEN
-      -- another session inserted this id since our UPDATE: update it on the next turn
-    END;
-  END LOOP;`,
+    `  INSERT INTO ${upsertTarget(c)} (id, embedding, metadata) VALUES ($1, $2, COALESCE($3, '{}'::${T.jsonb}));`,
     acl,
   );
 }
@@ -154,8 +146,8 @@ export function upsertFunction(c: CollectionSpec, vectorSchema: string, acl: Acl
 /**
  * `public.upsert_<c>(rows jsonb)`: the batch form, rows as a JSON array of `{"id", "embedding", "metadata"}` (what
  * supabase-js `rpc()` sends), in array order (a later duplicate id wins). An overload by arity, so a call is never
- * ambiguous. Sharded: one INSERT into vecscale_write.<c>, so postgres_fdw batches each partition's rows (batch_size)
- * and every row is an ON CONFLICT upsert on its shard. One secondary: upsert_<c> per row.
+ * ambiguous. One INSERT into upsertTarget: postgres_fdw sends batch_size rows per remote statement (per partition),
+ * and the secondary upserts each, in order.
  */
 export function upsertBatchFunction(c: CollectionSpec, vectorSchema: string, acl: Acl): FunctionObject {
   const vector = vectorType(vectorSchema);
@@ -163,17 +155,9 @@ export function upsertBatchFunction(c: CollectionSpec, vectorSchema: string, acl
   const source =
     `(SELECT e.value->>'id' AS id, (e.value->>'embedding')::${vector} AS embedding, NULLIF(e.value->'metadata', 'null'::${T.jsonb}) AS metadata, e.n ` +
     `FROM pg_catalog.jsonb_array_elements(rows) WITH ORDINALITY AS e(value, n)) r`;
-  const apply =
-    c.shards === undefined
-      ? `FOR one IN SELECT r.id, r.embedding, r.metadata FROM ${source} ORDER BY r.n LOOP
-    PERFORM ${qualified(API_SCHEMA, name)}(one.id, one.embedding, one.metadata);
-  END LOOP;`
-      : `INSERT INTO ${qualified(WRITE_SCHEMA, c.name)} (id, embedding, metadata)
+  const apply = `INSERT INTO ${upsertTarget(c)} (id, embedding, metadata)
     SELECT r.id, r.embedding, COALESCE(r.metadata, '{}'::${T.jsonb}) FROM ${source} ORDER BY r.n;`;
-  const declare = c.shards === undefined ? `
-DECLARE
-  one ${T.record};` : '';
-  const body = `${declare}
+  const body = `
 BEGIN
 ${layoutGuard(c, `${qualified(API_SCHEMA, name)}(rows)`)}
   IF rows IS NULL OR pg_catalog.jsonb_typeof(rows) <> 'array' THEN

@@ -36,6 +36,7 @@ test('a collection made by the vecs client is adopted as it is: rows, table and 
     'pod_a: create schema vecscale',
     'pod_a: adopt table vecs.docs',
     'pod_a: adopt index vecs.ix_vector_cosine_ops_hnsw_m16_efc64_1f2e3d4 on docs',
+    'pod_a: create function vecscale.upsert_row',
     'pod_a: create view vecscale.docs',
     'pod_a: create database defaults',
     'pod_a: create privileges of vecscale_fdw',

@@ -65,8 +65,7 @@ const DATABASES: readonly Database[] = [...databasesOf('supabase', supabase, 'ex
 function expectedFunctions(db: Database): string[] {
   const v = `${db.vector}.vector`;
   if (db.role !== 'primary') {
-    // Both secondaries hold partitions of `shard`: the trigger function of their upsert views. `docs` and `ivf`
-    // are a table and a view there, no function.
+    // The trigger function of every upsert view there: `docs` / `ivf` (a table and its view) and `shard`'s partitions.
     return ['vecscale.upsert_row()'];
   }
   return [
@@ -98,9 +97,9 @@ function expectedTriggerRelations(db: Database): Record<string, string[]> {
     case 'primary':
       return { 'vecscale.write_docs()': ['public.docs'], 'vecscale.write_ivf()': ['public.ivf'], 'vecscale.write_shard()': ['public.shard'] };
     case 'pod_a':
-      return { 'vecscale.upsert_row()': ['vecscale.shard_p0of4', 'vecscale.shard_p2of4'] };
+      return { 'vecscale.upsert_row()': ['vecscale.docs', 'vecscale.shard_p0of4', 'vecscale.shard_p2of4'] };
     case 'pod_b':
-      return { 'vecscale.upsert_row()': ['vecscale.shard_p1of4', 'vecscale.shard_p3of4'] };
+      return { 'vecscale.upsert_row()': ['vecscale.ivf', 'vecscale.shard_p1of4', 'vecscale.shard_p3of4'] };
   }
 }
 

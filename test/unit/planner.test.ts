@@ -56,6 +56,8 @@ test('from empty databases: every object, secondaries first, in phase order', ()
     'create extension vector',
     'create table vecs.docs',
     `create index vecs.${(text.steps[5] as { object: string }).object.split(' ')[1]!.split('.')[1]} on docs`,
+    // The INSTEAD OF INSERT trigger of the view the primary upserts through (INSERT … ON CONFLICT).
+    'create function vecscale.upsert_row',
     'create view vecscale.docs',
     // hnsw.iterative_scan as the database's default, for clients that connect directly (the vecs client).
     'create database defaults',
@@ -70,7 +72,7 @@ test('from empty databases: every object, secondaries first, in phase order', ()
     'function', 'function', 'function', 'function', 'function', 'function', 'function', 'function', 'function', 'function', 'function', 'function', 'function',
     'view', 'view',
   ]);
-  assert.deepEqual(plan.summary, { create: 47, change: 0, replace: 0, drop: 0 });
+  assert.deepEqual(plan.summary, { create: 49, change: 0, replace: 0, drop: 0 });
   assert.equal(plan.blockers.length, 0);
 });
 
@@ -98,6 +100,9 @@ test('exact SQL on a secondary: the vecs table, its index named for vecs, the vi
     'GRANT DELETE, INSERT, SELECT, UPDATE ON TABLE "vecs"."docs" TO "vecscale_fdw"',
     sql[8]!,
     sql[9]!,
+    sql[10]!,
+    `COMMENT ON FUNCTION "vecscale"."upsert_row"() IS 'managed by vecscale; definition md5 caa39cce2f8ab72fca5bc2cf00da1fc2'`,
+    'REVOKE ALL ON FUNCTION "vecscale"."upsert_row"() FROM PUBLIC',
     // The NULL-safe casts (src/sql/metadata-cast.ts): a value of the wrong JSON kind or range reads NULL.
     'CREATE VIEW "vecscale"."docs" WITH ("security_invoker" = true) AS SELECT id, vec AS embedding, metadata, ' +
       `CASE WHEN pg_catalog.jsonb_typeof((metadata -> 'url')) = 'string' THEN (metadata ->> 'url') END AS "url", ` +
@@ -105,19 +110,22 @@ test('exact SQL on a secondary: the vecs table, its index named for vecs, the vi
       `WHEN pg_catalog.strpos((metadata ->> 'year'), '.') = 0 AND pg_catalog.length((metadata ->> 'year')) <= 9 THEN (metadata ->> 'year')::pg_catalog.int4 ` +
       `WHEN (metadata -> 'year')::pg_catalog.numeric BETWEEN -2147483648 AND 2147483647 ` +
       `AND (metadata -> 'year')::pg_catalog.numeric = pg_catalog.trunc((metadata -> 'year')::pg_catalog.numeric) THEN (metadata -> 'year')::pg_catalog.numeric::pg_catalog.int4 END END AS "year" FROM "vecs"."docs"`,
-    sql[11]!,
-    'GRANT SELECT ON TABLE "vecscale"."docs" TO "vecscale_fdw"',
+    // The primary's upserts insert into the view; its trigger runs INSERT … ON CONFLICT on the table.
+    'CREATE TRIGGER "vecscale_write" INSTEAD OF INSERT OR UPDATE OR DELETE ON "vecscale"."docs" FOR EACH ROW EXECUTE FUNCTION "vecscale"."upsert_row"()',
+    sql[15]!,
+    'GRANT INSERT, SELECT ON TABLE "vecscale"."docs" TO "vecscale_fdw"',
     "DO $vecscale$ BEGIN EXECUTE pg_catalog.format('SELECT %L::%I.vector', '[1]', (SELECT n.nspname FROM pg_catalog.pg_extension e " +
       "JOIN pg_catalog.pg_namespace n ON n.oid = e.extnamespace WHERE e.extname = 'vector')); " +
       "EXECUTE pg_catalog.format('ALTER DATABASE %I SET hnsw.iterative_scan = %L', pg_catalog.current_database(), 'relaxed_order'); END $vecscale$",
   ]);
+  assert.match(sql[10]!, /^CREATE FUNCTION "vecscale"\."upsert_row"\(\) RETURNS pg_catalog\.trigger LANGUAGE plpgsql VOLATILE SECURITY INVOKER SET search_path = pg_catalog, pg_temp AS \$vecscale\$.*ON CONFLICT \(id\) DO UPDATE/s);
   assert.equal(
-    sql[11],
+    sql[15],
     `DO $vecscale$ DECLARE saved text := pg_catalog.current_setting('search_path'); digest text; BEGIN ` +
       `PERFORM pg_catalog.set_config('search_path', 'pg_catalog', true); ` +
       `digest := pg_catalog.md5(pg_catalog.pg_get_viewdef('"vecscale"."docs"'::pg_catalog.regclass)); ` +
       `PERFORM pg_catalog.set_config('search_path', saved, true); ` +
-      `EXECUTE pg_catalog.format('COMMENT ON VIEW %s IS %L', '"vecscale"."docs"', 'managed by vecscale; definition md5 ' || digest || '; query md5 ${md5(sql[10]!.slice(sql[10]!.indexOf(' AS SELECT ') + 4))}'); END $vecscale$`,
+      `EXECUTE pg_catalog.format('COMMENT ON VIEW %s IS %L', '"vecscale"."docs"', 'managed by vecscale; definition md5 ' || digest || '; query md5 ${md5(sql[13]!.slice(sql[13]!.indexOf(' AS SELECT ') + 4))}'); END $vecscale$`,
   );
   assert.match(sql[8]!, /^CREATE INDEX "ix_vector_cosine_ops_hnsw_m16_efc64_[0-9a-f]{7}" ON "vecs"\."docs" USING hnsw \("vec" "public"\."vector_cosine_ops"\) WITH \(ef_construction = 64, m = 16\)$/);
   assert.match(sql[9]!, /^COMMENT ON INDEX "vecs"\."ix_vector_cosine_ops_hnsw_m16_efc64_[0-9a-f]{7}" IS 'managed by vecscale'$/);
@@ -150,7 +158,8 @@ test('exact SQL on the primary: server with extensions vector, mapping FOR PUBLI
   // The wrapper role, never the secondary's admin from the URL, for every caller.
   assert.ok(sql.includes('CREATE USER MAPPING FOR PUBLIC SERVER "pod_text" OPTIONS ("password" {{secret:pod_text.fdw_password}}, "user" \'vecscale_fdw\')'));
   assert.ok(sql.includes('CREATE FOREIGN TABLE "vecscale_remote"."docs" ("id" character varying, "embedding" "public".vector(384), "metadata" jsonb, "url" text, "year" integer) SERVER "pod_text" OPTIONS ("schema_name" \'vecscale\', "table_name" \'docs\')'));
-  assert.ok(sql.includes('GRANT SELECT ON TABLE "vecscale_remote"."docs" TO "anon", "authenticated", "service_role"'));
+  assert.ok(sql.includes('GRANT SELECT ON TABLE "vecscale_remote"."docs" TO "anon", "authenticated"'), 'readers');
+  assert.ok(sql.includes('GRANT INSERT, SELECT ON TABLE "vecscale_remote"."docs" TO "service_role"'), 'upsert_docs inserts through it');
   assert.ok(sql.includes('GRANT DELETE, INSERT, SELECT, UPDATE ON TABLE "vecscale_write"."docs" TO "service_role"'));
   assert.ok(sql.includes('CREATE VIEW "public"."docs" WITH ("security_invoker" = true) AS SELECT "id", "embedding", "metadata", "url", "year" FROM "vecscale_remote"."docs"'));
   assert.ok(sql.includes('GRANT SELECT ON TABLE "public"."docs" TO "anon", "authenticated"'));
@@ -189,7 +198,11 @@ test('default privileges (a Supabase-shaped database) are revoked in the transac
   ]);
   // Objects outside public get no default grants here: nothing to revoke but PUBLIC's EXECUTE.
   const ft = steps.find((s) => s.object === 'foreign table vecscale_remote.docs')!;
-  assert.deepEqual(ft.sql.slice(2), ['GRANT SELECT ON TABLE "vecscale_remote"."docs" TO "anon", "authenticated", "service_role"']);
+  // The write role inserts through it (upsert_docs: INSERT … SELECT, the pod's view upserts each row).
+  assert.deepEqual(ft.sql.slice(2), [
+    'GRANT INSERT, SELECT ON TABLE "vecscale_remote"."docs" TO "service_role"',
+    'GRANT SELECT ON TABLE "vecscale_remote"."docs" TO "anon", "authenticated"',
+  ]);
 });
 
 test('the plan and its renderings are deterministic and hold no secret', () => {
@@ -201,7 +214,7 @@ test('the plan and its renderings are deterministic and hold no secret', () => {
     for (const s of [SECRET_A, SECRET_B, encodeURIComponent(SECRET_A), 'primary-pw']) assert.ok(!text.includes(s), `leaked ${s}`);
   }
   assert.match(renderPlan(a, plain), /"password" '<redacted>'/);
-  assert.match(renderPlan(a, plain), /Plan: 47 to create, 0 to change, 0 to replace, 0 to drop\./);
+  assert.match(renderPlan(a, plain), /Plan: 49 to create, 0 to change, 0 to replace, 0 to drop\./);
 });
 
 test('a blocked plan says so in text and JSON, also when it has no steps (never "No changes")', () => {
@@ -320,7 +333,7 @@ test('a dimension change on a collection holding rows is destructive: refused un
   // The wrapper role's privileges on a rebuilt table and view come back with them (their ACLs).
   const rebuilt = emptyOk.databases.find((d) => d.database === 'pod_text')!.steps;
   assert.ok(rebuilt[0]!.sql.includes('GRANT DELETE, INSERT, SELECT, UPDATE ON TABLE "vecs"."docs" TO "vecscale_fdw"'));
-  assert.ok(rebuilt[2]!.sql.includes('GRANT SELECT ON TABLE "vecscale"."docs" TO "vecscale_fdw"'));
+  assert.ok(rebuilt[2]!.sql.includes('GRANT INSERT, SELECT ON TABLE "vecscale"."docs" TO "vecscale_fdw"'), 'the upsert view is granted again');
   const idx = emptyOk.databases.find((d) => d.database === 'pod_text')!.steps[1]!;
   assert.equal(idx.transactional, true, 'an index on a rebuilt table is built inside the transaction');
 });
@@ -349,7 +362,8 @@ test('a collection removed from the file: its wrappers and empty table dropped (
   const plan = buildPlan(t2, converged(base));
   const steps = (db: string) => plan.databases.find((d) => d.database === db)!.steps.map((s) => `${s.action} ${s.object} [${s.risk}]`);
   // Privileges on the dropped relations go with them: nothing to revoke.
-  assert.deepEqual(steps('pod_img'), ['drop table vecs.images [disruptive]', 'drop view vecscale.images [disruptive]', 'drop database defaults [safe]']);
+  // The upsert views' trigger goes with the last collection here (dropped after the view: drops run in reverse phase order).
+  assert.deepEqual(steps('pod_img'), ['drop table vecs.images [disruptive]', 'drop function vecscale.upsert_row [disruptive]', 'drop view vecscale.images [disruptive]', 'drop database defaults [safe]']);
   assert.ok(steps('primary').includes('drop view public.images [disruptive]'));
   assert.ok(steps('primary').includes('drop foreign table vecscale_remote.images [disruptive]'));
   assert.ok(steps('primary').includes('drop function public.match_images [disruptive]'));
