@@ -1,9 +1,10 @@
 /**
- * Demo data: 778 real passages with all-MiniLM-L6-v2 embeddings (@sap-ux/fiori-docs-embeddings, Apache-2.0)
- * upserted into vecs.docs on the pod_text secondary, then a top-5 similarity query answered by the primary
- * through the wrapper (public.docs), with the remote SQL postgres_fdw shipped.
+ * Demo data: 778 real passages with all-MiniLM-L6-v2 embeddings (@sap-ux/fiori-docs-embeddings, Apache-2.0),
+ * written as JSON lines that scripts/demo.sh loads with `vecscale load docs … --upsert` (straight to pod_text); then
+ * a top-5 similarity query answered by the primary through the wrapper (public.docs), with the remote SQL
+ * postgres_fdw shipped, and the same question through match_docs.
  */
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import pg from 'pg';
@@ -29,30 +30,18 @@ const vector = (i: number): string => {
   return `[${out.join(',')}]`;
 };
 
-const secondary = new pg.Client({ connectionString: url(env('POD_TEXT_PORT')) });
+// `demo-data.ts rows <file>`: the passages as JSON lines for `vecscale load`; `demo-data.ts query`: ask the primary.
+const [mode, file] = process.argv.slice(2);
+if (mode === 'rows') {
+  const lines = records.map((r, i) => JSON.stringify({ id: r.id, embedding: JSON.parse(vector(i)) as number[], metadata: { title: r.title, category: r.category } }));
+  writeFileSync(file!, `${lines.join('\n')}\n`);
+  console.log(`wrote ${records.length} passages to ${file}`);
+  process.exit(0);
+}
+
 const primary = new pg.Client({ connectionString: url(env('PRIMARY_PORT')) });
-await secondary.connect();
 await primary.connect();
 try {
-  await secondary.query('BEGIN');
-  for (let start = 0; start < records.length; start += 200) {
-    const batch = records.slice(start, start + 200);
-    const values: string[] = [];
-    const params: unknown[] = [];
-    batch.forEach((r, j) => {
-      params.push(r.id, vector(start + j), JSON.stringify({ title: r.title, category: r.category }));
-      values.push(`($${params.length - 2}, $${params.length - 1}, $${params.length}::jsonb)`);
-    });
-    await secondary.query(
-      `INSERT INTO vecs.docs (id, vec, metadata) VALUES ${values.join(', ')}
-       ON CONFLICT (id) DO UPDATE SET vec = EXCLUDED.vec, metadata = EXCLUDED.metadata`,
-      params,
-    );
-  }
-  await secondary.query('COMMIT');
-  await secondary.query('ANALYZE vecs.docs');
-  console.log(`upserted ${records.length} passages into vecs.docs on pod_text`);
-
   const probe = records.findIndex((r) => /deploy/i.test(r.title));
   const q = vector(probe);
   console.log(`\nquery: the 5 passages nearest to "${records[probe]!.title}", asked of the primary (public.docs):\n`);
@@ -70,6 +59,5 @@ try {
     'SELECT id, title, distance FROM public.match_docs($1, 5, $2::jsonb)', [q, JSON.stringify(filter)])).rows;
   console.log(table(['id', 'title', 'distance'], matches.map((r) => [r.id, r.title.slice(0, 60), r.distance.toFixed(4)])));
 } finally {
-  await secondary.end();
   await primary.end();
 }

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # `npm run demo`: installs what is missing, starts the local sandbox (a primary and two secondaries), applies
-# templates/demo.yaml, writes real embeddings into a secondary and answers a similarity query through the primary.
+# templates/demo.yaml, loads real embeddings into a secondary (`vecscale load`) and answers a similarity query through
+# the primary.
 # Safe to run again: the second apply has nothing to do.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -21,5 +22,9 @@ echo; echo "== vecscale apply templates/demo.yaml"
 echo; echo "== vecscale plan templates/demo.yaml (after apply)"
 ./bin/vecscale plan templates/demo.yaml --detailed-exitcode
 
-echo; echo "== real vectors into pod_text, a similarity query through the primary"
-node --import tsx scripts/demo-data.ts
+echo; echo "== vecscale load docs: 778 real passages, straight to pod_text (--upsert: safe to run again)"
+node --import tsx scripts/demo-data.ts rows .vecscale/demo-docs.jsonl
+./bin/vecscale load docs .vecscale/demo-docs.jsonl -f templates/demo.yaml --upsert
+
+echo; echo "== a similarity query through the primary"
+node --import tsx scripts/demo-data.ts query

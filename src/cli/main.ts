@@ -83,6 +83,25 @@ function program(): Command {
   queryOptions(cli.command('explain').description('show what match_<collection> ships to the secondary; exit 1 when ORDER BY or LIMIT stays on the primary'))
     .action(async (collection: string, opts) => (await queryCmd()).explainCommand(collection, opts, createOutput({ ...cli.opts(), ...opts })));
 
+  cli
+    .command('load')
+    .description('bulk-load JSON lines or CSV (id, embedding, metadata) into a collection, straight to its secondaries; exit 2 when some lines were bad')
+    .argument('<collection>', 'collection name')
+    .argument('<input>', 'file of rows (.jsonl, .ndjson or .csv, optionally .gz), or - for stdin')
+    .option('-f, --file <topology>', 'topology file', 'topology.yaml')
+    .option('--format <format>', 'jsonl or csv (default: from the file name; stdin: jsonl)')
+    .option('--upsert', "replace the rows whose ids are in the collection already (without it such lines are bad lines, and the rows stay)")
+    .option('--json', 'one JSON document on stdout')
+    .option('--connect-timeout <seconds>', 'per-database connection timeout', parseSeconds)
+    .option(
+      '--statement-timeout <duration>',
+      "longest any one statement (a batch of rows) may run or go unanswered, index builds excepted (default 30s; 0: no limit)",
+      parseDuration,
+    )
+    .action(async (collection: string, input: string, opts) =>
+      (await import('./commands/load.js')).loadCommand(collection, input, opts, createOutput({ ...cli.opts(), ...opts })),
+    );
+
   const sandbox = cli.command('sandbox').description('local PostgreSQL clusters (one primary, N secondaries) for trying vecscale');
   sandbox
     .command('up')

@@ -7,6 +7,7 @@
 import type { Metric } from '../config/types.js';
 import { VecscaleError } from '../errors.js';
 import { FILTER_LIMITS } from './filter-function.js';
+import { NUMBER, NUMERIC_MAX_EXPONENT, NUMERIC_MAX_SCALE, numberTokens } from '../util/json-numbers.js';
 
 /**
  * The deepest JSON a filter may be. $and/$or nest at most FILTER_LIMITS.depth levels (two JSON levels each); only an
@@ -15,17 +16,11 @@ import { FILTER_LIMITS } from './filter-function.js';
  */
 export const MAX_FILTER_NESTING = 256;
 
-// A number token of valid JSON: sign, integer digits, fraction digits, exponent.
-const NUMBER = /-?(\d+)(?:\.(\d+))?(?:[eE]([+-]?\d+))?/y;
 // \u0000 cannot be stored in jsonb; a lone surrogate is not Unicode (PostgreSQL: 22P05 and 22P02).
 const BAD_STRING = /\u0000|[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/;
 
 const shown = (text: string): string => (text.length > 24 ? `${text.slice(0, 20)}…` : text);
 
-/** PostgreSQL's numeric: at most this many digits after the decimal point (NUMERIC_DSCALE_MAX) … */
-const NUMERIC_MAX_SCALE = 16_383;
-/** … and an exponent below INT_MAX / 2 in magnitude, zero included (numeric_in: "value overflows numeric format"). */
-const NUMERIC_MAX_EXPONENT = 1_073_741_823;
 
 /**
  * Why a JSON number token cannot go into the filter, or undefined: outside the compiler's range (0, or
@@ -50,20 +45,6 @@ export function numberProblem(token: string): string | undefined {
   return undefined;
 }
 
-/** The number tokens of valid JSON text, strings skipped. */
-function* numberTokens(text: string): Generator<string> {
-  for (let i = 0; i < text.length; i++) {
-    const ch = text[i]!;
-    if (ch === '"') {
-      for (i++; i < text.length && text[i] !== '"'; i++) if (text[i] === '\\') i++;
-    } else if (ch === '-' || (ch >= '0' && ch <= '9')) {
-      NUMBER.lastIndex = i;
-      const m = NUMBER.exec(text)!;
-      yield m[0];
-      i += m[0].length - 1;
-    }
-  }
-}
 
 /** Walks a parsed JSON value without recursion: nesting, strings (keys too) and `$` keys (the compiler's operators). */
 function inspect(value: unknown): { nesting: number; badString: string | undefined; operators: number } {

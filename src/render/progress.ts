@@ -154,16 +154,8 @@ export function createProgressRenderer(opts: ProgressRendererOptions): ProgressR
   // ora's own timer is not used (it would keep the process alive and ignore the clock): one ticker redraws them all.
   let stopTicker: (() => void) | undefined;
   let drawn: Ora[] = [];
-  const width = () => stream.columns || 80;
-  // NOTE: ora divides by the stream's `columns` to count wrapped lines: a terminal reporting 0 columns (a pty with no
-  // size, as `script` or `docker -t` give) makes that Infinity and its clear() loop forever. ora sees a usable width.
-  const oraStream = new Proxy(stream, {
-    get: (t, p) => {
-      if (p === 'columns') return width();
-      const v: unknown = Reflect.get(t, p);
-      return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(t) : v;
-    },
-  });
+  const width = () => terminalWidth(stream);
+  const oraStream = oraSafeStream(stream);
   // One line per spinner, cut rather than wrapped (a wrapped line miscounts on resize): the label gives way first, so
   // the numbers stay in sight. ora counts its text plus 4 columns as the line's width; a wider count clears a line
   // too many (the line above the spinners). NOTE: widths are counted in UTF-16 units: labels are SQL identifiers.
@@ -271,4 +263,22 @@ export function createProgressRenderer(opts: ProgressRendererOptions): ProgressR
       running.clear();
     },
   };
+}
+
+/** The stream's width in columns, 80 when it reports none. */
+export const terminalWidth = (stream: ProgressStream): number => stream.columns || 80;
+
+/**
+ * The stream as ora should see it. NOTE: ora divides by the stream's `columns` to count wrapped lines: a terminal
+ * reporting 0 columns (a pty with no size, as `script` or `docker -t` give) makes that Infinity and its clear() loop
+ * forever. ora sees a usable width.
+ */
+export function oraSafeStream<S extends ProgressStream>(stream: S): S {
+  return new Proxy(stream, {
+    get: (t, p) => {
+      if (p === 'columns') return terminalWidth(t);
+      const v: unknown = Reflect.get(t, p);
+      return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(t) : v;
+    },
+  });
 }

@@ -1,56 +1,8 @@
 import assert from 'node:assert/strict';
-import { Writable } from 'node:stream';
 import { test } from 'node:test';
 import type { ProgressEvent } from '../../src/model/progress.js';
-import { createProgressRenderer, formatBytes, formatElapsed, type ProgressClock, progressMode, type ProgressMode } from '../../src/render/progress.js';
-
-/** A clock driven by hand: `advance` runs every due timer in time order. */
-function fakeClock(start = 1_000_000) {
-  let t = start;
-  let next = 0;
-  const timers = new Map<number, { every: number; due: number; fn: () => void }>();
-  const clock: ProgressClock = {
-    now: () => t,
-    every: (ms, fn) => {
-      const id = next++;
-      timers.set(id, { every: ms, due: t + ms, fn });
-      return () => void timers.delete(id);
-    },
-  };
-  const advance = (ms: number) => {
-    const end = t + ms;
-    for (;;) {
-      const due = [...timers.values()].filter((x) => x.due <= end).sort((a, b) => a.due - b.due)[0];
-      if (!due) break;
-      t = due.due;
-      due.due += due.every;
-      due.fn();
-    }
-    t = end;
-  };
-  return { clock, advance, pending: () => timers.size, now: () => t };
-}
-
-/** A stream that keeps what was written; `tty` gives it the cursor methods of a terminal. */
-function fakeStream(tty = false) {
-  const chunks: string[] = [];
-  const stream = new Writable({
-    write(chunk: Buffer | string, _enc, done) {
-      chunks.push(String(chunk));
-      done();
-    },
-  }) as Writable & Record<string, unknown>;
-  if (tty) {
-    Object.assign(stream, {
-      isTTY: true,
-      columns: 120,
-      cursorTo: (x: number) => (chunks.push(`\x1b[${x + 1}G`), true),
-      moveCursor: (_: number, dy: number) => (chunks.push(`\x1b[${-dy}A`), true),
-      clearLine: () => (chunks.push('\x1b[K'), true),
-    });
-  }
-  return { stream, text: () => chunks.join(''), lines: () => chunks.join('').split('\n').filter(Boolean) };
-}
+import { createProgressRenderer, formatBytes, formatElapsed, progressMode, type ProgressMode } from '../../src/render/progress.js';
+import { fakeClock, fakeStream } from '../fake-terminal.js';
 
 const ESC = /[\u001b\u009b]/;
 
