@@ -467,7 +467,7 @@ export const OWN_OPTIONS: Readonly<Record<'server' | 'user_mapping', readonly st
   server: [
     'async_capable', 'batch_size', 'connect_timeout', 'dbname', 'extensions', 'host',
     'keepalives', 'keepalives_count', 'keepalives_idle', 'keepalives_interval',
-    'options', 'port', 'sslmode', 'tcp_user_timeout',
+    'options', 'port', 'sslmode', 'target_session_attrs', 'tcp_user_timeout',
   ],
   user_mapping: ['password', 'user'],
 };
