@@ -3,7 +3,7 @@
  * profile of each secondary, and per collection the foreign tables (read and write), the API view public.<c> and the
  * functions of the query and write paths. Every object's ACL comes from ./access.ts.
  */
-import { type CollectionSpec, DEFAULT_QUERY_SETTINGS, type QuerySettings, type ShardedCollection, type Topology } from '../config/types.js';
+import type { CollectionSpec, QuerySettings, ShardedCollection, Topology } from '../config/types.js';
 import { partsOf } from '../model/placement.js';
 import { API_SCHEMA, BATCHED, type DbObject, HELPER_SCHEMA, keys, REMOTE_SCHEMA, SECONDARY_SCHEMA, VECS_SCHEMA, WRITE_SCHEMA } from '../model/state.js';
 import { filterFunction } from '../query/filter-function.js';
@@ -138,7 +138,8 @@ function shardedObjects(c: ShardedCollection, access: PrimaryAccess, ctx: Primar
       dependsOn: [keys.schema(schema)],
     });
     for (const p of parts) {
-      const server = reads ? serverFor(p.secondary, c.query) : ctx.writeServer(p.secondary, c.query);
+      // A secondary with standbys: through its write server, both (public.<c>'s trigger writes to vecscale_remote.<c>).
+      const server = ctx.writeServer(p.secondary, c.query);
       objects.push({
         kind: 'foreign_table',
         key: keys.relation(schema, p.table),
@@ -193,7 +194,8 @@ export function primaryObjects(topology: Topology, ctx: DesiredContext): DbObjec
   const servers = new Map<string, DbObject[]>();
   for (const s of topology.secondaries) {
     for (const q of queryProfiles(topology, s.name)) servers.set(serverFor(s.name, q), serverObjects(s, q, ctx.fdwPasswords?.get(s.name)));
-    if (hasReplicas(s)) servers.set(writeServerFor(s.name), serverObjects(s, DEFAULT_QUERY_SETTINGS, ctx.fdwPasswords?.get(s.name), true));
+    if (!hasReplicas(s)) continue;
+    for (const q of queryProfiles(topology, s.name)) servers.set(writeServerFor(s.name, q), serverObjects(s, q, ctx.fdwPasswords?.get(s.name), true));
   }
   objects.push(...[...servers.values()].flat());
   const fingerprint: Fingerprints = (name) => {
@@ -203,7 +205,7 @@ export function primaryObjects(topology: Topology, ctx: DesiredContext): DbObjec
   const specs = new Map(topology.secondaries.map((s) => [s.name, s]));
   // Each read server of a secondary with standbys, and its write server.
   const freshServers = new Map(topology.secondaries.filter(hasReplicas).flatMap((s) =>
-    queryProfiles(topology, s.name).map((q) => [serverFor(s.name, q), writeServerFor(s.name)] as const)));
+    queryProfiles(topology, s.name).map((q) => [serverFor(s.name, q), writeServerFor(s.name, q)] as const)));
   const pctx: PrimaryContext = {
     ...ctx,
     writeServer: (secondary, q) => {

@@ -53,22 +53,25 @@ export const queryProfiles = (topology: Topology, secondary: string): QuerySetti
 ];
 
 /**
- * The server writes to a secondary with standbys go through (vecscale_write.<c>, upsert_<c>): the secondary itself,
- * never a standby. A secondary without standbys has none: its read servers are its write servers, as before replicas.
+ * The server (per settings profile) writes to a secondary with standbys go through (vecscale_write.<c>, upsert_<c>,
+ * a sharded collection's partitions, fresh reads): the secondary itself, never a standby. A secondary without
+ * standbys has none: its read servers are its write servers, as before replicas.
  */
-export const writeServerFor = (secondary: string): string => `${secondary.slice(0, 53)}_w${shortHash(`write:${secondary}`)}`;
+export const writeServerFor = (secondary: string, q: QuerySettings = DEFAULT_QUERY_SETTINGS): string =>
+  `${secondary.slice(0, 53)}_w${shortHash(`write:${sessionOptions(q)}`)}`;
 
 /** Whether reads of this secondary go to its standbys (see serverObjects). */
 export const hasReplicas = (s: SecondarySpec): boolean => s.replicas.length > 0;
 
 /** The server a collection's writes go through: its read server, or the write server of a secondary with standbys. */
-export const writeServerOf = (s: SecondarySpec, q: QuerySettings): string => (hasReplicas(s) ? writeServerFor(s.name) : serverFor(s.name, q));
+export const writeServerOf = (s: SecondarySpec, q: QuerySettings): string => (hasReplicas(s) ? writeServerFor(s.name, q) : serverFor(s.name, q));
 
 /** The foreign servers (one per settings profile, and a write server with standbys) through which the primary reaches a secondary. */
 export const serversOf = (topology: Topology, secondary: string): string[] => {
   const spec = topology.secondaries.find((s) => s.name === secondary);
-  const reads = queryProfiles(topology, secondary).map((q) => serverFor(secondary, q));
-  return [...new Set(spec !== undefined && hasReplicas(spec) ? [...reads, writeServerFor(secondary)] : reads)];
+  const profiles = queryProfiles(topology, secondary);
+  const reads = profiles.map((q) => serverFor(secondary, q));
+  return [...new Set(spec !== undefined && hasReplicas(spec) ? [...reads, ...profiles.map((q) => writeServerFor(secondary, q))] : reads)];
 };
 
 /**
@@ -109,7 +112,7 @@ function serverHosts(s: SecondarySpec, reads: boolean): Record<string, string> {
  */
 export function serverObjects(s: SecondarySpec, q: QuerySettings, password: FdwPassword | undefined, write = false): DbObject[] {
   const url = parsePgUrl(s.url);
-  const name = write ? writeServerFor(s.name) : serverFor(s.name, q);
+  const name = write ? writeServerFor(s.name, q) : serverFor(s.name, q);
   const options: Record<string, string> = {
     async_capable: 'true',
     batch_size: '1000',

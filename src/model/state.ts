@@ -326,8 +326,25 @@ export interface DatabaseState {
 }
 
 /** What introspection learns beyond objects: the inputs of desired-state decisions and of plan checks. */
+/** What one standby of a secondary is (src/introspect/replicas.ts). */
+export interface ReplicaFact {
+  /** Its index in secondaries.<s>.replicas. */
+  readonly index: number;
+  /** Redacted. */
+  readonly url: string;
+  /** standby: in recovery, of this secondary's cluster; other_system: a standby of another cluster. */
+  readonly status: 'standby' | 'not_standby' | 'other_system' | 'unreachable';
+  /** Its system identifier (pg_control_system()), and the secondary's when they differ. */
+  readonly system?: string;
+  readonly secondarySystem?: string;
+  /** Why it could not be reached. */
+  readonly message?: string;
+}
+
 export interface LiveFacts {
   readonly database: string;
+  /** A secondary's standbys (secondaries.<s>.replicas), as plan found them; absent: it names none. */
+  readonly replicas?: readonly ReplicaFact[];
   readonly currentUser: string;
   readonly serverVersion: number;
   /** Schema of the installed pgvector, if installed. */

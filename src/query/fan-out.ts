@@ -146,14 +146,11 @@ export function searchFunction(
   const fresh = freshTargets.some((t, i) => t.server !== ctx.targets[i]!.server)
     ? `
   -- Read-your-writes: ${READ_FROM_SETTING} = '${READ_FROM_SECONDARY}' reads from the secondaries themselves, never a
-  -- standby (replica lag). Their write servers carry the default settings: this collection's own are sent with the call.
+  -- standby (replica lag), through their write servers (the same settings profile).
   IF pg_catalog.current_setting(${literal(READ_FROM_SETTING)}, true) OPERATOR(pg_catalog.=) ${literal(READ_FROM_SECONDARY)} THEN
     conns := ${array(freshTargets.map(connectionName))};
     prefixes := ${array(freshTargets.map(connectionPrefix))};
     servers := ${array(freshTargets.map((t) => t.server))};
-    ef_search := COALESCE(ef_search, ${c.query.efSearch});
-    probes := COALESCE(probes, ${c.query.probes});
-    iterative_scan := COALESCE(iterative_scan, ${literal(c.query.iterativeScan)});
   END IF;`
     : '';
   const wait = awaitAnswer(dblink);
@@ -233,8 +230,9 @@ BEGIN
         BEGIN
           ${send}
           EXIT;
-        EXCEPTION WHEN connection_exception OR internal_error THEN
-          -- The session's connection broke (the secondary restarted) or was left busy: connect again, once.
+        EXCEPTION WHEN connection_exception OR internal_error OR admin_shutdown THEN
+          -- The session's connection broke (the secondary restarted, a standby stopped: admin_shutdown is what its
+          -- backend said last) or was left busy: connect again, once (a standby's read server falls back to its secondary).
           PERFORM ${dblink('dblink_disconnect')}(conns[i]);
           IF attempt = 2 THEN
             RAISE;
@@ -251,7 +249,7 @@ BEGIN
         BEGIN${wait}
           PERFORM * FROM ${dblink('dblink_get_result')}(conns[i]) AS s(settings ${T.text});
           EXIT;
-        EXCEPTION WHEN connection_exception OR internal_error THEN
+        EXCEPTION WHEN connection_exception OR internal_error OR admin_shutdown THEN
           PERFORM ${dblink('dblink_disconnect')}(conns[i]);
           IF attempt = 2 THEN
             RAISE;

@@ -63,6 +63,7 @@ const withReplicas = () =>
       sharded('chunks', ['pod_text', 'pod_img'], 2),
     ],
   });
+const docsReadServer = (p: ReadonlyMap<string, DbObject>): string => (p.get(keys.relation('vecscale_remote', 'docs')) as { server: string }).server;
 const primaryOf = (t = withReplicas()) =>
   buildDesired(t, { vectorSchema: 'public', dblinkSchema: 'vecscale', owners: new Map() }).find((d) => d.database === 'primary')!.objects;
 const get = <K extends DbObject['kind']>(objects: ReadonlyMap<string, DbObject>, key: string, kind: K): Extract<DbObject, { kind: K }> => {
@@ -90,9 +91,12 @@ test('servers: read servers list the secondary then its standbys (prefer-standby
   assert.equal([...p.keys()].some((k) => k.includes(writeServerFor('pod_img'))), false, 'no write server for pod_img');
 });
 
-test('writes go through the write server: vecscale_write.<c>, the upsert table vecscale.<c>, the sharded write partitions', () => {
+const DOCS_QUERY = { efSearch: 40, iterativeScan: 'strict_order', probes: 10 } as const;
+
+test('writes go through the write server of the collection\'s settings: vecscale_write.<c>, the upsert table vecscale.<c>, a sharded collection\'s partitions', () => {
   const p = primaryOf();
-  const w = writeServerFor('pod_text');
+  const w = writeServerFor('pod_text', DOCS_QUERY);
+  assert.equal(get(p, keys.server(w), 'server').options.options, get(p, keys.server(docsReadServer(p)), 'server').options.options, 'same session settings as the read server');
   const docsRemote = get(p, keys.relation('vecscale_remote', 'docs'), 'foreign_table');
   assert.match(docsRemote.server, /^pod_text_q/, 'reads: the read server of the collection\'s settings');
   assert.equal(get(p, keys.relation('vecscale_write', 'docs'), 'foreign_table').server, w);
@@ -101,10 +105,11 @@ test('writes go through the write server: vecscale_write.<c>, the upsert table v
   const upserts = [...p.values()].filter((o) => o.kind === 'function' && o.name === 'upsert_docs');
   assert.equal(upserts.length, 2, 'both upsert_docs overloads');
   for (const f of upserts) assert.match((f as { create: string }).create, /INSERT INTO "vecscale"\."docs" \(id, embedding, metadata\)/, 'upserts insert through the write server');
-  // Sharded: reads of pod_text's partition through its read server, writes through its write server.
+  // Sharded: public.<c>'s trigger writes to vecscale_remote.<c>, so both partitions on pod_text go to the secondary
+  // (match_<c> reads the standbys over dblink).
   const parts = [...p.values()].filter((o) => o.kind === 'foreign_table' && o.partition !== undefined) as Array<Extract<DbObject, { kind: 'foreign_table' }>>;
-  const onText = parts.filter((o) => o.server === 'pod_text' || o.server === w).map((o) => `${o.schema} ${o.server}`).sort();
-  assert.deepEqual(onText, [`vecscale_remote pod_text`, `vecscale_write ${w}`]);
+  const onText = parts.filter((o) => o.name === 'chunks_p0of2').map((o) => `${o.schema} ${o.server}`).sort();
+  assert.deepEqual(onText, [`vecscale_remote ${writeServerFor('pod_text')}`, `vecscale_write ${writeServerFor('pod_text')}`]);
   // pod_img: as before replicas.
   assert.equal(p.has(keys.relation('vecscale', 'images')), false, 'no upsert table without standbys');
   assert.equal(get(p, keys.relation('vecscale_write', 'images'), 'foreign_table').server, 'pod_img');
@@ -115,8 +120,8 @@ test('search_<c>: vecscale.read_from = secondary switches to the write servers, 
   const body = (name: string) => ([...p.values()].find((o) => o.kind === 'function' && o.name === name) as { create: string }).create;
   const docs = body('search_docs');
   assert.match(docs, /current_setting\('vecscale\.read_from', true\) OPERATOR\(pg_catalog\.=\) 'secondary'/);
-  assert.ok(docs.includes(`servers := ARRAY['${writeServerFor('pod_text')}']`), 'fresh: the write server');
-  assert.ok(docs.includes('ef_search := COALESCE(ef_search, 40);') && docs.includes("iterative_scan := COALESCE(iterative_scan, 'strict_order');"), 'the collection settings travel with a fresh call');
+  assert.ok(docs.includes(`servers := ARRAY['${writeServerFor('pod_text', DOCS_QUERY)}']`), 'fresh: the write server of its settings');
+  assert.ok(docs.includes(`servers ${'pg_catalog.text[]'} := ARRAY['${docsReadServer(p)}']`) || docs.includes(`'${docsReadServer(p)}'`), 'by default: the read server');
   const chunks = body('search_chunks');
   assert.ok(chunks.includes(`servers := ARRAY['${writeServerFor('pod_text')}', 'pod_img']`), 'sharded: only the partitions of a secondary with standbys switch');
   assert.equal(body('search_images').includes('read_from'), false, 'no standbys: no switch');
@@ -133,6 +138,6 @@ test('plan: a topology without replicas plans exactly as before; adding one alte
   }]));
   const plan = buildPlan(withReplicas(), empty);
   const primarySteps = plan.databases.find((d) => d.database === 'primary')!.steps.map((s) => `${s.action} ${s.object}`);
-  assert.ok(primarySteps.includes(`create server ${writeServerFor('pod_text')}`), `the write server is created: ${primarySteps.join('; ')}`);
+  assert.ok(primarySteps.includes(`create server ${writeServerFor('pod_text')}`) && primarySteps.includes(`create server ${writeServerFor('pod_text', DOCS_QUERY)}`), `the write server is created: ${primarySteps.join('; ')}`);
   assert.ok(primarySteps.includes('create foreign table vecscale.docs'), `the upsert table is created: ${primarySteps.join('; ')}`);
 });
