@@ -73,8 +73,9 @@ async function countRows(dbs: ReadonlyMap<string, Db>, plan: Plan): Promise<Map<
 }
 
 /** Introspects and plans; destructive steps carry their exact row counts (a second, pure pass with them). */
-async function planOn(topology: Topology, dbs: ReadonlyMap<string, Db>, opts: PlanOptions): Promise<{ plan: Plan; live: Map<string, LiveDatabase> }> {
-  const live = await introspectAll(topology, dbs);
+async function planOn(topology: Topology, dbs: ReadonlyMap<string, Db>, opts: PlanOptions & RunOptions): Promise<{ plan: Plan; live: Map<string, LiveDatabase> }> {
+  // Standbys: read-only sessions, bounded like every connection (a silent one is a note, not a hang).
+  const live = await introspectAll(topology, dbs, { timeoutMs: opts.connectTimeoutMs, ...(opts.statementTimeoutMs !== undefined ? { statementTimeoutMs: opts.statementTimeoutMs } : {}) });
   const first = buildPlan(topology, live, opts);
   const counts = await countRows(dbs, first);
   if (counts.size === 0) return { plan: first, live };

@@ -10,6 +10,7 @@ const base = { dimension: 3, metric: 'cosine', index: { method: 'hnsw', m: 16, e
 export const secondary = (name: string, url: string, over: Partial<Omit<SecondarySpec, 'name' | 'url'>> = {}): SecondarySpec => ({
   name,
   url,
+  replicas: [],
   fdwUser: DEFAULT_FDW_USER,
   fdwPassword: undefined,
   ...over,

@@ -107,6 +107,7 @@ function program(): Command {
     .command('up')
     .description('create and start the sandbox clusters (idempotent)')
     .option('--secondaries <n>', 'number of secondaries (a new sandbox: 2; an existing one: as many as it has)', parseCount)
+    .option('--replicas <n>', 'streaming standbys per secondary (a new sandbox: 0; an existing one: as many as it has)', parseCount)
     .option('--fast', 'fsync off: faster, not crash-safe (for test clusters)')
     .option('--json', 'print {"primary": url, "secondaries": {name: url}} on stdout')
     .action(async (opts) => (await import('./commands/sandbox.js')).up(opts, createOutput({ ...cli.opts(), ...opts })));

@@ -102,6 +102,7 @@ function toDraft(doc: Loose<TopologyDocument>): Draft {
       name,
       url: s.url,
       password: s.password,
+      replicas: s.replicas ?? [],
       fdwUser: s.fdw_user,
       fdwPassword: s.fdw_password,
     })),
@@ -150,7 +151,7 @@ function complete(draft: Draft, file: string, secrets: readonly string[]): Topol
   const secondaries: SecondarySpec[] = [];
   for (const s of draft.secondaries) {
     if (s.url === undefined || s.fdwUser === undefined) return undefined;
-    secondaries.push({ name: s.name, url: connectionUrl(s.url, s.password), fdwUser: s.fdwUser, fdwPassword: s.fdwPassword });
+    secondaries.push({ name: s.name, url: connectionUrl(s.url, s.password), replicas: s.replicas, fdwUser: s.fdwUser, fdwPassword: s.fdwPassword });
   }
   const collections: CollectionSpec[] = [];
   for (const c of draft.collections) {

@@ -28,6 +28,8 @@ export interface DraftSecondary {
   readonly name: string;
   readonly url: string | undefined;
   readonly password: string | undefined;
+  /** Its standbys' URLs (the valid ones, in file order). */
+  readonly replicas: readonly string[];
   /** Defaulted: undefined only when the written name is invalid. */
   readonly fdwUser: string | undefined;
   readonly fdwPassword: string | undefined;
@@ -67,9 +69,15 @@ const error = (ctx: RuleContext, path: string, pos: Position | undefined, messag
   severity: 'error', path, file: ctx.file, line: pos?.line, column: pos?.column, message,
 });
 
+const replicaPath = (secondary: string, i: number): string => `secondaries.${secondary}.replicas[${i}]`;
+
 /** Every valid-looking connection URL, with its dotted path. */
 function urls(draft: Draft): { path: string; url: string }[] {
-  const all = [{ path: 'primary.url', url: draft.primaryUrl }, ...draft.secondaries.map((s) => ({ path: `secondaries.${s.name}.url`, url: s.url }))];
+  const all = [
+    { path: 'primary.url', url: draft.primaryUrl },
+    ...draft.secondaries.map((s) => ({ path: `secondaries.${s.name}.url`, url: s.url })),
+    ...draft.secondaries.flatMap((s) => s.replicas.map((url, i) => ({ path: replicaPath(s.name, i), url }))),
+  ];
   return all.flatMap(({ path, url }) => (url === undefined ? [] : [{ path, url }]));
 }
 
@@ -339,6 +347,28 @@ const extensionSchemaIsFree: Rule = (draft, ctx) => {
   return [error(ctx, 'extension_schema', ctx.locate.near('extension_schema'), `"${schema}" is reserved (${RESERVED_SCHEMAS.join(', ')}, pg_*): choose another schema for pgvector`)];
 };
 
+/**
+ * A secondary's read server lists its standbys and itself as libpq hosts (src/desired/servers.ts): one dbname and one
+ * sslmode for all. A physical standby holds the same databases as its source, so another database name is a mistake.
+ */
+const replicasMatchTheirSecondary: Rule = (draft, ctx) =>
+  draft.secondaries.flatMap((s) => {
+    if (s.url === undefined || ctx.unresolved.has(`secondaries.${s.name}.url`) || urlProblem(s.url) !== undefined) return [];
+    const pod = parsePgUrl(s.url);
+    return s.replicas.flatMap((url, i) => {
+      const path = replicaPath(s.name, i);
+      if (ctx.unresolved.has(path) || urlProblem(url) !== undefined) return [];
+      const r = parsePgUrl(url);
+      if (r.database !== pod.database) {
+        return [error(ctx, path, ctx.locate.near(path), `names database "${r.database}", secondaries.${s.name}.url "${pod.database}": a physical standby holds its secondary's databases, so write the same one`)];
+      }
+      if (r.sslmode !== pod.sslmode) {
+        return [error(ctx, path, ctx.locate.near(path), `has sslmode ${r.sslmode ?? '(default)'}, secondaries.${s.name}.url ${pod.sslmode ?? '(default)'}: the wrappers reach a secondary and its standbys through one server, with one sslmode`)];
+      }
+      return [];
+    });
+  });
+
 /** A writer reads too: a role in both lists would say one thing twice, and drift apart when one list is edited. */
 const rolesListedOnce: Rule = (draft, ctx) => {
   const readers = new Set(draft.apiRoles);
@@ -384,6 +414,7 @@ export const RULES: Readonly<Record<string, Rule>> = {
   extensionSchemaIsFree,
   rolesListedOnce,
   fdwPasswordIsAscii,
+  replicasMatchTheirSecondary,
 };
 
 /** Runs every rule over the draft. */

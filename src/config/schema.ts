@@ -188,6 +188,16 @@ export const topologySchema = {
         properties: {
           url,
           password,
+          replicas: {
+            kind: 'list',
+            entry: 'replica',
+            description:
+              'Physical (streaming) standbys of this secondary, as connection URLs like url\'s (same database, same sslmode; ' +
+              'passwords as ${ENV_VAR}). Reads through the primary (match_<collection>, SELECT on public.<collection>) go to ' +
+              'a standby that is up and fall back to the secondary itself; writes always go to the secondary. The URL\'s ' +
+              'credentials are for vecscale\'s own checks (plan verifies each is a standby of this secondary); it never writes to one.',
+            items: { ...url, required: false, description: 'Connection URL of one standby of this secondary.' },
+          },
           fdw_user: {
             kind: 'identifier',
             default: DEFAULT_FDW_USER,

@@ -38,6 +38,11 @@ export interface SecondarySpec {
   readonly name: string;
   /** Connection URL after interpolation (a `password:` key is merged into it). Holds a password: never print it, use redactUrl(). */
   readonly url: string;
+  /**
+   * Connection URLs of its physical standbys, in file order (after interpolation; they may hold passwords: redactUrl()).
+   * Same database and sslmode as `url` (config rules). Empty: reads and writes both go to `url`, as before replicas.
+   */
+  readonly replicas: readonly string[];
   /** The login role the primary's user mapping uses on this secondary (default vecscale_fdw). */
   readonly fdwUser: string;
   /** Its password (resolved secret); absent: vecscale generates one when it has to set it. */

@@ -3,23 +3,32 @@
  * profile of each secondary, and per collection the foreign tables (read and write), the API view public.<c> and the
  * functions of the query and write paths. Every object's ACL comes from ./access.ts.
  */
-import type { CollectionSpec, ShardedCollection, Topology } from '../config/types.js';
+import type { CollectionSpec, QuerySettings, ShardedCollection, Topology } from '../config/types.js';
 import { partsOf } from '../model/placement.js';
 import { API_SCHEMA, BATCHED, type DbObject, HELPER_SCHEMA, keys, REMOTE_SCHEMA, SECONDARY_SCHEMA, VECS_SCHEMA, WRITE_SCHEMA } from '../model/state.js';
 import { filterFunction } from '../query/filter-function.js';
 import { matchSqlCall, searchFunction, withSlots } from '../query/fan-out.js';
 import { matchFunction, matchSqlFunction } from '../query/match-function.js';
 import { shardedMatchSqlFunction } from '../query/sharded.js';
-import { upsertBatchFunction, upsertFunction, writeTriggerFunction } from '../query/write-functions.js';
+import { upsertBatchFunction, upsertFunction, upsertTarget, writeTriggerFunction } from '../query/write-functions.js';
 import { ident, qualified } from '../sql/quote.js';
 import { byCodePoint, shortHash } from '../util/fingerprint.js';
 import { PrimaryAccess } from './access.js';
 import { col, collectionView, exposedColumns } from './collection.js';
 import type { DesiredContext } from './index.js';
-import { queryProfiles, serverFor, serverObjects } from './servers.js';
+import { hasReplicas, queryProfiles, serverFor, serverObjects, writeServerFor, writeServerOf } from './servers.js';
 
 /** A fingerprint of a foreign server's options (search_<c> names its dblink connections with it). */
 type Fingerprints = (server: string) => string;
+
+/**
+ * The desired context, plus where a secondary's writes go (its write server when it has standbys) and, for a read
+ * server of a secondary with standbys, the write server fresh reads use instead (search_<c>, `vecscale.read_from`).
+ */
+type PrimaryContext = DesiredContext & {
+  readonly writeServer: (secondary: string, q: QuerySettings) => string;
+  readonly freshTarget: (server: string) => { server: string; fingerprint: string } | undefined;
+};
 
 /** public.<c> over the foreign table (or partitioned table) that reads the collection, with its write trigger. */
 function apiView(c: CollectionSpec, columns: readonly string[], access: PrimaryAccess, writeTrigger: string): DbObject {
@@ -30,10 +39,28 @@ function apiView(c: CollectionSpec, columns: readonly string[], access: PrimaryA
 }
 
 /** A collection on one secondary: read and write foreign tables, the API view, match_/search_/upsert_ functions. */
-function placedObjects(c: CollectionSpec & { secondary: string }, access: PrimaryAccess, ctx: DesiredContext, fingerprint: Fingerprints): DbObject[] {
+function placedObjects(c: CollectionSpec & { secondary: string }, access: PrimaryAccess, ctx: PrimaryContext, fingerprint: Fingerprints): DbObject[] {
   const server = serverFor(c.secondary, c.query);
+  const writeServer = ctx.writeServer(c.secondary, c.query);
   const columns = exposedColumns(c);
   const write = writeTriggerFunction(c, ctx.vectorSchema);
+  // With standbys, vecscale_remote.<c> reads from one: upsert_<c> inserts into the secondary's view through the
+  // write server instead (vecscale.<c> here, a foreign table over vecscale.<c> there).
+  const replicated = writeServer !== server;
+  const upsertInto = replicated ? qualified(HELPER_SCHEMA, c.name) : upsertTarget(c);
+  const upsertTable: DbObject[] = !replicated ? [] : [{
+    kind: 'foreign_table',
+    key: keys.relation(HELPER_SCHEMA, c.name),
+    managed: true,
+    schema: HELPER_SCHEMA,
+    name: c.name,
+    server: writeServer,
+    options: { schema_name: SECONDARY_SCHEMA, table_name: c.name },
+    columns,
+    columnOptions: {},
+    acl: access.upsertTable(),
+    dependsOn: [keys.server(writeServer), keys.schema(HELPER_SCHEMA)],
+  }];
   return [
     {
       kind: 'foreign_table',
@@ -45,8 +72,8 @@ function placedObjects(c: CollectionSpec & { secondary: string }, access: Primar
       options: { schema_name: SECONDARY_SCHEMA, table_name: c.name },
       columns,
       columnOptions: {},
-      // upsert_<c> inserts here: the secondary's view upserts each row.
-      acl: access.readUpsertTable(),
+      // upsert_<c> inserts here (without standbys): the secondary's view upserts each row.
+      acl: replicated ? access.readTable() : access.readUpsertTable(),
       dependsOn: [keys.server(server), keys.schema(REMOTE_SCHEMA)],
     },
     // Writes: a foreign table over vecs.<c> itself (the read shape has computed columns postgres_fdw cannot insert).
@@ -56,7 +83,7 @@ function placedObjects(c: CollectionSpec & { secondary: string }, access: Primar
       managed: true,
       schema: WRITE_SCHEMA,
       name: c.name,
-      server,
+      server: writeServer,
       options: { schema_name: VECS_SCHEMA, table_name: c.name },
       columns: [
         col('id', 'character varying'),
@@ -66,11 +93,12 @@ function placedObjects(c: CollectionSpec & { secondary: string }, access: Primar
       ],
       columnOptions: { embedding: ['column_name=vec'] },
       acl: access.writeTable(),
-      dependsOn: [keys.server(server), keys.schema(WRITE_SCHEMA)],
+      dependsOn: [keys.server(writeServer), keys.schema(WRITE_SCHEMA)],
     },
+    ...upsertTable,
     write,
-    upsertFunction(c, ctx.vectorSchema, access.writeFunction()),
-    upsertBatchFunction(c, ctx.vectorSchema, access.writeFunction()),
+    upsertFunction(c, ctx.vectorSchema, access.writeFunction(), upsertInto),
+    upsertBatchFunction(c, ctx.vectorSchema, access.writeFunction(), upsertInto),
     apiView(c, columns.map((x) => x.name), access, `${write.schema}.${write.name}`),
     matchSqlFunction(c, ctx.vectorSchema),
     searchFunction(c, { ...ctx, targets: withSlots([{ server, fingerprint: fingerprint(server), secondary: c.secondary }]), statements: matchSqlCall(c) }, access.readFunction()),
@@ -83,7 +111,7 @@ function placedObjects(c: CollectionSpec & { secondary: string }, access: Primar
  * the shards' partition tables, vecscale_write.<c> likewise over their upsert views, public.<c> over the first, and the
  * query/write functions; search_<c> sends to every partition over dblink.
  */
-function shardedObjects(c: ShardedCollection, access: PrimaryAccess, ctx: DesiredContext, fingerprint: Fingerprints): DbObject[] {
+function shardedObjects(c: ShardedCollection, access: PrimaryAccess, ctx: PrimaryContext, fingerprint: Fingerprints): DbObject[] {
   const columns = [
     col('id', 'character varying', true),
     col('embedding', `vector(${c.dimension})`, true),
@@ -110,7 +138,8 @@ function shardedObjects(c: ShardedCollection, access: PrimaryAccess, ctx: Desire
       dependsOn: [keys.schema(schema)],
     });
     for (const p of parts) {
-      const server = serverFor(p.secondary, c.query);
+      // A secondary with standbys: through its write server, both (public.<c>'s trigger writes to vecscale_remote.<c>).
+      const server = ctx.writeServer(p.secondary, c.query);
       objects.push({
         kind: 'foreign_table',
         key: keys.relation(schema, p.table),
@@ -165,14 +194,31 @@ export function primaryObjects(topology: Topology, ctx: DesiredContext): DbObjec
   const servers = new Map<string, DbObject[]>();
   for (const s of topology.secondaries) {
     for (const q of queryProfiles(topology, s.name)) servers.set(serverFor(s.name, q), serverObjects(s, q, ctx.fdwPasswords?.get(s.name)));
+    if (!hasReplicas(s)) continue;
+    for (const q of queryProfiles(topology, s.name)) servers.set(writeServerFor(s.name, q), serverObjects(s, q, ctx.fdwPasswords?.get(s.name), true));
   }
   objects.push(...[...servers.values()].flat());
   const fingerprint: Fingerprints = (name) => {
     const server = servers.get(name)?.find((o) => o.kind === 'server');
     return shortHash(JSON.stringify(server?.kind === 'server' ? server.options : {}));
   };
+  const specs = new Map(topology.secondaries.map((s) => [s.name, s]));
+  // Each read server of a secondary with standbys, and its write server.
+  const freshServers = new Map(topology.secondaries.filter(hasReplicas).flatMap((s) =>
+    queryProfiles(topology, s.name).map((q) => [serverFor(s.name, q), writeServerFor(s.name, q)] as const)));
+  const pctx: PrimaryContext = {
+    ...ctx,
+    writeServer: (secondary, q) => {
+      const spec = specs.get(secondary);
+      return spec === undefined ? serverFor(secondary, q) : writeServerOf(spec, q);
+    },
+    freshTarget: (server) => {
+      const fresh = freshServers.get(server);
+      return fresh === undefined ? undefined : { server: fresh, fingerprint: fingerprint(fresh) };
+    },
+  };
   for (const c of topology.collections) {
-    objects.push(...(c.shards !== undefined ? shardedObjects(c, access, ctx, fingerprint) : placedObjects(c, access, ctx, fingerprint)));
+    objects.push(...(c.shards !== undefined ? shardedObjects(c, access, pctx, fingerprint) : placedObjects(c, access, pctx, fingerprint)));
   }
   return objects;
 }

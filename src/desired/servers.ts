@@ -52,9 +52,27 @@ export const queryProfiles = (topology: Topology, secondary: string): QuerySetti
   ...topology.collections.filter((c) => secondariesOf(c).includes(secondary)).map((c) => c.query),
 ];
 
-/** The foreign servers (one per settings profile) through which the primary reaches a secondary. */
-export const serversOf = (topology: Topology, secondary: string): string[] =>
-  [...new Set(queryProfiles(topology, secondary).map((q) => serverFor(secondary, q)))];
+/**
+ * The server (per settings profile) writes to a secondary with standbys go through (vecscale_write.<c>, upsert_<c>,
+ * a sharded collection's partitions, fresh reads): the secondary itself, never a standby. A secondary without
+ * standbys has none: its read servers are its write servers, as before replicas.
+ */
+export const writeServerFor = (secondary: string, q: QuerySettings = DEFAULT_QUERY_SETTINGS): string =>
+  `${secondary.slice(0, 53)}_w${shortHash(`write:${sessionOptions(q)}`)}`;
+
+/** Whether reads of this secondary go to its standbys (see serverObjects). */
+export const hasReplicas = (s: SecondarySpec): boolean => s.replicas.length > 0;
+
+/** The server a collection's writes go through: its read server, or the write server of a secondary with standbys. */
+export const writeServerOf = (s: SecondarySpec, q: QuerySettings): string => (hasReplicas(s) ? writeServerFor(s.name, q) : serverFor(s.name, q));
+
+/** The foreign servers (one per settings profile, and a write server with standbys) through which the primary reaches a secondary. */
+export const serversOf = (topology: Topology, secondary: string): string[] => {
+  const spec = topology.secondaries.find((s) => s.name === secondary);
+  const profiles = queryProfiles(topology, secondary);
+  const reads = profiles.map((q) => serverFor(secondary, q));
+  return [...new Set(spec !== undefined && hasReplicas(spec) ? [...reads, ...profiles.map((q) => writeServerFor(secondary, q))] : reads)];
+};
 
 /**
  * TCP keepalives of the wrappers' connections (libpq options, so dblink's connections through a server get them too).
@@ -73,10 +91,28 @@ export const KEEPALIVE_OPTIONS: Readonly<Record<string, string>> = {
   tcp_user_timeout: '60000',
 };
 
-/** A server and its user mapping. */
-export function serverObjects(s: SecondarySpec, q: QuerySettings, password: FdwPassword | undefined): DbObject[] {
+/**
+ * Where a server connects: the secondary; for the read servers of a secondary with standbys, libpq's multi-host list
+ * `secondary,standby1,…` with target_session_attrs=prefer-standby. libpq then takes the first standby that accepts
+ * a connection and falls back to the secondary when none does (a second pass over the list, from its first host:
+ * the secondary, so a standby that was promoted never serves reads). The secondary first costs one extra connection
+ * handshake per new connection; a silent standby costs one connect_timeout (measured: README, "Read replicas").
+ */
+function serverHosts(s: SecondarySpec, reads: boolean): Record<string, string> {
+  const hosts = [s.url, ...(reads ? s.replicas : [])].map(parsePgUrl);
+  const options: Record<string, string> = { host: hosts.map((h) => h.host).join(','), port: hosts.map((h) => String(h.port)).join(',') };
+  if (hosts.length > 1) options.target_session_attrs = 'prefer-standby';
+  return options;
+}
+
+/**
+ * A server and its user mapping: a read server for the settings profile `q`, or (`write`) the write server of a
+ * secondary with standbys. The mapping logs in as the wrapper role on every host: on a standby it exists, with its
+ * password, by physical replication.
+ */
+export function serverObjects(s: SecondarySpec, q: QuerySettings, password: FdwPassword | undefined, write = false): DbObject[] {
   const url = parsePgUrl(s.url);
-  const name = serverFor(s.name, q);
+  const name = write ? writeServerFor(s.name, q) : serverFor(s.name, q);
   const options: Record<string, string> = {
     async_capable: 'true',
     batch_size: '1000',
@@ -85,10 +121,9 @@ export function serverObjects(s: SecondarySpec, q: QuerySettings, password: FdwP
     dbname: url.database,
     // Without it postgres_fdw ships no pgvector operator, so every kNN query pulls the whole collection.
     extensions: 'vector',
-    host: url.host,
+    ...serverHosts(s, !write),
     ...KEEPALIVE_OPTIONS,
     options: sessionOptions(q),
-    port: String(url.port),
   };
   // The URL's one parameter (config rules refuse every other): absent, libpq's default (prefer), as for vecscale.
   if (url.sslmode) options.sslmode = url.sslmode;

@@ -1,5 +1,5 @@
 import type { Topology } from '../config/types.js';
-import { type Db, silentOr } from '../db/connect.js';
+import { type ConnectOptions, type Db, silentOr } from '../db/connect.js';
 import { VecscaleError } from '../errors.js';
 import type { LiveDatabase } from '../model/state.js';
 import { matchFunctionName, matchSqlFunctionName, searchFunctionName } from '../query/match-function.js';
@@ -9,9 +9,14 @@ import { partsOf } from '../model/placement.js';
 import { UPSERT_ROW_FUNCTION } from '../query/sharded.js';
 import { toState } from './map.js';
 import { roleHome } from '../model/fdw-role.js';
+import { inspectReplicas } from './replicas.js';
 
-/** Introspects every database of the topology (concurrently), keyed by database name. */
-export async function introspectAll(topology: Topology, dbs: ReadonlyMap<string, Db>): Promise<Map<string, LiveDatabase>> {
+/**
+ * Introspects every database of the topology (concurrently), keyed by database name; a secondary's facts say what
+ * each of its standbys is (connected to with `replicaConnect`, read-only).
+ */
+export async function introspectAll(topology: Topology, dbs: ReadonlyMap<string, Db>, replicaConnect: ConnectOptions = {}): Promise<Map<string, LiveDatabase>> {
+  const replicas = inspectReplicas(topology, dbs, replicaConnect);
   const scope = {
     relationNames: topology.collections.flatMap((c) => [c.name, ...partsOf(c).map((p) => p.table)]),
     functionNames: [
@@ -42,5 +47,9 @@ export async function introspectAll(topology: Topology, dbs: ReadonlyMap<string,
       }
     }),
   );
-  return new Map(results);
+  const standbys = await replicas;
+  return new Map(results.map(([name, l]) => {
+    const r = standbys.get(name);
+    return [name, r === undefined ? l : { ...l, facts: { ...l.facts, replicas: r } }] as const;
+  }));
 }

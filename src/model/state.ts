@@ -326,8 +326,25 @@ export interface DatabaseState {
 }
 
 /** What introspection learns beyond objects: the inputs of desired-state decisions and of plan checks. */
+/** What one standby of a secondary is (src/introspect/replicas.ts). */
+export interface ReplicaFact {
+  /** Its index in secondaries.<s>.replicas. */
+  readonly index: number;
+  /** Redacted. */
+  readonly url: string;
+  /** standby: in recovery, of this secondary's cluster; other_system: a standby of another cluster. */
+  readonly status: 'standby' | 'not_standby' | 'other_system' | 'unreachable';
+  /** Its system identifier (pg_control_system()), and the secondary's when they differ. */
+  readonly system?: string;
+  readonly secondarySystem?: string;
+  /** Why it could not be reached. */
+  readonly message?: string;
+}
+
 export interface LiveFacts {
   readonly database: string;
+  /** A secondary's standbys (secondaries.<s>.replicas), as plan found them; absent: it names none. */
+  readonly replicas?: readonly ReplicaFact[];
   readonly currentUser: string;
   readonly serverVersion: number;
   /** Schema of the installed pgvector, if installed. */
@@ -467,7 +484,7 @@ export const OWN_OPTIONS: Readonly<Record<'server' | 'user_mapping', readonly st
   server: [
     'async_capable', 'batch_size', 'connect_timeout', 'dbname', 'extensions', 'host',
     'keepalives', 'keepalives_count', 'keepalives_idle', 'keepalives_interval',
-    'options', 'port', 'sslmode', 'tcp_user_timeout',
+    'options', 'port', 'sslmode', 'target_session_attrs', 'tcp_user_timeout',
   ],
   user_mapping: ['password', 'user'],
 };

@@ -9,9 +9,12 @@ import type { CollectionSpec, Topology } from '../config/types.js';
 import { type Part, partitionTable, partsOf } from '../model/placement.js';
 import { type DatabaseState, keys, REMOTE_SCHEMA, VECS_SCHEMA, WRITE_SCHEMA } from '../model/state.js';
 
-/** The secondary a foreign server of vecscale's reaches: `<secondary>` or `<secondary>_q<hash>` (src/desired/servers.ts). */
+/**
+ * The secondary a foreign server of vecscale's reaches: `<secondary>`, `<secondary>_q<hash>` or its write server
+ * `<secondary>_w<hash>` (src/desired/servers.ts).
+ */
 export function secondaryOfServer(topology: Topology, server: string): string | undefined {
-  return topology.secondaries.find((s) => server === s.name || new RegExp(`^${s.name.slice(0, 53)}_q[0-9a-f]+$`).test(server))?.name;
+  return topology.secondaries.find((s) => server === s.name || new RegExp(`^${s.name.slice(0, 53)}_[qw][0-9a-f]+$`).test(server))?.name;
 }
 
 /**

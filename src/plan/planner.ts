@@ -184,6 +184,30 @@ function loginNotes(live: ReadonlyMap<string, LiveDatabase>): Note[] {
   });
 }
 
+/**
+ * Each standby a secondary names must be a physical standby of it (in recovery, the same system identifier): reads
+ * go there, and another database would answer with other rows (a promoted standby, another pod's URL). One that
+ * cannot be reached is a warning: reads fall back to the secondary (at a connect_timeout's cost per new connection
+ * while it is silent, nothing when it refuses).
+ */
+function replicaProblems(topology: Topology, live: ReadonlyMap<string, LiveDatabase>): { blockers: Blocker[]; notes: Note[] } {
+  const blockers: Blocker[] = [];
+  const notes: Note[] = [];
+  for (const s of topology.secondaries) {
+    for (const r of live.get(s.name)?.facts.replicas ?? []) {
+      const object = `replica secondaries.${s.name}.replicas[${r.index}] (${r.url})`;
+      if (r.status === 'not_standby') {
+        blockers.push({ database: s.name, object, reason: `is not a standby (pg_is_in_recovery() is false): reads would go to a database that does not follow ${s.name}'s writes, and vecscale never writes to a replica; name a streaming standby of ${s.name}, or remove it` });
+      } else if (r.status === 'other_system') {
+        blockers.push({ database: s.name, object, reason: `is a standby of another cluster (system identifier ${r.system}, ${s.name}'s is ${r.secondarySystem}): reads would return that cluster's rows; name a standby of ${s.name}` });
+      } else if (r.status === 'unreachable') {
+        notes.push({ database: s.name, object, message: `warning: cannot check it (${r.message}); reads fall back to ${s.name} while it is down, each new connection first waiting up to connect_timeout (10 s) if it is silent` });
+      }
+    }
+  }
+  return { blockers, notes };
+}
+
 /** Options of a plan: what the user allows, and whether it tears down instead of converging. */
 export interface PlanOptions {
   /** Collections whose destructive steps may run (`--allow-destructive a,b`), or every collection's. */
@@ -603,6 +627,11 @@ export function buildPlan(wanted: Topology, allLive: ReadonlyMap<string, LiveDat
   const desired = opts.destroy ? destroyDesired(topology, full, opts) : full;
   const blockers: Blocker[] = [...preconditionBlockers(topology, live), ...(moves && !internal ? replicationBlockers(replicationDemands(moves.moves, allLive)) : [])];
   const notes: Note[] = [...roleNotes(topology, live, ctx.vectorSchema), ...loginNotes(live)];
+  if (!opts.destroy) {
+    const standbys = replicaProblems(topology, live);
+    blockers.push(...standbys.blockers);
+    notes.push(...standbys.notes);
+  }
   const urls = new Map([['primary', topology.primary.url], ...topology.secondaries.map((s) => [s.name, s.url] as const)]);
   const plans = desired.map((want): DatabasePlan => {
     const have = live.get(want.database);

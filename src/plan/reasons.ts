@@ -95,8 +95,15 @@ export function purpose(o: DbObject): string {
       return `similarity index of ${holds(o.table)}: ${o.method} (${Object.entries(o.params).map(([k, v]) => `${k}=${v}`).join(', ')}) with ${o.opclass}, named as vecs names it so vecs finds it`;
     case 'view':
       return viewPurpose(o);
-    case 'server':
-      return `foreign server for secondary ${o.name} (${o.options.host}:${o.options.port}/${o.options.dbname}): the foreign tables and search_*'s dblink connections reach it through it, pgvector operators shipped (extensions 'vector')`;
+    case 'server': {
+      const hosts = (o.options.host ?? '').split(',');
+      const ports = (o.options.port ?? '').split(',');
+      const at = hosts.map((h, i) => `${h}:${ports[i] ?? ports[0]}`);
+      if (at.length > 1) {
+        return `read server ${o.name} (${at.join(', ')} /${o.options.dbname}, target_session_attrs ${o.options.target_session_attrs}): reads of the foreign tables and search_*'s dblink connections go to a standby that is up, else to the secondary (${at[0]}); pgvector operators shipped (extensions 'vector')`;
+      }
+      return `foreign server for secondary ${o.name} (${at[0]}/${o.options.dbname}): the foreign tables and search_*'s dblink connections reach it through it, pgvector operators shipped (extensions 'vector')`;
+    }
     case 'user_mapping':
       return o.role === 'public'
         ? `every role reaches ${o.server} as ${o.options.user} (FOR PUBLIC): the API objects run as their callers, whose privileges on the foreign tables decide what they may read`

@@ -44,6 +44,14 @@ const SHORT_SLEEP = '0.0009';
 const LONG_SLEEP = '0.0049';
 const TIMESTAMPTZ = 'pg_catalog.timestamptz';
 
+/**
+ * The session setting that makes match_<c> read from the secondaries themselves, never from a standby:
+ * `SET vecscale.read_from = 'secondary'` (read-your-writes; README, "Read replicas"). Unset, or any other value:
+ * a standby when one is up.
+ */
+export const READ_FROM_SETTING = 'vecscale.read_from';
+export const READ_FROM_SECONDARY = 'secondary';
+
 /** The iterative scan modes, as match_<c>'s message lists them. */
 const ITERATIVE_SCANS = [...ITERATIVE_SCAN_MODES].sort(byCodePoint);
 
@@ -121,11 +129,30 @@ function awaitAnswer(dblink: (f: string) => string): string {
  */
 export function searchFunction(
   c: CollectionSpec,
-  ctx: { vectorSchema: string; dblinkSchema: string; targets: readonly SearchTarget[]; statements: string },
+  ctx: {
+    vectorSchema: string;
+    dblinkSchema: string;
+    targets: readonly SearchTarget[];
+    statements: string;
+    /** For a read server of a secondary with standbys, its write server: fresh reads (READ_FROM_SETTING) go there. */
+    freshTarget?: (server: string) => { server: string; fingerprint: string } | undefined;
+  },
   acl: Acl,
 ): FunctionObject {
   const dblink = (f: string) => `${ident(ctx.dblinkSchema)}.${f}`;
   const n = ctx.targets.length;
+  // Fresh reads: the same slots on the write servers (a target without standbys keeps its server).
+  const freshTargets = ctx.targets.map((t) => ({ ...t, ...(ctx.freshTarget?.(t.server) ?? {}) }));
+  const fresh = freshTargets.some((t, i) => t.server !== ctx.targets[i]!.server)
+    ? `
+  -- Read-your-writes: ${READ_FROM_SETTING} = '${READ_FROM_SECONDARY}' reads from the secondaries themselves, never a
+  -- standby (replica lag), through their write servers (the same settings profile).
+  IF pg_catalog.current_setting(${literal(READ_FROM_SETTING)}, true) OPERATOR(pg_catalog.=) ${literal(READ_FROM_SECONDARY)} THEN
+    conns := ${array(freshTargets.map(connectionName))};
+    prefixes := ${array(freshTargets.map(connectionPrefix))};
+    servers := ${array(freshTargets.map((t) => t.server))};
+  END IF;`
+    : '';
   const wait = awaitAnswer(dblink);
   const { efSearch, probes } = QUERY_SETTING_BOUNDS;
   const send = `EXECUTE pg_catalog.format('SELECT ${dblink('dblink_send_query').replace(/'/g, "''")}(%L, %L)', conns[i], settings || sqls[i]) INTO sent;
@@ -170,7 +197,7 @@ BEGIN
   IF budget_ms > 0 THEN
     budget_ms := GREATEST(1, budget_ms - pg_catalog.date_part('epoch', pg_catalog.clock_timestamp() - pg_catalog.statement_timestamp()) * 1000);
   END IF;
-  budget_ms := CASE WHEN budget_ms > 0 THEN LEAST(budget_ms, ${MAX_REMOTE_MS}) ELSE ${MAX_REMOTE_MS} END;
+  budget_ms := CASE WHEN budget_ms > 0 THEN LEAST(budget_ms, ${MAX_REMOTE_MS}) ELSE ${MAX_REMOTE_MS} END;${fresh}
   deadline := pg_catalog.clock_timestamp() + (budget_ms + ${REMOTE_GRACE_MS}) * interval '1 millisecond';
   -- Two statements, one round trip: the settings of the remote transaction (one row, one column), then the query.
   settings := pg_catalog.format('SELECT pg_catalog.concat(pg_catalog.set_config(''statement_timeout'', %L, true), pg_catalog.set_config(''client_connection_check_interval'', %L, true)',
@@ -203,8 +230,9 @@ BEGIN
         BEGIN
           ${send}
           EXIT;
-        EXCEPTION WHEN connection_exception OR internal_error THEN
-          -- The session's connection broke (the secondary restarted) or was left busy: connect again, once.
+        EXCEPTION WHEN connection_exception OR internal_error OR admin_shutdown THEN
+          -- The session's connection broke (the secondary restarted, a standby stopped: admin_shutdown is what its
+          -- backend said last) or was left busy: connect again, once (a standby's read server falls back to its secondary).
           PERFORM ${dblink('dblink_disconnect')}(conns[i]);
           IF attempt = 2 THEN
             RAISE;
@@ -221,7 +249,7 @@ BEGIN
         BEGIN${wait}
           PERFORM * FROM ${dblink('dblink_get_result')}(conns[i]) AS s(settings ${T.text});
           EXIT;
-        EXCEPTION WHEN connection_exception OR internal_error THEN
+        EXCEPTION WHEN connection_exception OR internal_error OR admin_shutdown THEN
           PERFORM ${dblink('dblink_disconnect')}(conns[i]);
           IF attempt = 2 THEN
             RAISE;

@@ -129,16 +129,18 @@ END`;
 /**
  * Where upsert_<c> inserts, each row an `INSERT … ON CONFLICT (id) DO UPDATE` on its secondary (postgres_fdw cannot
  * send ON CONFLICT DO UPDATE itself): the secondary's view vecscale.<c> whose INSTEAD OF trigger runs it (one
- * secondary: the read foreign table's own view), or vecscale_write.<c>, partitioned over the shards' upsert views.
+ * secondary: the read foreign table's own view), or vecscale_write.<c>, partitioned over the shards' upsert views. A
+ * secondary with standbys reads from them, so its upserts go to vecscale.<c> instead, the same view through the
+ * secondary's write server (src/desired/primary.ts).
  */
 export const upsertTarget = (c: CollectionSpec): string => qualified(c.shards === undefined ? REMOTE_SCHEMA : WRITE_SCHEMA, c.name);
 
 /** `public.upsert_<c>(id, embedding, metadata)`: one INSERT, an upsert on the owning secondary. */
-export function upsertFunction(c: CollectionSpec, vectorSchema: string, acl: Acl): FunctionObject {
+export function upsertFunction(c: CollectionSpec, vectorSchema: string, acl: Acl, target = upsertTarget(c)): FunctionObject {
   return upsertRowSignature(
     c,
     vectorSchema,
-    `  INSERT INTO ${upsertTarget(c)} (id, embedding, metadata) VALUES ($1, $2, COALESCE($3, '{}'::${T.jsonb}));`,
+    `  INSERT INTO ${target} (id, embedding, metadata) VALUES ($1, $2, COALESCE($3, '{}'::${T.jsonb}));`,
     acl,
   );
 }
@@ -149,13 +151,13 @@ export function upsertFunction(c: CollectionSpec, vectorSchema: string, acl: Acl
  * ambiguous. One INSERT into upsertTarget: postgres_fdw sends batch_size rows per remote statement (per partition),
  * and the secondary upserts each, in order.
  */
-export function upsertBatchFunction(c: CollectionSpec, vectorSchema: string, acl: Acl): FunctionObject {
+export function upsertBatchFunction(c: CollectionSpec, vectorSchema: string, acl: Acl, target = upsertTarget(c)): FunctionObject {
   const vector = vectorType(vectorSchema);
   const name = upsertFunctionName(c.name);
   const source =
     `(SELECT e.value->>'id' AS id, (e.value->>'embedding')::${vector} AS embedding, NULLIF(e.value->'metadata', 'null'::${T.jsonb}) AS metadata, e.n ` +
     `FROM pg_catalog.jsonb_array_elements(rows) WITH ORDINALITY AS e(value, n)) r`;
-  const apply = `INSERT INTO ${upsertTarget(c)} (id, embedding, metadata)
+  const apply = `INSERT INTO ${target} (id, embedding, metadata)
     SELECT r.id, r.embedding, COALESCE(r.metadata, '{}'::${T.jsonb}) FROM ${source} ORDER BY r.n;`;
   const body = `
 BEGIN

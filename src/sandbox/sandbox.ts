@@ -26,13 +26,17 @@ export interface SandboxOptions {
   readonly basePort?: number;
   /** Trade durability for speed (fsync off): for test clusters. */
   readonly fast?: boolean;
+  /** Streaming standbys `up` ensures per secondary (default: as many as exist, none for a new sandbox). */
+  readonly replicas?: number;
 }
 
 export type ClusterStatus = 'running' | 'stopped' | 'missing';
 
 export interface SandboxCluster {
   readonly name: string;
-  readonly role: 'primary' | 'secondary';
+  readonly role: 'primary' | 'secondary' | 'replica';
+  /** A replica's secondary (it is a physical standby of it). */
+  readonly of?: string;
   readonly port: number;
   readonly url: string;
   readonly dataDir: string;
@@ -44,6 +48,8 @@ export interface SandboxCluster {
 export interface SandboxUrls {
   readonly primary: string;
   readonly secondaries: Readonly<Record<string, string>>;
+  /** Per secondary, the URLs of its streaming standbys (only when the sandbox has any). */
+  readonly replicas?: Readonly<Record<string, readonly string[]>>;
 }
 
 interface StateFile {
@@ -58,6 +64,10 @@ export const sandboxDir = (opts: SandboxOptions = {}): string =>
 
 const stateFile = (dir: string): string => join(dir, 'sandbox.json');
 const secondaryName = (i: number): string => `pod_${i + 1}`;
+const replicaName = (secondary: string, j: number): string => `${secondary}_replica_${j + 1}`;
+const REPLICA_NAME = /^(pod_\d+)_replica_\d+$/;
+/** The secondary a replica's cluster name belongs to, or undefined for the primary and the secondaries. */
+const replicaOf = (name: string): string | undefined => REPLICA_NAME.exec(name)?.[1];
 const urlFor = (port: number): string => `postgresql://${SANDBOX_USER}:${SANDBOX_PASSWORD}@127.0.0.1:${port}/postgres`;
 
 function readState(dir: string): StateFile | undefined {
@@ -145,6 +155,21 @@ async function initCluster(pgi: PgInstall, dataRoot: string, name: string, port:
   appendFileSync(join(dataDir, 'postgresql.conf'), serverConfig(port, fast));
 }
 
+/**
+ * A streaming standby of a secondary: pg_basebackup -R (it writes standby.signal and primary_conninfo, with the
+ * sandbox's fixed password) from the running secondary, then its own port. initdb's pg_hba already allows
+ * replication connections on loopback, and every sandbox cluster has wal senders (REPLICATION_CONFIG).
+ */
+async function initReplica(pgi: PgInstall, dataRoot: string, name: string, port: number, sourcePort: number): Promise<void> {
+  const { dataDir } = clusterPaths(dataRoot, name);
+  rmSync(dataDir, { recursive: true, force: true });
+  const conninfo = `host=127.0.0.1 port=${sourcePort} user=${SANDBOX_USER} password=${SANDBOX_PASSWORD} application_name=${name}`;
+  const r = await runPg(join(pgi.bindir, 'pg_basebackup'), ['-D', dataDir, '-d', conninfo, '-R', '-X', 'stream', '-c', 'fast'], { cwd: dataRoot });
+  if (r.code !== 0) throw new VecscaleError('sandbox', `pg_basebackup failed for ${name}: ${lastLines(r.stderr || r.stdout)}`);
+  // The copied postgresql.conf has its source's port: a later line wins.
+  appendFileSync(join(dataDir, 'postgresql.conf'), `\n# --- vecscale sandbox: streaming replica ---\nport = ${port}\nhot_standby = on\n`);
+}
+
 async function startCluster(pgi: PgInstall, dataRoot: string, name: string, port: number): Promise<void> {
   const { dataDir, logFile } = clusterPaths(dataRoot, name);
   if (!(await portIsFree(port))) {
@@ -193,7 +218,8 @@ async function verifyExtensions(name: string, url: string): Promise<void> {
 function describe(state: StateFile, name: string, port: number, status: ClusterStatus): SandboxCluster {
   return {
     name,
-    role: name === 'primary' ? 'primary' : 'secondary',
+    role: name === 'primary' ? 'primary' : replicaOf(name) !== undefined ? 'replica' : 'secondary',
+    ...(replicaOf(name) === undefined ? {} : { of: replicaOf(name) }),
     port,
     url: urlFor(port),
     status,
@@ -209,14 +235,24 @@ export async function sandboxUp(opts: SandboxOptions = {}): Promise<SandboxClust
   mkdirSync(dir, { recursive: true, mode: 0o755 });
   return withDirLock(join(dir, '.lock'), async () => {
     const previous = readState(dir);
-    const existing = previous ? previous.clusters.length - 1 : 0;
+    const existing = previous ? previous.clusters.filter((c) => c.name !== 'primary' && replicaOf(c.name) === undefined).length : 0;
+    const existingReplicas = Math.max(0, ...(previous?.clusters ?? []).map((c) => replicaOf(c.name)).filter((s) => s !== undefined)
+      .map((s, _, all) => all.filter((x) => x === s).length));
+    if (opts.replicas !== undefined && opts.replicas < existingReplicas) {
+      throw new VecscaleError('sandbox', `the sandbox already has ${existingReplicas} replicas per secondary; it never removes any`, {
+        hint: 'run `vecscale sandbox down --purge` first to recreate it with fewer',
+      });
+    }
     if (opts.secondaries !== undefined && opts.secondaries < existing) {
       throw new VecscaleError('sandbox', `the sandbox already has ${existing} secondaries; it never removes any`, {
         hint: 'run `vecscale sandbox down --purge` first to recreate it smaller',
       });
     }
     const wanted = opts.secondaries ?? (previous ? existing : DEFAULT_SECONDARIES);
-    const names = ['primary', ...Array.from({ length: wanted }, (_, i) => secondaryName(i))];
+    const pods = Array.from({ length: wanted }, (_, i) => secondaryName(i));
+    const replicas = opts.replicas ?? existingReplicas;
+    // Replicas after the secondaries: each starts from its running secondary.
+    const names = ['primary', ...pods, ...pods.flatMap((p) => Array.from({ length: replicas }, (_, j) => replicaName(p, j)))];
     const dataRoot = previous?.dataRoot ?? (await chooseDataRoot(dir));
     if (!existsSync(dataRoot)) {
       mkdirSync(dataRoot, { recursive: true, mode: 0o700 });
@@ -234,11 +270,15 @@ export async function sandboxUp(opts: SandboxOptions = {}): Promise<SandboxClust
     const result: SandboxCluster[] = [];
     for (const { name, port } of state.clusters) {
       let status = await clusterStatus(pgi, dataRoot, name);
-      if (status === 'missing') {
+      const source = replicaOf(name);
+      if (status === 'missing' && source !== undefined) {
+        await initReplica(pgi, dataRoot, name, port, ports.get(source)!);
+        status = 'stopped';
+      } else if (status === 'missing') {
         await initCluster(pgi, dataRoot, name, port, fast);
         status = 'stopped';
       }
-      if (ensureReplicationConfig(dataRoot, name) && status === 'running') {
+      if (source === undefined && ensureReplicationConfig(dataRoot, name) && status === 'running') {
         await stopCluster(pgi, dataRoot, name);
         status = 'stopped';
       }
@@ -258,7 +298,9 @@ export async function sandboxDown(opts: SandboxOptions & { purge?: boolean } = {
   const pgi = findPostgres();
   return withDirLock(join(dir, '.lock'), async () => {
     const result: SandboxCluster[] = [];
-    for (const { name, port } of state.clusters) {
+    // Replicas first: a standby whose source stopped retries its connection every few seconds.
+    const order = [...state.clusters].sort((a, b) => Number(replicaOf(b.name) !== undefined) - Number(replicaOf(a.name) !== undefined));
+    for (const { name, port } of order) {
       const status = await clusterStatus(pgi, state.dataRoot, name);
       if (status === 'running') await stopCluster(pgi, state.dataRoot, name);
       result.push(describe(state, name, port, opts.purge ? 'missing' : status === 'missing' ? 'missing' : 'stopped'));
@@ -288,8 +330,12 @@ export async function sandboxStatus(opts: SandboxOptions = {}): Promise<SandboxC
 export function sandboxUrls(clusters: readonly SandboxCluster[]): SandboxUrls {
   const primary = clusters.find((c) => c.role === 'primary');
   if (!primary) throw new VecscaleError('sandbox', 'the sandbox has no primary cluster');
+  const replicas = clusters.filter((c) => c.role === 'replica');
+  const bySecondary: Record<string, string[]> = {};
+  for (const r of replicas) (bySecondary[r.of!] ??= []).push(r.url);
   return {
     primary: primary.url,
     secondaries: Object.fromEntries(clusters.filter((c) => c.role === 'secondary').map((c) => [c.name, c.url])),
+    ...(replicas.length === 0 ? {} : { replicas: bySecondary }),
   };
 }

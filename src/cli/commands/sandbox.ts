@@ -12,8 +12,8 @@ function show(out: Output, clusters: readonly SandboxCluster[]): void {
   out.info(table(['cluster', 'role', 'status', 'url', 'data'], rows));
 }
 
-export async function up(opts: { secondaries?: number; fast?: boolean }, out: Output): Promise<void> {
-  const clusters = await sandboxUp({ secondaries: opts.secondaries, fast: opts.fast });
+export async function up(opts: { secondaries?: number; replicas?: number; fast?: boolean }, out: Output): Promise<void> {
+  const clusters = await sandboxUp({ secondaries: opts.secondaries, replicas: opts.replicas, fast: opts.fast });
   if (out.json) {
     out.result(sandboxUrls(clusters));
     return;
