@@ -325,7 +325,6 @@ export interface DatabaseState {
   readonly objects: ReadonlyMap<string, DbObject>;
 }
 
-/** What introspection learns beyond objects: the inputs of desired-state decisions and of plan checks. */
 /** What one standby of a secondary is (src/introspect/replicas.ts). */
 export interface ReplicaFact {
   /** Its index in secondaries.<s>.replicas. */
@@ -341,6 +340,7 @@ export interface ReplicaFact {
   readonly message?: string;
 }
 
+/** What introspection learns beyond objects: the inputs of desired-state decisions and of plan checks. */
 export interface LiveFacts {
   readonly database: string;
   /** A secondary's standbys (secondaries.<s>.replicas), as plan found them; absent: it names none. */
