@@ -13,7 +13,7 @@ import type { ShardedCollection, Topology } from './config/types.js';
 import { connect, type Db } from './db/connect.js';
 import { VecscaleError } from './errors.js';
 import { partsOf } from './model/placement.js';
-import { API_SCHEMA, REMOTE_SCHEMA } from './model/state.js';
+import { API_SCHEMA, REMOTE_SCHEMA, WRITE_SCHEMA } from './model/state.js';
 import { upsertFunctionName } from './query/write-functions.js';
 import { literal, qualified } from './sql/quote.js';
 
@@ -139,7 +139,8 @@ const idSql = (id: string): string =>
 /** The row's options as SQL for the primary: deleting the stray row, or moving it (upsert_<c>, then delete). */
 function advise(c: ShardedCollection, here: string, id: string, belongs: string, cmp: Comparison | undefined): MisplacedRow {
   const where = `WHERE id = ${idSql(id)}`;
-  const remove = `DELETE FROM ${qualified(REMOTE_SCHEMA, here)} ${where};`;
+  // vecscale_write's partitions are the partition tables (vecscale_remote's are their views, which take upserts only).
+  const remove = `DELETE FROM ${qualified(WRITE_SCHEMA, here)} ${where};`;
   const move =
     `BEGIN; SELECT ${qualified(API_SCHEMA, upsertFunctionName(c.name))}(id, embedding, metadata) FROM ${qualified(REMOTE_SCHEMA, here)} ${where}; ` +
     `${remove} COMMIT;`;

@@ -267,18 +267,6 @@ const partitionsFitShards: Rule = (draft, ctx) =>
     return [];
   });
 
-/**
- * A sharded collection's rows live in partition tables named <c>_p<i>of<n>; a filter on an extracted column would not
- * reach the shards (postgres_fdw does not ship ->> on metadata), so sharded collections take no `columns` yet.
- */
-const shardedHasNoColumns: Rule = (draft, ctx) =>
-  draft.collections.flatMap((c) => {
-    if (c.shards === undefined || c.columns.length === 0) return [];
-    const path = `collections.${c.name}.columns`;
-    return [error(ctx, path, ctx.locate.key(path) ?? ctx.locate.near(path),
-      'a sharded collection takes no columns (yet): filter with match_<collection>(…, filter) or on metadata (@>), which reach every shard')];
-  });
-
 /** `<c>_p<i>of<n>` names a partition table of a sharded collection (see desired.ts). */
 export const PARTITION_NAME_RE = /_p\d+of\d+$/;
 
@@ -404,7 +392,6 @@ export const RULES: Readonly<Record<string, Rule>> = {
   secondaryIsDefined,
   placementIsOne,
   partitionsFitShards,
-  shardedHasNoColumns,
   partitionNamesAreFree,
   efConstructionCoversM,
   dimensionIsIndexable,

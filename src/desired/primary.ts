@@ -108,21 +108,20 @@ function placedObjects(c: CollectionSpec & { secondary: string }, access: Primar
 
 /**
  * A sharded collection (see src/query/sharded.ts): vecscale_remote.<c> hash-partitioned by id over foreign tables on
- * the shards' partition tables, vecscale_write.<c> likewise over their upsert views, public.<c> over the first, and the
+ * the shards' partition views (the extracted columns computed there; public.<c> reads it, upserts insert into it),
+ * vecscale_write.<c> likewise over the partition tables themselves (public.<c>'s INSERT/UPDATE/DELETE), and the
  * query/write functions; search_<c> sends to every partition over dblink.
  */
 function shardedObjects(c: ShardedCollection, access: PrimaryAccess, ctx: PrimaryContext, fingerprint: Fingerprints): DbObject[] {
-  const columns = [
-    col('id', 'character varying', true),
-    col('embedding', `vector(${c.dimension})`, true),
-    col('metadata', 'jsonb', true, "'{}'::jsonb"),
-  ];
+  const readColumns = exposedColumns(c).map((x, i) => (i < 3 ? { ...x, notNull: true, default: x.name === 'metadata' ? "'{}'::jsonb" : null } : x));
+  const writeColumns = readColumns.slice(0, 3);
   const objects: DbObject[] = [];
   const parts = partsOf(c);
   const target = (server: string, secondary: string) => ({ server, fingerprint: fingerprint(server), secondary });
   for (const schema of [REMOTE_SCHEMA, WRITE_SCHEMA]) {
     const parent = keys.relation(schema, c.name);
     const reads = schema === REMOTE_SCHEMA;
+    const columns = reads ? readColumns : writeColumns;
     objects.push({
       kind: 'table',
       key: parent,
@@ -134,11 +133,11 @@ function shardedObjects(c: ShardedCollection, access: PrimaryAccess, ctx: Primar
       ordinary: false,
       partitionKey: 'HASH (id)',
       partitions: parts.map((p) => `${schema}.${p.table}`).sort(byCodePoint),
-      acl: reads ? access.readWriteTable() : access.upsertTable(),
+      acl: reads ? access.readUpsertTable() : access.writeTable(),
       dependsOn: [keys.schema(schema)],
     });
     for (const p of parts) {
-      // A secondary with standbys: through its write server, both (public.<c>'s trigger writes to vecscale_remote.<c>).
+      // A secondary with standbys: through its write server, both (public.<c>'s trigger writes to vecscale_write.<c>).
       const server = ctx.writeServer(p.secondary, c.query);
       objects.push({
         kind: 'foreign_table',
@@ -147,12 +146,12 @@ function shardedObjects(c: ShardedCollection, access: PrimaryAccess, ctx: Primar
         schema,
         name: p.table,
         server,
-        // Reads and plain writes go to the partition table; upserts to its upsert view (INSTEAD OF … ON CONFLICT).
-        options: reads ? { schema_name: VECS_SCHEMA, table_name: p.table } : { schema_name: SECONDARY_SCHEMA, table_name: p.table },
+        // Reads and upserts go to the partition's view (typed columns; INSTEAD OF … ON CONFLICT), plain writes to the table.
+        options: reads ? { schema_name: SECONDARY_SCHEMA, table_name: p.table } : { schema_name: VECS_SCHEMA, table_name: p.table },
         columns: columns.map((x) => ({ ...x, notNull: false, default: null })),
-        columnOptions: reads ? { embedding: ['column_name=vec'] } : {},
+        columnOptions: reads ? {} : { embedding: ['column_name=vec'] },
         partition: { parent: `${schema}.${c.name}`, modulus: p.modulus!, remainder: p.remainder! },
-        // Through the parent, only the parent's privileges count; match_<c> names the read partitions itself.
+        // Through the parent, only the parent's privileges count; `vecscale check` reads the partitions by name.
         acl: reads ? access.readTable() : {},
         dependsOn: [keys.server(server), parent],
       });
@@ -163,7 +162,7 @@ function shardedObjects(c: ShardedCollection, access: PrimaryAccess, ctx: Primar
     write,
     upsertFunction(c, ctx.vectorSchema, access.writeFunction()),
     upsertBatchFunction(c, ctx.vectorSchema, access.writeFunction()),
-    apiView(c, ['id', 'embedding', 'metadata'], access, `${write.schema}.${write.name}`),
+    apiView(c, readColumns.map((x) => x.name), access, `${write.schema}.${write.name}`),
     shardedMatchSqlFunction(c, ctx.vectorSchema),
     searchFunction(c, { ...ctx, targets: withSlots(parts.map((p) => target(serverFor(p.secondary, c.query), p.secondary))), statements: matchSqlCall(c) }, access.readFunction()),
     matchFunction(c, ctx.vectorSchema, access.readFunction()),

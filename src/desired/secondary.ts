@@ -11,23 +11,30 @@ import { UPSERT_ROW_FUNCTION, upsertRowFunction } from '../query/sharded.js';
 import { qualified } from '../sql/quote.js';
 import { byCodePoint } from '../util/fingerprint.js';
 import { SecondaryAccess } from './access.js';
-import { collectionView, extractExpression, tableObjects } from './collection.js';
+import { col, collectionView, extractExpression, tableObjects } from './collection.js';
 import type { DesiredContext } from './index.js';
 
-const partSelect = (p: Part): string => `SELECT id, vec AS embedding, metadata FROM ${qualified(VECS_SCHEMA, p.table)}`;
+/** The columns of a collection's view on a secondary: the vecs columns and each extracted metadata key, typed. */
+const viewSelect = (c: CollectionSpec, table: string, ctid = false): string =>
+  `SELECT ${[...(ctid ? ['ctid'] : []), 'id', 'vec AS embedding', 'metadata', ...c.columns.map((x) => extractExpression(x.name, x.type))].join(', ')} FROM ${qualified(VECS_SCHEMA, table)}`;
 
 /**
  * A shard's objects for a sharded collection: each partition it holds (a vecs collection named <c>_p<i>of<n>), a view
- * vecscale.<c> of the rows it holds (for whoever administers the shard), and per partition an upsert view
- * vecscale.<partition> for the primary's upserts.
+ * vecscale.<c> of the rows it holds (for whoever administers the shard), and per partition a view
+ * vecscale.<partition> with the extracted columns, which the primary reads and into which its upserts insert.
  */
 function shardObjects(c: ShardedCollection, parts: readonly Part[], access: SecondaryAccess): DbObject[] {
   const objects = parts.flatMap((p) => tableObjects(c, p.table, access.collectionTable()));
   const local = parts.map((p) => keys.relation(VECS_SCHEMA, p.table));
-  objects.push(collectionView(SECONDARY_SCHEMA, c.name, c, parts.map(partSelect).join(' UNION ALL '), [...local, keys.schema(SECONDARY_SCHEMA)], {}));
+  objects.push(collectionView(SECONDARY_SCHEMA, c.name, c, parts.map((p) => viewSelect(c, p.table)).join(' UNION ALL '), [...local, keys.schema(SECONDARY_SCHEMA)], {}));
   for (const p of parts) {
+    // The partition's ctid, first: an UPDATE or DELETE through public.<c> on the primary marks the rows it reads of
+    // the partitioned vecscale_remote.<c>, and PostgreSQL then asks every partition for a ctid, which a view has
+    // only as a column (postgres_fdw sends `SELECT ctid, …`). Appended columns go after the extracted ones.
+    const view = collectionView(SECONDARY_SCHEMA, p.table, c, viewSelect(c, p.table, true), [keys.relation(VECS_SCHEMA, p.table), keys.schema(SECONDARY_SCHEMA)], access.upsertView());
     objects.push({
-      ...collectionView(SECONDARY_SCHEMA, p.table, c, partSelect(p), [keys.relation(VECS_SCHEMA, p.table), keys.schema(SECONDARY_SCHEMA)], access.upsertView()),
+      ...view,
+      columns: [col('ctid', 'tid'), ...(view.kind === 'view' ? view.columns : [])],
       writeTrigger: `${SECONDARY_SCHEMA}.${UPSERT_ROW_FUNCTION}`,
     } as DbObject);
   }
@@ -39,7 +46,6 @@ function shardObjects(c: ShardedCollection, parts: readonly Part[], access: Seco
  * primary reads, and into which its upserts insert (the view's INSTEAD OF trigger runs INSERT … ON CONFLICT).
  */
 function placedObjects(c: CollectionSpec, access: SecondaryAccess): DbObject[] {
-  const select = ['id', 'vec AS embedding', 'metadata', ...c.columns.map((x) => extractExpression(x.name, x.type))];
   return [
     ...tableObjects(c, c.name, access.collectionTable()),
     {
@@ -47,7 +53,7 @@ function placedObjects(c: CollectionSpec, access: SecondaryAccess): DbObject[] {
         SECONDARY_SCHEMA,
         c.name,
         c,
-        `SELECT ${select.join(', ')} FROM ${qualified(VECS_SCHEMA, c.name)}`,
+        viewSelect(c, c.name),
         [keys.relation(VECS_SCHEMA, c.name), keys.schema(SECONDARY_SCHEMA)],
         access.upsertView(),
       ),

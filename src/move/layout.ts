@@ -61,8 +61,7 @@ export function specWithLayout(c: CollectionSpec, parts: readonly Part[]): Colle
   const shards: string[] = [];
   for (const p of parts) if (!shards.includes(p.secondary)) shards.push(p.secondary);
   if (parts.some((p, i) => p.secondary !== shards[i % shards.length])) return undefined;
-  // Sharded collections have no extracted columns (config rules): the old layout is shown without them.
-  return { ...base, columns: [], shards, partitions: parts.length };
+  return { ...base, shards, partitions: parts.length };
 }
 
 /** One stream of rows: from a live table to a new one, all its rows or (a split) those whose hash says so. */

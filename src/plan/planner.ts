@@ -383,6 +383,13 @@ function decide(
           decisions.set(change.key, { action: 'alter', risk: 'safe', reason: what, desired: d, actual: a });
           break;
         }
+        // A sharded collection's partitioned table on the primary (no rows of its own) gaining an extracted column:
+        // ADD COLUMN, which PostgreSQL adds to every partition too.
+        if (a.kind === 'table' && d.kind === 'table' && !a.ordinary && !d.ordinary &&
+            Object.keys(fields).every((f) => f === 'columns' || f === 'acl' || f === 'owner') && appendsColumns(a.columns, d.columns)) {
+          decisions.set(change.key, { action: 'alter', risk: 'safe', reason: what, desired: d, actual: a });
+          break;
+        }
         const rows = actual.facts.nonEmpty.has(change.key);
         decisions.set(change.key, rows
           ? { action: 'replace', risk: 'destructive', reason: `${what}: the table is recreated and its rows are lost`, desired: d, actual: a, collection: collectionOfTable(d.name) }

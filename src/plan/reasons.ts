@@ -42,8 +42,8 @@ function tablePurpose(o: TableObject): string {
   if (o.partitionKey) {
     const over = `partitioned by ${o.partitionKey} over ${o.partitions?.length ?? 0} foreign partitions, one per shard table`;
     return o.schema === WRITE_SCHEMA
-      ? `routes each upsert of collection ${o.name} to the upsert view of its partition: ${over}`
-      : `collection ${o.name} across its shards, as ${API_SCHEMA}.${o.name} and match_${o.name} read it: ${over}`;
+      ? `routes each write through ${API_SCHEMA}.${o.name} (INSERT, COPY, UPDATE, DELETE) to its partition table: ${over}`
+      : `collection ${o.name} across its shards, as ${API_SCHEMA}.${o.name} reads it (extracted columns computed on the shards) and upserts reach it: ${over}`;
   }
   const vec = o.columns.find((c) => c.name === 'vec');
   return `the rows of ${holds(o.name)}: ${vec?.type ?? 'vector'} embeddings with id and metadata, as the vecs client creates them`;
@@ -56,7 +56,7 @@ function viewPurpose(o: ViewObject): string {
       `${o.writeTrigger ? `, writes go through ${o.writeTrigger.replace(BATCHED, '')}${o.writeTrigger.endsWith(BATCHED) ? ' (a statement\'s INSERTs in one batch)' : ''}` : ''}; runs as its caller`;
   }
   const upserts = `its INSTEAD OF INSERT trigger runs INSERT … ON CONFLICT (id) DO UPDATE on ${VECS_SCHEMA}.${o.name}`;
-  if (o.writeTrigger && PARTITION.test(o.name)) return `the primary's upserts into ${holds(o.name)}: ${upserts}`;
+  if (o.writeTrigger && PARTITION.test(o.name)) return `what the primary reads of ${holds(o.name)} (extracted columns computed here) and its upserts into it: ${upserts}`;
   if (o.query?.includes(' UNION ALL ') || (o.dependsOn ?? []).some((k) => PARTITION.test(k))) {
     return `the rows of collection ${o.name} that this shard holds, all its partitions together (for whoever administers the shard)`;
   }
@@ -110,7 +110,7 @@ export function purpose(o: DbObject): string {
         : `${o.role} connects to ${o.server} as ${o.options.user}`;
     case 'foreign_table': {
       const what = `${o.options.schema_name}.${o.options.table_name} on ${o.server}`;
-      if (o.partition) return `partition ${o.partition.remainder} of ${o.partition.modulus} of ${o.partition.parent}: ${o.schema === WRITE_SCHEMA ? 'upserts into' : 'reads and writes'} ${what}`;
+      if (o.partition) return `partition ${o.partition.remainder} of ${o.partition.modulus} of ${o.partition.parent}: ${o.schema === WRITE_SCHEMA ? 'writes' : 'reads and upserts into'} ${what}`;
       return o.schema === WRITE_SCHEMA ? `where writes on ${API_SCHEMA}.${o.name} go: ${what}` : `what ${API_SCHEMA}.${o.name} reads: ${what}`;
     }
     case 'function':

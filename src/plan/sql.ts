@@ -549,8 +549,14 @@ export function alterSql(actual: DbObject, desired: DbObject, ctx: SqlContext): 
     return [...(redefine ? replaceFunctionSql(desired) : []), ...acl];
   }
   if (desired.kind === 'table' && actual.kind === 'table') {
-    // The marker (protect changed) and the ACL: everything else about a table is a replace.
-    return [...((desired.protected !== undefined && desired.protected !== actual.protected) || !actual.managed ? [markSql(desired)!] : []), ...acl];
+    // The marker (protect changed), appended columns of a partitioned table (the planner allows those only where the
+    // table holds no rows itself) and the ACL: everything else about a table is a replace.
+    const added = desired.columns.slice(actual.columns.length).map((c) => `ADD COLUMN ${columnSql(c, ctx)}`);
+    return [
+      ...((desired.protected !== undefined && desired.protected !== actual.protected) || !actual.managed ? [markSql(desired)!] : []),
+      ...(added.length && !desired.ordinary ? [`ALTER TABLE ${qualified(desired.schema, desired.name)} ${added.join(', ')}`] : []),
+      ...acl,
+    ];
   }
   if (desired.kind === 'schema' && actual.kind === 'schema') {
     return [...(desired.managed && !actual.managed ? [markSql(desired)!] : []), ...acl];
@@ -577,7 +583,8 @@ export function alterSql(actual: DbObject, desired: DbObject, ctx: SqlContext): 
   if (desired.kind === 'foreign_table' && actual.kind === 'foreign_table') {
     const name = qualified(desired.schema, desired.name);
     const optionsChanged = JSON.stringify(sortedOptions(actual.options)) !== JSON.stringify(sortedOptions(desired.options));
-    const added = desired.columns.slice(actual.columns.length).map((c) => `ADD COLUMN ${columnSql(c, ctx)}`);
+    // A partition's columns are its parent's: the parent's ADD COLUMN (planned before it) adds them here.
+    const added = desired.partition ? [] : desired.columns.slice(actual.columns.length).map((c) => `ADD COLUMN ${columnSql(c, ctx)}`);
     return [
       ...(optionsChanged ? [`ALTER FOREIGN TABLE ${name} ${optionChanges(actual.options, desired.options, (_, v) => literal(v))}`] : []),
       ...(added.length ? [`ALTER FOREIGN TABLE ${name} ${added.join(', ')}`] : []),

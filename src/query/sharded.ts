@@ -1,13 +1,15 @@
 /**
  * The query and write path of a sharded collection, on PostgreSQL's own machinery (see ../../README.md, Sharding):
  *
- * - `vecscale_remote.<c>` is hash-partitioned by id; its partitions are postgres_fdw foreign tables over
- *   `vecs.<c>_p<i>of<n>` on the shards. INSERT/COPY through `public.<c>` route by id; `WHERE id = …` prunes to one.
+ * - `vecscale_remote.<c>` is hash-partitioned by id; its partitions are postgres_fdw foreign tables over a view per
+ *   partition on the shards (`vecscale.<c>_p<i>of<n>`, with the extracted columns), which `public.<c>` reads: a
+ *   filter on a column is shipped to every partition; `WHERE id = …` prunes to one. `vecscale_write.<c>` is
+ *   partitioned the same way over the partition tables `vecs.<c>_p<i>of<n>`: INSERT/COPY/UPDATE/DELETE through
+ *   `public.<c>` route by id there.
  * - `match_<c>` sends `ORDER BY distance LIMIT k` (and the filter) to every partition at once, each on its own dblink
  *   connection (./fan-out.ts), and merges the answers by `ORDER BY distance, id LIMIT k`: a call takes as long as its
  *   slowest partition, and only id, metadata, distance and the extracted columns travel back.
- * - Upserts go to `vecscale_write.<c>`, partitioned the same way, whose partitions are foreign tables over a view per
- *   partition on the shard (`vecscale.<c>_p<i>of<n>`); its INSTEAD OF INSERT trigger runs a real
+ * - Upserts insert into `vecscale_remote.<c>`: the partition view's INSTEAD OF INSERT trigger runs a real
  *   `INSERT … ON CONFLICT (id) DO UPDATE` on the partition. It runs in the caller's transaction (postgres_fdw's).
  */
 import type { ShardedCollection } from '../config/types.js';

@@ -22,8 +22,8 @@ export const PENDING_TABLE = 'vecscale_pending';
 export const BATCH_SETTING = 'vecscale.write_batch';
 
 /**
- * `vecscale.write_<c>()`: the triggers of public.<c>, writing to vecscale_write.<c> (one secondary) or to the
- * partitioned vecscale_remote.<c> (sharded: PostgreSQL routes each row to its partition).
+ * `vecscale.write_<c>()`: the triggers of public.<c>, writing to vecscale_write.<c>, a foreign table over vecs.<c>
+ * (one secondary) or partitioned over the partition tables (sharded: PostgreSQL routes each row to its partition).
  *
  * INSERT and COPY are batched. A row trigger that wrote each row would send one remote INSERT per row (postgres_fdw
  * batches only within one statement's ModifyTable); so the BEFORE INSERT statement trigger readies the session's
@@ -37,7 +37,7 @@ export const BATCH_SETTING = 'vecscale.write_batch';
  * the TEMP privilege, the statement writes row by row as before.
  */
 export function writeTriggerFunction(c: CollectionSpec, vectorSchema: string): FunctionObject {
-  const target = qualified(c.shards === undefined ? WRITE_SCHEMA : REMOTE_SCHEMA, c.name);
+  const target = qualified(WRITE_SCHEMA, c.name);
   const pending = `pg_temp.${PENDING_TABLE}`;
   const mine = literal(c.name);
   const batched = `pg_catalog.current_setting(${literal(BATCH_SETTING)}, true) OPERATOR(pg_catalog.=) 'on'`;
@@ -129,11 +129,12 @@ END`;
 /**
  * Where upsert_<c> inserts, each row an `INSERT … ON CONFLICT (id) DO UPDATE` on its secondary (postgres_fdw cannot
  * send ON CONFLICT DO UPDATE itself): the secondary's view vecscale.<c> whose INSTEAD OF trigger runs it (one
- * secondary: the read foreign table's own view), or vecscale_write.<c>, partitioned over the shards' upsert views. A
- * secondary with standbys reads from them, so its upserts go to vecscale.<c> instead, the same view through the
- * secondary's write server (src/desired/primary.ts).
+ * secondary: the read foreign table vecscale_remote.<c>, over that view — for a sharded collection partitioned over
+ * the partitions' views, so each row goes to its partition). A single secondary with standbys reads from them, so
+ * its upserts go to vecscale.<c> instead, the same view through the secondary's write server (src/desired/primary.ts;
+ * a sharded collection's partitions are all on write servers).
  */
-export const upsertTarget = (c: CollectionSpec): string => qualified(c.shards === undefined ? REMOTE_SCHEMA : WRITE_SCHEMA, c.name);
+export const upsertTarget = (c: CollectionSpec): string => qualified(REMOTE_SCHEMA, c.name);
 
 /** `public.upsert_<c>(id, embedding, metadata)`: one INSERT, an upsert on the owning secondary. */
 export function upsertFunction(c: CollectionSpec, vectorSchema: string, acl: Acl, target = upsertTarget(c)): FunctionObject {

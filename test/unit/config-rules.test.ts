@@ -22,7 +22,7 @@ const check = (collections: string, head = base): string[] => lines(parseTopolog
 test('the rules are named, and valid input passes all of them', () => {
   assert.deepEqual(Object.keys(RULES), [
     'urlsArePostgres', 'databasesAreDistinct', 'noPasswordParameter', 'urlParametersAreCarried', 'urlsReachTheServer', 'passwordWrittenOnce', 'fdwUserIsNotTheLogin', 'fdwPasswordsAgree',
-    'secondaryIsDefined', 'placementIsOne', 'partitionsFitShards', 'shardedHasNoColumns',
+    'secondaryIsDefined', 'placementIsOne', 'partitionsFitShards',
     'partitionNamesAreFree', 'efConstructionCoversM', 'dimensionIsIndexable', 'columnNamesAreFree',
     'collectionsVisibleToVecs', 'collectionNamesFit', 'extensionSchemaIsFree', 'rolesListedOnce', 'fdwPasswordIsAscii', 'replicasMatchTheirSecondary',
   ]);
@@ -120,7 +120,7 @@ test('a value missing an environment variable is not checked again as a URL', ()
   assert.deepEqual(lines(r), ['t.yaml:3:8: primary.url: missing environment variables: DATABASE_URL (t.yaml:3:8)']);
 });
 
-test('sharded collections: shards defined, one placement, partitions a power of two ≥ shards, no columns, no partition-like names', () => {
+test('sharded collections: shards defined, one placement, partitions a power of two ≥ shards, no partition-like names', () => {
   assert.deepEqual(check('  img: { shards: [pod_text, pod_image], partitions: 4, dimension: 3 }\n'), []);
   assert.deepEqual(check('  img: { shards: [pod_text, pod_imag], dimension: 3 }\n'), [
     't.yaml:10:29: collections.img.shards[1]: secondary "pod_imag" is not defined in secondaries (did you mean "pod_image"?)',
@@ -136,7 +136,7 @@ test('sharded collections: shards defined, one placement, partitions a power of 
   assert.deepEqual(check('  img: { secondary: pod_text, partitions: 2, dimension: 3 }\n'), [
     't.yaml:10:43: collections.img.partitions: partitions applies to a sharded collection: write shards: [...] instead of secondary',
   ]);
-  assert.match(check('  img: { shards: [pod_text], dimension: 3, columns: { year: int } }\n').join('\n'), /collections\.img\.columns: a sharded collection takes no columns/);
+  assert.deepEqual(check('  img: { shards: [pod_text], dimension: 3, columns: { year: int } }\n'), []);
   assert.match(check('  img_p0of2: { secondary: pod_text, dimension: 3 }\n').join('\n'), /reserved for the partitions of sharded collections/);
 });
 
