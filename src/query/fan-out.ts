@@ -31,12 +31,18 @@ export const REMOTE_CHECK_MS = 250;
 /** How much longer than the remote statement's own timeout search_<c> waits for its answer (ms). */
 export const REMOTE_GRACE_MS = 500;
 /**
- * The wait for the secondaries' answers: polls spin this long first (most answers take a few milliseconds, and a
- * sleep costs a millisecond or more), then sleep about 1 ms between polls, and from SLEEP_LONGER_AFTER on about 5 ms.
- * Measured (loopback, 20k × 384 HNSW, p50): spinning 3 ms matches the blocking dblink() call; 1 ms then 1 ms sleeps
- * cost +1.2 ms. The price is CPU: up to SPIN_MS of it per call on the primary.
+ * The wait for the secondaries' answers: dblink_is_busy polled, spinning for the first SPIN_MS when there is one
+ * target, then (and from the start when there are several) about 1 ms of sleep between polls (pg_sleep's granularity:
+ * nothing finer is interruptible), from SLEEP_LONGER_AFTER on about 5 ms. A spinning primary slows down secondaries
+ * that share its cores (the sandbox: 2 vCPUs for the primary and the pods): with one target the spin still pays, with
+ * several it does not, even once the first has answered. Measured on 20k × 384 HNSW (ef_search 100, p50, 400
+ * interleaved calls, the statement run on the pod = 1): one pod, spinning 10 ms 0.93–1.18×, spinning 3 ms then
+ * sleeping 1.03–1.43× (an answer just after the spin waits a whole sleep), sleeping only 1.2–1.4×; 2 partitions,
+ * spinning 3 ms 2.0×, spinning once one answered 1.6–1.9×, sleeping only 1.3–1.5×; a blocking dblink_get_result
+ * (not interruptible, so not an option) 1.0–1.3× and 1.0–1.2×. The price of the spin is CPU on the primary: up to
+ * SPIN_MS of it per call.
  */
-export const SPIN_MS = 3;
+export const SPIN_MS = 10;
 const SLEEP_LONGER_AFTER = "interval '100 milliseconds'";
 // pg_sleep rounds up to whole milliseconds and sleeps again when woken a hair early: pg_sleep(0.001) often takes
 // 2 ms, pg_sleep(0.0009) one.
@@ -84,12 +90,12 @@ export function withSlots(targets: ReadonlyArray<Omit<SearchTarget, 'slot'>>): S
 const array = (values: readonly string[]): string => `ARRAY[${values.map(literal).join(', ')}]::${T.textArray}`;
 
 /**
- * PL/pgSQL that returns once `dblink_get_result(conns[i])` will not block: dblink_is_busy polled, spinning for
- * SPIN_MS, then with pg_sleep between polls. PL/pgSQL checks for interrupts between statements and pg_sleep waits on
+ * PL/pgSQL that returns once `dblink_get_result(conns[i])` will not block: dblink_is_busy polled, spinning while
+ * `spin` (an SQL condition) holds and for at most SPIN_MS, else with pg_sleep between polls. PL/pgSQL checks for interrupts between statements and pg_sleep waits on
  * the latch, so a cancel or the caller's statement_timeout ends the wait at once; past `deadline` it raises 57014
  * naming the secondary.
  */
-function awaitAnswer(dblink: (f: string) => string): string {
+function awaitAnswer(dblink: (f: string) => string, spin: string): string {
   return `
       WHILE ${dblink('dblink_is_busy')}(conns[i]) = 1 LOOP
         waited := pg_catalog.clock_timestamp() - sent_at;
@@ -98,7 +104,7 @@ function awaitAnswer(dblink: (f: string) => string): string {
             USING ERRCODE = 'query_canceled', HINT = 'the secondary is down, overloaded or unreachable';
         ELSIF waited >= ${SLEEP_LONGER_AFTER} THEN
           PERFORM pg_catalog.pg_sleep(${LONG_SLEEP});
-        ELSIF waited >= interval '${SPIN_MS} milliseconds' THEN
+        ELSIF waited >= interval '${SPIN_MS} milliseconds' OR NOT (${spin}) THEN
           PERFORM pg_catalog.pg_sleep(${SHORT_SLEEP});
         END IF;
       END LOOP;`;
@@ -153,7 +159,10 @@ export function searchFunction(
     servers := ${array(freshTargets.map((t) => t.server))};
   END IF;`
     : '';
-  const wait = awaitAnswer(dblink);
+  // The ends of results come at once: spin. The settings' rows come with the answers (a backend flushes its output
+  // when the whole query string is done), so waiting for them is waiting for the answers: see SPIN_MS.
+  const wait = awaitAnswer(dblink, 'true');
+  const waitAnswer = awaitAnswer(dblink, n === 1 ? 'true' : 'false');
   const { efSearch, probes } = QUERY_SETTING_BOUNDS;
   // A plain call: the statement is not quoted into another and parsed again here (measured: 0.15 ms a call on 20k × 384).
   const send = `sent := ${dblink('dblink_send_query')}(conns[i], settings || sqls[i]);
@@ -247,7 +256,7 @@ BEGIN
     -- connect again and send once more (the query is read-only, so running it twice is safe).
     FOR i IN 1..${n} LOOP
       FOR attempt IN 1..2 LOOP
-        BEGIN${wait}
+        BEGIN${waitAnswer}
           PERFORM * FROM ${dblink('dblink_get_result')}(conns[i]) AS s(settings ${T.text});
           EXIT;
         EXCEPTION WHEN connection_exception OR internal_error OR admin_shutdown THEN
@@ -261,7 +270,7 @@ BEGIN
       END LOOP;
     END LOOP;
     -- The answers, once every one is there.
-    FOR i IN 1..${n} LOOP${wait}
+    FOR i IN 1..${n} LOOP${waitAnswer}
     END LOOP;
     ${collect}
     -- The end of each target's results: its connection is ready for the next call.

@@ -544,6 +544,22 @@ test('a sharded collection: partitions round-robin over the shards, the primary 
   assert.deepEqual(buildPlan(t, converged(t)).databases.map((d) => d.steps.length), [0, 0, 0]);
 });
 
+test('a sharded collection gaining an extracted column: ALTER TABLE on the partitioned parent, no table of a shard touched', () => {
+  const col = (name: string, type: 'text' | 'integer') => ({ name, type });
+  const before = topology({ collections: [sharded('img', ['pod_text', 'pod_img'], 2, { columns: [col('url', 'text')] })] });
+  const after = topology({ collections: [sharded('img', ['pod_text', 'pod_img'], 2, { columns: [col('url', 'text'), col('year', 'integer')] })] });
+  const plan = buildPlan(after, converged(before));
+  assert.equal(plan.blockers.length, 0);
+  const steps = plan.databases.flatMap((d) => d.steps.map((s) => ({ db: d.database, ...s })));
+  assert.deepEqual(steps.filter((s) => s.action !== 'alter' && !s.object.startsWith('function ')).map((s) => `${s.db}: ${s.action} ${s.object}`), []);
+  assert.ok(!steps.some((s) => s.object.startsWith('table vecs.')));
+  const sql = steps.flatMap((s) => s.sql);
+  assert.ok(sql.includes('ALTER TABLE "vecscale_remote"."img" ADD COLUMN "year" integer'), sql.join('\n'));
+  // The partitions get the column from their parent: no ADD COLUMN of their own (PostgreSQL refuses one).
+  assert.ok(!sql.some((x) => /^ALTER FOREIGN TABLE "vecscale_remote"\."img_p\dof2" ADD COLUMN/.test(x)));
+  assert.ok(sql.some((x) => x.startsWith('CREATE OR REPLACE VIEW "vecscale"."img_p0of2"') && x.includes('AS "year"')));
+});
+
 test('rows in a table the layout no longer uses: the collection moves (no blocker, no drop in the ordinary steps)', () => {
   const before = topology({ collections: [sharded('img', ['pod_text', 'pod_img'], 2)] });
   const live = converged(before);
