@@ -51,18 +51,14 @@ export class PrimaryAccess {
   writeTable(): Acl {
     return grantTo(this.writers, DML);
   }
-  /** A sharded collection's vecscale_remote.<c>: read by the view, written by the trigger. */
-  readWriteTable(): Acl {
-    return unionAcl(this.readTable(), this.writeTable());
-  }
   /**
-   * What upsert_<c> inserts into (each row an upsert on its secondary): a sharded collection's vecscale_write.<c>, a
-   * single secondary's vecscale_remote.<c> (with the readers' SELECT).
+   * What upsert_<c> inserts into (each row an upsert on its secondary): vecscale_remote.<c> (with the readers'
+   * SELECT), or for a single secondary with standbys vecscale.<c> through its write server.
    */
   upsertTable(): Acl {
     return grantTo(this.writers, ['INSERT']);
   }
-  /** A single secondary's vecscale_remote.<c>: read by the readers, upserted into by upsert_<c>. */
+  /** vecscale_remote.<c>: read by the readers, upserted into by upsert_<c>. */
   readUpsertTable(): Acl {
     return unionAcl(this.readTable(), this.upsertTable());
   }

@@ -6,7 +6,7 @@
 import type { CollectionSpec, QuerySettings, SecondarySpec, ShardedCollection, Topology } from '../config/types.js';
 import { fdwPasswordRef, primaryIdentity, roleHome } from '../model/fdw-role.js';
 import { type Part, partsOf } from '../model/placement.js';
-import { API_SCHEMA, type DbObject, keys, type Privilege, SECONDARY_SCHEMA, VECS_SCHEMA } from '../model/state.js';
+import { API_SCHEMA, BATCHED, type DbObject, keys, type Privilege, SECONDARY_SCHEMA, VECS_SCHEMA } from '../model/state.js';
 import { UPSERT_ROW_FUNCTION, upsertRowFunction } from '../query/sharded.js';
 import { qualified } from '../sql/quote.js';
 import { byCodePoint } from '../util/fingerprint.js';
@@ -35,7 +35,7 @@ function shardObjects(c: ShardedCollection, parts: readonly Part[], access: Seco
     objects.push({
       ...view,
       columns: [col('ctid', 'tid'), ...(view.kind === 'view' ? view.columns : [])],
-      writeTrigger: `${SECONDARY_SCHEMA}.${UPSERT_ROW_FUNCTION}`,
+      writeTrigger: `${SECONDARY_SCHEMA}.${UPSERT_ROW_FUNCTION}${BATCHED}`,
     } as DbObject);
   }
   return objects;
@@ -57,7 +57,7 @@ function placedObjects(c: CollectionSpec, access: SecondaryAccess): DbObject[] {
         [keys.relation(VECS_SCHEMA, c.name), keys.schema(SECONDARY_SCHEMA)],
         access.upsertView(),
       ),
-      writeTrigger: `${SECONDARY_SCHEMA}.${UPSERT_ROW_FUNCTION}`,
+      writeTrigger: `${SECONDARY_SCHEMA}.${UPSERT_ROW_FUNCTION}${BATCHED}`,
     } as DbObject,
   ];
 }
@@ -80,7 +80,7 @@ export function secondaryObjects(secondary: string, s: SecondarySpec, collection
   }
   if (any) {
     // The trigger function of every upsert view here (a view is named after its table).
-    objects.push({ kind: 'schema', key: keys.schema(SECONDARY_SCHEMA), managed: true, name: SECONDARY_SCHEMA, acl: access.schema() }, upsertRowFunction());
+    objects.push({ kind: 'schema', key: keys.schema(SECONDARY_SCHEMA), managed: true, name: SECONDARY_SCHEMA, acl: access.schema() }, upsertRowFunction(ctx.vectorSchema));
   }
   const iterativeScan = podIterativeScan(collections.filter((c) => partsOf(c).some((p) => p.secondary === secondary)));
   if (iterativeScan !== 'off') {

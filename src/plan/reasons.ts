@@ -68,7 +68,7 @@ function viewPurpose(o: ViewObject): string {
 
 function functionPurpose(o: FunctionObject): string {
   if (o.key.endsWith('(rows)')) return `batch form of ${o.name}: a JSON array of {id, embedding, metadata}, upserted in one call`;
-  if (o.schema === HELPER_SCHEMA && o.name === 'upsert_row') return 'INSTEAD OF INSERT trigger of the upsert views: INSERT … ON CONFLICT (id) DO UPDATE on the collection table (or partition)';
+  if (o.schema === HELPER_SCHEMA && o.name === 'upsert_row') return 'triggers of the upsert views: each INSERT\'s rows buffered, then one INSERT … ON CONFLICT (id) DO UPDATE on the collection table (or partition)';
   if (o.schema === HELPER_SCHEMA && o.name === 'filter_sql') return "compiles vecs' filter language into the SQL condition match_* runs on the secondaries";
   if (o.name.startsWith('write_')) return `INSTEAD OF trigger of ${API_SCHEMA}.${o.name.slice(6)}: sends its INSERT, UPDATE and DELETE to where each row lives`;
   if (o.name.startsWith('upsert_')) return `insert or update by id (vecs' upsert) in collection ${o.name.slice(7)}, where the row lives: ON CONFLICT does not pass through postgres_fdw`;

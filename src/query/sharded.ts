@@ -15,8 +15,8 @@
 import type { ShardedCollection } from '../config/types.js';
 import { type FunctionObject, HELPER_SCHEMA, VECS_SCHEMA } from '../model/state.js';
 import { partsOf } from '../model/placement.js';
-import { ident, qualified } from '../sql/quote.js';
-import { T } from '../sql/types.js';
+import { ident, literal, qualified } from '../sql/quote.js';
+import { T, vectorType } from '../sql/types.js';
 import { defineTriggerFunction } from './function-object.js';
 import { DISTANCE_OPERATOR, inlineVector, matchSqlFunctionObject } from './match-function.js';
 import { metadataValue } from '../sql/metadata-cast.js';
@@ -56,24 +56,67 @@ export function shardedMatchSqlFunction(c: ShardedCollection, vectorSchema: stri
   );
 }
 
+/** The pod session's buffer of the rows one INSERT into an upsert view brings, until the statement ends. */
+export const UPSERT_BUFFER = 'vecscale_upserts';
+/** The transaction-local setting that says whether this statement buffers its upserts ('on') or runs each ('off'). */
+const UPSERT_BATCH_SETTING = 'vecscale.upsert_batch';
+
 /**
- * On a secondary, `vecscale.upsert_row()`: the INSTEAD OF INSERT trigger of every upsert view, `vecscale.<c>` of a collection
- * there and `vecscale.<partition>` of a shard.
- * The view is named after its partition table, so one function serves them all. It runs as the wrapper role, which
- * may insert into and update the partition tables.
+ * On a secondary, `vecscale.upsert_row()`: the triggers of every upsert view, `vecscale.<c>` of a collection there
+ * and `vecscale.<partition>` of a shard (the view is named after its table, so one function serves them all). It
+ * runs as the wrapper role, which may insert into and update the tables.
+ *
+ * Set-based: postgres_fdw sends a statement's rows batch_size at a time, each batch one INSERT; the BEFORE INSERT
+ * statement trigger readies the session's buffer (a temporary table), the INSTEAD OF row trigger appends each row to
+ * it, and the AFTER INSERT statement trigger upserts them in one `INSERT … SELECT … ON CONFLICT (id) DO UPDATE`, the
+ * last row of an id winning (in arrival order, as the rows came: the array order of upsert_<c>(rows)). One
+ * statement's rows only: the buffer is emptied after each flush and at commit. The buffer is used only when it is a
+ * plain table of the current role's own (as on the primary, src/query/write-functions.ts); otherwise, or without the
+ * TEMP privilege, each row is upserted by itself.
  */
-export function upsertRowFunction(): FunctionObject {
+export function upsertRowFunction(vectorSchema: string): FunctionObject {
+  const buffer = `pg_temp.${UPSERT_BUFFER}`;
+  const batched = `pg_catalog.current_setting(${literal(UPSERT_BATCH_SETTING)}, true) OPERATOR(pg_catalog.=) 'on'`;
+  const upsert = (source: string) =>
+    `'INSERT INTO ${ident(VECS_SCHEMA)}.%I AS t (id, vec, metadata) ${source} ON CONFLICT (id) DO UPDATE SET vec = EXCLUDED.vec, metadata = EXCLUDED.metadata'`;
   const body = `
 BEGIN
+  IF TG_LEVEL = 'STATEMENT' AND TG_WHEN = 'BEFORE' THEN
+    IF pg_catalog.to_regclass(${literal(buffer)}) IS NULL THEN
+      BEGIN
+        CREATE TEMPORARY TABLE ${UPSERT_BUFFER} (collection ${T.text} NOT NULL, n ${T.int8} GENERATED ALWAYS AS IDENTITY, id ${T.varchar}, vec ${vectorType(vectorSchema)}, metadata ${T.jsonb}) ON COMMIT DELETE ROWS;
+      EXCEPTION WHEN insufficient_privilege THEN
+        -- No TEMP privilege here: row by row.
+        PERFORM pg_catalog.set_config(${literal(UPSERT_BATCH_SETTING)}, 'off', true);
+        RETURN NULL;
+      END;
+    END IF;
+    PERFORM pg_catalog.set_config(${literal(UPSERT_BATCH_SETTING)}, CASE WHEN EXISTS (
+      SELECT FROM pg_catalog.pg_class r
+       WHERE r.oid = pg_catalog.to_regclass(${literal(buffer)}) AND r.relkind = 'r'
+         AND r.relowner = (SELECT a.oid FROM pg_catalog.pg_roles a WHERE a.rolname = CURRENT_USER)
+         AND NOT r.relhastriggers AND NOT r.relhasrules AND NOT r.relrowsecurity) THEN 'on' ELSE 'off' END, true);
+    RETURN NULL;
+  ELSIF TG_LEVEL = 'STATEMENT' THEN
+    -- AFTER INSERT: this statement's rows, in one upsert, the last row of each id winning.
+    IF ${batched} THEN
+      EXECUTE pg_catalog.format(${upsert(`SELECT DISTINCT ON (u.id) u.id, u.vec, u.metadata FROM ${buffer} u WHERE u.collection OPERATOR(pg_catalog.=) $1 ORDER BY u.id, u.n DESC`)},
+        TG_TABLE_NAME) USING TG_TABLE_NAME::${T.text};
+      DELETE FROM ${buffer} u WHERE u.collection OPERATOR(pg_catalog.=) TG_TABLE_NAME::${T.text};
+    END IF;
+    RETURN NULL;
+  END IF;
   IF TG_OP <> 'INSERT' THEN
     RAISE EXCEPTION 'vecscale: %.% takes INSERT only (each row is an upsert)', TG_TABLE_SCHEMA, TG_TABLE_NAME USING ERRCODE = '0A000';
   END IF;
   IF NEW.id IS NULL OR NEW.embedding IS NULL THEN
     RAISE EXCEPTION 'vecscale: id and embedding must not be null' USING ERRCODE = '22004';
   END IF;
-  EXECUTE pg_catalog.format(
-    'INSERT INTO ${ident(VECS_SCHEMA)}.%I AS t (id, vec, metadata) VALUES ($1, $2, $3) ON CONFLICT (id) DO UPDATE SET vec = EXCLUDED.vec, metadata = EXCLUDED.metadata',
-    TG_TABLE_NAME) USING NEW.id, NEW.embedding, COALESCE(NEW.metadata, '{}'::${T.jsonb});
+  IF ${batched} THEN
+    INSERT INTO ${buffer} (collection, id, vec, metadata) VALUES (TG_TABLE_NAME, NEW.id, NEW.embedding, COALESCE(NEW.metadata, '{}'::${T.jsonb}));
+  ELSE
+    EXECUTE pg_catalog.format(${upsert('VALUES ($1, $2, $3)')}, TG_TABLE_NAME) USING NEW.id, NEW.embedding, COALESCE(NEW.metadata, '{}'::${T.jsonb});
+  END IF;
   RETURN NEW;
 END`;
   return defineTriggerFunction(HELPER_SCHEMA, UPSERT_ROW_FUNCTION, body);

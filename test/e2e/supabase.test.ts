@@ -24,6 +24,7 @@ const file = topologyFile(
   images:
     shards: [pod_a, pod_b]
     dimension: 3
+    columns: { n: integer }
 `,
   'extension_schema: extensions\napi_roles: [anon, authenticated]\nwrite_roles: [service_role]\n',
 );
@@ -72,6 +73,10 @@ test('as service_role (write_roles), PostgREST inserts, updates, deletes and ups
     q.rpc('upsert_images', [['rows', 'jsonb', [0, 1, 2, 3].map((i) => ({ id: `i${i}`, embedding: [i, 1, 0], metadata: { n: i } }))]], false),
   );
   assert.equal(await rest.request('service_role', true, (q) => q.insert('images', [{ id: 'i9', embedding: vector([9, 1, 0]), metadata: {} }])), 1);
+  // A sharded collection: UPDATE and DELETE by id reach the owning shard, as service_role through PostgREST.
+  assert.equal(await rest.request('service_role', true, (q) => q.insert('images', [{ id: 'i8', embedding: vector([8, 1, 0]), metadata: {} }])), 1);
+  assert.equal(await rest.request('service_role', true, (q) => q.update('images', { metadata: { n: 90 } }, ['id', 'i9'])), 1);
+  assert.equal(await rest.request('service_role', true, (q) => q.delete('images', ['id', 'i8'])), 1);
   // Where the rows are: on the secondaries, as the vecs client sees them.
   assert.deepEqual((await sql(podA, 'SELECT id, metadata FROM vecs.docs ORDER BY id')).map((r) => [r.id, r.metadata]), [
     ['a', { url: '/a', year: 2020 }],
@@ -96,6 +101,8 @@ for (const role of ['anon', 'authenticated'] as const) {
     )) as Array<{ id: string }>;
     assert.equal(sharded.length, 3);
     assert.equal(sharded[0]!.id, 'i3');
+    // The sharded collection's extracted column, filtered on every shard.
+    assert.deepEqual(await rest.request(role, false, (q) => q.select('images', ['id', 'n'], ['n', '90'])), [{ id: 'i9', n: 90 }]);
 
     await assert.rejects(rest.request(role, true, (q) => q.insert('docs', [{ id: 'x', embedding: vector([1, 1, 1]), metadata: {} }])), denied);
     await assert.rejects(rest.request(role, true, (q) => q.update('docs', { metadata: {} }, ['id', 'a'])), denied);

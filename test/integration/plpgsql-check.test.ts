@@ -278,9 +278,12 @@ const checkAll = (): Promise<{ findings: Checked[]; summary: string[] }> =>
       let found = 0;
       await session(db.url, async (c) => {
         await installChecker(c);
-        // The write triggers' buffer, as their BEFORE INSERT statement trigger makes it in a writer's session.
+        // The write triggers' buffer, as their BEFORE INSERT statement trigger makes it in a writer's session (on a
+        // secondary, the upsert views' buffer in the wrapper role's session).
         if (db.role === 'primary') {
           await c.query(`CREATE TEMPORARY TABLE vecscale_pending (collection text NOT NULL, id varchar, embedding ${db.vector}.vector, metadata jsonb) ON COMMIT DELETE ROWS`);
+        } else {
+          await c.query(`CREATE TEMPORARY TABLE vecscale_upserts (collection text NOT NULL, n bigint GENERATED ALWAYS AS IDENTITY, id varchar, vec ${db.vector}.vector, metadata jsonb) ON COMMIT DELETE ROWS`);
         }
         for (const fn of fns) {
           // A trigger function is checked against each relation it fires on (NEW/OLD have its row type); others once.

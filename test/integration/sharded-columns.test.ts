@@ -6,6 +6,7 @@
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
+import pg from 'pg';
 import { apply, plan } from '../../src/api.js';
 import { check } from '../../src/check.js';
 import { freshDatabases, sql } from '../harness.js';
@@ -117,6 +118,21 @@ test('writes through public.<c>, upserts, UPDATE and DELETE keep the columns in 
   // "2031" is a string: not an integer, as on one pod.
   assert.deepEqual(docs.map((r) => [r.id, r.url, r.year]), [['n1', '/n1', null], ['n2', '/n2', null], ['r10', null, null], ['r15', '/upd', 1999], ['r5', '/new', 2030]]);
   assert.equal((await check(file.load())).healthy, true, 'every row on its own partition');
+  // The upserts are set-based on the shards: while the primary's session lasts, the wrapper's session on each shard
+  // holds the upsert views' buffer.
+  const c = new pg.Client({ connectionString: dbs.primary });
+  await c.connect();
+  try {
+    for (const name of ['docs', 'single']) {
+      await c.query(`SELECT public.upsert_${name}('[{"id": "r30", "embedding": [1,2,3]}, {"id": "r31", "embedding": [3,2,1]}, {"id": "r32", "embedding": [2,2,1]}, {"id": "r33", "embedding": [1,1,3]}]'::jsonb)`);
+    }
+    for (const url of [podA, podB]) {
+      const n = (await sql<{ n: number }>(url, `SELECT count(*)::int AS n FROM pg_class WHERE relname = 'vecscale_upserts' AND relpersistence = 't'`))[0]!.n;
+      assert.equal(n >= 1, true, url);
+    }
+  } finally {
+    await c.end();
+  }
 });
 
 test('adding a column to a sharded collection is in place: ALTER on the primary, CREATE OR REPLACE VIEW on the shards', async () => {

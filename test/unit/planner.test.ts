@@ -101,7 +101,7 @@ test('exact SQL on a secondary: the vecs table, its index named for vecs, the vi
     sql[8]!,
     sql[9]!,
     sql[10]!,
-    `COMMENT ON FUNCTION "vecscale"."upsert_row"() IS 'managed by vecscale; definition md5 caa39cce2f8ab72fca5bc2cf00da1fc2'`,
+    `COMMENT ON FUNCTION "vecscale"."upsert_row"() IS 'managed by vecscale; definition md5 af0b90d71727de7d7a3e0e220c83947d'`,
     'REVOKE ALL ON FUNCTION "vecscale"."upsert_row"() FROM PUBLIC',
     // The NULL-safe casts (src/sql/metadata-cast.ts): a value of the wrong JSON kind or range reads NULL.
     'CREATE VIEW "vecscale"."docs" WITH ("security_invoker" = true) AS SELECT id, vec AS embedding, metadata, ' +
@@ -110,9 +110,12 @@ test('exact SQL on a secondary: the vecs table, its index named for vecs, the vi
       `WHEN pg_catalog.strpos((metadata ->> 'year'), '.') = 0 AND pg_catalog.length((metadata ->> 'year')) <= 9 THEN (metadata ->> 'year')::pg_catalog.int4 ` +
       `WHEN (metadata -> 'year')::pg_catalog.numeric BETWEEN -2147483648 AND 2147483647 ` +
       `AND (metadata -> 'year')::pg_catalog.numeric = pg_catalog.trunc((metadata -> 'year')::pg_catalog.numeric) THEN (metadata -> 'year')::pg_catalog.numeric::pg_catalog.int4 END END AS "year" FROM "vecs"."docs"`,
-    // The primary's upserts insert into the view; its trigger runs INSERT … ON CONFLICT on the table.
+    // The primary's upserts insert into the view; its triggers buffer a statement's rows and run one INSERT … ON
+    // CONFLICT on the table.
     'CREATE TRIGGER "vecscale_write" INSTEAD OF INSERT OR UPDATE OR DELETE ON "vecscale"."docs" FOR EACH ROW EXECUTE FUNCTION "vecscale"."upsert_row"()',
-    sql[15]!,
+    'CREATE TRIGGER "vecscale_write_begin" BEFORE INSERT ON "vecscale"."docs" FOR EACH STATEMENT EXECUTE FUNCTION "vecscale"."upsert_row"()',
+    'CREATE TRIGGER "vecscale_write_flush" AFTER INSERT ON "vecscale"."docs" FOR EACH STATEMENT EXECUTE FUNCTION "vecscale"."upsert_row"()',
+    sql[17]!,
     'GRANT INSERT, SELECT ON TABLE "vecscale"."docs" TO "vecscale_fdw"',
     "DO $vecscale$ BEGIN EXECUTE pg_catalog.format('SELECT %L::%I.vector', '[1]', (SELECT n.nspname FROM pg_catalog.pg_extension e " +
       "JOIN pg_catalog.pg_namespace n ON n.oid = e.extnamespace WHERE e.extname = 'vector')); " +
@@ -120,7 +123,7 @@ test('exact SQL on a secondary: the vecs table, its index named for vecs, the vi
   ]);
   assert.match(sql[10]!, /^CREATE FUNCTION "vecscale"\."upsert_row"\(\) RETURNS pg_catalog\.trigger LANGUAGE plpgsql VOLATILE SECURITY INVOKER SET search_path = pg_catalog, pg_temp AS \$vecscale\$.*ON CONFLICT \(id\) DO UPDATE/s);
   assert.equal(
-    sql[15],
+    sql[17],
     `DO $vecscale$ DECLARE saved text := pg_catalog.current_setting('search_path'); digest text; BEGIN ` +
       `PERFORM pg_catalog.set_config('search_path', 'pg_catalog', true); ` +
       `digest := pg_catalog.md5(pg_catalog.pg_get_viewdef('"vecscale"."docs"'::pg_catalog.regclass)); ` +

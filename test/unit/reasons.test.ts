@@ -72,7 +72,7 @@ const RULES: readonly Rule[] = [
   ['function', /^function:vecscale\.match_sql_(\w+)$/, (m) => new RegExp(`^builds the statement match_${m[1]} runs`)],
   ['function', /^function:vecscale\.search_(\w+)$/, (m) => new RegExp(`^runs match_${m[1]}'s query on the secondary over dblink`)],
   ['function', /^function:vecscale\.write_(\w+)$/, (m) => new RegExp(`^INSTEAD OF trigger of public\\.${m[1]}: sends its INSERT, UPDATE and DELETE`)],
-  ['function', /^function:vecscale\.upsert_row$/, () => /^INSTEAD OF INSERT trigger of the upsert views/],
+  ['function', /^function:vecscale\.upsert_row$/, () => /^triggers of the upsert views: each INSERT's rows buffered, then one INSERT … ON CONFLICT/],
 ];
 
 /** Every kind of object: a kind added to the model without a rule here fails to compile. */
