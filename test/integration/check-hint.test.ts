@@ -53,7 +53,7 @@ test('setup: apply, rows through the primary, then stray copies written straight
 test('a misplaced copy identical to the row on its partition is a duplicate, safe to delete: one option, a DELETE', async () => {
   const row = (await byId()).get('i1')!;
   assert.equal(row.home, 'identical');
-  assert.deepEqual(row.fixes, [{ keep: 'home', sql: `DELETE FROM "vecscale_remote"."${wrongOf.i1}" WHERE id = 'i1';` }]);
+  assert.deepEqual(row.fixes, [{ keep: 'home', sql: `DELETE FROM "vecscale_write"."${wrongOf.i1}" WHERE id = 'i1';` }]);
   const lines = adviceLines(row);
   assert.match(lines[0]!, /^id "i1" belongs to images_p\dof2, which holds the same row \(same vector and metadata\): this copy is a duplicate, safe to delete/);
   assert.doesNotMatch(lines.join('\n'), /upsert/);
@@ -65,7 +65,7 @@ test('a different copy: what differs is named, no timestamp says which is newer,
   assert.equal(i2.home, 'different');
   assert.deepEqual(i2.differs, ['vector', 'metadata']);
   assert.deepEqual(i2.differingKeys, ['extra', 'g']);
-  const remove = `DELETE FROM "vecscale_remote"."${wrongOf.i2}" WHERE id = 'i2';`;
+  const remove = `DELETE FROM "vecscale_write"."${wrongOf.i2}" WHERE id = 'i2';`;
   const move = `BEGIN; SELECT "public"."upsert_images"(id, embedding, metadata) FROM "vecscale_remote"."${wrongOf.i2}" WHERE id = 'i2'; ${remove} COMMIT;`;
   assert.deepEqual(i2.fixes, [{ keep: 'home', sql: remove }, { keep: 'misplaced', sql: move }]);
   const text = adviceLines(i2).join('\n');
