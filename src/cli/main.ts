@@ -84,6 +84,14 @@ function program(): Command {
     .action(async (collection: string, opts) => (await queryCmd()).explainCommand(collection, opts, createOutput({ ...cli.opts(), ...opts })));
 
   cli
+    .command('types')
+    .description('write TypeScript types for the primary\'s API (Kysely and supabase-js) from the topology alone; no connection')
+    .argument('[file]', 'topology file', 'topology.yaml')
+    .option('--out <file>', 'write them to this file (default: stdout)')
+    .option('--flavor <flavor>', 'kysely, supabase or both', 'both')
+    .option('--check', 'compare with --out instead of writing it: exit 2 when it differs (for CI)')
+    .action(async (file: string, opts) => (await import('./commands/types.js')).typesCommand(file, opts, createOutput({ ...cli.opts(), ...opts })));
+  cli
     .command('load')
     .description('bulk-load JSON lines or CSV (id, embedding, metadata) into a collection, straight to its secondaries; exit 2 when some lines were bad')
     .argument('<collection>', 'collection name')

@@ -33,7 +33,7 @@ const allowOf = (o: SafetyOptions): readonly string[] | 'all' | undefined =>
   o.allowDestructive === undefined ? undefined : o.allowDestructive.includes('all') ? 'all' : o.allowDestructive;
 
 // formatProblem labels warnings itself; errors get their label here.
-const problemLine = (out: Output, p: ConfigProblem): string =>
+export const problemLine = (out: Output, p: ConfigProblem): string =>
   p.severity === 'error' ? `${out.color.red('error:')} ${formatProblem(p)}` : out.color.yellow(formatProblem(p));
 
 /** Loads and validates the file; problems print located and end with exit 6 before any connection. */
