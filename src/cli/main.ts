@@ -2,7 +2,7 @@
  * The CLI: commander wiring, commands loaded lazily, one top-level catch that turns every failure into a plain
  * message and an exit status. Nothing here calls process.exit: `main` returns the status to bin/vecscale.
  */
-import { Command, CommanderError } from 'commander';
+import { Argument, Command, CommanderError } from 'commander';
 import { isVecscaleError } from '../errors.js';
 import { ExitCode, ExitWith, exitCodeForError } from './exit.js';
 import { createOutput, escapeControls } from './output.js';
@@ -130,6 +130,13 @@ function program(): Command {
     .description('report each sandbox cluster')
     .option('--json', 'print the clusters as JSON on stdout')
     .action(async (opts) => (await import('./commands/sandbox.js')).status(opts, createOutput({ ...cli.opts(), ...opts })));
+  cli
+    .command('completion')
+    .description('print a shell completion script: bash, zsh or fish')
+    .addArgument(new Argument('<shell>', 'bash, zsh or fish').choices(['bash', 'zsh', 'fish']))
+    .action(async (shell: 'bash' | 'zsh' | 'fish') => {
+      process.stdout.write((await import('./completion.js')).completionScript(cli, shell));
+    });
   return cli;
 }
 

@@ -93,6 +93,9 @@ export interface DatabasePlan {
   readonly steps: readonly PlanStep[];
 }
 
+/** The plan document's format_version, "MAJOR.MINOR": within a major version documents only gain fields (src/plan/schema.ts). */
+export const PLAN_FORMAT_VERSION = '1.0';
+
 export interface Plan {
   readonly formatVersion: 1;
   /** In apply order: secondaries first (topology order), then the primary. */

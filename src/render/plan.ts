@@ -5,7 +5,7 @@
 import type { ChalkInstance } from 'chalk';
 import { redactSecrets } from '../sql/quote.js';
 import type { Action, MovePart, MovePlan, Plan, PlanStep } from '../plan/types.js';
-import { hasChanges } from '../plan/types.js';
+import { hasChanges, PLAN_FORMAT_VERSION } from '../plan/types.js';
 
 export const SYMBOL: Readonly<Record<Action, string>> = {
   create: '+',
@@ -114,9 +114,11 @@ export function renderPlan(plan: Plan, c: ChalkInstance): string {
 }
 
 /** The JSON document of `plan --json`: the plan itself, SQL with placeholders shown redacted. */
+/** The plan document of `plan --json` (templates/plan.schema.json, src/plan/schema.ts). */
 export function planToJson(plan: Plan): unknown {
   return {
     ...plan,
+    format_version: PLAN_FORMAT_VERSION,
     changes: hasChanges(plan),
     // What the plan amounts to, blockers first: a blocked plan with no steps is not "no changes".
     status: plan.blockers.length > 0 ? 'blocked' : hasChanges(plan) ? 'changes' : 'no-changes',

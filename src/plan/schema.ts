@@ -1,0 +1,137 @@
+/**
+ * The JSON Schema (draft 2020-12) of the documents a plan is published as: `vecscale plan --json` (and `apply
+ * --json`'s `plan`), and the saved plan file (`plan --out`). Written to templates/plan.schema.json by `npm run
+ * schema`, pinned by test/unit/plan-schema.test.ts: every object is closed (`additionalProperties: false`), so a field
+ * added to the types (src/plan/types.ts) and not here fails that test against real plans.
+ *
+ * Versioning, as Terraform's `show -json`: `format_version` is "MAJOR.MINOR". Within a major version documents only
+ * gain fields (the minor grows); a consumer checks the major. `formatVersion` (the number 1) is the saved plan's own
+ * older field, kept.
+ */
+import { SYMBOL } from '../render/plan.js';
+import { type Action, PLAN_FORMAT_VERSION, type Risk } from './types.js';
+
+const ACTIONS: readonly Action[] = ['create', 'alter', 'adopt', 'replace', 'drop'];
+const RISKS: readonly Risk[] = ['safe', 'disruptive', 'destructive'];
+/** Every ObjectKind (src/model/state.ts). */
+const KINDS = ['extension', 'schema', 'table', 'index', 'view', 'server', 'user_mapping', 'foreign_table', 'function', 'role', 'settings', 'grants'] as const;
+
+type S = Record<string, unknown>;
+const str = (description?: string): S => ({ type: 'string', ...(description ? { description } : {}) });
+const int = (description?: string): S => ({ type: 'integer', minimum: 0, ...(description ? { description } : {}) });
+const strings: S = { type: 'array', items: { type: 'string' } };
+const oneOf = (values: readonly string[], description?: string): S => ({ enum: [...values], ...(description ? { description } : {}) });
+const ref = (name: string): S => ({ $ref: `#/$defs/${name}` });
+const list = (name: string): S => ({ type: 'array', items: ref(name) });
+/** A closed object: these properties, the required ones. */
+const object = (properties: Record<string, S>, optional: readonly string[] = [], description?: string): S => ({
+  type: 'object',
+  ...(description ? { description } : {}),
+  properties,
+  required: Object.keys(properties).filter((k) => !optional.includes(k)),
+  additionalProperties: false,
+});
+
+const defs: Record<string, S> = {
+  step: object(
+    {
+      id: str('stable id: <database>/<object key>'),
+      database: str(),
+      action: oneOf(ACTIONS),
+      symbol: oneOf([...new Set(Object.values(SYMBOL))], 'the action as the human plan shows it'),
+      kind: oneOf(KINDS),
+      object: str('e.g. "view public.docs"'),
+      drop: { ...strings, description: 'statements that remove the old object (replace) or the object (drop), run first' },
+      sql: { ...strings, description: 'statements that create or change the object; secrets only as placeholders' },
+      reason: str(),
+      risk: oneOf(RISKS),
+      collection: str('the collection whose rows a destructive step loses'),
+      rows: int('rows a destructive step loses, counted when planned'),
+      transactional: { type: 'boolean', description: "false: runs after the database's transaction commits (CREATE INDEX CONCURRENTLY)" },
+    },
+    ['collection', 'rows', 'symbol'],
+  ),
+  database: object({
+    database: str("'primary' or a secondary's name"),
+    role: oneOf(['primary', 'secondary']),
+    url: str('redacted: postgres://user@host:port/db'),
+    steps: list('step'),
+  }),
+  blocker: object({ database: str(), object: str(), reason: str() }, [], 'something the plan will not do: apply refuses (exit 3) while any exists'),
+  note: object({ database: str(), object: str(), message: str() }),
+  movePart: object({ secondary: str(), table: str(), modulus: int(), remainder: int() }, ['modulus', 'remainder']),
+  moveFlow: object(
+    {
+      source: ref('movePart'),
+      target: ref('movePart'),
+      method: oneOf(['replication', 'trigger']),
+      filter: object({ modulus: int(), remainder: int() }),
+    },
+    ['filter'],
+  ),
+  move: object({
+    collection: str(),
+    kind: oneOf(['move', 'finish', 'cleanup']),
+    from: list('movePart'),
+    to: list('movePart'),
+    flows: list('moveFlow'),
+    steps: { type: 'array', items: object({ database: str(), description: str(), risk: oneOf(RISKS) }) },
+    leftovers: { type: 'array', items: object({ database: str(), kind: oneOf(['replication slot', 'publication', 'subscription', 'function', 'table']), name: str(), detail: str() }, ['detail']) },
+    writePause: str(),
+  }),
+  summary: object({ create: int(), change: int(), replace: int(), drop: int() }),
+  /** The plan as the planner makes it (a saved plan's `plan`). */
+  planCore: object(
+    {
+      formatVersion: { const: 1 },
+      format_version: { type: 'string', pattern: '^1\\.[0-9]+$', description: 'MAJOR.MINOR: documents of one major version only gain fields' },
+      databases: list('database'),
+      blockers: list('blocker'),
+      notes: list('note'),
+      moves: list('move'),
+      summary: ref('summary'),
+    },
+    ['moves', 'format_version'],
+  ),
+};
+
+/** The plan document of `plan --json`: the plan, and what it amounts to. */
+defs.plan = object(
+  {
+    ...(defs.planCore!.properties as Record<string, S>),
+    changes: { type: 'boolean', description: 'whether apply would change anything' },
+    status: oneOf(['no-changes', 'changes', 'blocked']),
+    blocked: { type: 'boolean' },
+  },
+  ['moves'],
+  'vecscale plan --json',
+);
+
+defs.savedPlan = object(
+  {
+    vecscalePlan: { const: 1 },
+    topologyFile: str('relative to the plan file'),
+    topologyHash: str(),
+    options: object({
+      allowDestructive: { anyOf: [{ const: 'all' }, strings, { type: 'null' }] },
+      destroy: { type: 'boolean' },
+      rotateFdwPasswords: { type: 'boolean' },
+    }),
+    fingerprints: { type: 'object', additionalProperties: { type: 'object', additionalProperties: { type: 'string' } } },
+    plan: ref('planCore'),
+  },
+  [],
+  'a saved plan file (vecscale plan --out plan.json)',
+);
+
+/** The schema: a plan document (`plan --json`) or a saved plan file. */
+export function planJsonSchema(): object {
+  return {
+    $schema: 'https://json-schema.org/draft/2020-12/schema',
+    $id: 'https://vecscale.dev/schemas/plan.schema.json',
+    title: 'vecscale plan',
+    description: `vecscale's plan documents, format_version ${PLAN_FORMAT_VERSION}: plan --json, or a saved plan file.`,
+    anyOf: [ref('plan'), ref('savedPlan')],
+    $defs: defs,
+  };
+}
