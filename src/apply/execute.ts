@@ -21,7 +21,10 @@ import { scrub } from '../util/url.js';
 
 export interface ApplyEvents {
   onDatabaseStart?(db: DatabasePlan): void;
+  /** A step is about to run. */
   onStep?(step: PlanStep): void;
+  /** A step's statements ran (in a database's transaction: they commit with it), in `ms`. */
+  onStepDone?(step: PlanStep, ms: number): void;
   onWarning?(database: string, message: string): void;
   /** Progress of long steps (index builds): step-started, progress in blocks, step-finished. */
   onProgress?: ProgressSink;
@@ -131,7 +134,9 @@ async function applyDatabase(
       for (const step of [...inTx].sort(reversePhase)) if (step.drop.length > 0) await run(step, step.drop, true);
       for (const step of inTx) {
         events.onStep?.(step);
+        const started = Date.now();
         await run(step, step.sql, true);
+        events.onStepDone?.(step, Date.now() - started);
       }
       progress.committing = true;
       await own('COMMIT', 'committing its transaction');
@@ -145,6 +150,7 @@ async function applyDatabase(
   }
   for (const step of outside) {
     events.onStep?.(step);
+    const started = Date.now();
     try {
       await run(step, step.sql, false);
     } catch (err) {
@@ -152,6 +158,7 @@ async function applyDatabase(
       throw err;
     }
     progress.outsideDone++;
+    events.onStepDone?.(step, Date.now() - started);
   }
 }
 

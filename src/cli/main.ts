@@ -23,7 +23,7 @@ function program(): Command {
   const common = (c: Command) =>
     c
       .argument('[file]', 'topology file', 'topology.yaml')
-      .option('--json', 'one JSON document on stdout (human text stays on stderr)')
+      .option('--json', 'JSON on stdout: one document, or for apply and destroy one event a line (human text stays on stderr)')
       .option('--connect-timeout <seconds>', 'per-database connection timeout', parseSeconds)
       .option(
         '--statement-timeout <duration>',

@@ -91,6 +91,24 @@ export interface OutputOptions {
   readonly color?: boolean; // commander's --no-color sets this to false
 }
 
+let eventLines = false;
+
+/**
+ * `apply --json` / `destroy --json`: from now on stdout is newline-delimited events, each one line of JSON with a
+ * `type` and a `time` (templates/plan.schema.json, `applyEvent`) — errors included, whoever reports them.
+ */
+export function streamEvents(): void {
+  eventLines = true;
+}
+
+/** A document as an event line: its own `type`, else `error` / `invalid-topology` / `result`, and the time. */
+function asEvent(doc: unknown): unknown {
+  if (doc === null || typeof doc !== 'object' || Array.isArray(doc)) return { type: 'result', time: new Date().toISOString(), value: doc };
+  const { type: own, ...rest } = doc as Record<string, unknown>;
+  const type = typeof own === 'string' ? own : 'error' in rest ? 'error' : rest.valid === false ? 'invalid-topology' : 'result';
+  return { type, time: new Date().toISOString(), ...rest };
+}
+
 export function createOutput(opts: OutputOptions): Output {
   const tty = Boolean(process.stderr.isTTY);
   const colorOn = tty && opts.color !== false && !process.env.NO_COLOR && !opts.json;
@@ -103,7 +121,7 @@ export function createOutput(opts: OutputOptions): Output {
     color: token === undefined ? new Chalk({ level: 0 }) : tokenColor(token),
     interactive: tty && Boolean(process.stdin.isTTY),
     info: (text) => void process.stderr.write(line(text)),
-    result: (doc) => void process.stdout.write(escapeJson(clean(`${JSON.stringify(doc, null, 2)}\n`))),
+    result: (doc) => void process.stdout.write(escapeJson(clean(eventLines ? `${JSON.stringify(asEvent(doc))}\n` : `${JSON.stringify(doc, null, 2)}\n`))),
     print: (text) => void process.stdout.write(line(text)),
   };
 }

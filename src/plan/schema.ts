@@ -124,14 +124,37 @@ defs.savedPlan = object(
   'a saved plan file (vecscale plan --out plan.json)',
 );
 
-/** The schema: a plan document (`plan --json`) or a saved plan file. */
+/** One line of `apply --json` / `destroy --json`: every event has a type and a time (ISO 8601). */
+const event = (type: string, properties: Record<string, S>, optional: readonly string[] = [], description?: string): S =>
+  object({ type: { const: type }, time: { type: 'string', pattern: '^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9:.]+Z$', description: 'ISO 8601, UTC' }, ...properties }, optional, description);
+defs.applyEvent = {
+  description: 'apply --json / destroy --json: newline-delimited events, in this order: plan; per database database-started, then step-started / step-finished per step (progress of long steps between); warnings as they come; summary last — or error (or invalid-topology) instead',
+  oneOf: [
+    event('plan', { plan: ref('plan') }),
+    event('database-started', { database: str(), role: oneOf(['primary', 'secondary']), steps: int() }),
+    event('step-started', { database: str(), step: str('the plan step id'), object: str(), action: oneOf(ACTIONS), risk: oneOf(RISKS) }),
+    event('step-finished', { database: str(), step: str(), ms: int() }, [], 'its statements ran; in a database transaction they commit with it'),
+    event('progress', { event: { type: 'object', description: 'a long step (index build, move) reporting: step-started, progress, step-finished' } }),
+    event('warning', { database: str(), message: str() }),
+    event('summary', {
+      status: oneOf(['applied', 'no_changes', 'blocked', 'declined']),
+      committed: { ...strings, description: 'databases whose transaction committed' },
+      moves: { type: 'array', items: { type: 'object' } },
+      summary: ref('summary'),
+    }, ['moves']),
+    event('error', { error: { type: 'object', properties: { code: str(), message: str() }, required: ['code', 'message'] } }),
+    event('invalid-topology', { valid: { const: false }, problems: { type: 'array', items: { type: 'object' } } }),
+  ],
+};
+
+/** The schema: a plan document (`plan --json`), a saved plan file, or one event line of `apply --json`. */
 export function planJsonSchema(): object {
   return {
     $schema: 'https://json-schema.org/draft/2020-12/schema',
     $id: 'https://vecscale.dev/schemas/plan.schema.json',
     title: 'vecscale plan',
-    description: `vecscale's plan documents, format_version ${PLAN_FORMAT_VERSION}: plan --json, or a saved plan file.`,
-    anyOf: [ref('plan'), ref('savedPlan')],
+    description: `vecscale's plan documents, format_version ${PLAN_FORMAT_VERSION}: plan --json, a saved plan file, or one event line of apply --json.`,
+    anyOf: [ref('plan'), ref('savedPlan'), ref('applyEvent')],
     $defs: defs,
   };
 }

@@ -12,7 +12,7 @@ import { hasChanges, type Plan } from '../../plan/types.js';
 import { planToJson, renderPlan } from '../../render/plan.js';
 import { createProgressRenderer, progressMode } from '../../render/progress.js';
 import { ExitCode, ExitWith } from '../exit.js';
-import { escapeControls, type Output, registerSecrets } from '../output.js';
+import { escapeControls, type Output, registerSecrets, streamEvents } from '../output.js';
 
 export interface CommonOptions {
   readonly connectTimeout?: number;
@@ -138,6 +138,9 @@ interface ApplyCliOptions extends CommonOptions, SafetyOptions {
 }
 
 async function converge(file: string, opts: ApplyCliOptions, out: Output, destroy: boolean): Promise<void> {
+  // --json: stdout is a stream of events, one JSON object a line (plan, database-started, step-started,
+  // step-finished, progress, warning, then summary — or error), for CI systems to render as they come.
+  if (out.json) streamEvents();
   const saved = destroy ? undefined : readSavedPlan(file);
   if (saved && (opts.allowDestructive || opts.rotateFdwPasswords)) {
     throw new VecscaleError('config', '--allow-destructive and --rotate-fdw-passwords belong to `vecscale plan --out`: a saved plan applies with the options it was made with');
@@ -169,20 +172,37 @@ async function converge(file: string, opts: ApplyCliOptions, out: Output, destro
     onPlan: (p) => {
       if (saved) out.info(`Applying the saved plan ${file}: the live databases and the topology still match it.`);
       out.info(renderPlan(p, out.color));
+      if (out.json) out.result({ type: 'plan', plan: planToJson(p) });
     },
     approve: async (p) => opts.autoApprove === true || (await confirm(out, p, verb)),
     events: {
-      onDatabaseStart: (db) => info(out.color.bold(`Applying to ${db.role === 'primary' ? 'the primary' : `secondary ${db.database}`}…`)),
-      onWarning: (db, msg) => info(`${out.color.yellow('warning')}: ${db}: ${msg}`),
-      onProgress: progress.sink,
+      onDatabaseStart: (db) => {
+        info(out.color.bold(`Applying to ${db.role === 'primary' ? 'the primary' : `secondary ${db.database}`}…`));
+        if (out.json) out.result({ type: 'database-started', database: db.database, role: db.role, steps: db.steps.length });
+      },
+      onStep: (step) => {
+        if (out.json) out.result({ type: 'step-started', database: step.database, step: step.id, object: step.object, action: step.action, risk: step.risk });
+      },
+      onStepDone: (step, ms) => {
+        if (out.json) out.result({ type: 'step-finished', database: step.database, step: step.id, ms });
+      },
+      onWarning: (db, msg) => {
+        info(`${out.color.yellow('warning')}: ${db}: ${msg}`);
+        if (out.json) out.result({ type: 'warning', database: db, message: msg });
+      },
+      onProgress: (e) => {
+        progress.sink(e);
+        if (out.json) out.result({ type: 'progress', event: e });
+      },
     },
   }).finally(() => progress.close());
   if (out.json) {
     out.result({
+      type: 'summary',
       status: result.status,
       committed: result.status === 'applied' ? result.committed : [],
       ...(result.status === 'applied' && result.moves ? { moves: result.moves } : {}),
-      plan: planToJson(result.plan),
+      summary: result.plan.summary,
     });
   }
   switch (result.status) {
