@@ -131,12 +131,22 @@ async function applyDatabase(
     try {
       // Literals are quoted the standard way (quote.ts): make sure the server reads them that way.
       await own('SET LOCAL standard_conforming_strings = on', 'starting its transaction');
-      for (const step of [...inTx].sort(reversePhase)) if (step.drop.length > 0) await run(step, step.drop, true);
-      for (const step of inTx) {
+      // A step starts with its drop (replaced and dropped objects go first, in reverse phase order).
+      const started = new Map<PlanStep, number>();
+      const start = (step: PlanStep) => {
+        if (started.has(step)) return;
+        started.set(step, performance.now());
         events.onStep?.(step);
-        const started = Date.now();
+      };
+      for (const step of [...inTx].sort(reversePhase)) {
+        if (step.drop.length === 0) continue;
+        start(step);
+        await run(step, step.drop, true);
+      }
+      for (const step of inTx) {
+        start(step);
         await run(step, step.sql, true);
-        events.onStepDone?.(step, Date.now() - started);
+        events.onStepDone?.(step, Math.round(performance.now() - started.get(step)!));
       }
       progress.committing = true;
       await own('COMMIT', 'committing its transaction');
@@ -150,7 +160,7 @@ async function applyDatabase(
   }
   for (const step of outside) {
     events.onStep?.(step);
-    const started = Date.now();
+    const started = performance.now();
     try {
       await run(step, step.sql, false);
     } catch (err) {
@@ -158,7 +168,7 @@ async function applyDatabase(
       throw err;
     }
     progress.outsideDone++;
-    events.onStepDone?.(step, Date.now() - started);
+    events.onStepDone?.(step, Math.round(performance.now() - started));
   }
 }
 

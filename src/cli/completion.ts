@@ -33,21 +33,32 @@ const words = (xs: readonly string[]): string => xs.join(' ');
 
 function bash(all: Entry[]): string {
   const cases = all
-    .map((e) => `    "${e.path.join(' ')}") words="${words([...e.subcommands, ...e.options, '--help'])}" ;;`)
+    .map((e) => `    "${e.path.join(' ')}") subs="${words(e.subcommands)}" opts="${words([...e.options, '--help'])}" ;;`)
     .join('\n');
   return `# vecscale completion for bash: eval "$(vecscale completion bash)", or save it in /etc/bash_completion.d/vecscale
-_vecscale() {
-  local cur="\${COMP_WORDS[COMP_CWORD]}" path="" w words
-  local known=" ${words(all.filter((e) => e.path.length > 0).map((e) => e.path.at(-1)!))} "
-  for w in "\${COMP_WORDS[@]:1:COMP_CWORD-1}"; do
-    case "$w" in -*) ;; *) [[ "$known" == *" $w "* ]] && path="\${path:+$path }$w" ;; esac
-  done
-  case "$path" in
+_vecscale_words() {
+  case "$1" in
 ${cases}
-    *) words="" ;;
+    *) subs="" opts="" ;;
   esac
-  COMPREPLY=($(compgen -W "$words" -- "$cur"))
-  [[ \${#COMPREPLY[@]} -eq 0 && "$cur" != -* ]] && COMPREPLY=($(compgen -f -- "$cur"))
+}
+_vecscale() {
+  local cur="\${COMP_WORDS[COMP_CWORD]}" path="" w f subs opts
+  # The command path so far: each word that is a subcommand of the path before it.
+  for w in "\${COMP_WORDS[@]:1:COMP_CWORD-1}"; do
+    _vecscale_words "$path"
+    case " $subs " in *" $w "*) path="\${path:+$path }$w" ;; esac
+  done
+  _vecscale_words "$path"
+  COMPREPLY=()
+  if [[ "$cur" == -* ]]; then
+    COMPREPLY=($(compgen -W "$opts" -- "$cur"))
+  elif [[ -n "$subs" ]]; then
+    COMPREPLY=($(compgen -W "$subs" -- "$cur"))
+  else
+    # A command's arguments: file names (one a line, so names with spaces stay whole).
+    while IFS= read -r f; do COMPREPLY+=("$f"); done < <(compgen -f -- "$cur")
+  fi
   return 0
 }
 complete -o filenames -F _vecscale vecscale
@@ -55,9 +66,9 @@ complete -o filenames -F _vecscale vecscale
 }
 
 function zsh(all: Entry[]): string {
-  return `#compdef vecscale
-# vecscale completion for zsh: vecscale completion zsh > "\${fpath[1]}/_vecscale"
-${bash(all).replace(/^# vecscale completion for bash.*\n/, '')}`.replace('complete -o filenames -F _vecscale vecscale', 'autoload -U +X bashcompinit && bashcompinit\ncomplete -o filenames -F _vecscale vecscale');
+  // zsh runs bash's completion functions through bashcompinit: source it, e.g. from ~/.zshrc.
+  return bash(all)
+    .replace(/^# vecscale completion for bash.*\n/, '# vecscale completion for zsh: source <(vecscale completion zsh) in ~/.zshrc\nautoload -U +X compinit && compinit\nautoload -U +X bashcompinit && bashcompinit\n');
 }
 
 function fish(all: Entry[]): string {

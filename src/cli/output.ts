@@ -14,9 +14,22 @@ const secrets = new Set<string>();
 export const registerSecrets = (values: Iterable<string>): void => {
   for (const v of values) secrets.add(v);
 };
-// A secret inside a JSON document is written JSON-escaped (a quote as \"): scrub that form too.
-const clean = (text: string): string =>
-  secrets.size > 0 ? scrub(text, [...secrets].flatMap((v) => [v, JSON.stringify(v).slice(1, -1)])) : text;
+const clean = (text: string): string => (secrets.size > 0 ? scrub(text, secrets) : text);
+
+/**
+ * A JSON document with every secret scrubbed from its strings and keys, before it is written: scrubbing the JSON
+ * text instead could break it (a password `true` or `5432` would turn a value into `***`).
+ */
+function scrubbed(value: unknown): unknown {
+  if (secrets.size === 0) return value;
+  const v = value !== null && typeof value === 'object' && typeof (value as { toJSON?: unknown }).toJSON === 'function'
+    ? (value as { toJSON(): unknown }).toJSON()
+    : value;
+  if (typeof v === 'string') return clean(v);
+  if (Array.isArray(v)) return v.map(scrubbed);
+  if (v !== null && typeof v === 'object') return Object.fromEntries(Object.entries(v).map(([k, x]) => [clean(k), scrubbed(x)]));
+  return v;
+}
 
 /**
  * What a terminal may act on: C0 controls but newline and tab (CR too: it rewrites the line), DEL, C1 controls
@@ -121,7 +134,7 @@ export function createOutput(opts: OutputOptions): Output {
     color: token === undefined ? new Chalk({ level: 0 }) : tokenColor(token),
     interactive: tty && Boolean(process.stdin.isTTY),
     info: (text) => void process.stderr.write(line(text)),
-    result: (doc) => void process.stdout.write(escapeJson(clean(eventLines ? `${JSON.stringify(asEvent(doc))}\n` : `${JSON.stringify(doc, null, 2)}\n`))),
+    result: (doc) => void process.stdout.write(escapeJson(eventLines ? `${JSON.stringify(scrubbed(asEvent(doc)))}\n` : `${JSON.stringify(scrubbed(doc), null, 2)}\n`)),
     print: (text) => void process.stdout.write(line(text)),
   };
 }

@@ -19,16 +19,20 @@ import { CompiledQuery } from 'kysely';
 export type Json = string | number | boolean | null | { [key: string]: Json | undefined } | Json[];
 /** A value vecs' filter operators compare with. */
 export type FilterValue = string | number | boolean;
-/** One metadata key's condition in vecs' filter language. */
+/** vecs' comparison operators. */
+export type FilterOperator = '$eq' | '$ne' | '$lt' | '$lte' | '$gt' | '$gte' | '$in' | '$contains';
+/** Exactly one operator: `K`, with `V`. */
+type OneOperator<K extends FilterOperator, V> = { [P in K]: V } & { [P in Exclude<FilterOperator, K>]?: never };
+/** One metadata key's condition in vecs' filter language (\`{ "year": { "$gt": 2010 } }\`): one operator. */
 export type FieldFilter =
-  | { $eq: FilterValue | Json[] | { [key: string]: Json | undefined } }
-  | { $ne: FilterValue | Json[] | { [key: string]: Json | undefined } }
-  | { $lt: number | string }
-  | { $lte: number | string }
-  | { $gt: number | string }
-  | { $gte: number | string }
-  | { $in: FilterValue[] }
-  | { $contains: FilterValue };
+  | OneOperator<'$eq', FilterValue | null | Json[] | { [key: string]: Json | undefined }>
+  | OneOperator<'$ne', FilterValue | null | Json[] | { [key: string]: Json | undefined }>
+  | OneOperator<'$lt', FilterValue>
+  | OneOperator<'$lte', FilterValue>
+  | OneOperator<'$gt', FilterValue>
+  | OneOperator<'$gte', FilterValue>
+  | OneOperator<'$in', FilterValue[]>
+  | OneOperator<'$contains', FilterValue>;
 /** vecs' filter language (the same type as the generated file's `Filter`). */
 export type Filter = { $and: Filter[] } | { $or: Filter[] } | { [key: string]: FieldFilter };
 
@@ -60,7 +64,10 @@ export interface KyselyQueryable {
   executeQuery(query: CompiledQuery): Promise<{ rows: unknown[] }>;
 }
 
-/** The topology's rule for collection names (src/config/rules.ts): match_<c> is then a plain identifier. */
+/**
+ * A lowercase identifier short enough for match_<c> (the topology's names are stricter still: src/config/rules.ts):
+ * match_<c> is then a plain identifier, written into the statement as it is.
+ */
 const COLLECTION = /^[a-z_][a-z0-9_]{0,56}$/;
 
 /** A vector as its text form, `'[1,2,3]'`; every number must be finite. */
@@ -86,11 +93,14 @@ export function parseVector(text: string): number[] {
 
 /** The SQL and parameters of `public.match_<collection>(…)`. */
 export function matchQuery(collection: string, embedding: readonly number[] | string, opts: MatchOptions = {}): MatchCall {
-  if (!COLLECTION.test(collection)) throw new TypeError(`not a collection name: ${JSON.stringify(collection.slice(0, 70))}`);
+  // A string, checked once and used as checked (an object's toString could answer differently the second time).
+  if (typeof collection !== 'string' || !COLLECTION.test(collection)) {
+    throw new TypeError(`not a collection name: ${typeof collection === 'string' ? JSON.stringify(collection.slice(0, 70)) : typeof collection}`);
+  }
   const vector = typeof embedding === 'string' ? embedding : formatVector(embedding);
   return {
     sql:
-      `SELECT * FROM public.match_${collection}(query_embedding => $1, match_count => $2, filter => $3::jsonb, ` +
+      `SELECT * FROM public.match_${collection}(query_embedding => $1, match_count => $2, filter => $3::pg_catalog.jsonb, ` +
       'ef_search => $4, probes => $5, iterative_scan => $6)',
     parameters: [vector, opts.limit ?? 10, JSON.stringify(opts.filter ?? {}), opts.efSearch ?? null, opts.probes ?? null, opts.iterativeScan ?? null],
   };

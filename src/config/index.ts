@@ -32,6 +32,8 @@ export interface ParseOptions {
   readonly strict?: boolean;
   /** Reads a `file:` secret by absolute path (default: a regular file of at most 64 KiB); tests inject one to need no files. */
   readonly readSecretFile?: ReadSecretFile;
+  /** `vecscale types`: unset variables are no error, their values placeholders (see createInterpolator). */
+  readonly placeholders?: boolean;
 }
 
 const readSecret: ReadSecretFile = (absPath) => readBoundedText(absPath, MAX_SECRET_BYTES);
@@ -49,7 +51,7 @@ export function parseTopology(text: string, file: string, env: Readonly<Record<s
   const source = file === FROM_TEXT ? file : resolve(file);
   // Text handed in directly meets the same bound as a file (UTF-16 length ≤ UTF-8 bytes: cheap test first).
   if (text.length > MAX_TOPOLOGY_BYTES || Buffer.byteLength(text, 'utf8') > MAX_TOPOLOGY_BYTES) return { ok: false, problems: [tooLarge(source)] };
-  const interpolator = createInterpolator(env, source, shownFile(source));
+  const interpolator = createInterpolator(env, source, shownFile(source), opts.placeholders === true);
   const baseDir = source === FROM_TEXT ? process.cwd() : dirname(source);
   const secrets = createSecretResolver(interpolator, source, baseDir, opts.readSecretFile ?? readSecret);
   const shape = checkShape(text, source, secrets.transform);

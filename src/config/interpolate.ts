@@ -75,7 +75,12 @@ function referenceOffsets(leaf: StringLeaf, count: number): number[] | undefined
 }
 
 /** A stage-2 interpolator over one environment. `shownFile` is the file as messages print it. */
-export function createInterpolator(env: Readonly<Record<string, string | undefined>>, file: string, shownFile: string): Interpolator {
+/**
+ * `placeholders` (vecscale types, which needs no connection): a variable the environment does not set is no error;
+ * the value that holds it is left out of every later check (unresolved), and a URL with one reads as a placeholder
+ * URL of its own (`…@unresolved-<n>.invalid`), so the topology still builds.
+ */
+export function createInterpolator(env: Readonly<Record<string, string | undefined>>, file: string, shownFile: string, placeholders = false): Interpolator {
   const missing: { name: string; path: string; pos: Position }[] = [];
   const problems: ConfigProblem[] = [];
   const secrets = new Set<string>();
@@ -95,6 +100,7 @@ export function createInterpolator(env: Readonly<Record<string, string | undefin
     const isUrl = leaf.schema.format === 'postgres-url';
     const layout = isUrl ? urlLayout(tokens) : undefined;
     let out = '';
+    let lacking = false;
     tokens.forEach((t, i) => {
       if (t.kind === 'text') {
         out += t.text;
@@ -109,12 +115,14 @@ export function createInterpolator(env: Readonly<Record<string, string | undefin
       // `:-` as in the shell: the default also replaces an empty value.
       const value = set !== undefined && (set !== '' || t.fallback === undefined) ? set : t.fallback;
       if (value === undefined) {
-        missing.push({ name: t.name, path: leaf.path, pos: posOf(t.ordinal) });
+        if (!placeholders) missing.push({ name: t.name, path: leaf.path, pos: posOf(t.ordinal) });
         unresolved.add(leaf.path);
+        lacking = true;
         return;
       }
       out += layout?.inUserinfo(i) ? encodeURIComponent(value) : value;
     });
+    if (lacking && isUrl) return `postgres://vecscale-types@unresolved-${unresolved.size}.invalid:5432/postgres`;
     if (isUrl) {
       // After a bad reference the rest of the value is not what was meant: no point warning about it.
       if (layout?.literalPassword && !tokens.some((t) => t.kind === 'bad')) {

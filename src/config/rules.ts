@@ -62,6 +62,11 @@ export type Rule = (draft: Draft, ctx: RuleContext) => ConfigProblem[];
 export const MAX_INDEXED_DIMENSIONS = 2000;
 /** Names vecscale gives the columns of every collection view, and PostgreSQL's system columns. */
 export const RESERVED_COLUMNS = ['id', 'embedding', 'metadata', 'vec', 'ctid', 'xmin', 'xmax', 'cmin', 'cmax', 'tableoid'] as const;
+/**
+ * The names of match_<c>'s result column and arguments: a column named so would make its RETURNS TABLE name a column
+ * twice, or an argument and a result column alike (PostgreSQL refuses both).
+ */
+export const MATCH_NAMES = ['distance', 'query_embedding', 'match_count', 'filter', 'ef_search', 'probes', 'iterative_scan'] as const;
 /** Schemas pgvector must not go to: the vecs client's, vecscale's private one, and the system's. */
 const RESERVED_SCHEMAS = ['vecs', 'vecscale', 'vecscale_remote', 'vecscale_write', 'pg_catalog', 'information_schema', 'pg_toast'] as const;
 
@@ -300,10 +305,12 @@ const dimensionIsIndexable: Rule = (draft, ctx) =>
 const columnNamesAreFree: Rule = (draft, ctx) =>
   draft.collections.flatMap((c) =>
     c.columns
-      .filter((col) => (RESERVED_COLUMNS as readonly string[]).includes(col.name))
+      .filter((col) => (RESERVED_COLUMNS as readonly string[]).includes(col.name) || (MATCH_NAMES as readonly string[]).includes(col.name))
       .map((col) => {
         const path = `collections.${c.name}.columns.${col.name}`;
-        const message = `column name "${col.name}" is reserved: ${RESERVED_COLUMNS.slice(0, 4).join(', ')} are vecscale's and ${RESERVED_COLUMNS.slice(4).join(', ')} are PostgreSQL system columns`;
+        const message = (MATCH_NAMES as readonly string[]).includes(col.name)
+          ? `column name "${col.name}" is reserved: ${MATCH_NAMES.join(', ')} are match_<collection>'s result column and arguments`
+          : `column name "${col.name}" is reserved: ${RESERVED_COLUMNS.slice(0, 4).join(', ')} are vecscale's and ${RESERVED_COLUMNS.slice(4).join(', ')} are PostgreSQL system columns`;
         return error(ctx, path, ctx.locate.key(path) ?? ctx.locate.near(path), message);
       }),
   );

@@ -53,16 +53,20 @@ export type VectorText = string;
 /** A value vecs' filter operators compare with. */
 export type FilterValue = string | number | boolean;
 
-/** One metadata key's condition in vecs' filter language (\`{ "year": { "$gt": 2010 } }\`). */
+/** vecs' comparison operators. */
+export type FilterOperator = '$eq' | '$ne' | '$lt' | '$lte' | '$gt' | '$gte' | '$in' | '$contains';
+/** Exactly one operator: \`K\`, with \`V\`. */
+type OneOperator<K extends FilterOperator, V> = { [P in K]: V } & { [P in Exclude<FilterOperator, K>]?: never };
+/** One metadata key's condition in vecs' filter language (\`{ "year": { "$gt": 2010 } }\`): one operator. */
 export type FieldFilter =
-  | { $eq: FilterValue | Json[] | { [key: string]: Json | undefined } }
-  | { $ne: FilterValue | Json[] | { [key: string]: Json | undefined } }
-  | { $lt: number | string }
-  | { $lte: number | string }
-  | { $gt: number | string }
-  | { $gte: number | string }
-  | { $in: FilterValue[] }
-  | { $contains: FilterValue };
+  | OneOperator<'$eq', FilterValue | null | Json[] | { [key: string]: Json | undefined }>
+  | OneOperator<'$ne', FilterValue | null | Json[] | { [key: string]: Json | undefined }>
+  | OneOperator<'$lt', FilterValue>
+  | OneOperator<'$lte', FilterValue>
+  | OneOperator<'$gt', FilterValue>
+  | OneOperator<'$gte', FilterValue>
+  | OneOperator<'$in', FilterValue[]>
+  | OneOperator<'$contains', FilterValue>;
 
 /**
  * A filter in vecs' language, as match_<c> takes it: a metadata key and its condition, or \`$and\` / \`$or\` of
@@ -178,9 +182,9 @@ ${insert.map((r) => `          ${r}`).join('\n')}
           query_embedding: string | number[]
           match_count?: number
           filter?: Filter
-          ef_search?: number
-          probes?: number
-          iterative_scan?: ${[...ITERATIVE_SCAN_MODES].sort(byCodePoint).map((m) => `'${m}'`).join(' | ')}
+          ef_search?: number | null
+          probes?: number | null
+          iterative_scan?: ${[...ITERATIVE_SCAN_MODES].sort(byCodePoint).map((m) => `'${m}'`).join(' | ')} | null
         }
         Returns: {
           id: string

@@ -19,16 +19,21 @@ test('bash: subcommands, their options, a nested command, the shells; files for 
     execFileSync('bash', ['-c', `source ${script}; COMP_WORDS=(vecscale ${words.map((w) => `'${w}'`).join(' ')}); COMP_CWORD=${words.length}; _vecscale; printf '%s\\n' "\${COMPREPLY[@]}"`], { encoding: 'utf8', cwd: dir })
       .trim().split('\n').filter(Boolean).sort();
   assert.deepEqual(complete('sa'), ['sandbox']);
-  assert.deepEqual(complete('sandbox', ''), ['--help', 'down', 'status', 'up']);
+  assert.deepEqual(complete('sandbox', ''), ['down', 'status', 'up']);
+  assert.deepEqual(complete('sandbox', '--'), ['--help']);
   assert.deepEqual(complete('sandbox', 'up', '--r'), ['--replicas']);
   assert.deepEqual(complete('plan', '--de'), ['--detailed-exitcode']);
-  assert.deepEqual(complete('completion', ''), ['--help', 'bash', 'fish', 'zsh']);
+  assert.deepEqual(complete('completion', ''), ['bash', 'fish', 'zsh']);
   writeFileSync(join(dir, 'topology.yaml'), 'version: 1\n');
+  writeFileSync(join(dir, 'my topo.yaml'), 'version: 1\n');
   assert.deepEqual(complete('plan', 'topo'), ['topology.yaml']);
+  assert.deepEqual(complete('plan', 'my'), ['my topo.yaml'], 'a file name with a space stays whole');
+  // A subcommand's name later on the line is an argument, not a command: query status <TAB> offers files.
+  assert.deepEqual(complete('query', 'status', 'topo'), ['topology.yaml']);
 });
 
 test('zsh and fish scripts are printed; an unknown shell is refused with the choices', async () => {
-  assert.match((await vecscale(['completion', 'zsh'])).stdout, /^#compdef vecscale\n/);
+  assert.match((await vecscale(['completion', 'zsh'])).stdout, /^# vecscale completion for zsh: source <\(vecscale completion zsh\)/);
   const fish = await vecscale(['completion', 'fish']);
   assert.match(fish.stdout, /complete -c vecscale -n '__fish_seen_subcommand_from sandbox' -a up /);
   const bad = await vecscale(['completion', 'powershell']);

@@ -48,7 +48,7 @@ test('the same call through a pg pool and through Kysely: rows nearest first, fi
   assert.deepEqual(sharded.map((r) => r.id), ['r7', 'r8']);
   // Every value is a parameter; the collection name alone is in the text.
   assert.deepEqual(matchQuery('docs', [1, 2, 3], { limit: 5 }), {
-    sql: 'SELECT * FROM public.match_docs(query_embedding => $1, match_count => $2, filter => $3::jsonb, ef_search => $4, probes => $5, iterative_scan => $6)',
+    sql: 'SELECT * FROM public.match_docs(query_embedding => $1, match_count => $2, filter => $3::pg_catalog.jsonb, ef_search => $4, probes => $5, iterative_scan => $6)',
     parameters: ['[1,2,3]', 5, '{}', null, null, null],
   });
 });

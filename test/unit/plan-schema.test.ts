@@ -36,7 +36,7 @@ function converged(t = topology()): Map<string, LiveDatabase> {
 }
 
 const ajv = new Ajv2020({ allErrors: true, strict: true });
-const validate = ajv.compile(planJsonSchema());
+const validate = ajv.compile(planJsonSchema({ closed: true }));
 const check = (doc: unknown, what: string) => {
   const json = JSON.parse(JSON.stringify(doc)) as unknown;
   assert.ok(validate(json), `${what}: ${ajv.errorsText(validate.errors)}`);
@@ -93,7 +93,14 @@ test('a saved plan file validates too', () => {
   check(savePlan(buildPlan(t, converged(t)), converged(t), t, 'topology.yaml', { allowDestructive: 'all' }), 'saved converged plan');
 });
 
-test('a field the schema does not know is refused (objects are closed), and so is a newer major version', () => {
+test('the published schema is open (a later minor version may add fields); the closed one refuses an unknown field, and both a newer major version', () => {
+  const open = new Ajv2020({ strict: true }).compile(JSON.parse(readFileSync(PLAN_SCHEMA_PATH, 'utf8')) as object);
+  const later = JSON.parse(JSON.stringify(planToJson(buildPlan(topology(), emptyLive())))) as Record<string, unknown>;
+  later.format_version = '1.3';
+  later.added_in_1_3 = { anything: true };
+  assert.equal(open(later), true, 'a 1.3 document with a new field validates against the 1.0 schema');
+  later.format_version = '2.0';
+  assert.equal(open(later), false);
   const doc = JSON.parse(JSON.stringify(planToJson(buildPlan(topology(), emptyLive())))) as Record<string, unknown> & { databases: Array<{ steps: Array<Record<string, unknown>> }> };
   doc.databases[0]!.steps[0]!.surprise = true;
   assert.equal(validate(doc), false);

@@ -1,7 +1,7 @@
 /**
  * `vecscale types [file] [--out path] [--flavor kysely|supabase|both]`: TypeScript types for the primary's API, from
- * the topology alone. No connection, and no secrets needed: a variable the environment does not set, or a secret
- * file, stands for a placeholder (the types do not depend on any URL or password).
+ * the topology alone. No connection, and no secrets needed: a variable the environment does not set (a password, a
+ * host, a whole URL) or a secret file stands for a placeholder — the types depend on no URL or password.
  */
 import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
@@ -24,9 +24,8 @@ const PLACEHOLDER = 'vecscale-types-placeholder';
 export async function typesCommand(file: string, opts: TypesFlags, out: Output): Promise<void> {
   const flavor = (opts.flavor ?? 'both') as Flavor;
   if (!FLAVORS.includes(flavor)) throw new VecscaleError('config', `--flavor must be kysely, supabase or both (got ${JSON.stringify(opts.flavor)})`);
-  // Any variable stands for something: only the collections matter here.
-  const env = new Proxy({ ...process.env }, { get: (e, k) => (typeof k === 'string' ? (e[k] ?? PLACEHOLDER) : undefined) });
-  const result = loadTopology(file, env, { readSecretFile: () => PLACEHOLDER });
+  // Only the collections matter here: unset variables (and secret files) stand for placeholders.
+  const result = loadTopology(file, process.env, { placeholders: true, readSecretFile: () => PLACEHOLDER });
   if (!result.ok) {
     for (const p of result.problems) out.info(problemLine(out, p));
     if (out.json) out.result({ valid: false, problems: result.problems });
