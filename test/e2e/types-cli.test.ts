@@ -34,6 +34,29 @@ test('stdout without secrets in the environment; --out writes the same bytes; --
   assert.doesNotMatch(kysely.stdout, /export type Database/);
 });
 
+test('a topology whose hosts and whole URLs come from the environment: types need none of them set', async () => {
+  const t = join(dir, 'env.yaml');
+  writeFileSync(t, `version: 1
+primary:
+  url: postgres://postgres:\${PRIMARY_PASSWORD}@\${PRIMARY_HOST}:\${PGPORT:-5432}/postgres
+secondaries:
+  pod_a:
+    url: postgres://postgres:\${POD_PASSWORD}@\${POD_A_HOST}:5432/postgres
+  pod_b:
+    url: \${POD_B_URL}
+collections:
+  docs: { secondary: pod_a, dimension: 3, columns: { url: text } }
+  imgs: { shards: [pod_a, pod_b], dimension: 3 }
+`);
+  const r = await vecscale(['types', t, '--flavor', 'kysely'], { env: clean });
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stdout, /docs: DocsTable;\n {2}imgs: ImgsTable;/);
+  // validate, which needs them, still names every one missing.
+  const v = await vecscale(['validate', t], { env: clean });
+  assert.equal(v.code, 6);
+  assert.match(v.stderr, /missing environment variables: .*PRIMARY_HOST.*POD_B_URL/);
+});
+
 test('a bad flavour or a broken topology: exit 6 with the reason, no stack trace', async () => {
   const flavor = await vecscale(['types', topology, '--flavor', 'prisma']);
   assert.equal(flavor.code, 6);

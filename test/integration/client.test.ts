@@ -56,6 +56,10 @@ test('the same call through a pg pool and through Kysely: rows nearest first, fi
 test('bad input is refused before or by the database, never turned into SQL', async () => {
   assert.throws(() => matchQuery('docs; DROP TABLE x', [1, 2, 3]), /not a collection name/);
   assert.throws(() => matchQuery('Docs', [1, 2, 3]), /not a collection name/);
+  // Something that is a name when checked and SQL when used: only a string is taken.
+  let calls = 0;
+  const shifty = { toString: () => (calls++ === 0 ? 'docs' : 'docs(NULL) x; DROP TABLE t; --') };
+  assert.throws(() => matchQuery(shifty as unknown as string, [1, 2, 3]), /not a collection name: object/);
   assert.throws(() => matchQuery('docs', [1, Number.NaN, 3]), /vector\[1\] is not a finite number/);
   await assert.rejects(match(pool, 'docs', [1, 2, 3], { efSearch: 1e9 }), /ef_search must be between 1 and 1000/);
   await assert.rejects(match(pool, 'docs', "[1,2,3]'); SELECT 1; --", {}), /invalid input syntax for type vector|malformed vector/);

@@ -71,6 +71,11 @@ test('columnNamesAreFree: id, embedding and metadata are reserved, reported at t
     't.yaml:15:7: collections.docs.columns.metadata: column name "metadata" is reserved: id, embedding, metadata, vec are vecscale\'s and ctid, xmin, xmax, cmin, cmax, tableoid are PostgreSQL system columns',
     't.yaml:16:7: collections.docs.columns.id: column name "id" is reserved: id, embedding, metadata, vec are vecscale\'s and ctid, xmin, xmax, cmin, cmax, tableoid are PostgreSQL system columns',
   ]);
+  // match_<c>'s result column and argument names: its RETURNS TABLE would name them twice.
+  assert.deepEqual(check('  docs:\n    secondary: pod_text\n    dimension: 3\n    columns:\n      distance: real\n      filter: text\n'), [
+    't.yaml:14:7: collections.docs.columns.distance: column name "distance" is reserved: distance, query_embedding, match_count, filter, ef_search, probes, iterative_scan are match_<collection>\'s result column and arguments',
+    't.yaml:15:7: collections.docs.columns.filter: column name "filter" is reserved: distance, query_embedding, match_count, filter, ef_search, probes, iterative_scan are match_<collection>\'s result column and arguments',
+  ]);
 });
 
 test('urlsArePostgres: scheme, host and user, quoted without the password', () => {
