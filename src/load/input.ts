@@ -580,9 +580,12 @@ export function csvParser(dimension: number): LineParser {
       } catch (e) {
         return { line, reason: `the metadata is not valid JSON: ${jsonError(e)}` };
       }
-      const bad = metadataProblem(value, rawMetadata);
-      if (bad !== undefined) return { line, reason: bad };
-      metadata = rawMetadata;
+      // JSON null, as in JSON lines (and an empty field): no metadata, `{}`.
+      if (value !== null) {
+        const bad = metadataProblem(value, rawMetadata);
+        if (bad !== undefined) return { line, reason: bad };
+        metadata = rawMetadata;
+      }
     }
     return { line, id, embedding, metadata };
   };
@@ -600,7 +603,11 @@ export function csvParser(dimension: number): LineParser {
       return record(raw.line, raw.text);
     },
     end: () => {
-      if (!open) return undefined;
+      if (!open) {
+        // An empty input (or blank lines only) has no header: not a CSV vecscale can read, as the README says (exit 6).
+        if (header === undefined) throw new InputFormatError('the CSV input is empty: its first line must be a header naming id, embedding and (optionally) metadata');
+        return undefined;
+      }
       const line = open.line;
       open = undefined;
       if (header === undefined) throw new InputFormatError(`line ${line}: a quoted field of the header is never closed`);

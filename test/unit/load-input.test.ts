@@ -259,8 +259,12 @@ test('CSV: bad records are bad lines; a bad header stops the load', () => {
   assert.throws(() => csv('id,metadata\na,{}'), /must name id and embedding/);
   assert.throws(() => csv('id,id,embedding\n'), /names id twice/);
   assert.throws(() => csv('a,"[1,2,3]",{}'), /column 1 of the header is "a"/);
-  assert.deepEqual(csv(''), []);
+  // No header at all (an empty input, blank lines only): not a CSV vecscale can read (exit 6), as the README says.
+  assert.throws(() => csv(''), /the CSV input is empty/);
+  assert.throws(() => csv('\n\n'), /the CSV input is empty/);
   assert.deepEqual(csv('id,embedding\n'), []);
+  // null metadata is no metadata, as in JSON lines.
+  assert.deepEqual(csv('id,embedding,metadata\na,"[1,2,3]",null'), [{ line: 2, id: 'a', embedding: '[1,2,3]', metadata: '{}' }]);
 });
 
 test('parseCsvRecord: empty unquoted fields are null, quoted ones text', () => {
