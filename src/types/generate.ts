@@ -215,6 +215,18 @@ ${functions.join('\n')}
     CompositeTypes: { [_ in never]: never }
   }
 }
+
+/**
+ * A project's own generated \`Database\` (\`supabase gen types typescript\`) with vecscale's views and functions in its
+ * public schema: \`createClient<WithVecscale<ProjectDatabase>>()\`. vecscale's definitions replace the project's of
+ * the same name (its generator sees match_<c>'s vector argument as a string only, and the views' columns untyped).
+ */
+export type WithVecscale<D extends { public: { Views: object; Functions: object } }> = Omit<D, 'public'> & {
+  public: Omit<D['public'], 'Views' | 'Functions'> & {
+    Views: Omit<D['public']['Views'], keyof Database['public']['Views']> & Database['public']['Views']
+    Functions: Omit<D['public']['Functions'], keyof Database['public']['Functions']> & Database['public']['Functions']
+  }
+}
 `;
 }
 
