@@ -18,6 +18,7 @@ import { partsOf } from '../model/placement.js';
 import { ident, literal, qualified } from '../sql/quote.js';
 import { T, vectorType } from '../sql/types.js';
 import { defineTriggerFunction } from './function-object.js';
+import { readyBuffer } from './write-functions.js';
 import { DISTANCE_OPERATOR, inlineVector, matchSqlFunctionObject } from './match-function.js';
 import { metadataValue } from '../sql/metadata-cast.js';
 
@@ -82,20 +83,7 @@ export function upsertRowFunction(vectorSchema: string): FunctionObject {
   const body = `
 BEGIN
   IF TG_LEVEL = 'STATEMENT' AND TG_WHEN = 'BEFORE' THEN
-    IF pg_catalog.to_regclass(${literal(buffer)}) IS NULL THEN
-      BEGIN
-        CREATE TEMPORARY TABLE ${UPSERT_BUFFER} (collection ${T.text} NOT NULL, n ${T.int8} GENERATED ALWAYS AS IDENTITY, id ${T.varchar}, vec ${vectorType(vectorSchema)}, metadata ${T.jsonb}) ON COMMIT DELETE ROWS;
-      EXCEPTION WHEN insufficient_privilege THEN
-        -- No TEMP privilege here: row by row.
-        PERFORM pg_catalog.set_config(${literal(UPSERT_BATCH_SETTING)}, 'off', true);
-        RETURN NULL;
-      END;
-    END IF;
-    PERFORM pg_catalog.set_config(${literal(UPSERT_BATCH_SETTING)}, CASE WHEN EXISTS (
-      SELECT FROM pg_catalog.pg_class r
-       WHERE r.oid = pg_catalog.to_regclass(${literal(buffer)}) AND r.relkind = 'r'
-         AND r.relowner = (SELECT a.oid FROM pg_catalog.pg_roles a WHERE a.rolname = CURRENT_USER)
-         AND NOT r.relhastriggers AND NOT r.relhasrules AND NOT r.relrowsecurity) THEN 'on' ELSE 'off' END, true);
+${readyBuffer(UPSERT_BUFFER, `collection ${T.text} NOT NULL, n ${T.int8} GENERATED ALWAYS AS IDENTITY, id ${T.varchar}, vec ${vectorType(vectorSchema)}, metadata ${T.jsonb}`, UPSERT_BATCH_SETTING)}
     RETURN NULL;
   ELSIF TG_LEVEL = 'STATEMENT' THEN
     -- AFTER INSERT: this statement's rows, in one upsert, the last row of each id winning.

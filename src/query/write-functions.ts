@@ -22,6 +22,31 @@ export const PENDING_TABLE = 'vecscale_pending';
 export const BATCH_SETTING = 'vecscale.write_batch';
 
 /**
+ * PL/pgSQL of a BEFORE INSERT statement trigger that readies a session's buffer, the temporary table `pg_temp.<table>`
+ * with `columns` (no WAL, private to the session, emptied at commit), and sets `setting` (transaction-local) to 'on'
+ * when the statement may use it: only when it is a plain table of the current role's own. In a pooled session another
+ * role could have made it first, with a trigger or rule of its own that would run as this writer; then, or without
+ * the TEMP privilege, 'off' (row by row). Shared by the primary's write triggers and the secondaries' upsert views.
+ */
+export function readyBuffer(table: string, columns: string, setting: string): string {
+  const buffer = literal(`pg_temp.${table}`);
+  return `    IF pg_catalog.to_regclass(${buffer}) IS NULL THEN
+      BEGIN
+        CREATE TEMPORARY TABLE ${table} (${columns}) ON COMMIT DELETE ROWS;
+      EXCEPTION WHEN insufficient_privilege THEN
+        -- No TEMP privilege here: row by row.
+        PERFORM pg_catalog.set_config(${literal(setting)}, 'off', true);
+        RETURN NULL;
+      END;
+    END IF;
+    PERFORM pg_catalog.set_config(${literal(setting)}, CASE WHEN EXISTS (
+      SELECT FROM pg_catalog.pg_class r
+       WHERE r.oid = pg_catalog.to_regclass(${buffer}) AND r.relkind = 'r'
+         AND r.relowner = (SELECT a.oid FROM pg_catalog.pg_roles a WHERE a.rolname = CURRENT_USER)
+         AND NOT r.relhastriggers AND NOT r.relhasrules AND NOT r.relrowsecurity) THEN 'on' ELSE 'off' END, true);`;
+}
+
+/**
  * `vecscale.write_<c>()`: the triggers of public.<c>, writing to vecscale_write.<c>, a foreign table over vecs.<c>
  * (one secondary) or partitioned over the partition tables (sharded: PostgreSQL routes each row to its partition).
  *
@@ -44,20 +69,7 @@ export function writeTriggerFunction(c: CollectionSpec, vectorSchema: string): F
   const body = `
 BEGIN
   IF TG_LEVEL = 'STATEMENT' AND TG_WHEN = 'BEFORE' THEN
-    IF pg_catalog.to_regclass(${literal(pending)}) IS NULL THEN
-      BEGIN
-        CREATE TEMPORARY TABLE ${PENDING_TABLE} (collection ${T.text} NOT NULL, id ${T.varchar}, embedding ${vectorType(vectorSchema)}, metadata ${T.jsonb}) ON COMMIT DELETE ROWS;
-      EXCEPTION WHEN insufficient_privilege THEN
-        -- No TEMP privilege here: row by row.
-        PERFORM pg_catalog.set_config(${literal(BATCH_SETTING)}, 'off', true);
-        RETURN NULL;
-      END;
-    END IF;
-    PERFORM pg_catalog.set_config(${literal(BATCH_SETTING)}, CASE WHEN EXISTS (
-      SELECT FROM pg_catalog.pg_class r
-       WHERE r.oid = pg_catalog.to_regclass(${literal(pending)}) AND r.relkind = 'r'
-         AND r.relowner = (SELECT a.oid FROM pg_catalog.pg_roles a WHERE a.rolname = CURRENT_USER)
-         AND NOT r.relhastriggers AND NOT r.relhasrules AND NOT r.relrowsecurity) THEN 'on' ELSE 'off' END, true);
+${readyBuffer(PENDING_TABLE, `collection ${T.text} NOT NULL, id ${T.varchar}, embedding ${vectorType(vectorSchema)}, metadata ${T.jsonb}`, BATCH_SETTING)}
     RETURN NULL;
   ELSIF TG_LEVEL = 'STATEMENT' THEN
     -- AFTER INSERT: the statement's rows, in one INSERT (this statement's alone: others' were sent at their end).

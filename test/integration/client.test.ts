@@ -75,8 +75,13 @@ test('createMatcher typed by the generated VecscaleMatches: compiles with tsc --
   writeFileSync(join(dir, 'package.json'), JSON.stringify({ type: 'module' }));
   const client = join(ROOT, 'src', 'client', 'index.js');
   writeFileSync(join(dir, 'app.ts'), `import pg from 'pg';
-import { createMatcher } from ${JSON.stringify(client)};
-import type { VecscaleMatches } from './vecscale.js';
+import { createMatcher, type FieldFilter as ClientField, type Filter as ClientFilter } from ${JSON.stringify(client)};
+import type { FieldFilter, Filter, VecscaleMatches } from './vecscale.js';
+// The client's filter types and the generated file's are one language, written twice (the file imports nothing):
+// each must be assignable to the other.
+type Same<A, B> = [A] extends [B] ? ([B] extends [A] ? true : false) : false;
+export const sameFilter: Same<Filter, ClientFilter> = true;
+export const sameField: Same<FieldFilter, ClientField> = true;
 const match = createMatcher<VecscaleMatches>(new pg.Pool());
 export async function run(): Promise<string> {
   const rows = await match('docs', [1, 2, 3], { limit: 5, filter: { year: { $gt: 2010 } }, efSearch: 100 });
