@@ -26,7 +26,7 @@ export interface IntrospectScope {
 }
 
 export interface RawCatalog {
-  readonly facts: { current_user: string; server_version_num: string; superuser: boolean; can_quiet_log: boolean; owns_database: boolean };
+  readonly facts: { current_user: string; server_version_num: string; superuser: boolean; can_quiet_log: boolean; owns_database: boolean; maintenance_work_mem: number };
   /** The connecting role's default privileges: object type (r, f, n), schema (null: every schema), ACL. */
   readonly defaultAcls: ReadonlyArray<{ objtype: string; schema: string | null; acl: AclRow[] }>;
   /** The topology's grantees that exist, and whether each may use pgvector's schema. */
@@ -39,6 +39,10 @@ export interface RawCatalog {
     nspname: string;
     relname: string;
     relkind: string;
+    /** The planner's row estimate (-1: never vacuumed or analyzed). */
+    reltuples: number;
+    /** The table's size on disk with its TOAST (a long vector is stored there), in bytes. */
+    relation_bytes: number;
     comment: string | null;
     viewdef_md5: string | null;
     reloptions: string[] | null;
@@ -152,7 +156,8 @@ export async function readCatalog(db: Db, scope: IntrospectScope): Promise<RawCa
               (SELECT bool_and(pg_catalog.has_parameter_privilege(p, 'SET')) FROM unnest($1::text[]) p) AS can_quiet_log,
               -- NOTE: ALTER DATABASE … SET needs the owner's privileges (or a superuser's).
               (SELECT pg_catalog.pg_has_role(current_user, d.datdba, 'USAGE') FROM pg_catalog.pg_database d
-                WHERE d.datname = pg_catalog.current_database()) AS owns_database`,
+                WHERE d.datname = pg_catalog.current_database()) AS owns_database,
+              pg_catalog.pg_size_bytes(pg_catalog.current_setting('maintenance_work_mem'))::pg_catalog.float8 AS maintenance_work_mem`,
       [QUIET_SETTINGS],
     ))[0]!;
     // NOTE: default privileges apply to objects their role creates: vecscale's objects are created by current_user.
@@ -199,7 +204,8 @@ export async function readCatalog(db: Db, scope: IntrospectScope): Promise<RawCa
     );
     // Relations named like a collection, or carrying our marker, in vecscale's schemas (any kind: collisions count).
     const relations = await q<RawCatalog['relations'][number]>(
-      `SELECT c.oid::int AS oid, n.nspname::text, c.relname::text, c.relkind::text,
+      `SELECT c.oid::int AS oid, n.nspname::text, c.relname::text, c.relkind::text, c.reltuples::pg_catalog.float8 AS reltuples,
+              CASE WHEN c.relkind = 'r' THEN pg_catalog.pg_table_size(c.oid)::pg_catalog.float8 ELSE 0 END AS relation_bytes,
               pg_catalog.obj_description(c.oid, 'pg_class') AS comment,
               CASE WHEN c.relkind = 'v' THEN pg_catalog.md5(pg_catalog.pg_get_viewdef(c.oid)) END AS viewdef_md5,
               c.reloptions::text[] AS reloptions, pg_catalog.pg_get_userbyid(c.relowner)::text AS owner,

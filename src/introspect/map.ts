@@ -309,6 +309,9 @@ export function toState(
       canQuietLog: raw.facts.can_quiet_log,
       ownsDatabase: raw.facts.owns_database || raw.facts.superuser,
       nonEmpty: new Set(raw.nonEmpty.map((r) => keys.relation(VECS_SCHEMA, r.relname))),
+      ...(raw.facts.maintenance_work_mem === undefined ? {} : { maintenanceWorkMem: Number(raw.facts.maintenance_work_mem) }),
+      rowEstimates: new Map(raw.relations.filter((r) => r.nspname === VECS_SCHEMA && r.relkind === 'r' && (r.reltuples >= 0 || r.relation_bytes > 0))
+        .map((r) => [keys.relation(VECS_SCHEMA, r.relname), r.reltuples >= 0 ? { rows: r.reltuples } : { bytes: r.relation_bytes }])),
       moveMarks: moveMarksOf(raw.relations),
       dependants,
       readBy,

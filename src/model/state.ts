@@ -359,6 +359,13 @@ export interface LiveFacts {
   readonly canQuietLog?: boolean;
   /** Whether each vecs table (by relation key) holds at least one row. */
   readonly nonEmpty: ReadonlySet<string>;
+  /**
+   * What is known of each vecs table's size (by relation key): the planner's row estimate (reltuples), or for a table
+   * never analyzed, its bytes on disk.
+   */
+  readonly rowEstimates?: ReadonlyMap<string, { readonly rows: number } | { readonly bytes: number }>;
+  /** The session's maintenance_work_mem, in bytes: what an index build here gets. */
+  readonly maintenanceWorkMem?: number;
   /** Tables (by key) whose marker says a move made them and is not finished with them. */
   readonly moveMarks?: ReadonlyMap<string, MoveMark>;
   /** Relations (by key) that objects outside vecscale's model depend on (a user's view over ours): `DROP … RESTRICT` would fail. */

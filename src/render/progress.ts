@@ -10,6 +10,7 @@
  */
 import ora, { type Ora } from 'ora';
 import type { ProgressEvent, ProgressSink } from '../model/progress.js';
+import { formatBytes } from '../util/bytes.js';
 
 export type ProgressMode = 'tty' | 'plain' | 'json';
 
@@ -93,16 +94,7 @@ export function formatElapsed(ms: number): string {
 }
 
 /** `512 B`, `12 kB`, `3.4 MB`: WAL lag as pg_size_pretty reads (1024-based). */
-export function formatBytes(bytes: number): string {
-  const units = ['B', 'kB', 'MB', 'GB', 'TB'];
-  let v = Math.max(0, bytes);
-  let i = 0;
-  while (v >= 1024 && i < units.length - 1) {
-    v /= 1024;
-    i++;
-  }
-  return `${i === 0 || v >= 10 ? Math.round(v) : v.toFixed(1)} ${units[i]}`;
-}
+export { formatBytes };
 
 type Progress = Extract<ProgressEvent, { type: 'progress' }>;
 

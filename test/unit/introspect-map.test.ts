@@ -3,10 +3,10 @@ import { test } from 'node:test';
 import type { RawCatalog } from '../../src/introspect/catalog.js';
 import { toState } from '../../src/introspect/map.js';
 
-const noPartition = { partition_key: null, partition_bound: null, partition_parent: null, partitions: null };
+const noPartition = { partition_key: null, partition_bound: null, partition_parent: null, partitions: null, reltuples: -1, relation_bytes: 0 };
 
 const raw: RawCatalog = {
-  facts: { current_user: 'postgres', server_version_num: '150018', superuser: true, can_quiet_log: true, owns_database: true },
+  facts: { current_user: 'postgres', server_version_num: '150018', superuser: true, can_quiet_log: true, owns_database: true, maintenance_work_mem: 67108864 },
   // Supabase's default privileges: everything postgres creates in public is granted to the API roles.
   defaultAcls: [
     { objtype: 'r', schema: 'public', acl: [['anon', 'SELECT', false], ['anon', 'INSERT', false], ['service_role', 'SELECT', true]] },
@@ -23,7 +23,7 @@ const raw: RawCatalog = {
     { oid: 4, nspname: 'vecscale_remote', relname: 'img', relkind: 'p', comment: null, viewdef_md5: null, reloptions: null, owner: 'postgres', acl: [], write_trigger: null, ...noPartition, partition_key: 'HASH (id)', partitions: ['vecscale_remote.img_p1of2', 'vecscale_remote.img_p0of2'] },
     {
       oid: 5, nspname: 'vecscale_remote', relname: 'img_p1of2', relkind: 'f', comment: null, viewdef_md5: null, reloptions: null, owner: 'postgres', acl: [], write_trigger: null,
-      partition_key: null, partition_bound: 'FOR VALUES WITH (modulus 2, remainder 1)', partition_parent: 'vecscale_remote.img', partitions: null,
+      partition_key: null, partition_bound: 'FOR VALUES WITH (modulus 2, remainder 1)', partition_parent: 'vecscale_remote.img', partitions: null, reltuples: -1, relation_bytes: 0,
     },
   ],
   functions: [
@@ -96,7 +96,7 @@ test('toState maps catalog rows into the model, absorbing the catalog quirks', (
   const upsert = get('function:public.upsert_docs(rows)');
   assert.deepEqual(upsert?.kind === 'function' && [upsert.acl, upsert.securityDefiner, upsert.config, upsert.owner], [{ public: ['EXECUTE'] }, true, [], 'app']);
   const { defaultAcl, roles, ...rest } = facts;
-  assert.deepEqual(rest, { database: 'pod_a', currentUser: 'postgres', serverVersion: 150018, vectorSchema: 'extensions', dblinkSchema: undefined, superuser: true, canQuietLog: true, ownsDatabase: true, nonEmpty: new Set(['relation:vecs.docs']), moveMarks: new Map(), dependants: new Map(), readBy: new Map() });
+  assert.deepEqual(rest, { database: 'pod_a', currentUser: 'postgres', serverVersion: 150018, vectorSchema: 'extensions', dblinkSchema: undefined, superuser: true, canQuietLog: true, ownsDatabase: true, nonEmpty: new Set(['relation:vecs.docs']), maintenanceWorkMem: 67108864, rowEstimates: new Map(), moveMarks: new Map(), dependants: new Map(), readBy: new Map() });
   // Default privileges by type, global or per schema (types other than relations, functions and schemas are not vecscale's).
   assert.deepEqual(defaultAcl, {
     global: { f: { authenticated: ['EXECUTE'], public: ['EXECUTE'] } },

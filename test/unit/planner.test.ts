@@ -563,6 +563,29 @@ test('a sharded collection gaining an extracted column: ALTER TABLE on the parti
   assert.ok(sql.some((x) => x.startsWith('CREATE OR REPLACE VIEW "vecscale"."img_p0of2"') && x.includes('AS "year"')));
 });
 
+test('an HNSW index built over rows: the plan states the graph memory against maintenance_work_mem, and warns when it will not fit', () => {
+  const before = topology({ collections: [collection('img', 'pod_img', { dimension: 768, index: { method: 'none' } })] });
+  const after = topology({ collections: [collection('img', 'pod_img', { dimension: 768, index: { method: 'hnsw', m: 16, efConstruction: 64 } })] });
+  const live = converged(before);
+  const pod = live.get('pod_img')!;
+  const table = keys.relation('vecs', 'img');
+  const at = (mwm: number, size: { rows: number } | { bytes: number }) => {
+    live.set('pod_img', { ...pod, facts: { ...pod.facts, nonEmpty: new Set([table]), rowEstimates: new Map([[table, size]]), maintenanceWorkMem: mwm } });
+    return buildPlan(after, live).notes.filter((n) => n.object.startsWith('index vecs.ix_'));
+  };
+  // 50k × 768: (8 + 4 × 768) × 50,000 × 1.3 = 200,200,000 bytes.
+  const small = at(64 * 1024 * 1024, { rows: 50_000 });
+  assert.equal(small.length, 1);
+  assert.match(small[0]!.message, /^warning: the HNSW build over about 50,000 rows of vecs\.img needs about 191 MB \(\(8 \+ 4 × 768\) bytes a row × 1\.3\); maintenance_work_mem here is 64 MB: the graph will not fit/);
+  const big = at(1024 * 1024 * 1024, { rows: 50_000 });
+  assert.match(big[0]!.message, /^the HNSW build over about 50,000 rows of vecs\.img needs about 191 MB .*maintenance_work_mem here is 1\.0 GB$/);
+  // Never analyzed: the rows are estimated from the table's size.
+  assert.match(at(1024 * 1024 * 1024, { bytes: 3144 * 50_000 })[0]!.message, /about 50,000 rows/);
+  // An empty (or new) table: the index is built empty, nothing to say.
+  assert.deepEqual(at(64 * 1024 * 1024, { rows: 0 }), []);
+  assert.deepEqual(buildPlan(after, emptyLive()).notes.filter((n) => n.object.startsWith('index ')), []);
+});
+
 test('rows in a table the layout no longer uses: the collection moves (no blocker, no drop in the ordinary steps)', () => {
   const before = topology({ collections: [sharded('img', ['pod_text', 'pod_img'], 2)] });
   const live = converged(before);
