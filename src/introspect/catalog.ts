@@ -222,9 +222,9 @@ export async function readCatalog(db: Db, scope: IntrospectScope): Promise<RawCa
               CASE WHEN c.relkind = 'p' THEN ARRAY(SELECT i.inhrelid::pg_catalog.regclass::text FROM pg_catalog.pg_inherits i
                                                     WHERE i.inhparent = c.oid) END AS partitions
          FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
-        WHERE n.nspname = ANY($1::text[])
+        WHERE n.nspname = ANY($1::name[])
           AND c.relkind IN ('r', 'p', 'v', 'm', 'f')
-          AND (c.relname = ANY($2::text[]) OR pg_catalog.obj_description(c.oid, 'pg_class') LIKE $3 || '%')
+          AND (c.relname = ANY($2::name[]) OR pg_catalog.obj_description(c.oid, 'pg_class') LIKE $3 || '%')
         ORDER BY n.nspname, c.relname`,
       [SCHEMAS, scope.relationNames, MANAGED_COMMENT, WRITE_TRIGGER, Object.values(WRITE_BATCH_TRIGGERS), BATCHED],
     );
@@ -234,8 +234,8 @@ export async function readCatalog(db: Db, scope: IntrospectScope): Promise<RawCa
               ${ACL_ROWS("COALESCE(p.proacl, pg_catalog.acldefault('f', p.proowner))", 'p.proowner')} AS acl,
               p.prosecdef, COALESCE(p.proconfig, '{}')::text[] AS proconfig, pg_catalog.pg_get_userbyid(p.proowner)::text AS owner
          FROM pg_catalog.pg_proc p JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace
-        WHERE n.nspname = ANY($1::text[])
-          AND (p.proname = ANY($2::text[]) OR pg_catalog.obj_description(p.oid, 'pg_proc') LIKE $3 || '%')
+        WHERE n.nspname = ANY($1::name[])
+          AND (p.proname = ANY($2::name[]) OR pg_catalog.obj_description(p.oid, 'pg_proc') LIKE $3 || '%')
         ORDER BY n.nspname, p.proname, 3`,
       [SCHEMAS, scope.functionNames, MANAGED_COMMENT],
     );
@@ -294,13 +294,12 @@ export async function readCatalog(db: Db, scope: IntrospectScope): Promise<RawCa
       `SELECT um.srvname::text, um.usename::text, um.umoptions::text[] AS umoptions
          FROM pg_catalog.pg_user_mappings um ORDER BY um.srvname, um.usename`,
     );
-    const nonEmpty: Array<{ relname: string }> = [];
-    for (const r of relations) {
-      if (r.nspname === VECS_SCHEMA && r.relkind === 'r') {
-        const rows = await q(`SELECT 1 FROM ${qualified(VECS_SCHEMA, r.relname)} LIMIT 1`);
-        if (rows.length > 0) nonEmpty.push({ relname: r.relname });
-      }
-    }
+    // Which vecs tables hold a row: one statement for all of them (was one each), each branch reading one row at most.
+    const vecsTables = relations.filter((r) => r.nspname === VECS_SCHEMA && r.relkind === 'r');
+    const nonEmpty = vecsTables.length === 0 ? [] : await q<{ relname: string }>(
+      vecsTables.map((r, i) => `SELECT $${i + 1}::text AS relname WHERE EXISTS (SELECT FROM ${qualified(VECS_SCHEMA, r.relname)})`).join(' UNION ALL '),
+      vecsTables.map((r) => r.relname),
+    );
     const roles = scope.role
       ? await q<RawCatalog['roles'][number]>(
           `SELECT r.rolname::text, r.rolsuper, r.rolcreatedb, r.rolcreaterole, r.rolreplication, r.rolbypassrls, r.rolinherit,

@@ -140,12 +140,20 @@ export function toState(
   for (const s of raw.schemas) {
     objects.push({ kind: 'schema', key: keys.schema(s.nspname), managed: isManaged(s.comment), name: s.nspname, owner: s.owner, acl: toAcl(s.acl) });
   }
+  // Each relation's columns, in catalog order, grouped once (linear in the columns, whatever the relations).
+  const columnsByRel = new Map<number, RawCatalog['columns'][number][]>();
+  for (const c of raw.columns) {
+    const list = columnsByRel.get(c.attrelid);
+    if (list) list.push(c);
+    else columnsByRel.set(c.attrelid, [c]);
+  }
+  const rawColumns = (oid: number) => columnsByRel.get(oid) ?? [];
+  const foreignTables = new Map(raw.foreignTables.map((f) => [f.ftrelid, f]));
+  const primaryKeys = new Map(raw.primaryKeys.map((p) => [p.conrelid, p]));
   const relationAcl = (r: RawCatalog['relations'][number]): Acl =>
-    toAcl(r.acl, raw.columns.filter((c) => c.attrelid === r.oid && c.acl.length > 0).map((c) => ({ column: c.attname, rows: c.acl })));
+    toAcl(r.acl, rawColumns(r.oid).filter((c) => c.acl.length > 0).map((c) => ({ column: c.attname, rows: c.acl })));
   const columnsOf = (oid: number): Column[] =>
-    raw.columns
-      .filter((c) => c.attrelid === oid)
-      .map((c) => ({ name: c.attname, type: normaliseType(c.type), notNull: c.attnotnull, default: c.default }));
+    rawColumns(oid).map((c) => ({ name: c.attname, type: normaliseType(c.type), notNull: c.attnotnull, default: c.default }));
   const relName = new Map(raw.relations.map((r) => [r.oid, r]));
   for (const r of raw.relations) {
     const base = { key: keys.relation(r.nspname, r.relname), managed: isManaged(r.comment), schema: r.nspname, name: r.relname, owner: r.owner };
@@ -161,7 +169,7 @@ export function toState(
         ...(r.write_trigger ? { writeTrigger: r.write_trigger } : {}),
       });
     } else if (r.relkind === 'f') {
-      const ft = raw.foreignTables.find((f) => f.ftrelid === r.oid);
+      const ft = foreignTables.get(r.oid);
       objects.push({
         ...base,
         kind: 'foreign_table',
@@ -171,7 +179,7 @@ export function toState(
         ...partitionOf(r),
         acl: relationAcl(r),
         columnOptions: Object.fromEntries(
-          raw.columns.filter((c) => c.attrelid === r.oid && c.attfdwoptions?.length).map((c) => [c.attname, [...c.attfdwoptions!].sort(byCodePoint)]),
+          rawColumns(r.oid).filter((c) => c.attfdwoptions?.length).map((c) => [c.attname, [...c.attfdwoptions!].sort(byCodePoint)]),
         ),
       });
     } else {
@@ -180,7 +188,7 @@ export function toState(
         ...base,
         kind: 'table',
         columns: columnsOf(r.oid),
-        primaryKey: raw.primaryKeys.find((p) => p.conrelid === r.oid)?.columns ?? [],
+        primaryKey: primaryKeys.get(r.oid)?.columns ?? [],
         ordinary: r.relkind === 'r',
         ...(r.partition_key ? { partitionKey: r.partition_key, partitions: [...(r.partitions ?? [])].sort(byCodePoint) } : {}),
         protected: r.comment === MANAGED_COMMENT + PROTECTED_MARK,
