@@ -52,7 +52,7 @@ async function frozen<T>(which: readonly number[], fn: () => Promise<T>): Promis
 
 const match = (c: pg.Client, name: string) => c.query(`SELECT id FROM public.match_${name}('[1,0,1]', 5)`);
 
-for (const [name, path] of [['docs', 'one secondary (dblink)'], ['shard', 'sharded (postgres_fdw)']] as const) {
+for (const [name, path] of [['docs', 'one secondary (dblink)'], ['shard', 'sharded (dblink fan-out)']] as const) {
   test(`${path}: under statement_timeout = 2s a call to a frozen secondary fails with 57014 within a generous bound`, { timeout: 90_000 }, async (t) => {
     const c = await session('2s');
     try {

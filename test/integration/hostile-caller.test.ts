@@ -6,7 +6,7 @@
  *   secondary; a filter at each bound still works and returns vecs' rows.
  * - The caller's statement_timeout and pg_cancel_backend reach the secondary, on both query paths: a collection on one
  *   secondary (dblink from vecscale.search_<c>, which sends `SET LOCAL statement_timeout = <what is left>`) and a
- *   sharded collection (postgres_fdw). The remote query is made slow in two ways: a filter that is expensive but in
+ *   sharded collection (the same fan-out, a statement per partition). The remote query is made slow in two ways: a filter that is expensive but in
  *   bounds, over rows whose metadata is stored compressed, and a lock held on the secondary (deterministic: the remote
  *   query waits for it).
  *
@@ -81,10 +81,10 @@ await sql(podB, 'ANALYZE vecs.slowshard_p1of2');
 /** 200 `$eq` on a key no row has (201 operators: in bounds): nothing matches, every condition is evaluated. */
 const SLOW_FILTER = { $or: Array.from({ length: 200 }, (_, i) => ({ nokey: { $eq: `v${i}` } })) };
 
-/** The one-secondary path (dblink) and the sharded path (postgres_fdw), with where their remote query runs. */
+/** The one-secondary path and the sharded path (both dblink from search_<c>), with where their remote query runs. */
 const PATHS = [
   { name: 'one secondary (dblink)', collection: 'slow', secondaries: [podA], lockUrl: podA, lockTable: 'vecs.slow' },
-  { name: 'sharded (postgres_fdw)', collection: 'slowshard', secondaries: [podA, podB], lockUrl: podA, lockTable: 'vecs.slowshard_p0of2' },
+  { name: 'sharded (dblink fan-out)', collection: 'slowshard', secondaries: [podA, podB], lockUrl: podA, lockTable: 'vecs.slowshard_p0of2' },
 ] as const;
 
 let rest: Rest;
@@ -379,7 +379,7 @@ async function cancelledCall(c: pg.Client, collection: string, secondary: string
   return { ...(await call), cancelAfterMs };
 }
 
-test('sharded (postgres_fdw): pg_cancel_backend during a slow call stops it within 2 s and leaves nothing on the secondaries', { timeout: 60_000 }, async () => {
+test('sharded (dblink fan-out): pg_cancel_backend during a slow call stops it within 2 s and leaves nothing on the secondaries', { timeout: 60_000 }, async () => {
   try {
     // A statement_timeout far beyond the bound, as a safety net: the cancel alone must end the call.
     await asAnon('20s', async (c) => {
