@@ -1,10 +1,12 @@
 /**
- * `vecscale/client` on a real primary: match_<c> through a `pg` pool and through Kysely, filters and per-call settings
- * as parameters, the typed matcher (compiled with the generated types), and input that must not become SQL.
+ * Typed clients on a real primary. `vecscale/client`: match_<c> through a `pg` pool and through Kysely, filters and
+ * per-call settings as parameters, the typed matcher (compiled with the generated types), and input that must not
+ * become SQL. `vecscale types`: a Kysely program typed by the generated file, compiled with tsc --strict, selects,
+ * filters on an extracted column, inserts and calls match_<c> against the primary and gets its rows.
  */
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
 import { Kysely, PostgresDialect } from 'kysely';
@@ -14,6 +16,7 @@ import { createMatcher, match, matchQuery } from '../../src/client/index.js';
 import { generateTypes } from '../../src/types/generate.js';
 import { freshDatabases, ROOT, sql } from '../harness.js';
 import { topologyFile } from '../topology-files.js';
+import { scratchDir, typecheck } from '../tsc.js';
 
 const dbs = await freshDatabases('client');
 const file = topologyFile(dbs, `  docs:
@@ -25,6 +28,7 @@ const file = topologyFile(dbs, `  docs:
     shards: [pod_a, pod_b]
     dimension: 3
     index: { method: none }
+    columns: { url: text }
 `);
 await apply(file.load(), { approve: async () => true });
 for (const c of ['docs', 'shards']) {
@@ -68,11 +72,8 @@ test('bad input is refused before or by the database, never turned into SQL', as
 });
 
 test('createMatcher typed by the generated VecscaleMatches: compiles with tsc --strict; a wrong collection does not', () => {
-  mkdirSync(join(ROOT, '.vecscale'), { recursive: true });
-  const dir = mkdtempSync(join(ROOT, '.vecscale', 'client-types-'));
-  after(() => rmSync(dir, { recursive: true, force: true }));
+  const dir = scratchDir('client-types');
   writeFileSync(join(dir, 'vecscale.ts'), generateTypes(file.load(), 'kysely'));
-  writeFileSync(join(dir, 'package.json'), JSON.stringify({ type: 'module' }));
   const client = join(ROOT, 'src', 'client', 'index.js');
   writeFileSync(join(dir, 'app.ts'), `import pg from 'pg';
 import { createMatcher, type FieldFilter as ClientField, type Filter as ClientFilter } from ${JSON.stringify(client)};
@@ -91,18 +92,42 @@ export async function run(): Promise<string> {
   await match('doc', [1, 2, 3]);
   // @ts-expect-error an unknown filter operator
   await match('docs', [1, 2, 3], { filter: { year: { $between: [1, 2] } } });
-  // @ts-expect-error shards has no extracted columns
-  void (await match('shards', [1, 2, 3]))[0]!.url;
+  // @ts-expect-error shards has no column year (docs has)
+  void (await match('shards', [1, 2, 3]))[0]!.year;
   return \`\${url} \${year}\`;
 }
 `);
-  writeFileSync(join(dir, 'tsconfig.json'), JSON.stringify({
-    compilerOptions: { target: 'ES2022', module: 'NodeNext', moduleResolution: 'NodeNext', strict: true, noEmit: true, skipLibCheck: true, types: ['node'], typeRoots: [join(ROOT, 'node_modules', '@types')] },
-    files: ['vecscale.ts', 'app.ts'],
-  }));
-  const tsc = spawnSync(process.execPath, [join(ROOT, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', join(dir, 'tsconfig.json')], { encoding: 'utf8' });
-  assert.equal(`${tsc.stdout}${tsc.stderr}`.trim(), '');
+  assert.equal(typecheck(dir, ['vecscale.ts', 'app.ts']).output, '');
   void createMatcher;
+});
+
+const PROGRAM = `import { Kysely, PostgresDialect, sql } from 'kysely';
+import pg from 'pg';
+import { formatVector, type VecscaleDB, type VecscaleMatches } from './vecscale.js';
+
+const db = new Kysely<VecscaleDB>({ dialect: new PostgresDialect({ pool: new pg.Pool({ connectionString: process.env.PRIMARY_URL, max: 1 }) }) });
+const recent = await db.selectFrom('docs').select(['id', 'url', 'year']).where('year', '>', 2015).orderBy('id').execute();
+const sharded = await db.selectFrom('shards').select(['id', 'url']).where('url', '=', '/p/7').execute();
+await db.insertInto('shards').values({ id: 'new', embedding: formatVector([1, 99, 0]), metadata: { url: '/new' } }).execute();
+const inserted = await db.selectFrom('shards').select('url').where('id', '=', 'new').executeTakeFirstOrThrow();
+const q = formatVector([1, 20, 0]);
+const near = await sql<VecscaleMatches['docs']>\`SELECT * FROM public.match_docs(\${q}::vector, 3, \${JSON.stringify({ year: { $gte: 2010 } })}::jsonb)\`.execute(db);
+console.log(JSON.stringify({ recent, sharded, inserted, near: near.rows.map((r) => [r.id, r.url, r.year]) }));
+await db.destroy();
+`;
+
+test('the generated Kysely types compile with a program that queries the primary, and the program gets the rows', () => {
+  const dir = scratchDir('types-kysely');
+  writeFileSync(join(dir, 'vecscale.ts'), generateTypes(file.load(), 'kysely'));
+  writeFileSync(join(dir, 'app.ts'), PROGRAM);
+  assert.equal(typecheck(dir, ['vecscale.ts', 'app.ts']).output, '');
+  const out = execFileSync(process.execPath, ['--import', 'tsx', join(dir, 'app.ts')], { encoding: 'utf8', cwd: ROOT, env: { ...process.env, PRIMARY_URL: dbs.primary } });
+  const r = JSON.parse(out) as { recent: Array<{ id: string; url: string; year: number }>; sharded: unknown[]; inserted: { url: string }; near: unknown[] };
+  assert.deepEqual(r.recent.map((x) => x.id), ['r16', 'r17', 'r18', 'r19', 'r20']);
+  assert.deepEqual(r.recent[0], { id: 'r16', url: '/p/16', year: 2016 });
+  assert.deepEqual(r.sharded, [{ id: 'r7', url: '/p/7' }]);
+  assert.deepEqual(r.inserted, { url: '/new' });
+  assert.deepEqual(r.near, [['r20', '/p/20', 2020], ['r19', '/p/19', 2019], ['r18', '/p/18', 2018]]);
 });
 
 test("the package exports it as 'vecscale/client' (built)", async () => {

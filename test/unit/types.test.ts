@@ -4,16 +4,16 @@
  * under @ts-expect-error) does not.
  */
 import assert from 'node:assert/strict';
-import { execFileSync, spawnSync } from 'node:child_process';
-import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { dirname, join, resolve } from 'node:path';
-import { after, test } from 'node:test';
-import { fileURLToPath } from 'node:url';
+import { execFileSync } from 'node:child_process';
+import { copyFileSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { test } from 'node:test';
 import { loadTopology } from '../../src/config/index.js';
 import { generateTypes } from '../../src/types/generate.js';
+import { ROOT } from '../harness.js';
+import { scratchDir, typecheck } from '../tsc.js';
 
-const root = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
-const fixtures = join(root, 'fixtures', 'types');
+const fixtures = join(ROOT, 'fixtures', 'types');
 const env = { PRIMARY_PASSWORD: 'x', POD_PASSWORD: 'y' };
 const topology = () => {
   const r = loadTopology(join(fixtures, 'topology.yaml'), env);
@@ -21,20 +21,8 @@ const topology = () => {
   return r.topology;
 };
 
-// Inside the repository, so that `kysely`, `pg` and `@supabase/supabase-js` resolve from its node_modules.
-mkdirSync(join(root, '.vecscale'), { recursive: true });
-const dir = mkdtempSync(join(root, '.vecscale', 'types-test-'));
-after(() => rmSync(dir, { recursive: true, force: true }));
-
-/** tsc --noEmit --strict over `files` in dir; its output (empty when clean). */
-function tsc(files: string[]): { status: number | null; output: string } {
-  writeFileSync(join(dir, 'tsconfig.json'), JSON.stringify({
-    compilerOptions: { target: 'ES2022', module: 'NodeNext', moduleResolution: 'NodeNext', strict: true, noEmit: true, skipLibCheck: true, types: ['node'], typeRoots: [join(root, 'node_modules', '@types')] },
-    files,
-  }));
-  const r = spawnSync(process.execPath, [join(root, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', join(dir, 'tsconfig.json')], { encoding: 'utf8', cwd: dir });
-  return { status: r.status, output: `${r.stdout}${r.stderr}`.trim() };
-}
+const dir = scratchDir('types-test');
+const tsc = (files: string[]) => typecheck(dir, files);
 
 test('the same topology gives the same bytes; each flavour has its own part', () => {
   const a = generateTypes(topology(), 'both');
@@ -51,7 +39,6 @@ test('the same topology gives the same bytes; each flavour has its own part', ()
 
 test('the generated file compiles with tsc --strict, and so does a program using it with kysely and supabase-js', () => {
   writeFileSync(join(dir, 'vecscale.ts'), generateTypes(topology(), 'both'));
-  writeFileSync(join(dir, 'package.json'), JSON.stringify({ type: 'module' }));
   copyFileSync(join(fixtures, 'app.ts'), join(dir, 'app.ts'));
   const r = tsc(['vecscale.ts', 'app.ts']);
   assert.equal(r.output, '');
@@ -60,7 +47,6 @@ test('the generated file compiles with tsc --strict, and so does a program using
 
 test('misuse does not type-check: a wrong column, a wrong RPC argument, an unknown filter operator (every @ts-expect-error is used)', () => {
   writeFileSync(join(dir, 'vecscale.ts'), generateTypes(topology(), 'both'));
-  writeFileSync(join(dir, 'package.json'), JSON.stringify({ type: 'module' }));
   copyFileSync(join(fixtures, 'misuse.ts'), join(dir, 'misuse.ts'));
   const r = tsc(['vecscale.ts', 'misuse.ts']);
   assert.equal(r.output, '', 'an @ts-expect-error line type-checked (TS2578 names it)');
@@ -83,6 +69,6 @@ test('parseVector and formatVector: the text pg and supabase-js return, and back
     for (const bad of ['1,2', '[1,,2]', '[a]', '[1,2']) { try { m.parseVector(bad); out.push('accepted ' + bad); } catch { out.push('refused'); } }
     for (const bad of [[NaN], [Infinity], ['1']]) { try { m.formatVector(bad); out.push('accepted'); } catch { out.push('refused'); } }
     console.log(JSON.stringify(out));
-  `], { encoding: 'utf8', cwd: root });
+  `], { encoding: 'utf8', cwd: ROOT });
   assert.deepEqual(JSON.parse(js), [[1, 2.5, -0.00003], [], '[1,2.5,-0.00003]', 'refused', 'refused', 'refused', 'refused', 'refused', 'refused', 'refused']);
 });
