@@ -113,8 +113,14 @@ function placedObjects(c: CollectionSpec & { secondary: string }, access: Primar
  * query/write functions; search_<c> sends to every partition over dblink.
  */
 function shardedObjects(c: ShardedCollection, access: PrimaryAccess, ctx: PrimaryContext, fingerprint: Fingerprints): DbObject[] {
-  const readColumns = exposedColumns(c).map((x, i) => (i < 3 ? { ...x, notNull: true, default: x.name === 'metadata' ? "'{}'::jsonb" : null } : x));
-  const writeColumns = readColumns.slice(0, 3);
+  // The vecs columns, as vecs makes them (metadata's default applies to rows inserted through the parent); the
+  // read side adds the extracted columns, as the partitions' views on the shards compute them.
+  const writeColumns = [
+    col('id', 'character varying', true),
+    col('embedding', `vector(${c.dimension})`, true),
+    col('metadata', 'jsonb', true, "'{}'::jsonb"),
+  ];
+  const readColumns = [...writeColumns, ...c.columns.map((x) => col(x.name, x.type))];
   const objects: DbObject[] = [];
   const parts = partsOf(c);
   const target = (server: string, secondary: string) => ({ server, fingerprint: fingerprint(server), secondary });

@@ -25,18 +25,24 @@ const oneOf = (values: readonly string[], description?: string): S => ({ enum: [
 const ref = (name: string): S => ({ $ref: `#/$defs/${name}` });
 const list = (name: string): S => ({ type: 'array', items: ref(name) });
 /**
- * An object: these properties, the required ones. Published open (a later minor version may add fields, and a
- * consumer's validator must take them); closed for vecscale's own test, which catches a field the types gained and
- * the schema did not.
+ * An object: these properties, the required ones. Open, as published: a later minor version may add fields, and a
+ * consumer's validator must take them (`closed` below makes the copy vecscale's own test validates against).
  */
 const object = (properties: Record<string, S>, optional: readonly string[] = [], description?: string): S => ({
   type: 'object',
   ...(description ? { description } : {}),
   properties,
   required: Object.keys(properties).filter((k) => !optional.includes(k)),
-  additionalProperties: !CLOSED,
+  additionalProperties: true,
 });
-let CLOSED = true;
+
+/** The schema with every object made by `object` closed: a field the types gained and the schema did not fails. */
+function closed(schema: unknown): unknown {
+  if (Array.isArray(schema)) return schema.map(closed);
+  if (schema === null || typeof schema !== 'object') return schema;
+  const out = Object.fromEntries(Object.entries(schema).map(([k, v]) => [k, closed(v)]));
+  return out.type === 'object' && out.additionalProperties === true ? { ...out, additionalProperties: false } : out;
+}
 
 function definitions(): Record<string, S> {
   const defs: Record<string, S> = {
@@ -159,9 +165,8 @@ function definitions(): Record<string, S> {
 
 /** The schema: a plan document (`plan --json`), a saved plan file, or one event line of `apply --json`. */
 export function planJsonSchema(opts: { closed?: boolean } = {}): object {
-  CLOSED = opts.closed === true;
   const defs = definitions();
-  return {
+  const schema = {
     $schema: 'https://json-schema.org/draft/2020-12/schema',
     $id: 'https://vecscale.dev/schemas/plan.schema.json',
     title: 'vecscale plan',
@@ -169,4 +174,5 @@ export function planJsonSchema(opts: { closed?: boolean } = {}): object {
     anyOf: [ref('plan'), ref('savedPlan'), ref('applyEvent')],
     $defs: defs,
   };
+  return opts.closed === true ? (closed(schema) as object) : schema;
 }

@@ -90,12 +90,12 @@ export function withSlots(targets: ReadonlyArray<Omit<SearchTarget, 'slot'>>): S
 const array = (values: readonly string[]): string => `ARRAY[${values.map(literal).join(', ')}]::${T.textArray}`;
 
 /**
- * PL/pgSQL that returns once `dblink_get_result(conns[i])` will not block: dblink_is_busy polled, spinning while
- * `spin` (an SQL condition) holds and for at most SPIN_MS, else with pg_sleep between polls. PL/pgSQL checks for interrupts between statements and pg_sleep waits on
- * the latch, so a cancel or the caller's statement_timeout ends the wait at once; past `deadline` it raises 57014
- * naming the secondary.
+ * PL/pgSQL that returns once `dblink_get_result(conns[i])` will not block: dblink_is_busy polled, spinning for at
+ * most SPIN_MS when `spin`, else with pg_sleep between polls. PL/pgSQL checks for interrupts between statements and
+ * pg_sleep waits on the latch, so a cancel or the caller's statement_timeout ends the wait at once; past `deadline` it
+ * raises 57014 naming the secondary.
  */
-function awaitAnswer(dblink: (f: string) => string, spin: string): string {
+function awaitAnswer(dblink: (f: string) => string, spin: boolean): string {
   return `
       WHILE ${dblink('dblink_is_busy')}(conns[i]) = 1 LOOP
         waited := pg_catalog.clock_timestamp() - sent_at;
@@ -104,7 +104,7 @@ function awaitAnswer(dblink: (f: string) => string, spin: string): string {
             USING ERRCODE = 'query_canceled', HINT = 'the secondary is down, overloaded or unreachable';
         ELSIF waited >= ${SLEEP_LONGER_AFTER} THEN
           PERFORM pg_catalog.pg_sleep(${LONG_SLEEP});
-        ELSIF waited >= interval '${SPIN_MS} milliseconds' OR NOT (${spin}) THEN
+        ${spin ? `ELSIF waited >= interval '${SPIN_MS} milliseconds' THEN` : 'ELSE'}
           PERFORM pg_catalog.pg_sleep(${SHORT_SLEEP});
         END IF;
       END LOOP;`;
@@ -161,8 +161,8 @@ export function searchFunction(
     : '';
   // The ends of results come at once: spin. The settings' rows come with the answers (a backend flushes its output
   // when the whole query string is done), so waiting for them is waiting for the answers: see SPIN_MS.
-  const wait = awaitAnswer(dblink, 'true');
-  const waitAnswer = awaitAnswer(dblink, n === 1 ? 'true' : 'false');
+  const wait = awaitAnswer(dblink, true);
+  const waitAnswer = awaitAnswer(dblink, n === 1);
   const { efSearch, probes } = QUERY_SETTING_BOUNDS;
   // A plain call: the statement is not quoted into another and parsed again here (measured: 0.15 ms a call on 20k × 384).
   const send = `sent := ${dblink('dblink_send_query')}(conns[i], settings || sqls[i]);

@@ -107,9 +107,6 @@ export function formatVector(values: readonly number[]): VectorText {
 }
 `;
 
-/** Each collection's metadata keys that are extracted columns, for `Filter<…>` hints. */
-const columnNames = (c: CollectionSpec): string[] => c.columns.map((x) => x.name);
-
 function kysely(t: Topology, typeName: (collection: string) => string): string {
   const tables = sorted(t).map((c) => {
     const cols = c.columns.map((x) => `  /** metadata->'${x.name}' as ${x.type}, NULL when absent or not of that type; read-only (write metadata). */\n  ${prop(x.name)}: ColumnType<${COLUMN_TS[x.type].pg} | null, never, never>;`);
@@ -145,11 +142,6 @@ ${rows.join('\n\n')}
 /** The collections and what match_<c> returns for each. */
 export interface VecscaleMatches {
 ${sorted(t).map((c) => `  ${prop(c.name)}: ${typeName(c.name)}Match;`).join('\n')}
-}
-
-/** Each collection's extracted column names (its typed metadata keys). */
-export interface VecscaleColumns {
-${sorted(t).map((c) => `  ${prop(c.name)}: ${columnNames(c).length ? columnNames(c).map((n) => `'${n}'`).join(' | ') : 'never'};`).join('\n')}
 }
 `;
 }
