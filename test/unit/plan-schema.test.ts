@@ -8,32 +8,14 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { test } from 'node:test';
 import { Ajv2020 } from 'ajv/dist/2020.js';
-import { buildDesired } from '../../src/desired/index.js';
-import type { DbObject, LiveDatabase, LiveFacts } from '../../src/model/state.js';
 import { buildPlan } from '../../src/plan/planner.js';
 import { savePlan } from '../../src/plan/saved.js';
 import { planJsonSchema } from '../../src/plan/schema.js';
 import { PLAN_FORMAT_VERSION } from '../../src/plan/types.js';
 import { planToJson } from '../../src/render/plan.js';
 import { PLAN_SCHEMA_PATH, renderPlanSchema } from '../../scripts/gen-schema.js';
+import { converged, emptyLive, logicalReplication } from '../live-states.js';
 import { collection, sharded, topology } from '../topologies.js';
-
-const facts = (database: string, over: Partial<LiveFacts> = {}): LiveFacts =>
-  ({ database, currentUser: 'postgres', serverVersion: 150000, vectorSchema: undefined, nonEmpty: new Set(), ...over });
-const emptyLive = (names = ['pod_text', 'pod_img']): Map<string, LiveDatabase> =>
-  new Map([['primary', 'primary'] as const, ...names.map((n) => [n, 'secondary'] as const)].map(([database, role]) =>
-    [database, { state: { database, role, objects: new Map() }, facts: facts(database) }]));
-/** The live state after a perfect apply. */
-function converged(t = topology()): Map<string, LiveDatabase> {
-  const desired = buildDesired(t, { vectorSchema: 'public', dblinkSchema: 'vecscale', owners: new Map(['primary', ...t.secondaries.map((s) => s.name)].map((db) => [db, 'postgres'])) });
-  return new Map(desired.map((d) => {
-    const objects = new Map<string, DbObject>([...d.objects].map(([k, o]) => {
-      const { dependsOn: _d, query: _q, passwordRef: _p, setPassword: _s, ...bare } = o as DbObject & { query?: string; passwordRef?: string; setPassword?: boolean; dependsOn?: unknown };
-      return [k, (bare.kind === 'user_mapping' ? { ...bare, options: { ...bare.options, password: 'hmac:live' } } : bare) as DbObject];
-    }));
-    return [d.database, { state: { ...d, objects }, facts: facts(d.database, { vectorSchema: 'public' }) }];
-  }));
-}
 
 const ajv = new Ajv2020({ allErrors: true, strict: true });
 const validate = ajv.compile(planJsonSchema({ closed: true }));
@@ -74,11 +56,7 @@ test('every kind of plan document validates: first apply, converged, sharded, de
 test('a plan that moves a collection validates (moves, flows, steps, write pause)', () => {
   const before = topology({ collections: [sharded('img', ['pod_text', 'pod_img'], 2)] });
   const live = converged(before);
-  const replication = {
-    walLevel: 'logical', superuser: true, replication: true, maxReplicationSlots: 10, usedReplicationSlots: 0, maxWalSenders: 10,
-    usedWalSenders: 0, maxLogicalReplicationWorkers: 4, enabledSubscriptions: 0, slots: [], publications: [], subscriptions: [],
-  };
-  for (const [db, l] of live) live.set(db, { ...l, facts: { ...l.facts, replication } as LiveFacts });
+  for (const [db, l] of live) live.set(db, { ...l, facts: { ...l.facts, replication: logicalReplication } });
   const pod = live.get('pod_img')!;
   live.set('pod_img', { ...pod, facts: { ...pod.facts, nonEmpty: new Set(['relation:vecs.img_p1of2']) } });
   const doc = planToJson(buildPlan(topology({ collections: [sharded('img', ['pod_text', 'pod_img'], 4)] }), live)) as { moves?: unknown[] };

@@ -2,48 +2,14 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { md5 } from '../../src/util/fingerprint.js';
 import { buildDesired } from '../../src/desired/index.js';
-import { keys, type DatabaseState, type DbObject, type LiveDatabase, type LiveFacts } from '../../src/model/state.js';
+import { keys, type DatabaseState, type DbObject } from '../../src/model/state.js';
 import { buildPlan } from '../../src/plan/planner.js';
 import { planToJson, renderPlan } from '../../src/render/plan.js';
 import { Chalk } from 'chalk';
+import { converged, emptyLive, facts, logicalReplication } from '../live-states.js';
 import { collection, SECRET_A, SECRET_B, secondary, sharded, topology } from '../topologies.js';
 
 const plain = new Chalk({ level: 0 });
-
-function facts(database: string, over: Partial<LiveFacts> = {}): LiveFacts {
-  return { database, currentUser: 'postgres', serverVersion: 150000, vectorSchema: undefined, nonEmpty: new Set(), ...over };
-}
-
-const empty = (database: string, role: 'primary' | 'secondary'): LiveDatabase => ({
-  state: { database, role, objects: new Map() },
-  facts: facts(database),
-});
-
-function emptyLive(names = ['pod_text', 'pod_img']): Map<string, LiveDatabase> {
-  return new Map([['primary', empty('primary', 'primary')], ...names.map((n) => [n, empty(n, 'secondary')] as const)]);
-}
-
-/** The live state after a perfect apply: desired, as introspection would read it back. */
-/** Everything is owned by the role vecscale applies as (facts.currentUser). */
-const ownersOf = (t: ReturnType<typeof topology>) => new Map(['primary', ...t.secondaries.map((s) => s.name)].map((db) => [db, 'postgres']));
-
-function converged(t = topology()): Map<string, LiveDatabase> {
-  const desired = buildDesired(t, { vectorSchema: 'public', dblinkSchema: 'vecscale', owners: ownersOf(t) });
-  return new Map(
-    desired.map((d) => {
-      const objects = new Map<string, DbObject>(
-        [...d.objects].map(([k, o]) => {
-          const { dependsOn: _d, ...rest } = o as DbObject & { query?: string; passwordRef?: string };
-          const { query: _q, passwordRef: _p, setPassword: _s, ...bare } = rest as typeof rest & { query?: string; passwordRef?: string; setPassword?: boolean };
-          // Introspection reads a mapping's password back as a fingerprint: the same one on every mapping of a role.
-          if (bare.kind === 'user_mapping') return [k, { ...bare, options: { ...bare.options, password: 'hmac:live' } } as DbObject];
-          return [k, bare as DbObject];
-        }),
-      );
-      return [d.database, { state: { ...d, objects }, facts: facts(d.database, { vectorSchema: 'public' }) }];
-    }),
-  );
-}
 
 test('from empty databases: every object, secondaries first, in phase order', () => {
   const plan = buildPlan(topology(), emptyLive());
@@ -589,10 +555,7 @@ test('an HNSW index built over rows: the plan states the graph memory against ma
 test('rows in a table the layout no longer uses: the collection moves (no blocker, no drop in the ordinary steps)', () => {
   const before = topology({ collections: [sharded('img', ['pod_text', 'pod_img'], 2)] });
   const live = converged(before);
-  const replication = {
-    walLevel: 'logical', superuser: true, replication: true, maxReplicationSlots: 10, usedReplicationSlots: 0, maxWalSenders: 10,
-    usedWalSenders: 0, maxLogicalReplicationWorkers: 4, enabledSubscriptions: 0, slots: [], publications: [], subscriptions: [],
-  };
+  const replication = logicalReplication;
   for (const [db, l] of live) live.set(db, { ...l, facts: { ...l.facts, replication } });
   const pod = live.get('pod_img')!;
   live.set('pod_img', { ...pod, facts: { ...pod.facts, nonEmpty: new Set([keys.relation('vecs', 'img_p1of2')]) } });
