@@ -6,6 +6,7 @@ export type { Topology, CollectionSpec, SecondarySpec, ConfigProblem, LoadResult
 export { plan, apply, type ApplyOptions, type ApplyResult, type RunOptions } from './api.js';
 export type { Plan, PlanStep, DatabasePlan, Blocker, Note, Risk, Action } from './plan/types.js';
 export { hasChanges } from './plan/types.js';
+export { status, type StatusReport, type Problem as StatusProblem } from './status/index.js';
 export {
   sandboxUp,
   sandboxDown,

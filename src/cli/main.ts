@@ -58,6 +58,9 @@ function program(): Command {
     .action(async (file: string, opts) => (await import('./commands/init.js')).initCommand(file, opts, createOutput({ ...cli.opts(), ...opts })));
   common(cli.command('check').description('find rows of sharded collections sitting on the wrong partition; exit 2 when there are any'))
     .action(async (file: string, opts) => (await topo()).checkCommand(file, opts, createOutput({ ...cli.opts(), ...opts })));
+  common(cli.command('status').description('one read-only look at every database, collection and wrapper; exit 2 when something needs attention'))
+    .option('--exact', 'count every table exactly (default: the estimate for tables over 64 MB)')
+    .action(async (file: string, opts) => (await import('./commands/status.js')).statusCommand(file, opts, createOutput({ ...cli.opts(), ...opts })));
   cli
     .command('validate')
     .description('check the topology file only; no connection')

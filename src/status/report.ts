@@ -1,0 +1,335 @@
+/**
+ * `vecscale status`, the judging half: what ./read.ts found, against the topology. Pure. Every problem names the
+ * database, the object and what to do about it; `healthy` is true when there is none.
+ */
+import type { CollectionSpec, Topology } from '../config/types.js';
+import { indexName, OPCLASS, serverFor, sessionSettings } from '../desired/index.js';
+import { MOVE_PREFIX } from '../move/names.js';
+import { partsOf, secondariesOf } from '../model/placement.js';
+import { API_SCHEMA, REMOTE_SCHEMA, VECS_SCHEMA } from '../model/state.js';
+import { matchFunctionName } from '../query/match-function.js';
+import { literal, qualified } from '../sql/quote.js';
+import { formatBytes } from '../util/bytes.js';
+import type { RawIndex, RawPrimary, RawSecondary, RawStatus, RawTable } from './read.js';
+
+export interface Problem {
+  /** 'primary' or a secondary's name. */
+  readonly database: string;
+  /** What it is about: `collection docs`, `slot x`, `vecscale_remote.docs`. */
+  readonly object: string;
+  readonly message: string;
+  /** What to do. */
+  readonly fix: string;
+}
+
+export interface IndexStatus {
+  readonly name: string;
+  readonly method: string;
+  readonly opclass: string;
+  readonly params: Readonly<Record<string, string>>;
+  readonly valid: boolean;
+  readonly bytes: number;
+}
+
+export interface PartStatus {
+  readonly secondary: string;
+  readonly table: string;
+  /** False: the table is not there (or its secondary did not answer: `reachable` false). */
+  readonly present: boolean;
+  readonly reachable: boolean;
+  readonly rows: number | null;
+  /** True: a count(*); false: the planner's estimate (pg_class.reltuples). */
+  readonly rowsExact: boolean;
+  readonly tableBytes: number | null;
+  readonly lastAnalyze: string | null;
+  readonly index: IndexStatus | null;
+  /** The index the topology wants (null: none). */
+  readonly wantedIndex: { readonly name: string; readonly method: string; readonly opclass: string; readonly params: Readonly<Record<string, string>> } | null;
+  /** The foreign server the primary reads this part through, and the query settings its connections get. */
+  readonly server: string;
+  readonly serverSettings: Readonly<Record<string, string>> | null;
+  /** hnsw.* / ivfflat.* defaults of the secondary's database (and of the wrapper role there): overridden by the server's. */
+  readonly secondarySettings: Readonly<Record<string, string>> | null;
+}
+
+export interface CollectionStatus {
+  readonly name: string;
+  readonly secondaries: readonly string[];
+  /** Sum over the parts; null when a part is unknown. */
+  readonly rows: number | null;
+  readonly rowsExact: boolean;
+  readonly parts: readonly PartStatus[];
+}
+
+export interface DatabaseStatus {
+  readonly database: string;
+  readonly reachable: boolean;
+  readonly error?: string;
+  readonly version?: string;
+  readonly pgvector?: string | null;
+  readonly walLevel?: string;
+  readonly slots?: RawSecondary['slots'];
+  readonly replicas?: RawSecondary['replicas'];
+  readonly declaredReplicas?: number;
+}
+
+export interface WrapperStatus {
+  readonly table: string;
+  readonly server: string;
+  readonly remote: string;
+  readonly ok: boolean;
+  readonly error?: string;
+}
+
+export interface StatusReport {
+  readonly healthy: boolean;
+  readonly databases: readonly DatabaseStatus[];
+  readonly collections: readonly CollectionStatus[];
+  readonly wrappers: readonly WrapperStatus[];
+  readonly problems: readonly Problem[];
+}
+
+const QUERY_KEYS = new Set(['hnsw.ef_search', 'hnsw.iterative_scan', 'ivfflat.probes']);
+
+const wantedIndexOf = (c: CollectionSpec, table: string): PartStatus['wantedIndex'] => {
+  if (c.index.method === 'none') return null;
+  const params: Record<string, string> =
+    c.index.method === 'hnsw' ? { ef_construction: String(c.index.efConstruction), m: String(c.index.m) } : { lists: String(c.index.lists) };
+  return { name: indexName(c, c.index, table), method: c.index.method, opclass: OPCLASS[c.metric], params };
+};
+
+/** pgvector's defaults, which a missing reloption means. */
+const PARAM_DEFAULTS: Record<string, Record<string, string>> = { hnsw: { m: '16', ef_construction: '64' }, ivfflat: { lists: '100' } };
+
+const indexStatus = (i: RawIndex): IndexStatus => ({
+  name: i.name,
+  method: i.method,
+  opclass: i.opclass,
+  params: { ...PARAM_DEFAULTS[i.method], ...i.options },
+  valid: i.valid,
+  bytes: i.bytes,
+});
+
+const describeIndex = (i: { method: string; params: Readonly<Record<string, string>>; opclass: string }): string =>
+  `${i.method} (${Object.entries(i.params).map(([k, v]) => `${k} ${v}`).join(', ')}; ${i.opclass})`;
+
+const sameParams = (a: Readonly<Record<string, string>>, b: Readonly<Record<string, string>>): boolean =>
+  Object.keys({ ...a, ...b }).every((k) => a[k] === b[k]);
+
+function partStatus(c: CollectionSpec, table: string, secondary: string, raw: RawStatus, problems: Problem[]): PartStatus {
+  const sec = raw.secondaries.get(secondary);
+  const live = sec?.ok ? sec.value.tables.find((t) => t.table === table) : undefined;
+  const wanted = wantedIndexOf(c, table);
+  const primary = raw.primary.ok ? raw.primary.value : undefined;
+  // The server is the one the primary's foreign table names (a secondary with standbys is read through a server of
+  // its own); the topology's when there is none.
+  const foreign = primary?.foreignTables.find((t) => t.schema === REMOTE_SCHEMA && t.name === table);
+  const server = foreign?.server ?? serverFor(secondary, c.query);
+  if (primary && !foreign) {
+    problems.push({ database: 'primary', object: `collection ${c.name}`, message: `the foreign table ${REMOTE_SCHEMA}.${table} is missing on the primary`, fix: 'vecscale apply creates it' });
+  }
+  const serverSettings = primary?.serverSettings[server] ?? null;
+  const secondarySettings = sec?.ok ? { ...sec.value.databaseSettings, ...sec.value.wrapperRoleSettings } : null;
+  const object = `collection ${c.name}${table === c.name ? '' : ` (${VECS_SCHEMA}.${table})`}`;
+  if (sec?.ok && !live) {
+    problems.push({ database: secondary, object, message: `${VECS_SCHEMA}.${table} does not exist on ${secondary}`, fix: 'vecscale apply creates it' });
+  }
+  const picked = live ? pickIndex(live, wanted?.name) : undefined;
+  const index = picked ? indexStatus(picked) : undefined;
+  if (live && wanted) {
+    if (!index) {
+      problems.push({
+        database: secondary,
+        object,
+        message: `${VECS_SCHEMA}.${table} has no vector index; the topology wants ${describeIndex(wanted)}: every search is a sequential scan`,
+        fix: 'vecscale apply builds it (CREATE INDEX CONCURRENTLY; the plan states the memory it needs)',
+      });
+    } else if (!index.valid) {
+      problems.push({
+        database: secondary,
+        object,
+        message: `index ${VECS_SCHEMA}.${index.name} is INVALID (an interrupted build): queries do not use it`,
+        fix: `vecscale apply drops and builds it again (or by hand: DROP INDEX CONCURRENTLY ${qualified(VECS_SCHEMA, index.name)})`,
+      });
+    } else if (index.method !== wanted.method || index.opclass !== wanted.opclass || !sameParams(index.params, wanted.params)) {
+      problems.push({
+        database: secondary,
+        object,
+        message: `index ${VECS_SCHEMA}.${index.name} is ${describeIndex(index)}; the topology wants ${describeIndex(wanted)}`,
+        fix: 'vecscale plan shows the rebuild; vecscale apply runs it',
+      });
+    }
+  }
+  if (live && !wanted && index) {
+    problems.push({
+      database: secondary,
+      object,
+      message: `index ${VECS_SCHEMA}.${index.name} exists; the topology wants no index (index: none)`,
+      fix: 'vecscale plan shows what apply does with it',
+    });
+  }
+  if (primary && serverSettings === null) {
+    problems.push({ database: 'primary', object: `server ${server}`, message: `the foreign server ${server} (for ${c.name} on ${secondary}) does not exist`, fix: 'vecscale apply creates it' });
+  } else if (serverSettings) {
+    const differs = sessionSettings(c.query).filter(([k, v]) => QUERY_KEYS.has(k) && serverSettings[k] !== v);
+    if (differs.length > 0) {
+      problems.push({
+        database: 'primary',
+        object: `server ${server}`,
+        message: `the search settings of ${server} differ from the topology's for ${c.name}: ${differs.map(([k, v]) => `${k} ${serverSettings[k] ?? 'unset'} (wanted ${v})`).join(', ')}`,
+        fix: 'vecscale apply sets them',
+      });
+    }
+  }
+  const rows = live === undefined ? null : live.count ?? (live.reltuples < 0 ? null : Math.round(live.reltuples));
+  return {
+    secondary,
+    table,
+    present: live !== undefined,
+    reachable: sec?.ok ?? false,
+    rows,
+    rowsExact: live?.count !== undefined,
+    tableBytes: live?.tableBytes ?? null,
+    lastAnalyze: live?.lastAnalyze ?? null,
+    index: index ?? null,
+    wantedIndex: wanted,
+    server,
+    serverSettings,
+    secondarySettings,
+  };
+}
+
+/** The table's vector index: the one with the topology's name, else the first by name. */
+const pickIndex = (t: RawTable, name: string | undefined): RawIndex | undefined => t.indexes.find((i) => i.name === name) ?? t.indexes[0];
+
+function secondaryProblems(topology: Topology, name: string, s: RawSecondary): Problem[] {
+  const problems: Problem[] = [];
+  if (s.pgvector === null) {
+    problems.push({ database: name, object: 'extension vector', message: `pgvector is not installed in ${name}'s database`, fix: 'vecscale apply creates the extension' });
+  }
+  for (const slot of s.slots) {
+    if (slot.active) continue;
+    const held = slot.retainedBytes === null ? 'no WAL reserved yet' : `holding ${formatBytes(slot.retainedBytes)} of WAL`;
+    const ours = slot.name.startsWith(MOVE_PREFIX);
+    problems.push({
+      database: name,
+      object: `replication slot ${slot.name}`,
+      message: `the ${slot.type} replication slot ${slot.name} is inactive, ${held}: the server keeps every WAL segment from it on, until its disk fills`,
+      fix: ours
+        ? 'it is a move\'s (vecscale_mv_…): vecscale apply resumes that move or removes what an abandoned one left'
+        : `if nothing will consume it again, on ${name}: SELECT pg_catalog.pg_drop_replication_slot(${literal(slot.name)})`,
+    });
+  }
+  const declared = topology.secondaries.find((x) => x.name === name)?.replicas.length ?? 0;
+  const streaming = s.replicas.filter((r) => r.state === 'streaming').length;
+  if (streaming < declared) {
+    problems.push({
+      database: name,
+      object: 'replicas',
+      message: `${declared} standby${declared === 1 ? '' : 's'} declared, ${streaming} streaming from ${name}: reads meant for a standby go to ${name} (or to a standby that falls behind)`,
+      fix: 'check each standby (is it up, its primary_conninfo, its log); vecscale plan names an unreachable one',
+    });
+  }
+  return problems;
+}
+
+
+function primaryProblems(topology: Topology, p: RawPrimary): { wrappers: WrapperStatus[]; problems: Problem[] } {
+  const problems: Problem[] = [];
+  for (const c of topology.collections) {
+    const missing = [c.name, `${matchFunctionName(c.name)}()`].filter((n) => !p.apiObjects.includes(n));
+    if (missing.length > 0) {
+      problems.push({
+        database: 'primary',
+        object: `collection ${c.name}`,
+        message: `${missing.map((m) => `${API_SCHEMA}.${m}`).join(' and ')} ${missing.length === 1 ? 'is' : 'are'} missing on the primary`,
+        fix: 'vecscale apply creates them',
+      });
+    }
+  }
+  const wrappers = p.foreignTables.map((t): WrapperStatus => ({
+    table: `${t.schema}.${t.name}`,
+    server: t.server,
+    remote: t.remote,
+    ok: t.error === null,
+    ...(t.error === null ? {} : { error: t.error }),
+  }));
+  // One problem per server and failure: a refused password fails every table of the server the same way.
+  const failures = new Map<string, WrapperStatus[]>();
+  for (const w of wrappers) {
+    if (w.ok || w.error?.startsWith('not tried')) continue;
+    const k = `${w.server}\u0000${w.error}`;
+    failures.set(k, [...(failures.get(k) ?? []), w]);
+  }
+  for (const ws of failures.values()) {
+    const w = ws[0]!;
+    const password = /password authentication failed|password is required/i.test(w.error ?? '');
+    const gone = /does not exist/i.test(w.error ?? '');
+    const tables = ws.map((x) => x.table).join(', ');
+    problems.push({
+      database: 'primary',
+      object: ws.length === 1 ? w.table : `server ${w.server}`,
+      message: `a read through ${tables} (server ${w.server}${ws.length === 1 ? `, ${w.remote} on the secondary` : ''}) failed: ${w.error}`,
+      fix: password
+        ? "the wrapper role's password and the user mapping's disagree: vecscale apply sets it again on both sides"
+        : gone
+          ? `${ws.map((x) => x.remote).join(', ')} ${ws.length === 1 ? 'is' : 'are'} gone on the secondary: vecscale apply creates ${ws.length === 1 ? 'it' : 'them'} again`
+          : 'every query through this wrapper fails the same way: check that the secondary is reachable from the primary',
+    });
+  }
+  return { wrappers, problems };
+}
+
+/** The report: every database, collection and wrapper, and every problem with its fix. */
+export function buildReport(topology: Topology, raw: RawStatus): StatusReport {
+  const problems: Problem[] = [];
+  const databases: DatabaseStatus[] = [];
+  const unreachable = (database: string, error: string) =>
+    problems.push({ database, object: 'database', message: error, fix: 'check that it is up, and the URL and password in the topology' });
+  if (raw.primary.ok) databases.push({ database: 'primary', reachable: true, version: raw.primary.value.version });
+  else {
+    databases.push({ database: 'primary', reachable: false, error: raw.primary.error });
+    unreachable('primary', raw.primary.error);
+  }
+  for (const s of topology.secondaries) {
+    const r = raw.secondaries.get(s.name);
+    if (!r?.ok) {
+      const error = r?.ok === false ? r.error : 'not read';
+      databases.push({ database: s.name, reachable: false, error, declaredReplicas: s.replicas.length });
+      unreachable(s.name, error);
+      continue;
+    }
+    const v = r.value;
+    databases.push({
+      database: s.name,
+      reachable: true,
+      version: v.version,
+      pgvector: v.pgvector,
+      walLevel: v.walLevel,
+      slots: v.slots,
+      replicas: v.replicas,
+      declaredReplicas: s.replicas.length,
+    });
+    problems.push(...secondaryProblems(topology, s.name, v));
+  }
+  const collections = topology.collections.map((c): CollectionStatus => {
+    const parts = partsOf(c).map((p) => partStatus(c, p.table, p.secondary, raw, problems));
+    const known = parts.every((p) => p.rows !== null);
+    return {
+      name: c.name,
+      secondaries: secondariesOf(c),
+      rows: known ? parts.reduce((n, p) => n + (p.rows ?? 0), 0) : null,
+      rowsExact: parts.every((p) => p.rowsExact),
+      parts,
+    };
+  });
+  const { wrappers, problems: wrapperProblems } = raw.primary.ok ? primaryProblems(topology, raw.primary.value) : { wrappers: [], problems: [] };
+  problems.push(...wrapperProblems);
+  // One message per (database, object, message): a server shared by several collections is named once.
+  const seen = new Set<string>();
+  const unique = problems.filter((p) => {
+    const k = `${p.database}\u0000${p.object}\u0000${p.message}`;
+    return !seen.has(k) && (seen.add(k), true);
+  });
+  return { healthy: unique.length === 0, databases, collections, wrappers, problems: unique };
+}

@@ -1,0 +1,119 @@
+/**
+ * `vecscale status` on real clusters: after apply and rows, every collection with its exact row count and index
+ * name, healthy, exit 0; then three things broken by hand as an operator would meet them — the wrapper role's
+ * password changed on a secondary, a vector index dropped, a replication slot left behind, a secondary's view
+ * dropped — and each is named with its fix, exit 2. Statements per database do not grow with the collections.
+ */
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { apply } from '../../src/api.js';
+import { indexName } from '../../src/desired/index.js';
+import { status } from '../../src/status/index.js';
+import { vecscale } from '../cli.js';
+import { freshDatabases, sql } from '../harness.js';
+import { fdwUserFor, topologyFile } from '../topology-files.js';
+
+const dbs = await freshDatabases('status');
+const [podA, podB] = Object.values(dbs.secondaries) as [string, string];
+const file = topologyFile(
+  dbs,
+  `  docs:
+    secondary: pod_a
+    dimension: 8
+    index: { method: hnsw, m: 8, ef_construction: 32 }
+  flat:
+    secondary: pod_b
+    dimension: 8
+    index: { method: none }
+  spread:
+    shards: [pod_a, pod_b]
+    dimension: 8
+`,
+);
+const topology = file.load();
+await apply(topology, { approve: async () => true });
+const vec = `ARRAY(SELECT random()::real + g * 0 FROM generate_series(1, 8))::vector(8)`;
+await sql(podA, `INSERT INTO vecs.docs (id, vec, metadata) SELECT 'd' || g, ${vec}, '{}' FROM generate_series(1, 300) g`);
+await sql(podB, `INSERT INTO vecs.flat (id, vec, metadata) SELECT 'f' || g, ${vec}, '{}' FROM generate_series(1, 50) g`);
+await sql(dbs.primary, `INSERT INTO public.spread (id, embedding, metadata) SELECT 's' || g, ${vec}, '{}' FROM generate_series(1, 200) g`);
+
+const cli = (...args: string[]) => vecscale(['status', file.path, ...args], { env: file.env });
+
+test('healthy: every collection with exact rows and its index; exit 0 and the JSON document', async () => {
+  const r = await status(topology);
+  assert.deepEqual(r.problems, [], 'no problems');
+  assert.equal(r.healthy, true);
+  const byName = new Map(r.collections.map((c) => [c.name, c]));
+  assert.equal(byName.get('docs')?.rows, 300, 'docs rows');
+  assert.equal(byName.get('flat')?.rows, 50, 'flat rows');
+  assert.equal(byName.get('spread')?.rows, 200, 'spread rows, summed over its partitions');
+  assert.ok(r.collections.every((c) => c.rowsExact), 'small tables are counted exactly');
+  const docs = topology.collections.find((c) => c.name === 'docs')!;
+  if (docs.index.method === 'none') throw new Error('docs has an index');
+  assert.equal(byName.get('docs')?.parts[0]?.index?.name, indexName(docs, docs.index), 'docs index name');
+  assert.deepEqual(byName.get('docs')?.parts[0]?.index?.params, { ef_construction: '32', m: '8' }, 'docs index parameters');
+  assert.equal(byName.get('flat')?.parts[0]?.index, null, 'flat has no index');
+  assert.equal(byName.get('spread')?.parts.length, 2, 'spread: two partitions');
+  assert.ok(byName.get('spread')?.parts.every((p) => p.index?.method === 'hnsw' && p.index.valid), 'each partition has its HNSW index');
+  assert.equal(byName.get('docs')?.parts[0]?.serverSettings?.['hnsw.ef_search'], '100', 'the wrapper server carries ef_search');
+  assert.ok(r.wrappers.length >= 6 && r.wrappers.every((w) => w.ok), `every foreign table read through: ${JSON.stringify(r.wrappers)}`);
+  const pods = r.databases.filter((d) => d.database !== 'primary');
+  assert.ok(pods.every((d) => d.reachable && d.pgvector && d.walLevel), 'pods: reachable, pgvector and wal_level known');
+
+  const human = await cli();
+  assert.equal(human.code, 0, human.stderr + human.stdout);
+  assert.match(human.stdout, /docs\s+pod_a\s+300\s/);
+  assert.match(human.stdout, new RegExp(indexName(docs, docs.index)));
+  const json = await cli('--json');
+  assert.equal(json.code, 0, json.stderr);
+  const doc = JSON.parse(json.stdout) as { healthy: boolean; collections: Array<{ name: string; rows: number }> };
+  assert.equal(doc.healthy, true);
+  assert.deepEqual(doc.collections.map((c) => [c.name, c.rows]), [['docs', 300], ['flat', 50], ['spread', 200]]);
+  assert.doesNotMatch(json.stdout + json.stderr + human.stdout + human.stderr, /sandbox-password/, 'no password in the output');
+});
+
+test('a changed wrapper password, a dropped index, a slot left behind, a dropped view: each named with its fix, exit 2', async () => {
+  const docs = topology.collections.find((c) => c.name === 'docs')!;
+  if (docs.index.method === 'none') throw new Error('docs has an index');
+  const slot = `status_left_${Math.random().toString(36).slice(2, 8)}`;
+  await sql(podA, `ALTER ROLE ${fdwUserFor(dbs)} PASSWORD 'changed-by-hand'`);
+  await sql(podA, `DROP INDEX vecs.${indexName(docs, docs.index)}`);
+  await sql(podB, `SELECT pg_create_logical_replication_slot('${slot}', 'pgoutput')`);
+  await sql(podB, `DROP VIEW vecscale.flat`);
+  try {
+    const r = await status(topology);
+    assert.equal(r.healthy, false);
+    const text = r.problems.map((p) => `${p.database} | ${p.object} | ${p.message} | ${p.fix}`).join('\n');
+    assert.match(text, /^primary \| server pod_a \| a read through vecscale_remote\.docs, .*password authentication failed.* \| .*sets it again/m, text);
+    assert.match(text, /^pod_a \| collection docs \| vecs\.docs has no vector index.* \| vecscale apply builds it/m, text);
+    assert.match(text, new RegExp(`^pod_b \\| replication slot ${slot} \\| .*inactive.* \\| .*pg_drop_replication_slot\\('${slot}'\\)`, 'm'), text);
+    assert.match(text, /^primary \| vecscale_remote\.flat \| .*does not exist.* \| vecscale\.flat is gone on the secondary/m, text);
+    const cliRun = await cli();
+    assert.equal(cliRun.code, 2, cliRun.stderr + cliRun.stdout);
+    assert.match(cliRun.stdout, new RegExp(`replication slot ${slot}`));
+    assert.doesNotMatch(cliRun.stdout + cliRun.stderr, /changed-by-hand|sandbox-password/, 'no password in the output');
+  } finally {
+    await sql(podB, `SELECT pg_drop_replication_slot('${slot}')`);
+  }
+  // apply repairs what it can: the password, the index, the view; the slot was dropped above.
+  await apply(file.load(), { approve: async () => true });
+  const after = await status(topology);
+  assert.deepEqual(after.problems, [], 'healthy again after apply');
+});
+
+test('an unreachable secondary is a problem, not a crash: the others are still reported', async () => {
+  const broken = topologyFile(
+    { ...dbs, secondaries: { ...dbs.secondaries, [Object.keys(dbs.secondaries)[1]!]: 'postgresql://postgres:x@127.0.0.1:1/none' } },
+    `  docs:
+    secondary: pod_a
+    dimension: 8
+    index: { method: hnsw, m: 8, ef_construction: 32 }
+`,
+  );
+  const r = await status(broken.load(), { connectTimeoutMs: 2000 });
+  assert.equal(r.healthy, false);
+  const podBStatus = r.databases.find((d) => d.database === 'pod_b');
+  assert.equal(podBStatus?.reachable, false, 'pod_b unreachable');
+  assert.match(r.problems.find((p) => p.database === 'pod_b')?.message ?? '', /cannot connect to secondary pod_b/);
+  assert.equal(r.collections[0]?.rows, 300, 'pod_a still read');
+});
