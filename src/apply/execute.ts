@@ -1,5 +1,5 @@
 /**
- * Runs a plan: secondaries first, then the primary; each database's transactional steps in one transaction
+ * Runs a plan: the secondaries first (at once, those on one cluster one after another), then the primary; each database's transactional steps in one transaction
  * (drops of replaced objects first, in reverse phase order, then creates in phase order), then its
  * non-transactional steps (CREATE INDEX CONCURRENTLY) one by one. A failure rolls back that database's transaction
  * and stops; a failure outside the transaction leaves what the steps before it did, and is reported with what the
@@ -17,7 +17,7 @@ import { runSecretStatement } from './secrets.js';
 import { describeLeftover } from './leftover.js';
 import { backendPid, withIndexProgress } from './index-progress.js';
 import type { ProgressSink } from '../model/progress.js';
-import { scrub } from '../util/url.js';
+import { parsePgUrl, scrub } from '../util/url.js';
 
 export interface ApplyEvents {
   onDatabaseStart?(db: DatabasePlan): void;
@@ -49,6 +49,29 @@ async function buildIndex(db: Db, step: PlanStep, sink: ProgressSink | undefined
   // `index:pod_b:vecs.ix_…`: the step's object key (`pod_b/index:vecs.ix_…`) without its database and kind.
   const key = step.id.slice(step.id.indexOf('/') + 1).replace(/^index:/, '');
   await withIndexProgress(target, pid, { id: `index:${step.database}:${key}`, label }, sink, build);
+}
+
+/**
+ * A step's statements inside its database's transaction, consecutive plain ones joined into one message (one round
+ * trip; the simple query protocol runs them in order and stops at the first error, which still names the step).
+ * Index builds and statements that carry a secret stay on their own: they run their own way.
+ */
+function batched(statements: readonly string[]): string[] {
+  const out: string[] = [];
+  let run: string[] = [];
+  const flush = () => {
+    // On a line of its own: a statement may end with a -- comment.
+    if (run.length > 0) out.push(run.join('\n;\n'));
+    run = [];
+  };
+  for (const sql of statements) {
+    if (isIndexBuild(sql) || hasSecret(sql)) {
+      flush();
+      out.push(sql);
+    } else run.push(sql.replace(/;\s*$/, ''));
+  }
+  flush();
+  return out;
 }
 
 /** How far one database got: what the failure message must say is left. */
@@ -85,7 +108,7 @@ async function applyDatabase(
   let warned = false;
   const run = async (step: PlanStep, statements: readonly string[], inTransaction: boolean) => {
     const n = plan.steps.indexOf(step) + 1;
-    for (const sql of statements) {
+    for (const sql of inTransaction ? batched(statements) : statements) {
       try {
         if (isIndexBuild(sql)) {
           await buildIndex(db, step, events.onProgress, () => queryUnbounded(db, sql, { local: inTransaction }));
@@ -202,42 +225,78 @@ export async function executePlan(
 ): Promise<ApplyOutcome> {
   const committed: string[] = [];
   const todo = plan.databases.filter((d) => d.steps.length > 0);
-  for (const dbPlan of todo) {
+  const connection = (dbPlan: DatabasePlan): Db => {
     const db = dbs.get(dbPlan.database);
     if (!db) throw new Error(`no connection for ${dbPlan.database}`);
+    return db;
+  };
+  let failure: { dbPlan: DatabasePlan; err: unknown; progress: Progress } | undefined;
+  const started = new Set<string>();
+  const runOne = async (dbPlan: DatabasePlan): Promise<void> => {
+    const db = connection(dbPlan);
+    started.add(dbPlan.database);
     events.onDatabaseStart?.(dbPlan);
     const progress: Progress = { txCommitted: false, outsideDone: 0 };
     try {
       await applyDatabase(db, dbPlan, secrets, events, progress);
       committed.push(dbPlan.database);
     } catch (err) {
-      const cause = err instanceof VecscaleError ? err.message : String(err);
-      const rest = todo.slice(todo.indexOf(dbPlan) + 1).map((d) => d.database);
       // A step outside the transaction (CREATE INDEX CONCURRENTLY) fails after the database's transaction committed.
       if (progress.txCommitted) committed.push(`${dbPlan.database} (transaction only)`);
       else if (progress.outsideDone > 0) committed.push(`${dbPlan.database} (${progress.outsideDone} steps outside the transaction)`);
-      const failedOn = await failureStory(db, dbPlan, progress, cause);
-      const hint = err instanceof VecscaleError ? err.hint : undefined;
-      if (committed.length === 0) {
-        throw new VecscaleError('database', failedOn, {
-          meta: { failed: dbPlan.database, committed: [], notAttempted: rest },
-          ...(hint ? { hint } : {}),
-          cause: err,
-        });
-      }
-      throw new VecscaleError(
-        'partial_apply',
-        `partial apply: committed ${committed.join(', ')}; ${failedOn}${rest.length ? `; not attempted: ${rest.join(', ')}` : ''}`,
-        {
-          meta: { failed: dbPlan.database, committed, notAttempted: rest },
-          // A wrapper password set on a secondary's role but not yet in the primary's mappings is invisible to the next plan.
-          hint: plan.databases.some((d) => d.steps.some((st) => st.kind === 'role' && st.action === 'alter' && st.sql.some(hasSecret)))
-            ? 'fix the cause and run apply --rotate-fdw-passwords: the wrapper password was set on a secondary but not on the primary'
-            : 'fix the cause and run apply again: it converges from where it stopped',
-          cause: err,
-        },
-      );
+      failure ??= { dbPlan, err, progress };
     }
+  };
+  // Secondaries at once, one cluster's one after another (roles are cluster-wide: the first database of a cluster
+  // creates the wrapper role the others grant to); none starts after one failed; the primary after all of them.
+  const secondaries = todo.filter((d) => d.role !== 'primary');
+  await Promise.all(
+    clusters(secondaries, dbs).map(async (group) => {
+      for (const dbPlan of group) {
+        if (failure) return;
+        await runOne(dbPlan);
+      }
+    }),
+  );
+  const primary = todo.find((d) => d.role === 'primary');
+  if (!failure && primary) await runOne(primary);
+  if (!failure) return { committed };
+  const { dbPlan, err, progress } = failure;
+  const order = (entry: string) => todo.findIndex((d) => entry === d.database || entry.startsWith(`${d.database} (`));
+  committed.sort((a, b) => order(a) - order(b));
+  const cause = err instanceof VecscaleError ? err.message : String(err);
+  const rest = todo.filter((d) => !started.has(d.database)).map((d) => d.database);
+  const failedOn = await failureStory(connection(dbPlan), dbPlan, progress, cause);
+  const hint = err instanceof VecscaleError ? err.hint : undefined;
+  if (committed.length === 0) {
+    throw new VecscaleError('database', failedOn, {
+      meta: { failed: dbPlan.database, committed: [], notAttempted: rest },
+      ...(hint ? { hint } : {}),
+      cause: err,
+    });
   }
-  return { committed };
+  throw new VecscaleError(
+    'partial_apply',
+    `partial apply: committed ${committed.join(', ')}; ${failedOn}${rest.length ? `; not attempted: ${rest.join(', ')}` : ''}`,
+    {
+      meta: { failed: dbPlan.database, committed, notAttempted: rest },
+      // A wrapper password set on a secondary's role but not yet in the primary's mappings is invisible to the next plan.
+      hint: plan.databases.some((d) => d.steps.some((st) => st.kind === 'role' && st.action === 'alter' && st.sql.some(hasSecret)))
+        ? 'fix the cause and run apply --rotate-fdw-passwords: the wrapper password was set on a secondary but not on the primary'
+        : 'fix the cause and run apply again: it converges from where it stopped',
+      cause: err,
+    },
+  );
+}
+
+/** Database plans grouped by the cluster (host and port) they are on, in plan order within and across groups. */
+function clusters(plans: readonly DatabasePlan[], dbs: ReadonlyMap<string, Db>): DatabasePlan[][] {
+  const groups = new Map<string, DatabasePlan[]>();
+  for (const p of plans) {
+    const t = targetOf(dbs.get(p.database)!);
+    const u = t ? parsePgUrl(t.url) : undefined;
+    const key = u ? `${u.host}:${u.port}` : p.database;
+    groups.set(key, [...(groups.get(key) ?? []), p]);
+  }
+  return [...groups.values()];
 }
