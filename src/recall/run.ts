@@ -67,7 +67,7 @@ export function settingsOf(c: CollectionSpec, input: Pick<RecallInput, 'efSearch
   const method = c.index.method;
   const given = (flag: string, values: readonly number[] | undefined, owner: string) => {
     if (values !== undefined && values.length > 0 && method !== owner) {
-      const why = method === 'none' ? 'has no index (method none): its search is exact' : `has a ${method} index`;
+      const why = method === 'none' ? 'has no index (method none): its search is exact' : `has index method ${method}`;
       throw new VecscaleError('config', `${flag} applies to ${owner} indexes; collection ${c.name} ${why}`, {
         hint: method === 'hnsw' ? 'use --ef-search' : method === 'ivfflat' ? 'use --probes' : 'leave out --ef-search and --probes',
       });

@@ -135,7 +135,7 @@ test('sharded over two pods: the sample and the exact top k are the brute-force 
 });
 
 test('config errors before any connection: the other index kind\'s setting, bounds, unknown collection', async () => {
-  await assert.rejects(measureRecall(topology, { collection: 'graph', probes: [3] }), /--probes applies to ivfflat indexes; collection graph has a hnsw index/);
+  await assert.rejects(measureRecall(topology, { collection: 'graph', probes: [3] }), /--probes applies to ivfflat indexes; collection graph has index method hnsw/);
   await assert.rejects(measureRecall(topology, { collection: 'flat', efSearch: [10] }), /--ef-search applies to hnsw indexes; collection flat has no index/);
   await assert.rejects(measureRecall(topology, { collection: 'graph', efSearch: [0] }), /--ef-search must be a whole number 1–1000/);
   await assert.rejects(measureRecall(topology, { collection: 'nope' }), /no collection "nope"/);
