@@ -12,7 +12,7 @@ import { freshDatabases, sql } from '../harness.js';
 import { topologyFile } from '../topology-files.js';
 
 const dbs = await freshDatabases('e2e_recall');
-const podA = Object.values(dbs.secondaries)[0]!;
+const [podA, podB] = Object.values(dbs.secondaries) as [string, string];
 const file = topologyFile(dbs, `  flat:
     secondary: pod_a
     dimension: 8
@@ -49,6 +49,8 @@ test('setup: apply, then rows', async () => {
   assert.equal(r.code, 0, r.stderr);
   await sql(podA, fill('flat', 300, 8));
   await sql(podA, fill('graph', 2000, 32));
+  await sql(podB, fill('ivf', 1000, 8));
+  await sql(podB, 'REINDEX TABLE vecs.ivf'); // lists from rows, not from an empty table
 });
 
 test('--json: one document with the figures per setting', async () => {
@@ -62,6 +64,15 @@ test('--json: one document with the figures per setting', async () => {
     assert.ok(s.latencyMs.p50 > 0 && s.latencyMs.p95 >= s.latencyMs.p50, `latency ${JSON.stringify(s.latencyMs)}`);
   }
   assert.ok(doc.settings[0]!.recall.mean < doc.settings[1]!.recall.mean, `recall rises with ef_search: ${JSON.stringify(doc.settings.map((s) => s.recall))}`);
+});
+
+test('IVFFlat: --probes; probing all 4 lists is exact', async () => {
+  const r = await run(recall('ivf', '--json', '--queries', '30', '--probes', '1,4'));
+  assert.equal(r.code, 0, r.stderr);
+  const doc = JSON.parse(r.stdout) as { settings: Array<{ name: string; value: number; recall: { mean: number } }> };
+  assert.deepEqual(doc.settings.map((s) => [s.name, s.value]), [['probes', 1], ['probes', 4]]);
+  assert.equal(doc.settings[1]!.recall.mean, 1, `probes 4 of 4 lists: ${JSON.stringify(doc.settings)}`);
+  assert.ok(doc.settings[0]!.recall.mean <= 1, 'probes 1');
 });
 
 test('the table on stdout, the summary on stderr; no index measures 1.000', async () => {
