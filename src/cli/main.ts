@@ -85,6 +85,21 @@ function program(): Command {
     .action(async (collection: string, opts) => (await queryCmd()).queryCommand(collection, opts, createOutput({ ...cli.opts(), ...opts })));
   queryOptions(cli.command('explain').description('show what match_<collection> ships to the secondary; exit 1 when ORDER BY or LIMIT stays on the primary'))
     .action(async (collection: string, opts) => (await queryCmd()).explainCommand(collection, opts, createOutput({ ...cli.opts(), ...opts })));
+  cli
+    .command('recall')
+    .description("measure match_<collection>'s recall@k against the exact answer, and its latency, per search setting; exit 2 below --min-recall")
+    .argument('<collection>', 'collection name')
+    .option('-f, --file <topology>', 'topology file', 'topology.yaml')
+    .option('--queries <n>', 'stored vectors to sample as queries (1–10000, default 100); with --query-file, the first n', parseWholeNumber(1, 10_000))
+    .option('--k <k>', 'results per query (1–1000)', parseCount1000, 10)
+    .option('--ef-search <list>', 'hnsw.ef_search values to measure, e.g. 10,40,200 (1–1000; default: the collection\'s)', parseList(1, 1000))
+    .option('--probes <list>', 'ivfflat.probes values to measure, e.g. 1,10 (1–32768; default: the collection\'s)', parseList(1, 32_768))
+    .option('--query-file <path>', 'query vectors instead of a sample: JSON lines of arrays, or one JSON array of arrays')
+    .option('--min-recall <x>', 'exit 2 when a setting\'s mean recall is below x (0–1)', parseRatio)
+    .option('--json', 'one JSON document on stdout')
+    .option('--connect-timeout <seconds>', 'per-database connection timeout', parseSeconds)
+    .option('--statement-timeout <duration>', 'longest any one statement may run or go unanswered (default 30s; 0: no limit)', parseDuration)
+    .action(async (collection: string, opts) => (await import('./commands/recall.js')).recallCommand(collection, opts, createOutput({ ...cli.opts(), ...opts })));
 
   cli
     .command('types')
@@ -155,6 +170,38 @@ function parseCount1000(value: string): number {
   const n = Number(value);
   if (!Number.isInteger(n) || n < 1 || n > 1000) {
     throw new CommanderError(ExitCode.config, 'vecscale.invalidArgument', `expected a whole number 1–1000, got "${value}"`);
+  }
+  return n;
+}
+
+/** A whole number in [min, max]. */
+function parseWholeNumber(min: number, max: number): (value: string) => number {
+  return (value) => {
+    const n = Number(value);
+    if (value.trim() === '' || !Number.isInteger(n) || n < min || n > max) {
+      throw new CommanderError(ExitCode.config, 'vecscale.invalidArgument', `expected a whole number ${min}–${max}, got "${value}"`);
+    }
+    return n;
+  };
+}
+
+/** `10,40,200` → whole numbers in [min, max], each checked. */
+function parseList(min: number, max: number): (value: string) => number[] {
+  const one = parseWholeNumber(min, max);
+  return (value) => {
+    const items = value.split(',').map((x) => x.trim());
+    if (items.some((x) => x === '')) {
+      throw new CommanderError(ExitCode.config, 'vecscale.invalidArgument', `expected whole numbers ${min}–${max} separated by commas, got "${value}"`);
+    }
+    return items.map(one);
+  };
+}
+
+/** A share 0–1, e.g. 0.95. */
+function parseRatio(value: string): number {
+  const n = Number(value);
+  if (value.trim() === '' || !Number.isFinite(n) || n < 0 || n > 1) {
+    throw new CommanderError(ExitCode.config, 'vecscale.invalidArgument', `expected a number 0–1, got "${value}"`);
   }
   return n;
 }

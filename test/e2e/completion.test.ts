@@ -23,6 +23,9 @@ test('bash: subcommands, their options, a nested command, the shells; files for 
   assert.deepEqual(complete('sandbox', '--'), ['--help']);
   assert.deepEqual(complete('sandbox', 'up', '--r'), ['--replicas']);
   assert.deepEqual(complete('plan', '--de'), ['--detailed-exitcode']);
+  assert.deepEqual(complete('rec'), ['recall']);
+  assert.deepEqual(complete('recall', '--ef'), ['--ef-search']);
+  assert.deepEqual(complete('recall', '--min'), ['--min-recall']);
   assert.deepEqual(complete('completion', ''), ['bash', 'fish', 'zsh']);
   writeFileSync(join(dir, 'topology.yaml'), 'version: 1\n');
   writeFileSync(join(dir, 'my topo.yaml'), 'version: 1\n');
