@@ -34,6 +34,22 @@ const json = (v: unknown): string =>
   );
 
 /** The fields that define each kind, compared in this order. `managed` is compared for every kind but extensions. */
+/**
+ * `json(a) === json(b)` without building either string (the plan compares every field of thousands of objects):
+ * objects as unordered keys, a key holding undefined as absent, as JSON has them.
+ */
+function same(a: unknown, b: unknown): boolean {
+  if (a === b) return true;
+  if (typeof a !== 'object' || typeof b !== 'object' || a === null || b === null) return false;
+  if (Array.isArray(a) || Array.isArray(b)) {
+    if (!Array.isArray(a) || !Array.isArray(b) || a.length !== b.length) return false;
+    return a.every((x, i) => same(x ?? null, b[i] ?? null));
+  }
+  const ka = Object.keys(a).filter((k) => (a as Record<string, unknown>)[k] !== undefined);
+  const kb = Object.keys(b).filter((k) => (b as Record<string, unknown>)[k] !== undefined);
+  return ka.length === kb.length && ka.every((k) => same((a as Record<string, unknown>)[k], (b as Record<string, unknown>)[k]));
+}
+
 function comparable(o: DbObject): Record<string, unknown> {
   switch (o.kind) {
     case 'extension':
@@ -132,7 +148,7 @@ function fieldChanges(actual: DbObject, desired: DbObject): Record<string, Field
   }
   const out: Record<string, FieldChange> = {};
   for (const field of new Set([...Object.keys(d), ...Object.keys(a)])) {
-    if (json(a[field]) !== json(d[field])) out[field] = { from: a[field], to: d[field] };
+    if (!same(a[field], d[field])) out[field] = { from: a[field], to: d[field] };
   }
   return out;
 }

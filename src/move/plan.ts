@@ -22,33 +22,50 @@ export interface MovesDecision {
 const part = (p: Part): MovePart => ({ secondary: p.secondary, table: p.table, ...(p.modulus !== undefined ? { modulus: p.modulus, remainder: p.remainder } : {}) });
 
 /** Every replication object, mirror function and move-marked table of `collection` (by its tag), or of none known. */
-function leftoversOf(live: ReadonlyMap<string, LiveDatabase>, belongs: (name: string) => boolean, tableOf: (table: string) => boolean): MoveLeftover[] {
-  const out: MoveLeftover[] = [];
+/** A leftover of some move, with what tells whose it is: its name (tag prefix), or the vecs table it is. */
+interface Candidate {
+  readonly leftover: MoveLeftover;
+  readonly name?: string;
+  readonly table?: string;
+}
+
+/**
+ * Every move object found in any database, once (the planner asks per collection: filtering this list keeps that
+ * linear in the number of objects, not collections × objects).
+ */
+function leftoverCandidates(live: ReadonlyMap<string, LiveDatabase>): Candidate[] {
+  const out: Candidate[] = [];
   // Slots are the cluster's: every database of a cluster sees them; each is reported once, under the first.
   const seenSlots = new Set<string>();
   for (const [database, l] of live) {
     const r = l.facts.replication;
-    for (const s of r?.subscriptions ?? []) if (belongs(s.name)) out.push({ database, kind: 'subscription', name: s.name, detail: s.enabled ? 'enabled' : 'disabled' });
-    for (const p of r?.publications ?? []) if (belongs(p.name)) out.push({ database, kind: 'publication', name: p.name, detail: p.tables.join(', ') });
+    for (const s of r?.subscriptions ?? []) out.push({ name: s.name, leftover: { database, kind: 'subscription', name: s.name, detail: s.enabled ? 'enabled' : 'disabled' } });
+    for (const p of r?.publications ?? []) out.push({ name: p.name, leftover: { database, kind: 'publication', name: p.name, detail: p.tables.join(', ') } });
     for (const s of r?.slots ?? []) {
       const cluster = r?.cluster ? `${r.cluster.systemIdentifier}@${r.cluster.startedAt}` : database;
-      if (!belongs(s.name) || seenSlots.has(`${cluster}/${s.name}`)) continue;
+      if (seenSlots.has(`${cluster}/${s.name}`)) continue;
       seenSlots.add(`${cluster}/${s.name}`);
       const held = s.retainedBytes === null ? '' : `, holds ${Math.round(s.retainedBytes / 1024)} kB of WAL`;
-      out.push({ database, kind: 'replication slot', name: s.name, detail: `${s.active ? 'active' : 'inactive'}${held}` });
+      out.push({ name: s.name, leftover: { database, kind: 'replication slot', name: s.name, detail: `${s.active ? 'active' : 'inactive'}${held}` } });
     }
     for (const o of l.state.objects.values()) {
-      if (o.kind === 'function' && o.schema === SECONDARY_SCHEMA && isMoveObject(o.name) && belongs(o.name)) out.push({ database, kind: 'function', name: `${o.schema}.${o.name}` });
+      if (o.kind === 'function' && o.schema === SECONDARY_SCHEMA && isMoveObject(o.name)) out.push({ name: o.name, leftover: { database, kind: 'function', name: `${o.schema}.${o.name}` } });
     }
     for (const [key, mark] of l.facts.moveMarks ?? []) {
       const name = key.slice('relation:'.length);
       const [schema, table] = [name.slice(0, name.indexOf('.')), name.slice(name.indexOf('.') + 1)];
-      const ours = mark === 'beacon' || mark === 'log' ? schema === SECONDARY_SCHEMA && belongs(table) : schema === VECS_SCHEMA && tableOf(table);
-      if (ours) out.push({ database, kind: 'table', name, detail: mark });
+      const leftover = { database, kind: 'table' as const, name, detail: mark };
+      if (mark === 'beacon' || mark === 'log') {
+        if (schema === SECONDARY_SCHEMA) out.push({ name: table, leftover });
+      } else if (schema === VECS_SCHEMA) out.push({ table, leftover });
     }
   }
   return out;
 }
+
+/** The candidates whose name `belongs`, or whose vecs table is one `tableOf` claims. */
+const leftoversOf = (candidates: readonly Candidate[], belongs: (name: string) => boolean, tableOf: (table: string) => boolean): MoveLeftover[] =>
+  candidates.filter((c) => (c.name !== undefined ? belongs(c.name) : tableOf(c.table!))).map((c) => c.leftover);
 
 const hasRows = (live: ReadonlyMap<string, LiveDatabase>, parts: readonly Part[]): boolean =>
   parts.some((p) => live.get(p.secondary)?.facts.nonEmpty.has(keys.relation(VECS_SCHEMA, p.table)) ?? false);
@@ -87,9 +104,10 @@ export function decideMoves(topology: Topology, live: ReadonlyMap<string, LiveDa
   const owned = new Map<string, Set<string>>();
   const own = (db: string, key: string) => owned.set(db, (owned.get(db) ?? new Set()).add(key));
   const tags = new Set(topology.collections.map((c) => collectionTag(c.name)));
+  const candidates = leftoverCandidates(live);
   for (const c of topology.collections) {
     const tag = collectionTag(c.name);
-    const leftovers = leftoversOf(live, (n) => n.startsWith(tag), (t) => isTableOf(c.name, t));
+    const leftovers = leftoversOf(candidates, (n) => n.startsWith(tag), (t) => isTableOf(c.name, t));
     const now = primary ? liveLayout(topology, primary.state, c.name) : undefined;
     const want = partsOf(c);
     for (const l of leftovers) {
@@ -136,7 +154,7 @@ export function decideMoves(topology: Topology, live: ReadonlyMap<string, LiveDa
   const orphanSync = replicationLeftovers([...live].map(([database, l]) => ({ database, facts: l.facts.replication })))
     .filter((l) => !isMoveObject(l.name))
     .map(({ message: _m, ...l }) => l);
-  const stray = [...leftoversOf(live, (n) => isMoveObject(n) && ![...tags].some((t) => n.startsWith(t)), () => false), ...orphanSync];
+  const stray = [...leftoversOf(candidates, (n) => isMoveObject(n) && ![...tags].some((t) => n.startsWith(t)), () => false), ...orphanSync];
   if (stray.length > 0) {
     for (const l of stray) if (l.kind === 'function') own(l.database, keys.function(SECONDARY_SCHEMA, l.name.slice(SECONDARY_SCHEMA.length + 1)));
     moves.push({

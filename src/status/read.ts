@@ -4,8 +4,8 @@
  * not even a temporary object. The raw rows stay in this file's types; ./report.ts judges them.
  *
  * A database that cannot be reached, or stops answering, is a result (`error`), not a failure: status reports the
- * others and names it. The wrapper round trips run last, on the primary, and only through servers whose secondary
- * answered: a round trip to a silent secondary would wait for the whole statement's timeout.
+ * others and names it. The wrapper round trips (one per foreign server) run last, on the primary, and only through
+ * servers whose secondary answered: a round trip to a silent secondary would wait for the whole statement's timeout.
  */
 import type { Topology } from '../config/types.js';
 import { close, connect, type Db, describeTarget, silentOr, type Target } from '../db/connect.js';
@@ -77,6 +77,8 @@ export interface RawSecondary {
   readonly slots: readonly RawSlot[];
   readonly replicas: readonly RawReplica[];
   readonly tables: readonly RawTable[];
+  /** Every relation in vecs and vecscale, `schema.name`: what the primary's foreign tables may read. */
+  readonly relations: readonly string[];
 }
 
 export interface RawForeignTable {
@@ -85,8 +87,11 @@ export interface RawForeignTable {
   readonly server: string;
   /** The remote relation it reads (schema_name, table_name options). */
   readonly remote: string;
-  /** null: a one-row read through it worked. */
+  /** The secondary its server points at (by host, port and database), when it is one of the topology's. */
+  readonly secondary?: string;
+  /** null: the one-row read through its server worked (`tried`: through this table). */
   readonly error: string | null;
+  readonly tried: boolean;
 }
 
 export interface RawPrimary {
@@ -149,7 +154,9 @@ SELECT pg_catalog.current_setting('server_version') AS version,
           FROM pg_catalog.pg_class c
           JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
           LEFT JOIN pg_catalog.pg_stat_all_tables st ON st.relid = c.oid
-         WHERE n.nspname = 'vecs' AND c.relkind = 'r' AND c.relname = ANY ($1::pg_catalog.name[])) AS tables`;
+         WHERE n.nspname = 'vecs' AND c.relkind = 'r' AND c.relname = ANY ($1::pg_catalog.name[])) AS tables,
+       ARRAY(SELECT n.nspname::text || '.' || c.relname::text FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+              WHERE n.nspname IN ('vecs', 'vecscale') AND c.relkind IN ('r', 'p', 'v', 'm', 'f')) AS relations`;
 
 interface SecondaryRow {
   version: string;
@@ -160,6 +167,7 @@ interface SecondaryRow {
   slots: Array<{ name: string; type: 'logical' | 'physical'; active: boolean; retained: number | null }>;
   replicas: Array<{ name: string; address: string | null; state: string; lag_seconds: number | null; lag_bytes: number | null }>;
   tables: Array<{ table: string; reltuples: number; heap: number; size: number; analyzed: string | null; indexes: Array<Omit<RawIndex, 'options'> & { options: string[] }> }>;
+  relations: string[];
 }
 
 /** `k=v` strings (reloptions, setconfig) as a record; the last of a key wins, as in PostgreSQL. */
@@ -204,6 +212,7 @@ async function readSecondary(db: Db, tables: readonly string[], fdwUser: string,
       indexes: t.indexes.map((i) => ({ ...i, options: keyValues(i.options), bytes: Number(i.bytes) })),
       ...(counts.has(t.table) ? { count: counts.get(t.table)! } : {}),
     })),
+    relations: row.relations,
   };
 }
 
@@ -269,25 +278,41 @@ $vecscale_status$`;
   return out;
 }
 
-async function readPrimary(db: Db, topology: Topology, reaches: (serverOptions: Record<string, string>) => boolean): Promise<RawPrimary> {
+async function readPrimary(db: Db, topology: Topology, secondaryOf: (serverOptions: Record<string, string>) => string | undefined, answered: ReadonlySet<string>): Promise<RawPrimary> {
   const names = topology.collections.map((c) => c.name);
   const row = (await db.query<PrimaryRow>(PRIMARY_SQL, [names, names.map(matchFunctionName)])).rows[0]!;
   const servers = new Map(row.servers.map((s) => [s.name, keyValues(s.options)]));
   const ours = row.foreign_tables.filter((t) => servers.has(t.server));
-  const reachable = (server: string) => reaches(servers.get(server) ?? {});
-  const tried = await roundTrips(db, ours.filter((t) => reachable(t.server)));
+  const podOf = (server: string) => secondaryOf(servers.get(server) ?? {});
+  // One read per server, through its first foreign table: it logs in through the server's user mapping as every
+  // query does (a refused password, a secondary the primary cannot reach). Whether each table's remote relation
+  // exists is read from the secondary's own catalog (./report.ts): a read per table costs a round trip each.
+  const probes = new Map<string, { schema: string; name: string }>();
+  for (const t of ours) {
+    const pod = podOf(t.server);
+    if (pod !== undefined && answered.has(pod) && !probes.has(t.server)) probes.set(t.server, t);
+  }
+  const answers = await roundTrips(db, [...probes.values()]);
   return {
     version: row.version,
     serverSettings: Object.fromEntries([...servers].map(([name, o]) => [name, libpqSettings(o.options)])),
     foreignTables: ours.map((t) => {
       const o = keyValues(t.options);
       const key = `${t.schema}.${t.name}`;
+      const probe = probes.get(t.server);
+      const pod = podOf(t.server);
+      const serverError = probe ? (answers.get(`${probe.schema}.${probe.name}`) ?? null) : pod === undefined ? 'not tried: its server points at no secondary of the topology' : 'not tried: its secondary did not answer';
+      const tried = probe !== undefined && `${probe.schema}.${probe.name}` === key;
+      // The probe's failure is the server's when it is the login's (every table's reads fail so), its table's own else.
+      const loginFailed = serverError !== null && /could not connect|password|connection|not tried/i.test(serverError);
       return {
         schema: t.schema,
         name: t.name,
         server: t.server,
         remote: `${o.schema_name ?? ''}.${o.table_name ?? ''}`,
-        error: tried.has(key) ? tried.get(key)! : reachable(t.server) ? 'not tried' : 'not tried: its secondary did not answer',
+        ...(pod === undefined ? {} : { secondary: pod }),
+        error: tried || loginFailed ? serverError : null,
+        tried,
       };
     }),
     apiObjects: row.api,
@@ -328,18 +353,20 @@ export async function readStatus(topology: Topology, opts: StatusReadOptions = {
   const settled = Promise.all([...secondaryReads].map(async ([name, p]) => [name, await p] as const)).then((x) => new Map(x));
   const primary = reading({ database: 'primary', url: topology.primary.url }, opts, async (db) => {
     const secondaries = await settled;
-    const answered = new Set(
-      topology.secondaries.filter((s) => secondaries.get(s.name)?.ok).map((s) => {
+    const byAddress = new Map(
+      topology.secondaries.map((s) => {
         const u = parsePgUrl(s.url);
-        return `${u.host}:${u.port}/${u.database}`;
+        return [`${u.host}:${u.port}/${u.database}` as string, s.name] as const;
       }),
     );
-    // A server is tried when a secondary it points at (any of its hosts: standbys come with their primary) answered.
-    return readPrimary(db, topology, (o) => {
+    // A server's secondary: the one at any of its hosts (a secondary with standbys lists them with it).
+    const secondaryOf = (o: Record<string, string>) => {
       const hosts = (o.host ?? '').split(',');
       const ports = (o.port ?? '').split(',');
-      return hosts.some((h, i) => answered.has(`${h}:${ports[i] ?? ports[0] ?? ''}/${o.dbname ?? ''}`));
-    });
+      return hosts.map((h, i) => byAddress.get(`${h}:${ports[i] ?? ports[0] ?? ''}/${o.dbname ?? ''}`)).find((x) => x !== undefined);
+    };
+    const answered = new Set(topology.secondaries.filter((s) => secondaries.get(s.name)?.ok).map((s) => s.name));
+    return readPrimary(db, topology, secondaryOf, answered);
   });
   return { primary: await primary, secondaries: await settled };
 }

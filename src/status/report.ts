@@ -234,7 +234,7 @@ function secondaryProblems(topology: Topology, name: string, s: RawSecondary): P
 }
 
 
-function primaryProblems(topology: Topology, p: RawPrimary): { wrappers: WrapperStatus[]; problems: Problem[] } {
+function primaryProblems(topology: Topology, p: RawPrimary, raw: RawStatus): { wrappers: WrapperStatus[]; problems: Problem[] } {
   const problems: Problem[] = [];
   for (const c of topology.collections) {
     const missing = [c.name, `${matchFunctionName(c.name)}()`].filter((n) => !p.apiObjects.includes(n));
@@ -247,13 +247,16 @@ function primaryProblems(topology: Topology, p: RawPrimary): { wrappers: Wrapper
       });
     }
   }
-  const wrappers = p.foreignTables.map((t): WrapperStatus => ({
-    table: `${t.schema}.${t.name}`,
-    server: t.server,
-    remote: t.remote,
-    ok: t.error === null,
-    ...(t.error === null ? {} : { error: t.error }),
-  }));
+  const relationsOf = (pod: string | undefined) => {
+    const r = pod === undefined ? undefined : raw.secondaries.get(pod);
+    return r?.ok ? new Set(r.value.relations) : undefined;
+  };
+  const wrappers = p.foreignTables.map((t): WrapperStatus => {
+    const there = relationsOf(t.secondary);
+    const gone = there !== undefined && !there.has(t.remote);
+    const error = t.error ?? (gone ? `${t.remote} does not exist on ${t.secondary}` : null);
+    return { table: `${t.schema}.${t.name}`, server: t.server, remote: t.remote, ok: error === null, ...(error === null ? {} : { error }) };
+  });
   // One problem per server and failure: a refused password fails every table of the server the same way.
   const failures = new Map<string, WrapperStatus[]>();
   for (const w of wrappers) {
@@ -264,17 +267,22 @@ function primaryProblems(topology: Topology, p: RawPrimary): { wrappers: Wrapper
   for (const ws of failures.values()) {
     const w = ws[0]!;
     const password = /password authentication failed|password is required/i.test(w.error ?? '');
-    const gone = /does not exist/i.test(w.error ?? '');
-    const tables = ws.map((x) => x.table).join(', ');
+    if (/does not exist/i.test(w.error ?? '')) {
+      problems.push({
+        database: 'primary',
+        object: w.table,
+        message: `${w.table} (server ${w.server}) reads ${w.remote}, which is gone on the secondary (${w.error}): every query through it fails`,
+        fix: `vecscale apply creates ${w.remote} again`,
+      });
+      continue;
+    }
     problems.push({
       database: 'primary',
-      object: ws.length === 1 ? w.table : `server ${w.server}`,
-      message: `a read through ${tables} (server ${w.server}${ws.length === 1 ? `, ${w.remote} on the secondary` : ''}) failed: ${w.error}`,
+      object: `server ${w.server}`,
+      message: `a login through server ${w.server} failed (${ws.map((x) => x.table).join(', ')} read through it): ${w.error}`,
       fix: password
         ? "the wrapper role's password and the user mapping's disagree: vecscale apply sets it again on both sides"
-        : gone
-          ? `${ws.map((x) => x.remote).join(', ')} ${ws.length === 1 ? 'is' : 'are'} gone on the secondary: vecscale apply creates ${ws.length === 1 ? 'it' : 'them'} again`
-          : 'every query through this wrapper fails the same way: check that the secondary is reachable from the primary',
+        : 'every query through this server fails the same way: check that the secondary is reachable from the primary',
     });
   }
   return { wrappers, problems };
@@ -323,7 +331,7 @@ export function buildReport(topology: Topology, raw: RawStatus): StatusReport {
       parts,
     };
   });
-  const { wrappers, problems: wrapperProblems } = raw.primary.ok ? primaryProblems(topology, raw.primary.value) : { wrappers: [], problems: [] };
+  const { wrappers, problems: wrapperProblems } = raw.primary.ok ? primaryProblems(topology, raw.primary.value, raw) : { wrappers: [], problems: [] };
   problems.push(...wrapperProblems);
   // One message per (database, object, message): a server shared by several collections is named once.
   const seen = new Set<string>();

@@ -84,10 +84,10 @@ test('a changed wrapper password, a dropped index, a slot left behind, a dropped
     const r = await status(topology);
     assert.equal(r.healthy, false);
     const text = r.problems.map((p) => `${p.database} | ${p.object} | ${p.message} | ${p.fix}`).join('\n');
-    assert.match(text, /^primary \| server pod_a \| a read through vecscale_remote\.docs, .*password authentication failed.* \| .*sets it again/m, text);
+    assert.match(text, /^primary \| server pod_a \| a login through server pod_a failed \(vecscale_remote\.docs, .*password authentication failed.* \| .*sets it again/m, text);
     assert.match(text, /^pod_a \| collection docs \| vecs\.docs has no vector index.* \| vecscale apply builds it/m, text);
     assert.match(text, new RegExp(`^pod_b \\| replication slot ${slot} \\| .*inactive.* \\| .*pg_drop_replication_slot\\('${slot}'\\)`, 'm'), text);
-    assert.match(text, /^primary \| vecscale_remote\.flat \| .*does not exist.* \| vecscale\.flat is gone on the secondary/m, text);
+    assert.match(text, /^primary \| vecscale_remote\.flat \| .*reads vecscale\.flat, which is gone on the secondary.* \| vecscale apply creates vecscale\.flat again/m, text);
     const cliRun = await cli();
     assert.equal(cliRun.code, 2, cliRun.stderr + cliRun.stdout);
     assert.match(cliRun.stdout, new RegExp(`replication slot ${slot}`));
