@@ -1,0 +1,107 @@
+/** `vecscale status`'s judging half, on hand-made readings: what is healthy, and each problem with its fix. */
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { indexName } from '../../src/desired/index.js';
+import { libpqSettings, type RawPrimary, type RawSecondary, type RawStatus } from '../../src/status/read.js';
+import { buildReport } from '../../src/status/report.js';
+import { topology } from '../topologies.js';
+
+const t = topology();
+const docs = t.collections[0]!;
+const images = t.collections[1]!;
+if (docs.index.method === 'none' || images.index.method === 'none') throw new Error('fixture collections have indexes');
+const settings = { cursor_tuple_fraction: '1', 'hnsw.ef_search': '100', 'hnsw.iterative_scan': 'relaxed_order', 'ivfflat.probes': '10' };
+
+const pod = (table: string, index: RawSecondary['tables'][number]['indexes'][number] | null, over: Partial<RawSecondary> = {}): RawSecondary => ({
+  version: '15.8',
+  pgvector: '0.8.0',
+  walLevel: 'logical',
+  databaseSettings: {},
+  wrapperRoleSettings: {},
+  slots: [],
+  replicas: [],
+  tables: [{ table, reltuples: 10, heapBytes: 8192, tableBytes: 16384, lastAnalyze: null, indexes: index ? [index] : [], count: 10 }],
+  relations: [`vecs.${table}`, `vecscale.${table}`],
+  ...over,
+});
+const hnsw = { name: indexName(docs, docs.index), method: 'hnsw', opclass: 'vector_cosine_ops', options: {}, valid: true, bytes: 8192 };
+const ivf = { name: indexName(images, images.index, 'images'), method: 'ivfflat', opclass: 'vector_l2_ops', options: { lists: '100' }, valid: true, bytes: 8192 };
+const primary = (over: Partial<RawPrimary> = {}): RawPrimary => ({
+  version: '15.8',
+  serverSettings: { pod_text: settings, pod_img: settings },
+  foreignTables: [
+    { schema: 'vecscale_remote', name: 'docs', server: 'pod_text', remote: 'vecscale.docs', secondary: 'pod_text', error: null, tried: true },
+    { schema: 'vecscale_write', name: 'docs', server: 'pod_text', remote: 'vecs.docs', secondary: 'pod_text', error: null, tried: false },
+    { schema: 'vecscale_remote', name: 'images', server: 'pod_img', remote: 'vecscale.images', secondary: 'pod_img', error: null, tried: true },
+  ],
+  apiObjects: ['docs', 'images', 'match_docs()', 'match_images()'],
+  ...over,
+});
+const raw = (over: { primary?: RawStatus['primary']; text?: RawSecondary; img?: RawSecondary } = {}): RawStatus => ({
+  primary: over.primary ?? { ok: true, value: primary() },
+  secondaries: new Map([
+    ['pod_text', { ok: true, value: over.text ?? pod('docs', hnsw) }],
+    ['pod_img', { ok: true, value: over.img ?? pod('images', ivf) }],
+  ]),
+});
+const lines = (r: ReturnType<typeof buildReport>) => r.problems.map((p) => `${p.database} | ${p.object} | ${p.message} | ${p.fix}`);
+
+test('as applied: healthy, pgvector defaults filled in for parameters PostgreSQL does not store', () => {
+  const r = buildReport(t, raw());
+  assert.deepEqual(lines(r), []);
+  assert.equal(r.healthy, true);
+  assert.deepEqual(r.collections.map((c) => [c.name, c.rows, c.rowsExact]), [['docs', 10, true], ['images', 10, true]]);
+  assert.deepEqual(r.collections[0]!.parts[0]!.index?.params, { m: '16', ef_construction: '64' });
+});
+
+test('an index with other parameters, an INVALID one, a missing one, one where the topology wants none', () => {
+  assert.match(lines(buildReport(t, raw({ text: pod('docs', { ...hnsw, options: { m: '32' } }) })))[0]!, /is hnsw \(m 32, ef_construction 64; vector_cosine_ops\); the topology wants hnsw \(ef_construction 64, m 16/);
+  assert.match(lines(buildReport(t, raw({ text: pod('docs', { ...hnsw, valid: false }) })))[0]!, /INVALID .*\| vecscale apply drops and builds it again/);
+  assert.match(lines(buildReport(t, raw({ text: pod('docs', null) })))[0]!, /^pod_text \| collection docs \| vecs\.docs has no vector index/);
+  const none = topology({ collections: [{ ...docs, index: { method: 'none' } }, images] });
+  assert.match(lines(buildReport(none, raw()))[0]!, /exists; the topology wants no index/);
+});
+
+test('an inactive slot: its drop statement, or for a move\'s slot, apply; an active one is fine', () => {
+  const slots: RawSecondary['slots'] = [
+    { name: "odd'name", type: 'logical', active: false, retainedBytes: 32 * 1024 * 1024 },
+    { name: 'vecscale_mv_0123456789_abcdef0123', type: 'logical', active: false, retainedBytes: null },
+    { name: 'busy', type: 'logical', active: true, retainedBytes: 0 },
+  ];
+  const l = lines(buildReport(t, raw({ text: pod('docs', hnsw, { slots }) })));
+  assert.equal(l.length, 2, l.join('\n'));
+  assert.match(l[0]!, /holding 32 MB of WAL.*pg_drop_replication_slot\('odd''name'\)/);
+  assert.match(l[1]!, /no WAL reserved yet.*it is a move's/);
+});
+
+test('a refused login is one problem per server; a relation gone on the pod one per table; not-tried servers none', () => {
+  const refused = 'could not connect to server "pod_text": FATAL:  password authentication failed for user "vecscale_fdw"';
+  const p = primary({
+    foreignTables: primary().foreignTables.map((f) => (f.server === 'pod_text' ? { ...f, error: refused } : f)),
+  });
+  const l = lines(buildReport(t, raw({ primary: { ok: true, value: p }, img: pod('images', ivf, { relations: ['vecs.images'] }) })));
+  assert.equal(l.length, 2, l.join('\n'));
+  assert.match(l[0]!, /^primary \| server pod_text \| a login through server pod_text failed \(vecscale_remote\.docs, vecscale_write\.docs read through it\).*\| .*sets it again on both sides/);
+  assert.match(l[1]!, /^primary \| vecscale_remote\.images \| .*reads vecscale\.images, which is gone on the secondary/);
+});
+
+test('an unreachable pod: one problem, its parts unknown, the other pod still judged; the primary down: wrappers unknown', () => {
+  const r = buildReport(t, { ...raw(), secondaries: new Map([['pod_text', { ok: false, error: 'cannot connect to secondary pod_text (…): connection refused' }], ['pod_img', { ok: true, value: pod('images', ivf) }]]) });
+  assert.deepEqual(lines(r).map((x) => x.split(' | ')[0]), ['pod_text']);
+  assert.equal(r.collections[0]!.rows, null);
+  assert.equal(r.collections[1]!.rows, 10);
+  const down = buildReport(t, raw({ primary: { ok: false, error: 'cannot connect to the primary' } }));
+  assert.deepEqual(lines(down).map((x) => x.split(' | ').slice(0, 2).join(' | ')), ['primary | database']);
+});
+
+test('server settings that differ from the topology; fewer standbys streaming than declared', () => {
+  const p = primary({ serverSettings: { pod_text: { ...settings, 'hnsw.ef_search': '40' }, pod_img: settings } });
+  assert.match(lines(buildReport(t, raw({ primary: { ok: true, value: p } })))[0]!, /hnsw\.ef_search 40 \(wanted 100\).*\| vecscale apply sets them/);
+  const withReplica = topology({ secondaries: t.secondaries.map((s, i) => (i === 0 ? { ...s, replicas: ['postgres://x@10.0.0.9:5433/vectors'] } : s)) });
+  assert.match(lines(buildReport(withReplica, raw()))[0]!, /^pod_text \| replicas \| 1 standby declared, 0 streaming/);
+});
+
+test('libpq options as vecscale writes them', () => {
+  assert.deepEqual(libpqSettings('-c cursor_tuple_fraction=1 -c hnsw.ef_search=40'), { cursor_tuple_fraction: '1', 'hnsw.ef_search': '40' });
+  assert.deepEqual(libpqSettings(undefined), {});
+});
