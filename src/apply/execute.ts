@@ -74,6 +74,18 @@ function batched(statements: readonly string[]): string[] {
   return out;
 }
 
+/**
+ * An index build's session settings (`SET maintenance_work_mem …` before it, `RESET …` after: src/plan/index-build.ts)
+ * go back to the session's when a statement of its step failed outside a transaction, where no ROLLBACK undoes them.
+ * A connection that no longer answers is closed instead, and its settings end with its session.
+ */
+async function resetAfterFailure(db: Db, statements: readonly string[], failed: string): Promise<void> {
+  if (!usable(db)) return;
+  for (const sql of statements.slice(statements.indexOf(failed) + 1)) {
+    if (/^RESET [a-z_]+$/.test(sql)) await db.query(sql).catch(() => undefined);
+  }
+}
+
 /** How far one database got: what the failure message must say is left. */
 interface Progress {
   txCommitted: boolean;
@@ -127,6 +139,8 @@ async function applyDatabase(
           );
         }
       } catch (err) {
+        // Inside the transaction the ROLLBACK undoes a build's SETs; outside, its RESETs run anyway.
+        if (!inTransaction) await resetAfterFailure(db, statements, sql);
         const e = err as { message?: string; code?: string };
         const silent = silentOr(db, `running step ${n} of ${plan.steps.length} (${step.object})`, err);
         throw new StepFailure(

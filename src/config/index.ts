@@ -13,7 +13,7 @@ import { checkShape } from './parse.js';
 import { type Draft, runRules } from './rules.js';
 import type { IndexDocument, Loose, QueryDocument, TopologyDocument } from './schema.js';
 import { createSecretResolver, MAX_SECRET_BYTES, type ReadSecretFile } from './secrets.js';
-import type { CollectionSpec, ConfigProblem, IndexSpec, LoadResult, QuerySettings, SecondarySpec, Topology } from './types.js';
+import type { CollectionSpec, ConfigProblem, IndexBuild, IndexSpec, LoadResult, QuerySettings, SecondarySpec, Topology } from './types.js';
 
 export { topologyJsonSchema } from './json-schema.js';
 export { RULES, type Rule } from './rules.js';
@@ -134,13 +134,27 @@ function toQuerySettings(query: Loose<QueryDocument>): Loose<QuerySettings> {
 function toIndexSpec(index: Loose<IndexDocument>): Loose<IndexSpec> {
   switch (index.method) {
     case 'hnsw':
-      return { method: 'hnsw', m: index.m, efConstruction: index.ef_construction };
+      return { method: 'hnsw', m: index.m, efConstruction: index.ef_construction, ...withBuild(toIndexBuild(index.build)) };
     case 'ivfflat':
-      return { method: 'ivfflat', lists: index.lists };
+      return { method: 'ivfflat', lists: index.lists, ...withBuild(toIndexBuild(index.build)) };
     default:
       return { method: index.method };
   }
 }
+
+/**
+ * Only the keys written (an absent one is vecscale's to decide when it plans the build); nothing written, no `build`,
+ * so a topology without it reads (and hashes, src/plan/saved.ts) as before.
+ */
+function toIndexBuild(build: { readonly maintenance_work_mem?: number; readonly parallel_workers?: number } | undefined): IndexBuild | undefined {
+  const out = {
+    ...(build?.maintenance_work_mem === undefined ? {} : { maintenanceWorkMemKb: build.maintenance_work_mem }),
+    ...(build?.parallel_workers === undefined ? {} : { parallelWorkers: build.parallel_workers }),
+  };
+  return Object.keys(out).length === 0 ? undefined : out;
+}
+
+const withBuild = (build: IndexBuild | undefined): { build?: IndexBuild } => (build === undefined ? {} : { build });
 
 /**
  * A `password:` key goes into the URL's userinfo, so everything downstream reads one `url` whichever way the
@@ -182,9 +196,11 @@ function fullQuery({ efSearch, iterativeScan, probes }: Loose<QuerySettings>): Q
 function fullIndex(index: Loose<IndexSpec>): IndexSpec | undefined {
   switch (index.method) {
     case 'hnsw':
-      return index.m === undefined || index.efConstruction === undefined ? undefined : { method: 'hnsw', m: index.m, efConstruction: index.efConstruction };
+      return index.m === undefined || index.efConstruction === undefined
+        ? undefined
+        : { method: 'hnsw', m: index.m, efConstruction: index.efConstruction, ...withBuild(index.build) };
     case 'ivfflat':
-      return index.lists === undefined ? undefined : { method: 'ivfflat', lists: index.lists };
+      return index.lists === undefined ? undefined : { method: 'ivfflat', lists: index.lists, ...withBuild(index.build) };
     case 'none':
       return { method: 'none' };
     default:

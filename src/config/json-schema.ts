@@ -13,6 +13,7 @@ import {
   topologySchema,
 } from './schema.js';
 import { COLUMN_TYPES } from './types.js';
+import { MEMORY_PATTERN } from '../util/pg-memory.js';
 
 type Json = { [key: string]: unknown };
 
@@ -32,6 +33,9 @@ function convert(schema: Schema): Json {
       return { description, const: schema.value };
     case 'integer':
       return { description, type: 'integer', minimum: schema.min, maximum: schema.max, ...withDefault(schema.default) };
+    case 'memory':
+      // The bounds are the parser's: a pattern cannot compare sizes across units.
+      return { description, type: 'string', pattern: MEMORY_PATTERN };
     case 'boolean':
       return { description, type: 'boolean', ...withDefault(schema.default) };
     case 'enum':

@@ -20,6 +20,7 @@ import {
   topologySchema,
 } from './schema.js';
 import { COLUMN_TYPES, type ConfigProblem } from './types.js';
+import { memorySetting, parseMemoryKb } from '../util/pg-memory.js';
 
 export interface Position { readonly line: number; readonly column: number }
 
@@ -219,6 +220,18 @@ class Walk implements Locator {
         return typeof v === 'number' && Number.isInteger(v) && v >= schema.min && v <= schema.max
           ? v
           : wrong(`must be an integer ${schema.min}–${schema.max}`);
+      case 'memory': {
+        const kb = typeof v === 'string' ? parseMemoryKb(v) : undefined;
+        if (kb === undefined) {
+          const bare = typeof v === 'number' ? `; PostgreSQL would read ${v} as ${v} kB: write the unit, e.g. ${v}kB` : '';
+          return wrong(`must be a size with a unit, as PostgreSQL writes it: a whole number and kB, MB, GB or TB (e.g. 4GB)${bare}`);
+        }
+        if (kb < schema.min || kb > schema.max) {
+          this.report('error', path, pos, `must be ${memorySetting(schema.min)}–${memorySetting(schema.max)}, PostgreSQL's bounds (got ${v})`);
+          return INVALID;
+        }
+        return kb;
+      }
       case 'boolean':
         // YAML 1.2: only true/false (any case) are booleans; "yes", "on" and 1 are what they look like.
         return typeof v === 'boolean' ? v : wrong('must be true or false');

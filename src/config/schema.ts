@@ -2,7 +2,7 @@
  * The topology file, declared once. `parse.ts` walks YAML against this definition and `json-schema.ts` turns it
  * into the editor schema, so the two cannot drift: a key added here is accepted, checked and documented at once.
  */
-import { COLUMN_TYPES, type ColumnType, DEFAULT_FDW_USER, DEFAULT_QUERY_SETTINGS, ITERATIVE_SCAN_MODES, QUERY_SETTING_BOUNDS } from './types.js';
+import { COLUMN_TYPES, type ColumnType, DEFAULT_FDW_USER, DEFAULT_QUERY_SETTINGS, INDEX_BUILD_BOUNDS, ITERATIVE_SCAN_MODES, QUERY_SETTING_BOUNDS } from './types.js';
 
 /** Most hash partitions a sharded collection may have (names stay within 63 bytes: <collection>_p63of64). */
 export const MAX_PARTITIONS = 64;
@@ -31,6 +31,11 @@ export interface EnumSchema extends Common {
   readonly values: readonly string[];
   readonly default?: string;
 }
+/**
+ * A PostgreSQL memory size with its unit (`4GB`, `96MB`; kB, MB, GB, TB, case-sensitive as PostgreSQL reads them),
+ * parsed to kB; `min`/`max` in kB. A bare number is refused: PostgreSQL would read it as kB, people as bytes or MB.
+ */
+export interface MemorySchema extends Common { readonly kind: 'memory'; readonly min: number; readonly max: number }
 /** YAML `true` or `false` only: a quoted "yes" or a 1 is a type error, not a guess. */
 export interface BooleanSchema extends Common { readonly kind: 'boolean'; readonly default?: boolean }
 /**
@@ -76,6 +81,7 @@ export interface TaggedSchema extends Common {
 export type Schema =
   | LiteralSchema
   | IntegerSchema
+  | MemorySchema
   | BooleanSchema
   | EnumSchema
   | StringSchema
@@ -145,6 +151,33 @@ const roleItem = {
     'pg_*': "pg_* roles are PostgreSQL's predefined roles",
   },
 } as const satisfies IdentifierSchema;
+
+/**
+ * Settings for building the index over rows already there, not part of what the index is: changing them never
+ * rebuilds an index (src/plan/index-build.ts decides what a build runs with).
+ */
+const indexBuild = {
+  kind: 'object',
+  description:
+    'Session settings for building this index over rows already in its table (CREATE INDEX CONCURRENTLY): set for that ' +
+    'statement only, reset after it. Changing them does not rebuild an existing index.',
+  properties: {
+    maintenance_work_mem: {
+      kind: 'memory',
+      ...INDEX_BUILD_BOUNDS.maintenanceWorkMemKb,
+      description:
+        'maintenance_work_mem for the build, with a unit (e.g. 4GB, 512MB; 1MB to 2147483647kB). Absent: the session\'s, ' +
+        'raised for an HNSW build to the graph\'s estimated size, at most to the server\'s shared_buffers (and 16GB).',
+    },
+    parallel_workers: {
+      kind: 'integer',
+      ...INDEX_BUILD_BOUNDS.parallelWorkers,
+      description:
+        'max_parallel_maintenance_workers for the build (0: none); capped by the server\'s max_parallel_workers and ' +
+        'max_worker_processes. Absent: the session\'s.',
+    },
+  },
+} as const satisfies ObjectSchema;
 
 /** The topology file, version 1. */
 export const topologySchema = {
@@ -266,9 +299,11 @@ export const topologySchema = {
                   default: 64,
                   description: 'HNSW: candidate list size while building; at least 2 × m.',
                 },
+                build: indexBuild,
               },
               ivfflat: {
                 lists: { kind: 'integer', min: 1, max: 32768, default: 100, description: 'IVFFlat: number of inverted lists.' },
+                build: indexBuild,
               },
               none: {},
             },
@@ -342,7 +377,7 @@ type InferProperties<P> = Flatten<
 /** The value the shape check produces for a schema (snake_case keys as written, maps in file order). */
 export type Infer<S> = S extends { readonly kind: 'literal'; readonly value: infer V }
   ? V
-  : S extends { readonly kind: 'integer' }
+  : S extends { readonly kind: 'integer' | 'memory' }
     ? number
     : S extends { readonly kind: 'boolean' }
       ? boolean

@@ -6,9 +6,27 @@
 export type Metric = 'cosine' | 'l2' | 'inner_product';
 
 export type IndexSpec =
-  | { readonly method: 'hnsw'; readonly m: number; readonly efConstruction: number }
-  | { readonly method: 'ivfflat'; readonly lists: number }
+  | { readonly method: 'hnsw'; readonly m: number; readonly efConstruction: number; readonly build?: IndexBuild }
+  | { readonly method: 'ivfflat'; readonly lists: number; readonly build?: IndexBuild }
   | { readonly method: 'none' };
+
+/**
+ * How an index is built over rows already in its table (`index.build`): session settings for the build's statement
+ * only. Not part of the index's identity: a change never rebuilds it. Absent keys: vecscale decides
+ * (src/plan/index-build.ts).
+ */
+export interface IndexBuild {
+  /** maintenance_work_mem for the build, in kB. */
+  readonly maintenanceWorkMemKb?: number;
+  /** max_parallel_maintenance_workers for the build. */
+  readonly parallelWorkers?: number;
+}
+
+/** PostgreSQL's own bounds: maintenance_work_mem 1MB to 2147483647 kB (MAX_KILOBYTES); workers 0 to 1024. */
+export const INDEX_BUILD_BOUNDS = {
+  maintenanceWorkMemKb: { min: 1024, max: 2_147_483_647 },
+  parallelWorkers: { min: 0, max: 1024 },
+} as const;
 
 /** Canonical PostgreSQL type names, exactly as `format_type()` prints them. Aliases are mapped by the parser. */
 export const COLUMN_TYPES = [

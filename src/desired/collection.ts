@@ -83,6 +83,7 @@ export function tableObjects(c: CollectionSpec, table: string, acl: Acl): DbObje
       opclass: OPCLASS[c.metric],
       params,
       valid: true,
+      build: { dimension: c.dimension, settings: c.index.build ?? {} },
       dependsOn: [keys.relation(VECS_SCHEMA, table)],
     });
   }

@@ -318,6 +318,14 @@ export function toState(
       ownsDatabase: raw.facts.owns_database || raw.facts.superuser,
       nonEmpty: new Set(raw.nonEmpty.map((r) => keys.relation(VECS_SCHEMA, r.relname))),
       ...(raw.facts.maintenance_work_mem === undefined ? {} : { maintenanceWorkMem: Number(raw.facts.maintenance_work_mem) }),
+      ...(raw.facts.shared_buffers === undefined ? {} : {
+        buildLimits: {
+          maxParallelMaintenanceWorkers: Number(raw.facts.max_parallel_maintenance_workers),
+          maxParallelWorkers: Number(raw.facts.max_parallel_workers),
+          maxWorkerProcesses: Number(raw.facts.max_worker_processes),
+          sharedBuffers: Number(raw.facts.shared_buffers),
+        },
+      }),
       rowEstimates: new Map(raw.relations.filter((r) => r.nspname === VECS_SCHEMA && r.relkind === 'r' && (r.reltuples >= 0 || r.relation_bytes > 0))
         .map((r) => [keys.relation(VECS_SCHEMA, r.relname), r.reltuples >= 0 ? { rows: r.reltuples } : { bytes: r.relation_bytes }])),
       moveMarks: moveMarksOf(raw.relations),

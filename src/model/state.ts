@@ -2,6 +2,7 @@
  * One model for desired and introspected state. `buildDesired` (pure) and `introspect` (catalog reads) both return
  * `DatabaseState`, keyed by stable object keys, so `diff` compares like with like.
  */
+import type { IndexBuild } from '../config/types.js';
 
 export const MANAGED_COMMENT = 'managed by vecscale';
 /** Marker suffix of a collection table with `protect: true`: recorded in the database, so it outlives the topology entry. */
@@ -136,6 +137,11 @@ export interface IndexObject extends Base {
   /** Storage parameters, as strings, keys sorted. */
   readonly params: Readonly<Record<string, string>>;
   readonly valid: boolean;
+  /**
+   * Desired only, and never compared (not what the index is): what its build over rows already there needs — the
+   * topology's `index.build` and the vectors' dimension, for the HNSW memory estimate (src/plan/index-build.ts).
+   */
+  readonly build?: { readonly dimension: number; readonly settings: IndexBuild };
 }
 
 export interface ViewObject extends Base, Owned {
@@ -340,6 +346,17 @@ export interface ReplicaFact {
   readonly message?: string;
 }
 
+/** Session and server settings that bound an index build on one database. */
+export interface BuildLimits {
+  /** The session's max_parallel_maintenance_workers: what a build gets unless the plan sets it. */
+  readonly maxParallelMaintenanceWorkers: number;
+  /** The server's max_parallel_workers and max_worker_processes: no build gets more workers than these. */
+  readonly maxParallelWorkers: number;
+  readonly maxWorkerProcesses: number;
+  /** shared_buffers, in bytes: the ceiling of a maintenance_work_mem vecscale raises by itself. */
+  readonly sharedBuffers: number;
+}
+
 /** What introspection learns beyond objects: the inputs of desired-state decisions and of plan checks. */
 export interface LiveFacts {
   readonly database: string;
@@ -364,8 +381,10 @@ export interface LiveFacts {
    * never analyzed, its bytes on disk.
    */
   readonly rowEstimates?: ReadonlyMap<string, { readonly rows: number } | { readonly bytes: number }>;
-  /** The session's maintenance_work_mem, in bytes: what an index build here gets. */
+  /** The session's maintenance_work_mem, in bytes: what an index build here gets unless the plan sets it. */
   readonly maintenanceWorkMem?: number;
+  /** The other settings that bound an index build here (src/plan/index-build.ts). */
+  readonly buildLimits?: BuildLimits;
   /** Tables (by key) whose marker says a move made them and is not finished with them. */
   readonly moveMarks?: ReadonlyMap<string, MoveMark>;
   /** Relations (by key) that objects outside vecscale's model depend on (a user's view over ours): `DROP … RESTRICT` would fail. */

@@ -29,7 +29,7 @@ import { replicationBlockers } from '../move/prerequisites.js';
 import { QUIET_SETTINGS } from '../model/log-sinks.js';
 import { hasSecret, qualified } from '../sql/quote.js';
 import { redactUrl } from '../util/url.js';
-import { formatBytes } from '../util/bytes.js';
+import { buildNote, planIndexBuild, withBuildSettings } from './index-build.js';
 import { describeFields, purpose } from './reasons.js';
 import { adoptSql, alterSql, appendsColumns, createSql, dropSql, type SqlContext } from './sql.js';
 import { type Action, type Blocker, type DatabasePlan, type Note, type Plan, type PlanStep, type Risk, stepKey } from './types.js';
@@ -536,7 +536,8 @@ function toStep(database: string, key: string, dec: Decision, decisions: Readonl
     if (!tableIsNew) {
       // An interrupted CONCURRENTLY build leaves an invalid index under the new name: clear it first.
       const leftover = `DROP INDEX CONCURRENTLY IF EXISTS ${qualified(d.schema, d.name)}`;
-      const build = createSql(d, sqlCtx, { concurrently: true });
+      // Its own maintenance_work_mem and workers, set around the CREATE INDEX only (src/plan/index-build.ts).
+      const build = withBuildSettings(createSql(d, sqlCtx, { concurrently: true }), planIndexBuild(d, facts));
       const old = a ? (dropSql(a, { concurrently: true }) ?? []) : [];
       const sameName = a?.kind === 'index' && a.name === d.name;
       return { ...base, drop: [], sql: sameName ? [...old, ...build] : [leftover, ...build, ...old], transactional: false };
@@ -656,7 +657,7 @@ export function buildPlan(wanted: Topology, allLive: ReadonlyMap<string, LiveDat
   const databases = [...plans.filter((p) => p.role === 'secondary'), ...plans.filter((p) => p.role === 'primary')];
   const all = databases.flatMap((p) => p.steps);
   blockers.push(...destructiveBlockers(topology, live, all, opts), ...dependantBlockers(live, all));
-  notes.push(...indexMemoryNotes(topology, desired, live, databases));
+  notes.push(...indexBuildNotes(desired, live, databases));
   // pgvector is the user's type, so it goes where the topology says; in public, Supabase's linter warns.
   const installsVector = databases.filter((d) => d.steps.some((st) => st.action === 'create' && st.object === 'extension vector'));
   if (ctx.vectorSchema === API_SCHEMA && installsVector.length > 0) {
@@ -695,39 +696,22 @@ export function buildPlan(wanted: Topology, allLive: ReadonlyMap<string, LiveDat
   };
 }
 
-/** An HNSW graph's size while it is built, per row: 8 + 4·dims bytes, and 30% more (../shared/FACTS.md). */
-export const hnswBuildBytes = (dimension: number, rows: number): number => Math.ceil((8 + 4 * dimension) * rows * 1.3);
-
 /**
- * For each HNSW index the plan builds over rows already in its table: the memory the graph needs against the
- * session's maintenance_work_mem, and a warning when it will not fit (the build then works from disk, many times
- * slower). An index over an empty or new table is built empty and grows with the inserts: nothing to say.
+ * For each index the plan builds over rows already in its table (CONCURRENTLY, outside the transaction): what the
+ * build will run with (src/plan/index-build.ts) — for HNSW against the graph's estimated size, with a warning when
+ * even that will not hold it. An index over an empty or new table is built empty and grows with the inserts.
  */
-function indexMemoryNotes(topology: Topology, desired: readonly DatabaseState[], live: ReadonlyMap<string, LiveDatabase>, databases: readonly DatabasePlan[]): Note[] {
+function indexBuildNotes(desired: readonly DatabaseState[], live: ReadonlyMap<string, LiveDatabase>, databases: readonly DatabasePlan[]): Note[] {
   const notes: Note[] = [];
   for (const db of databases) {
     const want = desired.find((d) => d.database === db.database);
     const facts = live.get(db.database)?.facts;
     for (const step of db.steps) {
-      if (step.kind !== 'index' || (step.action !== 'create' && step.action !== 'replace')) continue;
+      if (step.kind !== 'index' || step.transactional || (step.action !== 'create' && step.action !== 'replace')) continue;
       const o = want?.objects.get(stepKey(step));
-      if (o?.kind !== 'index' || o.method !== 'hnsw') continue;
-      const c = topology.collections.find((x) => x.name === collectionOfTable(o.table));
-      const size = facts?.rowEstimates?.get(keys.relation(o.schema, o.table));
-      if (c === undefined || size === undefined) continue;
-      // Never analyzed: from its size, a row being its vector (4·dims + 8), an id and metadata, and the tuple header.
-      const rows = 'rows' in size ? size.rows : Math.round(size.bytes / (4 * c.dimension + 8 + 64));
-      if (rows <= 0) continue;
-      const need = hnswBuildBytes(c.dimension, rows);
-      const have = facts?.maintenanceWorkMem;
-      const fits = have === undefined || need <= have;
-      notes.push({
-        database: db.database,
-        object: `index ${o.schema}.${o.name}`,
-        message: `${fits ? '' : 'warning: '}the HNSW build over about ${Math.round(rows).toLocaleString('en-US')} rows of ${o.schema}.${o.table} needs about ${formatBytes(need)} ` +
-          `((8 + 4 × ${c.dimension}) bytes a row × 1.3); maintenance_work_mem here is ${have === undefined ? 'unknown' : formatBytes(have)}` +
-          (fits ? '' : ': the graph will not fit, and the build goes on from disk, many times slower (raise maintenance_work_mem for the role vecscale applies as)'),
-      });
+      if (o?.kind !== 'index' || facts === undefined) continue;
+      const message = buildNote(o, planIndexBuild(o, facts), collectionOfTable(o.table));
+      if (message !== undefined) notes.push({ database: db.database, object: `index ${o.schema}.${o.name}`, message });
     }
   }
   return notes;

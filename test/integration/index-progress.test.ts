@@ -96,11 +96,12 @@ test('apply reports an index rebuild to onProgress: blocks from PostgreSQL, the 
     secondary: pod_a
     dimension: 128
     metric: l2
-    index: { method: hnsw, m: ${m}, ef_construction: 24 }
+    index: { method: hnsw, m: ${m}, ef_construction: 24, build: { maintenance_work_mem: 1MB, parallel_workers: 0 } }
 `;
   const file = topologyFile(dbs, yaml(8));
   assert.equal((await apply(file.load(), { approve: async () => true })).status, 'applied');
   await slowBuildsOn(podA, 'vecs.docs');
+  // index.build keeps apply's build on disk too: unset, vecscale would raise maintenance_work_mem to the graph's size.
   file.write(yaml(6));
   const events: ProgressEvent[] = [];
   const result = await apply(file.load(), { approve: async () => true, events: { onProgress: (e) => events.push(e) } });

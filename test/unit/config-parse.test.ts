@@ -106,6 +106,43 @@ test('index defaults: absent, empty, or without method means hnsw m 16 ef_constr
   assert.equal(t.collections[0]?.metric, 'cosine');
 });
 
+test('index.build: PostgreSQL memory units to kB, workers as written, both optional; absent or empty is no build', () => {
+  const t = ok(parseTopology(`${head}secondaries:\n  s:\n    url: postgres://u@h2/db\ncollections:
+  a: { secondary: s, dimension: 3, index: { method: hnsw, m: 16, ef_construction: 64, build: { maintenance_work_mem: 4GB, parallel_workers: 4 } } }
+  b: { secondary: s, dimension: 3, index: { method: ivfflat, build: { maintenance_work_mem: 96 MB } } }
+  c: { secondary: s, dimension: 3, index: { build: { parallel_workers: 0 } } }
+  d: { secondary: s, dimension: 3, index: { build: } }
+  e: { secondary: s, dimension: 3, index: { build: { maintenance_work_mem: 2147483647kB } } }\n`, 'topology.yaml', env));
+  assert.deepEqual(t.collections.map((c) => c.index), [
+    { method: 'hnsw', m: 16, efConstruction: 64, build: { maintenanceWorkMemKb: 4 * 1024 * 1024, parallelWorkers: 4 } },
+    { method: 'ivfflat', lists: 100, build: { maintenanceWorkMemKb: 96 * 1024 } },
+    { method: 'hnsw', m: 16, efConstruction: 64, build: { parallelWorkers: 0 } },
+    { method: 'hnsw', m: 16, efConstruction: 64 },
+    { method: 'hnsw', m: 16, efConstruction: 64, build: { maintenanceWorkMemKb: 2_147_483_647 } },
+  ]);
+});
+
+test('index.build: a size needs a unit PostgreSQL knows, within its bounds; workers 0–1024; no build for method none', () => {
+  const lines = problems(parseTopology(`${head}secondaries:\n  s:\n    url: postgres://u@h2/db\ncollections:
+  a: { secondary: s, dimension: 3, index: { build: { maintenance_work_mem: 4096 } } }
+  b: { secondary: s, dimension: 3, index: { build: { maintenance_work_mem: 4gb } } }
+  c: { secondary: s, dimension: 3, index: { build: { maintenance_work_mem: 512kB } } }
+  d: { secondary: s, dimension: 3, index: { build: { maintenance_work_mem: 2TB } } }
+  e: { secondary: s, dimension: 3, index: { build: { parallel_workers: 1025 } } }
+  f: { secondary: s, dimension: 3, index: { build: { maintenance_work_mem: 1.5GB, workers: 2 } } }
+  g: { secondary: s, dimension: 3, index: { method: none, build: { parallel_workers: 2 } } }\n`, 'x.yaml', env));
+  assert.deepEqual(lines, [
+    'x.yaml:8:76: collections.a.index.build.maintenance_work_mem: must be a size with a unit, as PostgreSQL writes it: a whole number and kB, MB, GB or TB (e.g. 4GB); PostgreSQL would read 4096 as 4096 kB: write the unit, e.g. 4096kB (got 4096)',
+    'x.yaml:9:76: collections.b.index.build.maintenance_work_mem: must be a size with a unit, as PostgreSQL writes it: a whole number and kB, MB, GB or TB (e.g. 4GB) (got "4gb")',
+    "x.yaml:10:76: collections.c.index.build.maintenance_work_mem: must be 1MB–2147483647kB, PostgreSQL's bounds (got 512kB)",
+    "x.yaml:11:76: collections.d.index.build.maintenance_work_mem: must be 1MB–2147483647kB, PostgreSQL's bounds (got 2TB)",
+    'x.yaml:12:72: collections.e.index.build.parallel_workers: must be an integer 0–1024 (got 1025)',
+    'x.yaml:13:76: collections.f.index.build.maintenance_work_mem: must be a size with a unit, as PostgreSQL writes it: a whole number and kB, MB, GB or TB (e.g. 4GB) (got "1.5GB")',
+    'x.yaml:13:83: collections.f.index.build.workers: unknown key "workers" (allowed: maintenance_work_mem, parallel_workers)',
+    'x.yaml:14:59: collections.g.index.build: build is not a key of a none index (method none takes no other keys)',
+  ]);
+});
+
 test('query defaults: absent, empty or partly written, every key falls back to DEFAULT_QUERY_SETTINGS', () => {
   const t = ok(parseTopology(`${head}secondaries:\n  s:\n    url: postgres://u@h2/db\ncollections:
   a: { secondary: s, dimension: 3 }

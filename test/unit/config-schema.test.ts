@@ -125,6 +125,18 @@ test('index variants: keys of another method are refused, a missing method means
   assert.equal(valid(schema, doc({ method: 'none', ef_construction: 5 })), false);
 });
 
+test('index.build: sizes with a PostgreSQL unit, workers 0–1024, for hnsw and ivfflat only', () => {
+  const doc = (index: unknown) => ({ version: 1, primary: { url: 'postgres://u@h/db' }, collections: { d: { secondary: 's', dimension: 3, index } } });
+  for (const build of [{ maintenance_work_mem: '4GB', parallel_workers: 4 }, { maintenance_work_mem: '96 MB' }, {}, null]) {
+    assert.ok(valid(schema, doc({ method: 'hnsw', build })), JSON.stringify(build));
+    assert.ok(valid(schema, doc({ method: 'ivfflat', build })), JSON.stringify(build));
+  }
+  for (const build of [{ maintenance_work_mem: 4096 }, { maintenance_work_mem: '4gb' }, { maintenance_work_mem: '1.5GB' }, { parallel_workers: 1025 }, { workers: 2 }]) {
+    assert.equal(valid(schema, doc({ build })), false, JSON.stringify(build));
+  }
+  assert.equal(valid(schema, doc({ method: 'none', build: {} })), false, 'method none takes no build');
+});
+
 test('column types: canonical names and aliases in any case, nothing else', () => {
   const doc = (type: string) => ({ version: 1, primary: { url: '${URL}' }, collections: { d: { secondary: 's', dimension: 3, columns: { c: type } } } });
   for (const t of ['text', 'TIMESTAMPTZ', 'Double  Precision', 'int8', 'timestamp with time zone']) assert.ok(valid(schema, doc(t)), t);

@@ -6,7 +6,8 @@ import { toState } from '../../src/introspect/map.js';
 const noPartition = { partition_key: null, partition_bound: null, partition_parent: null, partitions: null, reltuples: -1, relation_bytes: 0 };
 
 const raw: RawCatalog = {
-  facts: { current_user: 'postgres', server_version_num: '150018', superuser: true, can_quiet_log: true, owns_database: true, maintenance_work_mem: 67108864 },
+  facts: { current_user: 'postgres', server_version_num: '150018', superuser: true, can_quiet_log: true, owns_database: true, maintenance_work_mem: 67108864,
+    max_parallel_maintenance_workers: 2, max_parallel_workers: 8, max_worker_processes: 8, shared_buffers: 134217728 },
   // Supabase's default privileges: everything postgres creates in public is granted to the API roles.
   defaultAcls: [
     { objtype: 'r', schema: 'public', acl: [['anon', 'SELECT', false], ['anon', 'INSERT', false], ['service_role', 'SELECT', true]] },
@@ -96,7 +97,8 @@ test('toState maps catalog rows into the model, absorbing the catalog quirks', (
   const upsert = get('function:public.upsert_docs(rows)');
   assert.deepEqual(upsert?.kind === 'function' && [upsert.acl, upsert.securityDefiner, upsert.config, upsert.owner], [{ public: ['EXECUTE'] }, true, [], 'app']);
   const { defaultAcl, roles, ...rest } = facts;
-  assert.deepEqual(rest, { database: 'pod_a', currentUser: 'postgres', serverVersion: 150018, vectorSchema: 'extensions', dblinkSchema: undefined, superuser: true, canQuietLog: true, ownsDatabase: true, nonEmpty: new Set(['relation:vecs.docs']), maintenanceWorkMem: 67108864, rowEstimates: new Map(), moveMarks: new Map(), dependants: new Map(), readBy: new Map() });
+  assert.deepEqual(rest, { database: 'pod_a', currentUser: 'postgres', serverVersion: 150018, vectorSchema: 'extensions', dblinkSchema: undefined, superuser: true, canQuietLog: true, ownsDatabase: true, nonEmpty: new Set(['relation:vecs.docs']), maintenanceWorkMem: 67108864,
+    buildLimits: { maxParallelMaintenanceWorkers: 2, maxParallelWorkers: 8, maxWorkerProcesses: 8, sharedBuffers: 134217728 }, rowEstimates: new Map(), moveMarks: new Map(), dependants: new Map(), readBy: new Map() });
   // Default privileges by type, global or per schema (types other than relations, functions and schemas are not vecscale's).
   assert.deepEqual(defaultAcl, {
     global: { f: { authenticated: ['EXECUTE'], public: ['EXECUTE'] } },

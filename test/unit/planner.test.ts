@@ -2,7 +2,9 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { md5 } from '../../src/util/fingerprint.js';
 import { buildDesired } from '../../src/desired/index.js';
-import { keys, type DatabaseState, type DbObject } from '../../src/model/state.js';
+import { keys, type DatabaseState, type DbObject, type LiveFacts } from '../../src/model/state.js';
+import type { IndexBuild, IndexSpec } from '../../src/config/types.js';
+import { hnswBuildBytes } from '../../src/plan/index-build.js';
 import { buildPlan } from '../../src/plan/planner.js';
 import { planToJson, renderPlan } from '../../src/render/plan.js';
 import { Chalk } from 'chalk';
@@ -529,27 +531,113 @@ test('a sharded collection gaining an extracted column: ALTER TABLE on the parti
   assert.ok(sql.some((x) => x.startsWith('CREATE OR REPLACE VIEW "vecscale"."img_p0of2"') && x.includes('AS "year"')));
 });
 
-test('an HNSW index built over rows: the plan states the graph memory against maintenance_work_mem, and warns when it will not fit', () => {
+const MB = 1024 * 1024;
+/** pod_img's limits in the build tests: 64 MB of maintenance_work_mem, 2 workers, shared_buffers 1 GB. */
+const limits = { maxParallelMaintenanceWorkers: 2, maxParallelWorkers: 8, maxWorkerProcesses: 8, sharedBuffers: 1024 * MB };
+
+/** An HNSW index (or `index`) planned over pod_img's table `img` of 768 dimensions, holding `size`. */
+function hnswOver(size: { rows: number } | { bytes: number }, over: Partial<LiveFacts> = {}, index: IndexSpec = { method: 'hnsw', m: 16, efConstruction: 64 }) {
   const before = topology({ collections: [collection('img', 'pod_img', { dimension: 768, index: { method: 'none' } })] });
-  const after = topology({ collections: [collection('img', 'pod_img', { dimension: 768, index: { method: 'hnsw', m: 16, efConstruction: 64 } })] });
+  const after = topology({ collections: [collection('img', 'pod_img', { dimension: 768, index })] });
   const live = converged(before);
   const pod = live.get('pod_img')!;
   const table = keys.relation('vecs', 'img');
-  const at = (mwm: number, size: { rows: number } | { bytes: number }) => {
-    live.set('pod_img', { ...pod, facts: { ...pod.facts, nonEmpty: new Set([table]), rowEstimates: new Map([[table, size]]), maintenanceWorkMem: mwm } });
-    return buildPlan(after, live).notes.filter((n) => n.object.startsWith('index vecs.ix_'));
-  };
-  // 50k × 768: (8 + 4 × 768) × 50,000 × 1.3 = 200,200,000 bytes.
-  const small = at(64 * 1024 * 1024, { rows: 50_000 });
-  assert.equal(small.length, 1);
-  assert.match(small[0]!.message, /^warning: the HNSW build over about 50,000 rows of vecs\.img needs about 191 MB \(\(8 \+ 4 × 768\) bytes a row × 1\.3\); maintenance_work_mem here is 64 MB: the graph will not fit/);
-  const big = at(1024 * 1024 * 1024, { rows: 50_000 });
-  assert.match(big[0]!.message, /^the HNSW build over about 50,000 rows of vecs\.img needs about 191 MB .*maintenance_work_mem here is 1\.0 GB$/);
+  const rows = 'rows' in size ? size.rows > 0 : size.bytes > 0;
+  live.set('pod_img', {
+    ...pod,
+    facts: { ...pod.facts, nonEmpty: new Set(rows ? [table] : []), rowEstimates: new Map([[table, size]]), maintenanceWorkMem: 64 * MB, buildLimits: limits, ...over },
+  });
+  const plan = buildPlan(after, live);
+  const step = plan.databases.flatMap((d) => d.steps).find((st) => st.kind === 'index');
+  assert.ok(step, 'an index step');
+  return { notes: plan.notes.filter((n) => n.object.startsWith('index vecs.ix_')).map((n) => n.message), sql: step.sql, step };
+}
+
+test('an HNSW index over 50k × 768 rows: the note gives the estimate and the maintenance_work_mem it will use, raised for that build only', () => {
+  // (8 + 4 × 768) × 50,000 × 1.3 = 200,200,000 bytes: 191 MB, rounded up to a whole MB for the SET.
+  assert.equal(hnswBuildBytes(768, 50_000), 200_200_000);
+  const { notes, sql, step } = hnswOver({ rows: 50_000 });
+  assert.deepEqual(notes, [
+    'the HNSW build over about 50,000 rows of vecs.img needs about 191 MB ((8 + 4 × 768) bytes a row × 1.3); it will run with maintenance_work_mem 191 MB (the session has 64 MB) and up to 2 parallel workers (the session\'s max_parallel_maintenance_workers)',
+  ]);
+  assert.equal(step.transactional, false, 'built CONCURRENTLY, outside the transaction');
+  assert.deepEqual(sql.map((x) => x.replace(/_[0-9a-f]{7}"/g, '_…"')), [
+    'DROP INDEX CONCURRENTLY IF EXISTS "vecs"."ix_vector_cosine_ops_hnsw_m16_efc64_…"',
+    "SET maintenance_work_mem = '191MB'",
+    'CREATE INDEX CONCURRENTLY "ix_vector_cosine_ops_hnsw_m16_efc64_…" ON "vecs"."img" USING hnsw ("vec" "public"."vector_cosine_ops") WITH (ef_construction = 64, m = 16)',
+    'RESET maintenance_work_mem',
+    'COMMENT ON INDEX "vecs"."ix_vector_cosine_ops_hnsw_m16_efc64_…" IS \'managed by vecscale\'',
+  ]);
   // Never analyzed: the rows are estimated from the table's size.
-  assert.match(at(1024 * 1024 * 1024, { bytes: 3144 * 50_000 })[0]!.message, /about 50,000 rows/);
-  // An empty (or new) table: the index is built empty, nothing to say.
-  assert.deepEqual(at(64 * 1024 * 1024, { rows: 0 }), []);
-  assert.deepEqual(buildPlan(after, emptyLive()).notes.filter((n) => n.object.startsWith('index ')), []);
+  assert.match(hnswOver({ bytes: 3144 * 50_000 }).notes[0]!, /about 50,000 rows/);
+});
+
+test('an HNSW build that fits the session: no SET; one past what vecscale raises by itself: capped, and a warning', () => {
+  const fits = hnswOver({ rows: 50_000 }, { maintenanceWorkMem: 1024 * MB });
+  assert.deepEqual(fits.notes, [
+    'the HNSW build over about 50,000 rows of vecs.img needs about 191 MB ((8 + 4 × 768) bytes a row × 1.3); it will run with maintenance_work_mem 1.0 GB (the session\'s) and up to 2 parallel workers (the session\'s max_parallel_maintenance_workers)',
+  ]);
+  assert.ok(!fits.sql.some((x) => /^(SET|RESET) /.test(x)), `no SET or RESET: ${fits.sql.join('; ')}`);
+  // shared_buffers 128 MB: raised from 64 MB to 128 MB, not to the 191 MB the graph needs.
+  const capped = hnswOver({ rows: 50_000 }, { buildLimits: { ...limits, sharedBuffers: 128 * MB, maxParallelMaintenanceWorkers: 0 } });
+  assert.deepEqual(capped.notes, [
+    'warning: the HNSW build over about 50,000 rows of vecs.img needs about 191 MB ((8 + 4 × 768) bytes a row × 1.3); it will run with maintenance_work_mem 128 MB ' +
+      '(the session has 64 MB; raised only as far as vecscale goes by itself: shared_buffers, 128 MB) and no parallel workers (the session\'s max_parallel_maintenance_workers): ' +
+      'the graph will not fit, and the build goes on from disk, many times slower (set index.build.maintenance_work_mem of collection img to about 191MB if the server has the memory)',
+  ]);
+  assert.ok(capped.sql.includes("SET maintenance_work_mem = '128MB'"), capped.sql.join('\n'));
+  // A session that already has more than shared_buffers keeps its own, and is warned.
+  const session = hnswOver({ rows: 50_000 }, { maintenanceWorkMem: 150 * MB, buildLimits: { ...limits, sharedBuffers: 128 * MB } });
+  assert.match(session.notes[0]!, /^warning: .* it will run with maintenance_work_mem 150 MB \(the session's\) and up to 2 parallel workers .*: the graph will not fit/);
+  assert.ok(!session.sql.some((x) => x.startsWith('SET ')), session.sql.join('\n'));
+  // 10M rows: the 16 GB ceiling holds whatever shared_buffers is.
+  const huge = hnswOver({ rows: 10_000_000 }, { buildLimits: { ...limits, sharedBuffers: 64 * 1024 * MB } });
+  assert.ok(huge.sql.includes("SET maintenance_work_mem = '16GB'"), huge.sql.join('\n'));
+  assert.match(huge.notes[0]!, /raised only as far as vecscale goes by itself: vecscale's ceiling, 16 GB\)/);
+});
+
+test('index.build: used as written (workers capped by the server, said in the note), set before the build and reset after', () => {
+  const { notes, sql } = hnswOver({ rows: 50_000 }, {}, { method: 'hnsw', m: 16, efConstruction: 64, build: { maintenanceWorkMemKb: 4 * 1024 * 1024, parallelWorkers: 16 } });
+  assert.deepEqual(notes, [
+    'the HNSW build over about 50,000 rows of vecs.img needs about 191 MB ((8 + 4 × 768) bytes a row × 1.3); it will run with maintenance_work_mem 4.0 GB (index.build.maintenance_work_mem; the session has 64 MB) ' +
+      'and up to 8 parallel workers (index.build.parallel_workers is 16, capped by the server\'s max_parallel_workers, 8)',
+  ]);
+  assert.deepEqual(sql.slice(1, 6).map((x) => x.replace(/_[0-9a-f]{7}" ON .*/, '_…" ON …')), [
+    "SET maintenance_work_mem = '4GB'",
+    'SET max_parallel_maintenance_workers = 8',
+    'CREATE INDEX CONCURRENTLY "ix_vector_cosine_ops_hnsw_m16_efc64_…" ON …',
+    'RESET maintenance_work_mem',
+    'RESET max_parallel_maintenance_workers',
+  ]);
+  // Too little, as written: a warning that says where to raise it.
+  const small = hnswOver({ rows: 50_000 }, {}, { method: 'hnsw', m: 16, efConstruction: 64, build: { maintenanceWorkMemKb: 96 * 1024 } });
+  assert.match(small.notes[0]!, /^warning: .*maintenance_work_mem 96 MB \(index\.build\.maintenance_work_mem; the session has 64 MB\).*raise index\.build\.maintenance_work_mem of collection img/);
+  // IVFFlat: no estimate, the settings said all the same.
+  const ivf = hnswOver({ rows: 50_000 }, {}, { method: 'ivfflat', lists: 100, build: { parallelWorkers: 1 } });
+  assert.deepEqual(ivf.notes, ["the build of vecs.img's index will run with maintenance_work_mem 64 MB (the session's) and up to 1 parallel worker (index.build.parallel_workers)"]);
+  assert.ok(ivf.sql.includes('SET max_parallel_maintenance_workers = 1') && !ivf.sql.some((x) => x.startsWith('SET maintenance_work_mem')), ivf.sql.join('\n'));
+});
+
+test('an empty or new table: nothing raised, nothing to say; an index built with its table gets no SET', () => {
+  const empty = hnswOver({ rows: 0 });
+  assert.deepEqual(empty.notes, []);
+  assert.ok(!empty.sql.some((x) => /^(SET|RESET) /.test(x)), empty.sql.join('\n'));
+  const after = topology({ collections: [collection('img', 'pod_img', { dimension: 768, index: { method: 'hnsw', m: 16, efConstruction: 64, build: { maintenanceWorkMemKb: 4 * 1024 * 1024 } } })] });
+  const fresh = buildPlan(after, emptyLive());
+  assert.deepEqual(fresh.notes.filter((n) => n.object.startsWith('index ')), []);
+  const idx = fresh.databases.flatMap((d) => d.steps).find((st) => st.kind === 'index')!;
+  assert.equal(idx.transactional, true, 'built with its table, in the transaction, over no rows');
+  assert.ok(!idx.sql.some((x) => /^(SET|RESET) /.test(x)), idx.sql.join('\n'));
+});
+
+test('index.build is not what the index is: changing it (or writing it) plans nothing on a converged state', () => {
+  const withBuild = (build: IndexBuild | undefined) =>
+    topology({ collections: [collection('img', 'pod_img', { dimension: 768, index: { method: 'hnsw', m: 16, efConstruction: 64, ...(build ? { build } : {}) } })] });
+  const live = converged(withBuild({ maintenanceWorkMemKb: 96 * 1024, parallelWorkers: 1 }));
+  for (const build of [undefined, { maintenanceWorkMemKb: 4 * 1024 * 1024 }, { parallelWorkers: 0 }]) {
+    const plan = buildPlan(withBuild(build), live);
+    assert.deepEqual(plan.databases.flatMap((d) => d.steps.map((st) => st.id)), [], JSON.stringify(build));
+  }
 });
 
 test('rows in a table the layout no longer uses: the collection moves (no blocker, no drop in the ordinary steps)', () => {
