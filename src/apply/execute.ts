@@ -244,47 +244,53 @@ export async function executePlan(
     if (!db) throw new Error(`no connection for ${dbPlan.database}`);
     return db;
   };
-  let failure: { dbPlan: DatabasePlan; err: unknown; progress: Progress } | undefined;
+  const failures: Array<{ dbPlan: DatabasePlan; err: unknown; progress: Progress }> = [];
   const started = new Set<string>();
   const runOne = async (dbPlan: DatabasePlan): Promise<void> => {
-    const db = connection(dbPlan);
     started.add(dbPlan.database);
-    events.onDatabaseStart?.(dbPlan);
     const progress: Progress = { txCommitted: false, outsideDone: 0 };
     try {
+      const db = connection(dbPlan);
+      events.onDatabaseStart?.(dbPlan);
       await applyDatabase(db, dbPlan, secrets, events, progress);
       committed.push(dbPlan.database);
     } catch (err) {
       // A step outside the transaction (CREATE INDEX CONCURRENTLY) fails after the database's transaction committed.
       if (progress.txCommitted) committed.push(`${dbPlan.database} (transaction only)`);
       else if (progress.outsideDone > 0) committed.push(`${dbPlan.database} (${progress.outsideDone} steps outside the transaction)`);
-      failure ??= { dbPlan, err, progress };
+      failures.push({ dbPlan, err, progress });
     }
   };
   // Secondaries at once, one cluster's one after another (roles are cluster-wide: the first database of a cluster
   // creates the wrapper role the others grant to); none starts after one failed; the primary after all of them.
+  // Every run is awaited (allSettled, and runOne never throws): nothing is left running when this returns.
   const secondaries = todo.filter((d) => d.role !== 'primary');
-  await Promise.all(
+  await Promise.allSettled(
     clusters(secondaries, dbs).map(async (group) => {
       for (const dbPlan of group) {
-        if (failure) return;
+        if (failures.length > 0) return;
         await runOne(dbPlan);
       }
     }),
   );
   const primary = todo.find((d) => d.role === 'primary');
-  if (!failure && primary) await runOne(primary);
-  if (!failure) return { committed };
-  const { dbPlan, err, progress } = failure;
+  if (failures.length === 0 && primary) await runOne(primary);
+  if (failures.length === 0) return { committed };
   const order = (entry: string) => todo.findIndex((d) => entry === d.database || entry.startsWith(`${d.database} (`));
   committed.sort((a, b) => order(a) - order(b));
-  const cause = err instanceof VecscaleError ? err.message : String(err);
+  failures.sort((a, b) => order(a.dbPlan.database) - order(b.dbPlan.database));
+  // Every database that failed is named with what it kept (two pods can fail at once).
+  const stories = await Promise.all(
+    failures.map(({ dbPlan, err, progress }) => failureStory(connection(dbPlan), dbPlan, progress, err instanceof VecscaleError ? err.message : String(err))),
+  );
+  const { dbPlan, err } = failures[0]!;
+  const failedOn = stories.join('; ');
+  const failed = failures.map((f) => f.dbPlan.database);
   const rest = todo.filter((d) => !started.has(d.database)).map((d) => d.database);
-  const failedOn = await failureStory(connection(dbPlan), dbPlan, progress, cause);
   const hint = err instanceof VecscaleError ? err.hint : undefined;
   if (committed.length === 0) {
     throw new VecscaleError('database', failedOn, {
-      meta: { failed: dbPlan.database, committed: [], notAttempted: rest },
+      meta: { failed: dbPlan.database, failedAll: failed, committed: [], notAttempted: rest },
       ...(hint ? { hint } : {}),
       cause: err,
     });
@@ -293,7 +299,7 @@ export async function executePlan(
     'partial_apply',
     `partial apply: committed ${committed.join(', ')}; ${failedOn}${rest.length ? `; not attempted: ${rest.join(', ')}` : ''}`,
     {
-      meta: { failed: dbPlan.database, committed, notAttempted: rest },
+      meta: { failed: dbPlan.database, failedAll: failed, committed, notAttempted: rest },
       // A wrapper password set on a secondary's role but not yet in the primary's mappings is invisible to the next plan.
       hint: plan.databases.some((d) => d.steps.some((st) => st.kind === 'role' && st.action === 'alter' && st.sql.some(hasSecret)))
         ? 'fix the cause and run apply --rotate-fdw-passwords: the wrapper password was set on a secondary but not on the primary'

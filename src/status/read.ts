@@ -4,16 +4,20 @@
  * not even a temporary object. The raw rows stay in this file's types; ./report.ts judges them.
  *
  * A database that cannot be reached, or stops answering, is a result (`error`), not a failure: status reports the
- * others and names it. The wrapper round trips (one per foreign server) run last, on the primary, and only through
- * servers whose secondary answered: a round trip to a silent secondary would wait for the whole statement's timeout.
+ * others and names it. The wrapper round trips (one per foreign server, each on a connection of its own, so one that
+ * hangs costs only its own answer) run last, on the primary, and only through servers whose secondary answered.
+ *
+ * Status never waits behind another session's lock for long (lock_timeout 1 s): sizes and counts, which lock each
+ * table, are read in a statement of their own, skipping tables someone holds exclusively; when it fails anyway, the
+ * rest of the reading stands and the sizes are unknown.
  */
 import type { Topology } from '../config/types.js';
-import { close, connect, type Db, describeTarget, silentOr, type Target } from '../db/connect.js';
+import { close, connect, type Db, describeTarget, silentOr, type Target, usable } from '../db/connect.js';
 import { VecscaleError } from '../errors.js';
 import { partsOf } from '../model/placement.js';
-import { API_SCHEMA, REMOTE_SCHEMA, WRITE_SCHEMA } from '../model/state.js';
+import { API_SCHEMA, HELPER_SCHEMA, REMOTE_SCHEMA, WRITE_SCHEMA } from '../model/state.js';
 import { matchFunctionName } from '../query/match-function.js';
-import { literal, qualified } from '../sql/quote.js';
+import { ident, literal, qualified } from '../sql/quote.js';
 import { parsePgUrl } from '../util/url.js';
 
 export interface StatusReadOptions {
@@ -32,17 +36,17 @@ export interface RawIndex {
   readonly opclass: string;
   readonly options: Record<string, string>;
   readonly valid: boolean;
-  readonly bytes: number;
+  readonly bytes: number | null;
 }
 
 export interface RawTable {
   readonly table: string;
   /** pg_class.reltuples: -1 when never vacuumed or analyzed. */
   readonly reltuples: number;
-  /** Heap (main fork) bytes. */
-  readonly heapBytes: number;
+  /** Heap (main fork) bytes; null when sizes could not be read (see RawSecondary.sizesError). */
+  readonly heapBytes: number | null;
   /** Heap and TOAST: pg_table_size. */
-  readonly tableBytes: number;
+  readonly tableBytes: number | null;
   readonly lastAnalyze: string | null;
   readonly indexes: readonly RawIndex[];
   /** Exact count(*), when it was taken. */
@@ -77,8 +81,12 @@ export interface RawSecondary {
   readonly slots: readonly RawSlot[];
   readonly replicas: readonly RawReplica[];
   readonly tables: readonly RawTable[];
-  /** Every relation in vecs and vecscale, `schema.name`: what the primary's foreign tables may read. */
-  readonly relations: readonly string[];
+  /** Every relation in vecs and vecscale, `schema.name` → its column names: what the primary's foreign tables read. */
+  readonly relations: Readonly<Record<string, readonly string[]>>;
+  /** Why sizes and counts are unknown (a table locked by another session past lock_timeout), if they are. */
+  readonly sizesError?: string;
+  /** Walsenders whose state this role may not see (pg_stat_replication shows them without pg_read_all_stats). */
+  readonly hiddenReplicas: number;
 }
 
 export interface RawForeignTable {
@@ -87,11 +95,12 @@ export interface RawForeignTable {
   readonly server: string;
   /** The remote relation it reads (schema_name, table_name options). */
   readonly remote: string;
+  /** The remote columns it reads (column_name options, else its own names). */
+  readonly remoteColumns: readonly string[];
   /** The secondary its server points at (by host, port and database), when it is one of the topology's. */
   readonly secondary?: string;
-  /** null: the one-row read through its server worked (`tried`: through this table). */
+  /** null: a login through its server worked (the same for every table of the server). */
   readonly error: string | null;
-  readonly tried: boolean;
 }
 
 export interface RawPrimary {
@@ -136,15 +145,17 @@ SELECT pg_catalog.current_setting('server_version') AS version,
                  'lag_seconds', pg_catalog.date_part('epoch', a.replay_lag),
                  'lag_bytes', pg_catalog.pg_wal_lsn_diff(a.sent_lsn, a.replay_lsn)::pg_catalog.float8)
                ORDER BY a.application_name, a.pid), '[]')
-          FROM pg_catalog.pg_stat_replication a) AS replicas,
+          FROM pg_catalog.pg_stat_replication a
+         -- A standby, not a move's subscription (a logical slot's walsender) or a WAL archiver.
+         WHERE NOT EXISTS (SELECT FROM pg_catalog.pg_replication_slots r WHERE r.active_pid = a.pid AND r.slot_type = 'logical')
+           AND a.application_name NOT IN ('pg_receivewal', 'pg_basebackup')) AS replicas,
        (SELECT COALESCE(pg_catalog.json_agg(pg_catalog.json_build_object(
-                 'table', c.relname, 'reltuples', c.reltuples,
-                 'heap', pg_catalog.pg_relation_size(c.oid), 'size', pg_catalog.pg_table_size(c.oid),
+                 'table', c.relname, 'oid', c.oid, 'reltuples', c.reltuples,
                  'analyzed', GREATEST(st.last_analyze, st.last_autoanalyze),
+                 'locked', EXISTS (SELECT FROM pg_catalog.pg_locks l WHERE l.relation = c.oid AND l.mode = 'AccessExclusiveLock'),
                  'indexes', (SELECT COALESCE(pg_catalog.json_agg(pg_catalog.json_build_object(
                                  'name', ic.relname, 'method', am.amname, 'opclass', opc.opcname,
-                                 'options', COALESCE(ic.reloptions, '{}'), 'valid', i.indisvalid,
-                                 'bytes', pg_catalog.pg_relation_size(ic.oid)) ORDER BY ic.relname), '[]')
+                                 'options', COALESCE(ic.reloptions, '{}'), 'valid', i.indisvalid) ORDER BY ic.relname), '[]')
                                FROM pg_catalog.pg_index i
                                JOIN pg_catalog.pg_class ic ON ic.oid = i.indexrelid
                                JOIN pg_catalog.pg_am am ON am.oid = ic.relam
@@ -155,8 +166,26 @@ SELECT pg_catalog.current_setting('server_version') AS version,
           JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
           LEFT JOIN pg_catalog.pg_stat_all_tables st ON st.relid = c.oid
          WHERE n.nspname = 'vecs' AND c.relkind = 'r' AND c.relname = ANY ($1::pg_catalog.name[])) AS tables,
-       ARRAY(SELECT n.nspname::text || '.' || c.relname::text FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
-              WHERE n.nspname IN ('vecs', 'vecscale') AND c.relkind IN ('r', 'p', 'v', 'm', 'f')) AS relations`;
+       (SELECT COALESCE(pg_catalog.json_object_agg(n.nspname || '.' || c.relname,
+                 ARRAY(SELECT a.attname::text FROM pg_catalog.pg_attribute a WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum)), '{}')
+          FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+         WHERE n.nspname IN ('vecs', 'vecscale') AND c.relkind IN ('r', 'p', 'v', 'm', 'f')) AS relations,
+       (SELECT pg_catalog.count(*) FROM pg_catalog.pg_stat_replication a WHERE a.state IS NULL)::int AS hidden_replicas`;
+
+/**
+ * Sizes, and counts where cheap (or `exact`), of the given tables (oids), in one statement. Each count is a scalar
+ * subquery under a CASE: PostgreSQL runs such a subquery only when the CASE reaches it.
+ */
+const sizesSql = (tables: ReadonlyArray<{ oid: number; table: string }>, exact: boolean): string =>
+  tables
+    .map(
+      (t) => `SELECT ${literal(t.table)} AS t, pg_catalog.pg_relation_size(${t.oid}) AS heap, pg_catalog.pg_table_size(${t.oid}) AS size,
+       (SELECT COALESCE(pg_catalog.json_object_agg(ic.relname, pg_catalog.pg_relation_size(ic.oid)), '{}') FROM pg_catalog.pg_index i
+          JOIN pg_catalog.pg_class ic ON ic.oid = i.indexrelid WHERE i.indrelid = ${t.oid}) AS indexes,
+       CASE WHEN ${exact ? 'true' : `pg_catalog.pg_relation_size(${t.oid}) <= ${EXACT_COUNT_BYTES}`}
+            THEN (SELECT pg_catalog.count(*) FROM ${qualified('vecs', t.table)}) END AS n`,
+    )
+    .join('\nUNION ALL\n');
 
 interface SecondaryRow {
   version: string;
@@ -166,8 +195,9 @@ interface SecondaryRow {
   role_settings: string[];
   slots: Array<{ name: string; type: 'logical' | 'physical'; active: boolean; retained: number | null }>;
   replicas: Array<{ name: string; address: string | null; state: string; lag_seconds: number | null; lag_bytes: number | null }>;
-  tables: Array<{ table: string; reltuples: number; heap: number; size: number; analyzed: string | null; indexes: Array<Omit<RawIndex, 'options'> & { options: string[] }> }>;
-  relations: string[];
+  tables: Array<{ table: string; oid: number; reltuples: number; analyzed: string | null; locked: boolean; indexes: Array<Omit<RawIndex, 'options' | 'bytes'> & { options: string[] }> }>;
+  relations: Record<string, string[]>;
+  hidden_replicas: number;
 }
 
 /** `k=v` strings (reloptions, setconfig) as a record; the last of a key wins, as in PostgreSQL. */
@@ -186,15 +216,20 @@ export const libpqSettings = (options: string | undefined): Record<string, strin
 
 async function readSecondary(db: Db, tables: readonly string[], fdwUser: string, exact: boolean): Promise<RawSecondary> {
   const row = (await db.query<SecondaryRow>(SECONDARY_SQL, [tables, fdwUser])).rows[0]!;
-  // A second statement only when there is something to count: every table at once.
-  const toCount = row.tables.filter((t) => exact || t.reltuples < 0 || t.heap <= EXACT_COUNT_BYTES).map((t) => t.table);
-  const counts = new Map<string, number>();
-  if (toCount.length > 0) {
-    const r = await db.query<{ t: string; n: string }>(
-      toCount.map((t) => `SELECT ${literal(t)} AS t, pg_catalog.count(*) AS n FROM ${qualified('vecs', t)}`).join(' UNION ALL '),
-    );
-    for (const x of r.rows) counts.set(x.t, Number(x.n));
+  // A table another session holds exclusively (a move's cutover, a load) would make its size wait: left unknown.
+  const sized = row.tables.filter((t) => !t.locked);
+  const sizes = new Map<string, { heap: number; size: number; indexes: Record<string, number>; n: string | null }>();
+  let sizesError: string | undefined;
+  if (sized.length > 0) {
+    try {
+      const r = await db.query<{ t: string; heap: string; size: string; indexes: Record<string, number>; n: string | null }>(sizesSql(sized, exact));
+      for (const x of r.rows) sizes.set(x.t, { heap: Number(x.heap), size: Number(x.size), indexes: x.indexes, n: x.n });
+    } catch (err) {
+      if (!usable(db)) throw err;
+      sizesError = String((err as Error).message ?? err).split('\n')[0];
+    }
   }
+  if (sized.length < row.tables.length) sizesError ??= `locked by another session: ${row.tables.filter((t) => t.locked).map((t) => `vecs.${t.table}`).join(', ')}`;
   return {
     version: row.version,
     pgvector: row.pgvector,
@@ -203,32 +238,40 @@ async function readSecondary(db: Db, tables: readonly string[], fdwUser: string,
     wrapperRoleSettings: keyValues(row.role_settings),
     slots: row.slots.map((s) => ({ name: s.name, type: s.type, active: s.active, retainedBytes: s.retained })),
     replicas: row.replicas.map((r) => ({ name: r.name, address: r.address, state: r.state, replayLagSeconds: r.lag_seconds, replayLagBytes: r.lag_bytes })),
-    tables: row.tables.map((t) => ({
-      table: t.table,
-      reltuples: t.reltuples,
-      heapBytes: Number(t.heap),
-      tableBytes: Number(t.size),
-      lastAnalyze: t.analyzed,
-      indexes: t.indexes.map((i) => ({ ...i, options: keyValues(i.options), bytes: Number(i.bytes) })),
-      ...(counts.has(t.table) ? { count: counts.get(t.table)! } : {}),
-    })),
+    tables: row.tables.map((t) => {
+      const z = sizes.get(t.table);
+      return {
+        table: t.table,
+        reltuples: t.reltuples,
+        heapBytes: z?.heap ?? null,
+        tableBytes: z?.size ?? null,
+        lastAnalyze: t.analyzed,
+        indexes: t.indexes.map((i) => ({ ...i, options: keyValues(i.options), bytes: z?.indexes[i.name] ?? null })),
+        ...(z?.n != null ? { count: Number(z.n) } : {}),
+      };
+    }),
     relations: row.relations,
+    ...(sizesError === undefined ? {} : { sizesError }),
+    hiddenReplicas: row.hidden_replicas,
   };
 }
 
 const PRIMARY_SQL = `
 SELECT pg_catalog.current_setting('server_version') AS version,
+       (SELECT n.nspname::text FROM pg_catalog.pg_extension e JOIN pg_catalog.pg_namespace n ON n.oid = e.extnamespace WHERE e.extname = 'dblink') AS dblink_schema,
        (SELECT COALESCE(pg_catalog.json_agg(pg_catalog.json_build_object('name', s.srvname, 'options', COALESCE(s.srvoptions, '{}')) ORDER BY s.srvname), '[]')
           FROM pg_catalog.pg_foreign_server s
           JOIN pg_catalog.pg_foreign_data_wrapper w ON w.oid = s.srvfdw AND w.fdwname = 'postgres_fdw') AS servers,
        (SELECT COALESCE(pg_catalog.json_agg(pg_catalog.json_build_object(
-                 'schema', n.nspname, 'name', c.relname, 'server', s.srvname, 'options', COALESCE(ft.ftoptions, '{}'))
+                 'schema', n.nspname, 'name', c.relname, 'server', s.srvname, 'options', COALESCE(ft.ftoptions, '{}'),
+                 'columns', ARRAY(SELECT COALESCE((SELECT pg_catalog.substr(o, 13) FROM pg_catalog.unnest(a.attfdwoptions) o WHERE o LIKE 'column\\_name=%'), a.attname::text)
+                                    FROM pg_catalog.pg_attribute a WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum))
                ORDER BY n.nspname, c.relname), '[]')
           FROM pg_catalog.pg_foreign_table ft
           JOIN pg_catalog.pg_class c ON c.oid = ft.ftrelid
           JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
           JOIN pg_catalog.pg_foreign_server s ON s.oid = ft.ftserver
-         WHERE n.nspname IN (${literal(REMOTE_SCHEMA)}, ${literal(WRITE_SCHEMA)})) AS foreign_tables,
+         WHERE n.nspname IN (${literal(REMOTE_SCHEMA)}, ${literal(WRITE_SCHEMA)}, ${literal(HELPER_SCHEMA)})) AS foreign_tables,
        ARRAY(SELECT c.relname::text FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
               WHERE n.nspname = ${literal(API_SCHEMA)} AND c.relkind = 'v' AND c.relname = ANY ($1::pg_catalog.name[])
              UNION ALL
@@ -237,82 +280,76 @@ SELECT pg_catalog.current_setting('server_version') AS version,
 
 interface PrimaryRow {
   version: string;
+  dblink_schema: string | null;
   servers: Array<{ name: string; options: string[] }>;
-  foreign_tables: Array<{ schema: string; name: string; server: string; options: string[] }>;
+  foreign_tables: Array<{ schema: string; name: string; server: string; options: string[]; columns: string[] }>;
   api: string[];
 }
 
+/** At most this many probe connections to the primary at once. */
+const PROBE_CONNECTIONS = 8;
+
+/** What a login through one server is tried with: dblink (vecscale's match path) or a read of one of its foreign tables. */
+export interface Probe {
+  readonly server: string;
+  readonly dblinkSchema: string | null;
+  readonly table: { readonly schema: string; readonly name: string };
+}
+
 /**
- * One read of one row through each foreign table, in one statement: a DO block whose every read has its own
- * exception block (a failure is recorded, the rest go on), the outcomes left in a transaction-local setting read by
- * the same round trip. A read through a view the secondary no longer has, or with a password the wrapper role no
- * longer has, fails here as the applications' queries would.
+ * A login through each server, as the wrappers make it, each on a connection of its own to the primary, at most
+ * PROBE_CONNECTIONS at once: a server whose secondary the primary cannot reach hangs only its own probe
+ * (postgres_fdw's and dblink's connect cannot be interrupted on PG15), and is named. With dblink (what match_<c>
+ * uses), `SELECT 1` through the server's user mapping: it touches no relation, so another session's lock on the
+ * secondary cannot hold it up. Without dblink, one row of one of its foreign tables. null: the login worked.
  */
-async function roundTrips(db: Db, tables: ReadonlyArray<{ schema: string; name: string }>): Promise<Map<string, string | null>> {
+async function probeServers(target: Target, opts: StatusReadOptions, probes: readonly Probe[]): Promise<Map<string, string | null>> {
   const out = new Map<string, string | null>();
-  if (tables.length === 0) return out;
-  const reads = tables
-    .map((t) => {
-      const key = literal(`${t.schema}.${t.name}`);
-      // NOTE: LIMIT 1 is shipped: the secondary reads at most one row. `WHERE false` would never connect.
-      return `  BEGIN
-    PERFORM 1 FROM ONLY ${qualified(t.schema, t.name)} LIMIT 1;
-    r := r || pg_catalog.jsonb_build_object(${key}, NULL);
-  EXCEPTION WHEN OTHERS THEN
-    GET STACKED DIAGNOSTICS msg = MESSAGE_TEXT, detail = PG_EXCEPTION_DETAIL;
-    r := r || pg_catalog.jsonb_build_object(${key}, pg_catalog.concat_ws(': ', msg, NULLIF(detail, '')));
-  END;`;
-    })
-    .join('\n');
-  const block = `DO $vecscale_status$
-DECLARE r pg_catalog.jsonb := '{}'; msg pg_catalog.text; detail pg_catalog.text;
-BEGIN
-${reads}
-  PERFORM pg_catalog.set_config('vecscale.status_round_trips', r::pg_catalog.text, true);
-END
-$vecscale_status$`;
-  // Simple protocol, one round trip: BEGIN; the block; the setting it left; COMMIT.
-  const results = (await db.query(`BEGIN READ ONLY; ${block}; SELECT pg_catalog.current_setting('vecscale.status_round_trips') AS r; COMMIT`)) as unknown as Array<{ rows: Array<{ r?: string }> }>;
-  const parsed = JSON.parse(results.find((x) => x.rows[0]?.r !== undefined)?.rows[0]?.r ?? '{}') as Record<string, string | null>;
-  for (const [k, v] of Object.entries(parsed)) out.set(k, v === null ? null : v.split('\n')[0]!);
+  const queue = [...probes];
+  const worker = async () => {
+    for (let p = queue.shift(); p !== undefined; p = queue.shift()) {
+      const sql = p.dblinkSchema !== null
+        ? `SELECT t.x FROM ${ident(p.dblinkSchema)}.dblink(${literal(p.server)}, 'SELECT 1') AS t(x pg_catalog.int4)`
+        : `SELECT t.* FROM ONLY ${qualified(p.table.schema, p.table.name)} t LIMIT 1`;
+      const r = await reading(target, opts, (db) => db.query(sql), `logging in through server ${p.server}`);
+      out.set(p.server, r.ok ? null : r.error);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(PROBE_CONNECTIONS, probes.length) }, worker));
   return out;
 }
 
-async function readPrimary(db: Db, topology: Topology, secondaryOf: (serverOptions: Record<string, string>) => string | undefined, answered: ReadonlySet<string>): Promise<RawPrimary> {
+async function readPrimary(db: Db, topology: Topology, secondaryOf: (serverOptions: Record<string, string>) => string | undefined, answered: ReadonlySet<string>, probe: (probes: readonly Probe[]) => Promise<Map<string, string | null>>): Promise<RawPrimary> {
   const names = topology.collections.map((c) => c.name);
   const row = (await db.query<PrimaryRow>(PRIMARY_SQL, [names, names.map(matchFunctionName)])).rows[0]!;
   const servers = new Map(row.servers.map((s) => [s.name, keyValues(s.options)]));
   const ours = row.foreign_tables.filter((t) => servers.has(t.server));
   const podOf = (server: string) => secondaryOf(servers.get(server) ?? {});
   // One read per server, through its first foreign table: it logs in through the server's user mapping as every
-  // query does (a refused password, a secondary the primary cannot reach). Whether each table's remote relation
-  // exists is read from the secondary's own catalog (./report.ts): a read per table costs a round trip each.
-  const probes = new Map<string, { schema: string; name: string }>();
+  // query does (a refused password, a secondary the primary cannot reach). Whether each table's remote relation and
+  // columns exist is read from the secondary's own catalog (./report.ts): a read per table costs a round trip each.
+  // Every server with a foreign table is tried, unless its secondary did not answer status itself (a login
+  // through a silent secondary would only wait for the statement timeout).
+  const probes = new Map<string, Probe>();
   for (const t of ours) {
     const pod = podOf(t.server);
-    if (pod !== undefined && answered.has(pod) && !probes.has(t.server)) probes.set(t.server, t);
+    if ((pod === undefined || answered.has(pod)) && !probes.has(t.server)) probes.set(t.server, { server: t.server, dblinkSchema: row.dblink_schema, table: t });
   }
-  const answers = await roundTrips(db, [...probes.values()]);
+  const answers = await probe([...probes.values()]);
   return {
     version: row.version,
     serverSettings: Object.fromEntries([...servers].map(([name, o]) => [name, libpqSettings(o.options)])),
     foreignTables: ours.map((t) => {
       const o = keyValues(t.options);
-      const key = `${t.schema}.${t.name}`;
-      const probe = probes.get(t.server);
       const pod = podOf(t.server);
-      const serverError = probe ? (answers.get(`${probe.schema}.${probe.name}`) ?? null) : pod === undefined ? 'not tried: its server points at no secondary of the topology' : 'not tried: its secondary did not answer';
-      const tried = probe !== undefined && `${probe.schema}.${probe.name}` === key;
-      // The probe's failure is the server's when it is the login's (every table's reads fail so), its table's own else.
-      const loginFailed = serverError !== null && /could not connect|password|connection|not tried/i.test(serverError);
       return {
         schema: t.schema,
         name: t.name,
         server: t.server,
         remote: `${o.schema_name ?? ''}.${o.table_name ?? ''}`,
+        remoteColumns: t.columns,
         ...(pod === undefined ? {} : { secondary: pod }),
-        error: tried || loginFailed ? serverError : null,
-        tried,
+        error: probes.has(t.server) ? (answers.get(t.server) ?? null) : 'not tried: its secondary did not answer',
       };
     }),
     apiObjects: row.api,
@@ -322,21 +359,29 @@ async function readPrimary(db: Db, topology: Topology, secondaryOf: (serverOptio
 const messageOf = (db: Db | undefined, doing: string, err: unknown): string => {
   if (err instanceof VecscaleError) return err.message;
   const silent = db ? silentOr(db, doing, err) : undefined;
-  return silent?.message ?? `${doing} failed: ${String((err as Error)?.message ?? err).split('\n')[0]}`;
+  // postgres_fdw puts libpq's own message (why the login failed; never a password) in the DETAIL.
+  const e = err as { message?: string; detail?: string };
+  return silent?.message ?? `${doing} failed: ${[e?.message ?? String(err), e?.detail].filter(Boolean).join(': ').split('\n')[0]}`;
 };
 
-async function reading<T>(target: Target, opts: StatusReadOptions, fn: (db: Db) => Promise<T>): Promise<Reading<T>> {
+/** status's bound on waiting for another session's lock: it reads, and must not queue DDL (or be queued) for long. */
+const LOCK_TIMEOUT = '1s';
+
+async function reading<T>(target: Target, opts: StatusReadOptions, fn: (db: Db) => Promise<T>, doing = `reading ${describeTarget(target)}`): Promise<Reading<T>> {
   let db: Db | undefined;
   try {
     db = await connect(target, {
       readOnly: true,
       applicationName: 'vecscale status',
+      // Session settings (read only, timeouts): the session must be the server's own, as for plan.
+      requireSession: true,
       ...(opts.connectTimeoutMs === undefined ? {} : { timeoutMs: opts.connectTimeoutMs }),
       ...(opts.statementTimeoutMs === undefined ? {} : { statementTimeoutMs: opts.statementTimeoutMs }),
     });
+    await db.query(`SET lock_timeout = ${literal(LOCK_TIMEOUT)}`);
     return { ok: true, value: await fn(db) };
   } catch (err) {
-    return { ok: false, error: messageOf(db, `reading ${describeTarget(target)}`, err) };
+    return { ok: false, error: messageOf(db, doing, err) };
   } finally {
     if (db) await close(db);
   }
@@ -366,7 +411,8 @@ export async function readStatus(topology: Topology, opts: StatusReadOptions = {
       return hosts.map((h, i) => byAddress.get(`${h}:${ports[i] ?? ports[0] ?? ''}/${o.dbname ?? ''}`)).find((x) => x !== undefined);
     };
     const answered = new Set(topology.secondaries.filter((s) => secondaries.get(s.name)?.ok).map((s) => s.name));
-    return readPrimary(db, topology, secondaryOf, answered);
+    const primaryTarget = { database: 'primary', url: topology.primary.url };
+    return readPrimary(db, topology, secondaryOf, answered, (probes) => probeServers(primaryTarget, opts, probes));
   });
   return { primary: await primary, secondaries: await settled };
 }

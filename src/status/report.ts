@@ -6,10 +6,11 @@ import type { CollectionSpec, Topology } from '../config/types.js';
 import { indexName, OPCLASS, serverFor, sessionSettings } from '../desired/index.js';
 import { MOVE_PREFIX } from '../move/names.js';
 import { partsOf, secondariesOf } from '../model/placement.js';
-import { API_SCHEMA, REMOTE_SCHEMA, VECS_SCHEMA } from '../model/state.js';
+import { API_SCHEMA, HELPER_SCHEMA, REMOTE_SCHEMA, VECS_SCHEMA, WRITE_SCHEMA } from '../model/state.js';
 import { matchFunctionName } from '../query/match-function.js';
 import { literal, qualified } from '../sql/quote.js';
 import { formatBytes } from '../util/bytes.js';
+import { parsePgUrl } from '../util/url.js';
 import type { RawIndex, RawPrimary, RawSecondary, RawStatus, RawTable } from './read.js';
 
 export interface Problem {
@@ -28,7 +29,8 @@ export interface IndexStatus {
   readonly opclass: string;
   readonly params: Readonly<Record<string, string>>;
   readonly valid: boolean;
-  readonly bytes: number;
+  /** null: sizes unknown (see DatabaseStatus.warning). */
+  readonly bytes: number | null;
 }
 
 export interface PartStatus {
@@ -71,12 +73,18 @@ export interface DatabaseStatus {
   readonly slots?: RawSecondary['slots'];
   readonly replicas?: RawSecondary['replicas'];
   readonly declaredReplicas?: number;
+  /** Walsenders whose state the connecting role may not see (it needs pg_read_all_stats). */
+  readonly hiddenReplicas?: number;
+  /** Not a problem, but worth knowing: why sizes and counts are unknown. */
+  readonly warning?: string;
 }
 
 export interface WrapperStatus {
   readonly table: string;
   readonly server: string;
   readonly remote: string;
+  /** The secondary its server points at. */
+  readonly secondary?: string;
   readonly ok: boolean;
   readonly error?: string;
 }
@@ -202,13 +210,21 @@ function partStatus(c: CollectionSpec, table: string, secondary: string, raw: Ra
 /** The table's vector index: the one with the topology's name, else the first by name. */
 const pickIndex = (t: RawTable, name: string | undefined): RawIndex | undefined => t.indexes.find((i) => i.name === name) ?? t.indexes[0];
 
-function secondaryProblems(topology: Topology, name: string, s: RawSecondary): Problem[] {
+function secondaryProblems(topology: Topology, name: string, s: RawSecondary, seenPhysical: Set<string>): Problem[] {
   const problems: Problem[] = [];
   if (s.pgvector === null) {
     problems.push({ database: name, object: 'extension vector', message: `pgvector is not installed in ${name}'s database`, fix: 'vecscale apply creates the extension' });
   }
+  const spec = topology.secondaries.find((x) => x.name === name);
+  const u = spec ? parsePgUrl(spec.url) : undefined;
   for (const slot of s.slots) {
     if (slot.active) continue;
+    // A physical slot is the cluster's: every database of it sees the slot; it is named once, under the first.
+    if (slot.type === 'physical') {
+      const k = `${u?.host}:${u?.port}/${slot.name}`;
+      if (seenPhysical.has(k)) continue;
+      seenPhysical.add(k);
+    }
     const held = slot.retainedBytes === null ? 'no WAL reserved yet' : `holding ${formatBytes(slot.retainedBytes)} of WAL`;
     const ours = slot.name.startsWith(MOVE_PREFIX);
     problems.push({
@@ -220,9 +236,10 @@ function secondaryProblems(topology: Topology, name: string, s: RawSecondary): P
         : `if nothing will consume it again, on ${name}: SELECT pg_catalog.pg_drop_replication_slot(${literal(slot.name)})`,
     });
   }
-  const declared = topology.secondaries.find((x) => x.name === name)?.replicas.length ?? 0;
+  const declared = spec?.replicas.length ?? 0;
   const streaming = s.replicas.filter((r) => r.state === 'streaming').length;
-  if (streaming < declared) {
+  // A role without pg_read_all_stats sees walsenders without their state: unknown, not missing.
+  if (streaming < declared && s.hiddenReplicas === 0) {
     problems.push({
       database: name,
       object: 'replicas',
@@ -249,14 +266,34 @@ function primaryProblems(topology: Topology, p: RawPrimary, raw: RawStatus): { w
   }
   const relationsOf = (pod: string | undefined) => {
     const r = pod === undefined ? undefined : raw.secondaries.get(pod);
-    return r?.ok ? new Set(r.value.relations) : undefined;
+    return r?.ok ? r.value.relations : undefined;
   };
   const wrappers = p.foreignTables.map((t): WrapperStatus => {
     const there = relationsOf(t.secondary);
-    const gone = there !== undefined && !there.has(t.remote);
-    const error = t.error ?? (gone ? `${t.remote} does not exist on ${t.secondary}` : null);
-    return { table: `${t.schema}.${t.name}`, server: t.server, remote: t.remote, ok: error === null, ...(error === null ? {} : { error }) };
+    const columns = there?.[t.remote];
+    const missingColumns = columns === undefined ? [] : t.remoteColumns.filter((c) => !columns.includes(c));
+    // What the secondary's catalog shows comes first: a login failure would hide it.
+    const error =
+      (there !== undefined && columns === undefined
+        ? `${t.remote} does not exist on ${t.secondary}`
+        : missingColumns.length > 0
+          ? `column${missingColumns.length === 1 ? '' : 's'} ${missingColumns.join(', ')} of ${t.remote} ${missingColumns.length === 1 ? 'does' : 'do'} not exist on ${t.secondary}`
+          : null) ?? t.error;
+    return { table: `${t.schema}.${t.name}`, server: t.server, remote: t.remote, ...(t.secondary === undefined ? {} : { secondary: t.secondary }), ok: error === null, ...(error === null ? {} : { error }) };
   });
+  // Every foreign table the topology implies: a dropped one fails its reads, writes or upserts.
+  const present = new Set(p.foreignTables.map((t) => `${t.schema}.${t.name}`));
+  for (const c of topology.collections) {
+    const replicated = c.shards === undefined && (topology.secondaries.find((x) => x.name === c.secondary)?.replicas.length ?? 0) > 0;
+    const wanted = [
+      ...partsOf(c).flatMap((part) => [`${REMOTE_SCHEMA}.${part.table}`, `${WRITE_SCHEMA}.${part.table}`]),
+      ...(replicated ? [`${HELPER_SCHEMA}.${c.name}`] : []),
+    ];
+    // vecscale_remote's are reported with their collection's parts.
+    for (const name of wanted.filter((n) => !n.startsWith(`${REMOTE_SCHEMA}.`) && !present.has(n))) {
+      problems.push({ database: 'primary', object: `collection ${c.name}`, message: `the foreign table ${name} is missing on the primary`, fix: 'vecscale apply creates it' });
+    }
+  }
   // One problem per server and failure: a refused password fails every table of the server the same way.
   const failures = new Map<string, WrapperStatus[]>();
   for (const w of wrappers) {
@@ -267,12 +304,32 @@ function primaryProblems(topology: Topology, p: RawPrimary, raw: RawStatus): { w
   for (const ws of failures.values()) {
     const w = ws[0]!;
     const password = /password authentication failed|password is required/i.test(w.error ?? '');
+    if (/^columns? .* not exist on /.test(w.error ?? '')) {
+      problems.push({
+        database: 'primary',
+        object: w.table,
+        message: `${w.table} (server ${w.server}) reads ${w.remote}, whose ${w.error!.replace(/ of \S+ (does|do) not exist on .*$/, '')} ${/^columns /.test(w.error!) ? 'are' : 'is'} gone on the secondary: every query through it fails`,
+        fix: `vecscale apply (vecscale plan shows the repair)`,
+      });
+      continue;
+    }
     if (/does not exist/i.test(w.error ?? '')) {
       problems.push({
         database: 'primary',
         object: w.table,
         message: `${w.table} (server ${w.server}) reads ${w.remote}, which is gone on the secondary (${w.error}): every query through it fails`,
         fix: `vecscale apply creates ${w.remote} again`,
+      });
+      continue;
+    }
+    if (/stopped answering|took longer than the statement timeout/.test(w.error ?? '')) {
+      problems.push({
+        database: 'primary',
+        object: `server ${w.server}`,
+        message: `a login through server ${w.server} (${ws.map((x) => x.table).join(", ")}) got no answer within the statement timeout: the primary cannot reach ${w.secondary ?? 'the host it names'}, or it does not answer the primary`,
+        fix: w.secondary === undefined
+          ? `the server points at no secondary of the topology: vecscale apply sets its host and port again`
+          : `check the network and pg_hba.conf from the primary's host to ${w.secondary} (the server's connect_timeout bounds each new connection)`,
       });
       continue;
     }
@@ -292,6 +349,7 @@ function primaryProblems(topology: Topology, p: RawPrimary, raw: RawStatus): { w
 export function buildReport(topology: Topology, raw: RawStatus): StatusReport {
   const problems: Problem[] = [];
   const databases: DatabaseStatus[] = [];
+  const seenPhysical = new Set<string>();
   const unreachable = (database: string, error: string) =>
     problems.push({ database, object: 'database', message: error, fix: 'check that it is up, and the URL and password in the topology' });
   if (raw.primary.ok) databases.push({ database: 'primary', reachable: true, version: raw.primary.value.version });
@@ -317,8 +375,10 @@ export function buildReport(topology: Topology, raw: RawStatus): StatusReport {
       slots: v.slots,
       replicas: v.replicas,
       declaredReplicas: s.replicas.length,
+      hiddenReplicas: v.hiddenReplicas,
+      ...(v.sizesError === undefined ? {} : { warning: `sizes and row counts unknown: ${v.sizesError}` }),
     });
-    problems.push(...secondaryProblems(topology, s.name, v));
+    problems.push(...secondaryProblems(topology, s.name, v, seenPhysical));
   }
   const collections = topology.collections.map((c): CollectionStatus => {
     const parts = partsOf(c).map((p) => partStatus(c, p.table, p.secondary, raw, problems));

@@ -5,7 +5,9 @@
  * dropped — and each is named with its fix, exit 2. Statements per database do not grow with the collections.
  */
 import assert from 'node:assert/strict';
+import net from 'node:net';
 import { test } from 'node:test';
+import pg from 'pg';
 import { apply } from '../../src/api.js';
 import { indexName } from '../../src/desired/index.js';
 import { status } from '../../src/status/index.js';
@@ -116,4 +118,45 @@ test('an unreachable secondary is a problem, not a crash: the others are still r
   assert.equal(podBStatus?.reachable, false, 'pod_b unreachable');
   assert.match(r.problems.find((p) => p.database === 'pod_b')?.message ?? '', /cannot connect to secondary pod_b/);
   assert.equal(r.collections[0]?.rows, 300, 'pod_a still read');
+});
+
+test('a column renamed on the pod, a table locked by another session, a pod the primary cannot reach (but status can)', async () => {
+  // A silent listener on loopback: accepts the primary's connection and never answers it.
+  const sockets = new Set<net.Socket>();
+  const silent = net.createServer((socket) => void sockets.add(socket));
+  await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
+  const port = (silent.address() as net.AddressInfo).port;
+  const [{ host: oldHost, port: oldPort }] = await sql<{ host: string; port: string }>(
+    dbs.primary,
+    `SELECT (SELECT substr(o, 6) FROM unnest(srvoptions) o WHERE o LIKE 'host=%') AS host, (SELECT substr(o, 6) FROM unnest(srvoptions) o WHERE o LIKE 'port=%') AS port FROM pg_foreign_server WHERE srvname = 'pod_a'`,
+  ) as [{ host: string; port: string }];
+  await sql(dbs.primary, `ALTER SERVER pod_a OPTIONS (SET port '${port}')`);
+  await sql(podB, `ALTER VIEW vecscale.flat RENAME COLUMN metadata TO metadata_x`);
+  const locker = new pg.Client({ connectionString: podB });
+  await locker.connect();
+  await locker.query('BEGIN');
+  await locker.query('LOCK TABLE vecs.flat IN ACCESS EXCLUSIVE MODE');
+  try {
+    const started = Date.now();
+    const r = await status(topology, { statementTimeoutMs: 2000 });
+    assert.ok(Date.now() - started < 20_000, 'bounded');
+    const text = r.problems.map((p) => `${p.database} | ${p.object} | ${p.message} | ${p.fix}`).join('\n');
+    assert.match(text, /^primary \| server pod_a \| a login through server pod_a .*got no answer within the statement timeout: the primary cannot reach/m, text);
+    assert.match(text, /^primary \| vecscale_remote\.flat \| .*reads vecscale\.flat, whose column metadata is gone on the secondary/m, text);
+    assert.equal(r.databases.find((d) => d.database === 'primary')?.reachable, true, 'the primary is still read');
+    const b = r.databases.find((d) => d.database === 'pod_b');
+    assert.equal(b?.reachable, true, 'a locked table does not make its pod unreachable');
+    assert.match(b?.warning ?? '', /sizes and row counts unknown: locked by another session: vecs\.flat/);
+    assert.equal(r.collections.find((c) => c.name === 'docs')?.rows, 300, 'the rest of the reading stands');
+    assert.ok(!/sandbox-password/.test(JSON.stringify(r)), 'no password in the report');
+  } finally {
+    await locker.query('ROLLBACK');
+    await locker.end();
+    await sql(podB, `ALTER VIEW vecscale.flat RENAME COLUMN metadata_x TO metadata`);
+    await sql(dbs.primary, `ALTER SERVER pod_a OPTIONS (SET host '${oldHost}', SET port '${oldPort}')`);
+    // The primary's backend waits on its connect until the listener's sockets close.
+    for (const socket of sockets) socket.destroy();
+    silent.close();
+  }
+  assert.deepEqual((await status(topology)).problems, [], 'healthy again');
 });

@@ -21,7 +21,8 @@ const pod = (table: string, index: RawSecondary['tables'][number]['indexes'][num
   slots: [],
   replicas: [],
   tables: [{ table, reltuples: 10, heapBytes: 8192, tableBytes: 16384, lastAnalyze: null, indexes: index ? [index] : [], count: 10 }],
-  relations: [`vecs.${table}`, `vecscale.${table}`],
+  relations: { [`vecs.${table}`]: ['id', 'vec', 'metadata'], [`vecscale.${table}`]: ['id', 'embedding', 'metadata'] },
+  hiddenReplicas: 0,
   ...over,
 });
 const hnsw = { name: indexName(docs, docs.index), method: 'hnsw', opclass: 'vector_cosine_ops', options: {}, valid: true, bytes: 8192 };
@@ -30,9 +31,10 @@ const primary = (over: Partial<RawPrimary> = {}): RawPrimary => ({
   version: '15.8',
   serverSettings: { pod_text: settings, pod_img: settings },
   foreignTables: [
-    { schema: 'vecscale_remote', name: 'docs', server: 'pod_text', remote: 'vecscale.docs', secondary: 'pod_text', error: null, tried: true },
-    { schema: 'vecscale_write', name: 'docs', server: 'pod_text', remote: 'vecs.docs', secondary: 'pod_text', error: null, tried: false },
-    { schema: 'vecscale_remote', name: 'images', server: 'pod_img', remote: 'vecscale.images', secondary: 'pod_img', error: null, tried: true },
+    { schema: 'vecscale_remote', name: 'docs', server: 'pod_text', remote: 'vecscale.docs', remoteColumns: ['id', 'embedding', 'metadata'], secondary: 'pod_text', error: null },
+    { schema: 'vecscale_write', name: 'docs', server: 'pod_text', remote: 'vecs.docs', remoteColumns: ['id', 'vec', 'metadata'], secondary: 'pod_text', error: null },
+    { schema: 'vecscale_remote', name: 'images', server: 'pod_img', remote: 'vecscale.images', remoteColumns: ['id', 'embedding', 'metadata'], secondary: 'pod_img', error: null },
+    { schema: 'vecscale_write', name: 'images', server: 'pod_img', remote: 'vecs.images', remoteColumns: ['id', 'vec', 'metadata'], secondary: 'pod_img', error: null },
   ],
   apiObjects: ['docs', 'images', 'match_docs()', 'match_images()'],
   ...over,
@@ -79,7 +81,7 @@ test('a refused login is one problem per server; a relation gone on the pod one 
   const p = primary({
     foreignTables: primary().foreignTables.map((f) => (f.server === 'pod_text' ? { ...f, error: refused } : f)),
   });
-  const l = lines(buildReport(t, raw({ primary: { ok: true, value: p }, img: pod('images', ivf, { relations: ['vecs.images'] }) })));
+  const l = lines(buildReport(t, raw({ primary: { ok: true, value: p }, img: pod('images', ivf, { relations: { 'vecs.images': ['id', 'vec', 'metadata'] } }) })));
   assert.equal(l.length, 2, l.join('\n'));
   assert.match(l[0]!, /^primary \| server pod_text \| a login through server pod_text failed \(vecscale_remote\.docs, vecscale_write\.docs read through it\).*\| .*sets it again on both sides/);
   assert.match(l[1]!, /^primary \| vecscale_remote\.images \| .*reads vecscale\.images, which is gone on the secondary/);
@@ -92,6 +94,26 @@ test('an unreachable pod: one problem, its parts unknown, the other pod still ju
   assert.equal(r.collections[1]!.rows, 10);
   const down = buildReport(t, raw({ primary: { ok: false, error: 'cannot connect to the primary' } }));
   assert.deepEqual(lines(down).map((x) => x.split(' | ').slice(0, 2).join(' | ')), ['primary | database']);
+});
+
+test('a column gone on the pod, a write foreign table dropped on the primary, a physical slot seen from two databases of one cluster', () => {
+  const renamed = pod('docs', hnsw, { relations: { 'vecs.docs': ['id', 'vec', 'metadata'], 'vecscale.docs': ['id', 'embedding', 'metadata_x'] } });
+  assert.match(lines(buildReport(t, raw({ text: renamed })))[0]!, /^primary \| vecscale_remote\.docs \| .*reads vecscale\.docs, whose column metadata is gone on the secondary/);
+  const dropped = primary({ foreignTables: primary().foreignTables.filter((f) => !(f.schema === 'vecscale_write' && f.name === 'images')) });
+  assert.match(lines(buildReport(t, raw({ primary: { ok: true, value: dropped } })))[0]!, /^primary \| collection images \| the foreign table vecscale_write\.images is missing/);
+  const shared = topology({ secondaries: [t.secondaries[0]!, { ...t.secondaries[1]!, url: t.secondaries[0]!.url.replace('/vectors', '/other') }] });
+  const phys: RawSecondary['slots'] = [{ name: 'backup', type: 'physical', active: false, retainedBytes: 0 }];
+  const l = lines(buildReport(shared, raw({ text: pod('docs', hnsw, { slots: phys }), img: pod('images', ivf, { slots: phys }) })));
+  assert.equal(l.filter((x) => x.includes('slot backup')).length, 1, l.join('\n'));
+});
+
+test('standbys whose state the role may not see are unknown, not missing', () => {
+  const withReplica = topology({ secondaries: t.secondaries.map((s, i) => (i === 0 ? { ...s, replicas: ['postgres://x@10.0.0.9:5433/vectors'] } : s)) });
+  const hidden = pod('docs', hnsw, { replicas: [{ name: 'walreceiver', address: null, state: null as unknown as string, replayLagSeconds: null, replayLagBytes: null }], hiddenReplicas: 1 });
+  const upsert = { schema: 'vecscale', name: 'docs', server: 'pod_text_w1', remote: 'vecscale.docs', remoteColumns: ['id', 'embedding', 'metadata'], secondary: 'pod_text', error: null };
+  const p = primary({ foreignTables: [...primary().foreignTables, upsert] });
+  assert.deepEqual(lines(buildReport(withReplica, raw({ primary: { ok: true, value: p }, text: hidden }))), []);
+  assert.match(lines(buildReport(withReplica, raw({ text: hidden })))[0]!, /the foreign table vecscale\.docs is missing on the primary/, 'with standbys, upserts go through vecscale.<c>');
 });
 
 test('server settings that differ from the topology; fewer standbys streaming than declared', () => {

@@ -31,7 +31,7 @@ function databaseRows(dbs: readonly DatabaseStatus[]): string[][] {
           d.database === 'primary' ? '' : (d.pgvector ?? 'missing'),
           d.walLevel ?? '',
           d.slots === undefined ? '' : String(d.slots.length),
-          d.replicas === undefined ? '' : `${d.replicas.filter((r) => r.state === 'streaming').length}/${d.declaredReplicas ?? 0}` +
+          d.replicas === undefined ? '' : (d.hiddenReplicas ? '?' : `${d.replicas.filter((r) => r.state === 'streaming').length}`) + `/${d.declaredReplicas ?? 0}` +
             lagText(d),
         ]
       : [d.database, 'NO', '', '', '', '', ''],
@@ -53,7 +53,7 @@ function collectionRows(cs: readonly CollectionStatus[]): string[][] {
         !p.reachable ? '?' : !p.present ? 'missing' : rowsText(p.rows, p.rowsExact),
         p.tableBytes === null ? '' : formatBytes(p.tableBytes),
         p.index === null ? (p.wantedIndex === null ? 'none' : p.present ? 'MISSING' : '') : `${p.index.name} ${p.index.method}${p.index.valid ? '' : ' INVALID'}`,
-        p.index === null ? '' : formatBytes(p.index.bytes),
+        p.index === null || p.index.bytes === null ? '' : formatBytes(p.index.bytes),
         p.lastAnalyze === null ? (p.present ? 'never' : '') : p.lastAnalyze.slice(0, 19).replace('T', ' '),
         `${settingsText(p.serverSettings, method)} / ${settingsText(p.secondarySettings, method)}`,
       ];
@@ -69,7 +69,9 @@ function render(out: Output, r: StatusReport): void {
   );
   out.print('');
   const failed = r.wrappers.filter((w) => !w.ok).length;
-  out.print(`wrappers: ${r.wrappers.length} foreign tables on the primary, ${r.wrappers.length - failed} read through, ${failed} failed`);
+  out.print(`wrappers: ${r.wrappers.length} foreign tables on the primary, ${failed} failing`);
+  for (const d of r.databases) if (d.warning) out.print(`note: ${d.database}: ${d.warning}`);
+  for (const d of r.databases) if (d.hiddenReplicas) out.print(`note: ${d.database}: the state of ${d.hiddenReplicas} standby connection(s) is hidden from this role (it needs pg_read_all_stats)`);
   out.print('rows: ~ is the planner\'s estimate (tables over 64 MB; --exact counts them)');
   if (r.problems.length === 0) {
     out.info(out.color.green('✓ healthy'));
