@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # `npm run demo`: installs what is missing, starts the local sandbox (a primary and two secondaries), applies
 # templates/demo.yaml, loads real embeddings into a secondary (`vecscale load`) and answers a similarity query through
-# the primary.
+# the primary, then shows `vecscale status`.
 # Safe to run again: the second apply has nothing to do.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -28,3 +28,6 @@ node --import tsx scripts/demo-data.ts rows .vecscale/demo-docs.jsonl
 
 echo; echo "== a similarity query through the primary"
 node --import tsx scripts/demo-data.ts query
+
+echo; echo "== vecscale status templates/demo.yaml (every database, collection and wrapper; exit 2 if anything needs attention)"
+./bin/vecscale status templates/demo.yaml
