@@ -25,6 +25,9 @@ export interface IntrospectScope {
   readonly grantees?: readonly string[];
 }
 
+/** A never-analyzed vecs table up to this size (pg_table_size) is counted, for the index build's memory note. */
+export const COUNT_UNANALYZED_BYTES = 1024 * 1024 * 1024;
+
 export interface RawCatalog {
   readonly facts: { current_user: string; server_version_num: string; superuser: boolean; can_quiet_log: boolean; owns_database: boolean; maintenance_work_mem: number;
     max_parallel_maintenance_workers: number; max_parallel_workers: number; max_worker_processes: number; shared_buffers: number };
@@ -93,7 +96,8 @@ export interface RawCatalog {
   readonly foreignTables: ReadonlyArray<{ ftrelid: number; srvname: string; ftoptions: string[] | null }>;
   readonly servers: ReadonlyArray<{ srvname: string; fdwname: string; srvoptions: string[] | null; comment: string | null; owner: string; acl: AclRow[] }>;
   readonly userMappings: ReadonlyArray<{ srvname: string; usename: string; umoptions: string[] | null }>;
-  readonly nonEmpty: ReadonlyArray<{ relname: string }>;
+  /** Tables holding a row; `rows`: their exact count, for tables never analyzed (else null). */
+  readonly nonEmpty: ReadonlyArray<{ relname: string; rows: number | null }>;
   readonly roles: ReadonlyArray<{
     rolname: string;
     rolsuper: boolean;
@@ -302,10 +306,19 @@ export async function readCatalog(db: Db, scope: IntrospectScope): Promise<RawCa
       `SELECT um.srvname::text, um.usename::text, um.umoptions::text[] AS umoptions
          FROM pg_catalog.pg_user_mappings um ORDER BY um.srvname, um.usename`,
     );
-    // Which vecs tables hold a row: one statement for all of them (was one each), each branch reading one row at most.
+    // Which vecs tables hold a row: one statement for all of them (was one each), each branch reading one row at most —
+    // except a table never analyzed (just loaded, autovacuum not round yet) of at most COUNT_UNANALYZED_BYTES: it has
+    // no row estimate at all, and an index build's memory note needs one, so its rows are counted.
     const vecsTables = relations.filter((r) => r.nspname === VECS_SCHEMA && r.relkind === 'r');
-    const nonEmpty = vecsTables.length === 0 ? [] : await q<{ relname: string }>(
-      vecsTables.map((r, i) => `SELECT $${i + 1}::text AS relname WHERE EXISTS (SELECT FROM ${qualified(VECS_SCHEMA, r.relname)})`).join(' UNION ALL '),
+    const counted = (r: RawCatalog['relations'][number]) => r.reltuples < 0 && r.relation_bytes > 0 && r.relation_bytes <= COUNT_UNANALYZED_BYTES;
+    const nonEmpty = vecsTables.length === 0 ? [] : await q<{ relname: string; rows: number | null }>(
+      vecsTables
+        .map((r, i) =>
+          counted(r)
+            ? `SELECT $${i + 1}::text AS relname, pg_catalog.count(*)::pg_catalog.float8 AS rows FROM ${qualified(VECS_SCHEMA, r.relname)} HAVING pg_catalog.count(*) > 0`
+            : `SELECT $${i + 1}::text AS relname, NULL::pg_catalog.float8 AS rows WHERE EXISTS (SELECT FROM ${qualified(VECS_SCHEMA, r.relname)})`,
+        )
+        .join(' UNION ALL '),
       vecsTables.map((r) => r.relname),
     );
     const roles = scope.role

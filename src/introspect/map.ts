@@ -305,6 +305,7 @@ export function toState(
     }
   }
   const vector = raw.extensions.find((e) => e.extname === 'vector');
+  const counts = new Map(raw.nonEmpty.flatMap((r) => (r.rows === null ? [] : [[r.relname, Number(r.rows)] as const])));
   return {
     state: { database, role, objects: new Map(objects.map((o) => [o.key, o])) },
     facts: {
@@ -327,7 +328,10 @@ export function toState(
         },
       }),
       rowEstimates: new Map(raw.relations.filter((r) => r.nspname === VECS_SCHEMA && r.relkind === 'r' && (r.reltuples >= 0 || r.relation_bytes > 0))
-        .map((r) => [keys.relation(VECS_SCHEMA, r.relname), r.reltuples >= 0 ? { rows: r.reltuples } : { bytes: r.relation_bytes }])),
+        .map((r) => {
+          const n = counts.get(r.relname);
+          return [keys.relation(VECS_SCHEMA, r.relname), r.reltuples >= 0 ? { rows: r.reltuples } : n !== undefined ? { rows: n } : { bytes: r.relation_bytes }];
+        })),
       moveMarks: moveMarksOf(raw.relations),
       dependants,
       readBy,

@@ -23,12 +23,17 @@ import { parsePgUrl } from '../util/url.js';
 export interface StatusReadOptions {
   readonly connectTimeoutMs?: number;
   readonly statementTimeoutMs?: number;
-  /** Count every table's rows exactly (default: only tables whose heap is at most EXACT_COUNT_BYTES). */
+  /**
+   * Count every table's rows exactly (default: tables whose heap is at most EXACT_COUNT_BYTES, and never-analyzed ones
+   * up to NEVER_ANALYZED_COUNT_BYTES: they have no estimate at all).
+   */
   readonly exact?: boolean;
 }
 
 /** Tables up to this heap size are counted exactly (a sequential scan of 64 MB takes tens of milliseconds). */
 export const EXACT_COUNT_BYTES = 64 * 1024 * 1024;
+/** A never-analyzed table (just loaded, autovacuum not yet round) has no estimate: counted up to this heap size. */
+export const NEVER_ANALYZED_COUNT_BYTES = 1024 * 1024 * 1024;
 
 export interface RawIndex {
   readonly name: string;
@@ -176,13 +181,13 @@ SELECT pg_catalog.current_setting('server_version') AS version,
  * Sizes, and counts where cheap (or `exact`), of the given tables (oids), in one statement. Each count is a scalar
  * subquery under a CASE: PostgreSQL runs such a subquery only when the CASE reaches it.
  */
-const sizesSql = (tables: ReadonlyArray<{ oid: number; table: string }>, exact: boolean): string =>
+const sizesSql = (tables: ReadonlyArray<{ oid: number; table: string; reltuples: number }>, exact: boolean): string =>
   tables
     .map(
       (t) => `SELECT ${literal(t.table)} AS t, pg_catalog.pg_relation_size(${t.oid}) AS heap, pg_catalog.pg_table_size(${t.oid}) AS size,
        (SELECT COALESCE(pg_catalog.json_object_agg(ic.relname, pg_catalog.pg_relation_size(ic.oid)), '{}') FROM pg_catalog.pg_index i
           JOIN pg_catalog.pg_class ic ON ic.oid = i.indexrelid WHERE i.indrelid = ${t.oid}) AS indexes,
-       CASE WHEN ${exact ? 'true' : `pg_catalog.pg_relation_size(${t.oid}) <= ${EXACT_COUNT_BYTES}`}
+       CASE WHEN ${exact ? 'true' : `pg_catalog.pg_relation_size(${t.oid}) <= ${t.reltuples < 0 ? NEVER_ANALYZED_COUNT_BYTES : EXACT_COUNT_BYTES}`}
             THEN (SELECT pg_catalog.count(*) FROM ${qualified('vecs', t.table)}) END AS n`,
     )
     .join('\nUNION ALL\n');

@@ -47,7 +47,7 @@ const raw: RawCatalog = {
   ],
   servers: [{ srvname: 'pod_a', fdwname: 'postgres_fdw', srvoptions: ['host=h', 'options=-c a=b'], comment: 'managed by vecscale', owner: 'postgres', acl: [] }],
   userMappings: [{ srvname: 'pod_a', usename: 'postgres', umoptions: ['user=app', 'password=hunter2=x', 'sslpassword=s3cret'] }],
-  nonEmpty: [{ relname: 'docs' }],
+  nonEmpty: [{ relname: 'docs', rows: null }],
   roles: [],
   privileges: [],
   dependants: [],
