@@ -58,8 +58,15 @@ function program(): Command {
     .action(async (file: string, opts) => (await import('./commands/init.js')).initCommand(file, opts, createOutput({ ...cli.opts(), ...opts })));
   common(cli.command('check').description('find rows of sharded collections sitting on the wrong partition; exit 2 when there are any'))
     .action(async (file: string, opts) => (await topo()).checkCommand(file, opts, createOutput({ ...cli.opts(), ...opts })));
-  common(cli.command('status').description('one read-only look at every database, collection and wrapper; exit 2 when something needs attention'))
-    .option('--exact', 'count every table exactly (default: the estimate for tables over 64 MB)')
+  cli
+    .command('status')
+    .description('one read-only look at every database, collection and wrapper; exit 2 when something needs attention')
+    .argument('[file]', 'topology file', 'topology.yaml')
+    .option('--json', 'the report as one JSON document on stdout')
+    .option('--exact', 'count every table exactly (default: the estimate for tables over 64 MB that were analyzed)')
+    .option('--connect-timeout <seconds>', 'per-database connection timeout', parseSeconds)
+    .option('--statement-timeout <duration>', 'longest any statement may run or go unanswered (default 10s; 0: no limit)', parseDuration)
+    .option('--strict', 'a literal password in the topology file is an error, not a warning')
     .action(async (file: string, opts) => (await import('./commands/status.js')).statusCommand(file, opts, createOutput({ ...cli.opts(), ...opts })));
   cli
     .command('validate')
