@@ -3,8 +3,8 @@
  * set for its CREATE INDEX CONCURRENTLY only (SET before, RESET after), and the plan's note saying so. Pure.
  *
  * Written in `index.build`, a value is used as written (workers capped by what the server can start). Not written:
- * the session's, except that an HNSW build whose graph (hnswBuildBytes) exceeds the session's maintenance_work_mem
- * gets the estimate, rounded up to a MB, but never more than the larger of the session's value and
+ * the session's, except that a build needing more than the session's maintenance_work_mem (an HNSW graph:
+ * hnswBuildBytes or hnswGraphBytes; IVFFlat's samples: ivfflatBuildBytes) gets the estimate, rounded up to a MB, but never more than the larger of the session's value and
  * min(shared_buffers, 16 GB). The server's RAM is not visible from SQL; shared_buffers is what the operator gave
  * PostgreSQL to keep (conventionally a quarter of the RAM), so one build borrowing as much again is within what the
  * server was sized for, and 16 GB bounds what vecscale takes without being told.
@@ -22,6 +22,36 @@ const MB = 1024 * 1024;
 /** An HNSW graph's size while it is built, per row: 8 + 4·dims bytes, and 30% more (../shared/FACTS.md). */
 export const hnswBuildBytes = (dimension: number, rows: number): number => Math.ceil((8 + 4 * dimension) * rows * 1.3);
 
+/**
+ * The same with the graph's neighbour lists counted: pgvector keeps 2·m neighbours a row on layer 0 (measured on
+ * 45k × 384: 2.3 kB a row at m 16, 3.3 kB at m 48, where the rule above says 2.0 kB): 4·dims + 268 + 32·m bytes.
+ * The larger of the two is what a build is given (for few dimensions and a large m, this one).
+ */
+export const hnswGraphBytes = (dimension: number, m: number, rows: number): number => Math.ceil((4 * dimension + 268 + 32 * m) * rows);
+
+/**
+ * What pgvector's IVFFlat build allocates before it starts, whatever the table's size: max(50·lists, 10000) sample
+ * vectors and the lists' centers, 4·dims + 8 bytes each, and about 15% more (measured: lists 1000 × 768 dimensions,
+ * "memory required is 171 MB"). With less maintenance_work_mem it refuses to build at all.
+ */
+export const ivfflatBuildBytes = (dimension: number, lists: number): number =>
+  Math.ceil((Math.max(50 * lists, 10_000) + lists) * (4 * dimension + 8) * 1.2);
+
+/** What one build needs, and which rule said so (for the note). */
+function neededBy(index: IndexObject, dimension: number, rows: number): { bytes: number; rule: string } | undefined {
+  if (rows <= 0) return undefined;
+  if (index.method === 'ivfflat') {
+    const lists = Number(index.params.lists ?? 100);
+    return { bytes: ivfflatBuildBytes(dimension, lists), rule: `(max(50 × ${lists} lists, 10000) + ${lists}) sample vectors × (4 × ${dimension} + 8) bytes × 1.2` };
+  }
+  const m = Number(index.params.m ?? 16);
+  const facts = hnswBuildBytes(dimension, rows);
+  const graph = hnswGraphBytes(dimension, m, rows);
+  return graph > facts
+    ? { bytes: graph, rule: `(4 × ${dimension} + 268 + 32 × m ${m}) bytes a row: the graph's neighbour lists` }
+    : { bytes: facts, rule: `(8 + 4 × ${dimension}) bytes a row × 1.3` };
+}
+
 /** Where the build's maintenance_work_mem comes from. */
 type MemorySource =
   | { readonly from: 'topology' }
@@ -38,6 +68,8 @@ export interface IndexBuildPlan {
   /** Rows already in the table (an estimate), and for HNSW the graph's estimated size in bytes. */
   readonly rows: number;
   readonly need: number | undefined;
+  /** How `need` was reckoned, for the note. */
+  readonly needRule?: string | undefined;
   /** maintenance_work_mem the build runs with, in bytes; undefined: the session's, not known. */
   readonly memory: number | undefined;
   readonly memoryFrom: MemorySource;
@@ -63,7 +95,8 @@ export function planIndexBuild(index: IndexObject, facts: LiveFacts): IndexBuild
   const dimension = index.build?.dimension ?? 0;
   const settings: IndexBuild = index.build?.settings ?? {};
   const rows = rowsOf(index, dimension, facts);
-  const need = index.method === 'hnsw' && rows > 0 ? hnswBuildBytes(dimension, rows) : undefined;
+  const needed = neededBy(index, dimension, rows);
+  const need = needed?.bytes;
   const session = facts.maintenanceWorkMem;
   const limits = facts.buildLimits;
 
@@ -107,7 +140,7 @@ export function planIndexBuild(index: IndexObject, facts: LiveFacts): IndexBuild
     before.push(`SET max_parallel_maintenance_workers = ${Number(workers)}`);
     after.push('RESET max_parallel_maintenance_workers');
   }
-  return { rows, need, memory, memoryFrom, sessionMemory: session, workers, workersFrom, before, after };
+  return { rows, need, needRule: needed?.rule, memory, memoryFrom, sessionMemory: session, workers, workersFrom, before, after };
 }
 
 /** `CREATE INDEX CONCURRENTLY …` with the build's settings around it: `build` is the index's create statements. */
@@ -157,11 +190,18 @@ export function buildNote(index: IndexObject, how: IndexBuildPlan, collection: s
     return how.before.length === 0 ? undefined : `the build of ${index.schema}.${index.table}'s index will run with ${runs}`;
   }
   const fits = how.memory === undefined || how.need <= how.memory;
-  const head = `${fits ? '' : 'warning: '}the HNSW build over about ${Math.round(how.rows).toLocaleString('en-US')} rows of ${index.schema}.${index.table} ` +
-    `needs about ${formatBytes(how.need)} ((8 + 4 × ${index.build?.dimension ?? '?'}) bytes a row × 1.3); it will run with ${runs}`;
+  const what = index.method === 'ivfflat' ? 'IVFFlat' : 'HNSW';
+  // A parallel HNSW build keeps its graph in shared memory: raised unasked, say where that memory comes from.
+  const shm = index.method === 'hnsw' && (how.memoryFrom.from === 'raised' || how.memoryFrom.from === 'capped') && (how.workers ?? 1) > 0
+    ? '; a parallel build holds the graph in shared memory, so /dev/shm needs that much room'
+    : '';
+  const head = `${fits ? '' : 'warning: '}the ${what} build over about ${Math.round(how.rows).toLocaleString('en-US')} rows of ${index.schema}.${index.table} ` +
+    `needs about ${formatBytes(how.need)} (${how.needRule}); it will run with ${runs}${shm}`;
   if (fits) return head;
   const advice = how.memoryFrom.from === 'topology'
     ? `raise index.build.maintenance_work_mem of collection ${collection} if the server has the memory`
     : `set index.build.maintenance_work_mem of collection ${collection} to about ${memorySetting(Math.ceil(how.need / MB) * 1024)} if the server has the memory`;
-  return `${head}: the graph will not fit, and the build goes on from disk, many times slower (${advice})`;
+  return index.method === 'ivfflat'
+    ? `${head}: pgvector refuses to build with less ("memory required is …"), and apply fails, leaving an INVALID index (${advice})`
+    : `${head}: the graph will not fit, and the build goes on from disk, many times slower (${advice})`;
 }

@@ -94,6 +94,8 @@ export function settingsOf(c: CollectionSpec, input: Pick<RecallInput, 'efSearch
 async function withConnection<T>(t: Target, input: RecallInput, fn: (db: Db) => Promise<T>): Promise<T> {
   const db = await connect(t, {
     timeoutMs: input.connectTimeoutMs,
+    // It measures, and writes nothing: every transaction of its sessions is READ ONLY (match_<c> reads too).
+    readOnly: true,
     applicationName: 'vecscale recall',
     ...(input.statementTimeoutMs === undefined ? {} : { statementTimeoutMs: input.statementTimeoutMs }),
   });
@@ -139,10 +141,17 @@ export async function sampleQueries(topology: Topology, c: CollectionSpec, n: nu
       const t = targetOf(topology, secondary);
       return withConnection(t, input, async (db) => {
         const rows: Array<{ id: string; vec: string; h: string }> = [];
+        // A stored zero vector has no cosine distance (match_<c> refuses it as a query): never sampled.
+        let nonZero = '';
+        try {
+          if (c.metric === 'cosine') nonZero = `WHERE (t.vec OPERATOR(${ident(await vectorSchema(db))}.<#>) t.vec) <> 0`;
+        } catch (err) {
+          throw failure(db, t, 'finding pgvector', err);
+        }
         for (const p of parts) {
           try {
             const r = await db.query<{ id: string; vec: string; h: string }>(
-              `SELECT t.id, t.vec::pg_catalog.text AS vec, pg_catalog.md5(t.id) AS h FROM ${qualified(VECS_SCHEMA, p.table)} t
+              `SELECT t.id, t.vec::pg_catalog.text AS vec, pg_catalog.md5(t.id) AS h FROM ${qualified(VECS_SCHEMA, p.table)} t ${nonZero}
                 ORDER BY pg_catalog.md5(t.id) COLLATE "C", t.id COLLATE "C" LIMIT $1`,
               [n],
             );

@@ -558,7 +558,7 @@ test('an HNSW index over 50k × 768 rows: the note gives the estimate and the ma
   assert.equal(hnswBuildBytes(768, 50_000), 200_200_000);
   const { notes, sql, step } = hnswOver({ rows: 50_000 });
   assert.deepEqual(notes, [
-    'the HNSW build over about 50,000 rows of vecs.img needs about 191 MB ((8 + 4 × 768) bytes a row × 1.3); it will run with maintenance_work_mem 191 MB (the session has 64 MB) and up to 2 parallel workers (the session\'s max_parallel_maintenance_workers)',
+    'the HNSW build over about 50,000 rows of vecs.img needs about 191 MB ((8 + 4 × 768) bytes a row × 1.3); it will run with maintenance_work_mem 191 MB (the session has 64 MB) and up to 2 parallel workers (the session\'s max_parallel_maintenance_workers); a parallel build holds the graph in shared memory, so /dev/shm needs that much room',
   ]);
   assert.equal(step.transactional, false, 'built CONCURRENTLY, outside the transaction');
   assert.deepEqual(sql.map((x) => x.replace(/_[0-9a-f]{7}"/g, '_…"')), [
@@ -612,10 +612,28 @@ test('index.build: used as written (workers capped by the server, said in the no
   // Too little, as written: a warning that says where to raise it.
   const small = hnswOver({ rows: 50_000 }, {}, { method: 'hnsw', m: 16, efConstruction: 64, build: { maintenanceWorkMemKb: 96 * 1024 } });
   assert.match(small.notes[0]!, /^warning: .*maintenance_work_mem 96 MB \(index\.build\.maintenance_work_mem; the session has 64 MB\).*raise index\.build\.maintenance_work_mem of collection img/);
-  // IVFFlat: no estimate, the settings said all the same.
+  // IVFFlat: pgvector's sample memory (fits the session here), the settings said all the same.
   const ivf = hnswOver({ rows: 50_000 }, {}, { method: 'ivfflat', lists: 100, build: { parallelWorkers: 1 } });
-  assert.deepEqual(ivf.notes, ["the build of vecs.img's index will run with maintenance_work_mem 64 MB (the session's) and up to 1 parallel worker (index.build.parallel_workers)"]);
+  assert.deepEqual(ivf.notes, ["the IVFFlat build over about 50,000 rows of vecs.img needs about 36 MB ((max(50 × 100 lists, 10000) + 100) sample vectors × (4 × 768 + 8) bytes × 1.2); it will run with maintenance_work_mem 64 MB (the session's) and up to 1 parallel worker (index.build.parallel_workers)"]);
   assert.ok(ivf.sql.includes('SET max_parallel_maintenance_workers = 1') && !ivf.sql.some((x) => x.startsWith('SET maintenance_work_mem')), ivf.sql.join('\n'));
+});
+
+test('IVFFlat with many lists: pgvector refuses to build under its sample memory, so it is raised; HNSW with a large m: the neighbour lists count', () => {
+  // lists 1000 × 768: pgvector says "memory required is 171 MB" whatever the table's size (3,000 rows here).
+  const ivf = hnswOver({ rows: 3_000 }, {}, { method: 'ivfflat', lists: 1000 });
+  assert.match(ivf.notes[0]!, /^the IVFFlat build over about 3,000 rows of vecs\.img needs about 18\d MB .*it will run with maintenance_work_mem 18\d MB \(the session has 64 MB\)/);
+  assert.ok(ivf.sql.some((x) => /^SET maintenance_work_mem = '18\dMB'$/.test(x)), ivf.sql.join('\n'));
+  const short = hnswOver({ rows: 3_000 }, { buildLimits: { ...limits, sharedBuffers: 128 * MB } }, { method: 'ivfflat', lists: 1000 });
+  assert.match(short.notes[0]!, /^warning: .*pgvector refuses to build with less/);
+  // 45,000 × 384 at m 48 (measured 3.3 kB a row): the rule with the neighbour lists is the larger.
+  const wide = topology({ collections: [collection('img', 'pod_img', { dimension: 384, index: { method: 'hnsw', m: 48, efConstruction: 96 } })] });
+  const before = topology({ collections: [collection('img', 'pod_img', { dimension: 384, index: { method: 'none' } })] });
+  const live = converged(before);
+  const pod = live.get('pod_img')!;
+  const table = keys.relation('vecs', 'img');
+  live.set('pod_img', { ...pod, facts: { ...pod.facts, nonEmpty: new Set([table]), rowEstimates: new Map([[table, { rows: 45_000 }]]), maintenanceWorkMem: 64 * MB, buildLimits: limits } });
+  const note = buildPlan(wide, live).notes.find((n) => n.object.startsWith('index vecs.ix_'))!.message;
+  assert.match(note, /needs about 143 MB \(\(4 × 384 \+ 268 \+ 32 × m 48\) bytes a row: the graph's neighbour lists\)/);
 });
 
 test('an empty or new table: nothing raised, nothing to say; an index built with its table gets no SET', () => {
