@@ -25,6 +25,17 @@ export interface IntrospectScope {
   readonly grantees?: readonly string[];
 }
 
+/**
+ * The planner's own row estimate of a table now, as PostgreSQL makes it (estimate_rel_size): the density the last
+ * VACUUM or ANALYZE saw (reltuples / relpages) times the pages the table has now — a table analyzed small and
+ * bulk-loaded since is estimated at its size today. Analyzed empty and filled since: -1, as never analyzed (counted).
+ */
+export const CURRENT_ROWS = `CASE WHEN c.relkind <> 'r' OR c.reltuples < 0 THEN c.reltuples
+            WHEN c.relpages > 0 THEN c.reltuples / c.relpages
+                 * pg_catalog.ceil(pg_catalog.pg_relation_size(c.oid) / pg_catalog.current_setting('block_size')::pg_catalog.float8)
+            WHEN pg_catalog.pg_relation_size(c.oid) > 0 THEN -1
+            ELSE c.reltuples END`;
+
 /** A never-analyzed vecs table up to this size (pg_table_size) is counted, for the index build's memory note. */
 export const COUNT_UNANALYZED_BYTES = 1024 * 1024 * 1024;
 
@@ -216,7 +227,7 @@ export async function readCatalog(db: Db, scope: IntrospectScope): Promise<RawCa
     );
     // Relations named like a collection, or carrying our marker, in vecscale's schemas (any kind: collisions count).
     const relations = await q<RawCatalog['relations'][number]>(
-      `SELECT c.oid::int AS oid, n.nspname::text, c.relname::text, c.relkind::text, c.reltuples::pg_catalog.float8 AS reltuples,
+      `SELECT c.oid::int AS oid, n.nspname::text, c.relname::text, c.relkind::text, ${CURRENT_ROWS}::pg_catalog.float8 AS reltuples,
               CASE WHEN c.relkind = 'r' THEN pg_catalog.pg_table_size(c.oid)::pg_catalog.float8 ELSE 0 END AS relation_bytes,
               pg_catalog.obj_description(c.oid, 'pg_class') AS comment,
               CASE WHEN c.relkind = 'v' THEN pg_catalog.md5(pg_catalog.pg_get_viewdef(c.oid)) END AS viewdef_md5,

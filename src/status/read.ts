@@ -132,6 +132,7 @@ const SECONDARY_SQL = `
 SELECT pg_catalog.current_setting('server_version') AS version,
        (SELECT e.extversion FROM pg_catalog.pg_extension e WHERE e.extname = 'vector') AS pgvector,
        pg_catalog.current_setting('wal_level') AS wal_level,
+       pg_catalog.current_setting('block_size')::pg_catalog.int4 AS block_size,
        (SELECT COALESCE(pg_catalog.json_agg(s.setting), '[]') FROM pg_catalog.pg_db_role_setting d, pg_catalog.unnest(d.setconfig) s(setting)
          WHERE d.setrole = 0 AND d.setdatabase = (SELECT oid FROM pg_catalog.pg_database WHERE datname = pg_catalog.current_database())
            AND ${QUERY_SETTING}) AS database_settings,
@@ -155,7 +156,7 @@ SELECT pg_catalog.current_setting('server_version') AS version,
          WHERE NOT EXISTS (SELECT FROM pg_catalog.pg_replication_slots r WHERE r.active_pid = a.pid AND r.slot_type = 'logical')
            AND a.application_name NOT IN ('pg_receivewal', 'pg_basebackup')) AS replicas,
        (SELECT COALESCE(pg_catalog.json_agg(pg_catalog.json_build_object(
-                 'table', c.relname, 'oid', c.oid, 'reltuples', c.reltuples,
+                 'table', c.relname, 'oid', c.oid, 'reltuples', c.reltuples, 'relpages', c.relpages,
                  'analyzed', GREATEST(st.last_analyze, st.last_autoanalyze),
                  'locked', EXISTS (SELECT FROM pg_catalog.pg_locks l WHERE l.relation = c.oid AND l.mode = 'AccessExclusiveLock'),
                  'indexes', (SELECT COALESCE(pg_catalog.json_agg(pg_catalog.json_build_object(
@@ -196,11 +197,12 @@ interface SecondaryRow {
   version: string;
   pgvector: string | null;
   wal_level: string;
+  block_size: number;
   database_settings: string[];
   role_settings: string[];
   slots: Array<{ name: string; type: 'logical' | 'physical'; active: boolean; retained: number | null }>;
   replicas: Array<{ name: string; address: string | null; state: string; lag_seconds: number | null; lag_bytes: number | null }>;
-  tables: Array<{ table: string; oid: number; reltuples: number; analyzed: string | null; locked: boolean; indexes: Array<Omit<RawIndex, 'options' | 'bytes'> & { options: string[] }> }>;
+  tables: Array<{ table: string; oid: number; reltuples: number; relpages: number; analyzed: string | null; locked: boolean; indexes: Array<Omit<RawIndex, 'options' | 'bytes'> & { options: string[] }> }>;
   relations: Record<string, string[]>;
   hidden_replicas: number;
 }
@@ -245,9 +247,11 @@ async function readSecondary(db: Db, tables: readonly string[], fdwUser: string,
     replicas: row.replicas.map((r) => ({ name: r.name, address: r.address, state: r.state, replayLagSeconds: r.lag_seconds, replayLagBytes: r.lag_bytes })),
     tables: row.tables.map((t) => {
       const z = sizes.get(t.table);
+      // As PostgreSQL estimates a table now: the density its last ANALYZE saw times the pages it has today.
+      const scaled = z !== undefined && t.reltuples >= 0 && t.relpages > 0 ? Math.round((t.reltuples / t.relpages) * Math.ceil(z.heap / row.block_size)) : t.reltuples;
       return {
         table: t.table,
-        reltuples: t.reltuples,
+        reltuples: scaled,
         heapBytes: z?.heap ?? null,
         tableBytes: z?.size ?? null,
         lastAnalyze: t.analyzed,

@@ -40,3 +40,11 @@ test('never analyzed: rows counted; after ANALYZE, from its statistics; the sess
   assert.match(after[0]!, /about 5,000 rows of vecs\.big needs about 19 MB/);
   assert.ok(after[0]!.includes(`it will run with maintenance_work_mem ${mwm} (the session's) and `), `${after[0]} names ${mwm}`);
 });
+
+test('analyzed, then bulk-loaded: rows estimated as PostgreSQL does, from the density the analyze saw and the pages there are now', async () => {
+  await sql(podA, 'ANALYZE vecs.big');
+  await sql(podA, `INSERT INTO vecs.big (id, vec) SELECT 's' || g, ARRAY(SELECT (random() + g * 0)::real FROM generate_series(1, 768))::vector(768) FROM generate_series(1, 5000) g`);
+  const note = (await memoryNote())[0]!;
+  const rows = Number(/about ([\d,]+) rows/.exec(note)![1]!.replace(/,/g, ''));
+  assert.ok(rows > 9_000 && rows < 11_000, `about 10,000 rows now, not the 5,000 the analyze saw: ${note}`);
+});
