@@ -165,7 +165,7 @@ async function connectTables(topology: Topology, input: LoadInput): Promise<Load
     ...(input.statementTimeoutMs !== undefined ? { statementTimeoutMs: input.statementTimeoutMs } : {}),
   };
   const settled = await Promise.allSettled(
-    partsOf(c).map((p) => LoadTable.connect({ secondary: p.secondary, url: urls.get(p.secondary)!, table: p.table, dimension: c.dimension }, opts)),
+    partsOf(c).map((p) => LoadTable.connect({ secondary: p.secondary, url: urls.get(p.secondary)!, table: p.table, dimension: c.dimension, index: c.index }, opts)),
   );
   const opened = settled.flatMap((s) => (s.status === 'fulfilled' ? [s.value] : []));
   const failed = settled.flatMap((s) => (s.status === 'rejected' ? [s.reason as unknown] : []));

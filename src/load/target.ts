@@ -17,6 +17,8 @@
  *   transaction per index, on a new connection if the load's is gone. No statement timeout: a build may take hours
  *   (progress polled by src/apply/index-progress.ts).
  */
+import type { IndexSpec } from '../config/types.js';
+import { rebuildSettings } from './index-settings.js';
 import { backendPid, withIndexProgress } from '../apply/index-progress.js';
 import { close, connect, type Db, describeTarget, queryUnbounded, silentOr, type Target, usable } from '../db/connect.js';
 import { VecscaleError } from '../errors.js';
@@ -34,6 +36,8 @@ export interface TargetSpec {
   readonly url: string;
   readonly table: string;
   readonly dimension: number;
+  /** The collection's index as the topology has it: its `build` settings apply to the rebuild. */
+  readonly index?: IndexSpec;
 }
 
 /** A batch of rows for one table. */
@@ -396,11 +400,18 @@ export class LoadTable {
           this.dropped = this.dropped.filter((d) => d !== i);
           continue;
         }
+        // The same settings as apply's builds: index.build, or maintenance_work_mem raised to what the build needs.
+        const settings = this.spec.index === undefined
+          ? { statements: [], label: '' }
+          : await rebuildSettings(db, this.spec.table, i.definition, this.spec.index, this.spec.dimension).catch((err: unknown) => {
+              throw failOn(db, this.target, doing, err);
+            });
         const build = async () => {
           await run('BEGIN');
           try {
             // The build may take hours; waiting for the table's lock may not.
             await run("SELECT pg_catalog.set_config('lock_timeout', $1, true)", [String(this.opts.statementTimeoutMs ?? 30_000)]);
+            for (const set of settings.statements) await run(set);
             await queryUnbounded(db, i.definition, { local: true });
             if (i.comment !== null) await run(`COMMENT ON INDEX ${qualified(VECS_SCHEMA, i.name)} IS ${literal(i.comment)}`);
             await run('COMMIT');
@@ -411,7 +422,7 @@ export class LoadTable {
         };
         const pid = sink ? await backendPid(db) : undefined;
         if (sink && pid !== undefined) {
-          await withIndexProgress(this.target, pid, { id: `index:${this.spec.secondary}:${index}`, label: `building index ${index} on ${this.spec.secondary}` }, sink, build);
+          await withIndexProgress(this.target, pid, { id: `index:${this.spec.secondary}:${index}`, label: `building index ${index} on ${this.spec.secondary}${settings.label}` }, sink, build);
         } else {
           await build();
         }
