@@ -99,7 +99,15 @@ export function staleness(saved: SavedPlan, topology: Topology, live: ReadonlyMa
   }
   // Last line of defence: what the same inputs plan now (e.g. a changed password, which no fingerprint records).
   if (out.length === 0 && JSON.stringify(stepsOf(fresh)) !== JSON.stringify(stepsOf(saved.plan))) {
-    out.push('planning again now gives other steps (a secret or a setting the fingerprints do not record changed)');
+    // An index build's raised settings follow the table's row estimate: name the build whose SETs moved.
+    const sets = (p: Plan) => new Map(p.databases.flatMap((d) => d.steps.map((st) => [st.id, st.sql.filter((x) => /^SET /.test(x)).join('; ')] as const)));
+    const was = sets(saved.plan);
+    const moved = [...sets(fresh)].filter(([id, now]) => was.has(id) && was.get(id) !== now);
+    out.push(
+      moved.length > 0
+        ? `the index build settings moved with the tables' row estimates since the plan was made (${moved.map(([id, now]) => `${id}: ${was.get(id) || 'none'} → ${now || 'none'}`).join('; ')}); pin them with index.build to keep saved plans valid`
+        : 'planning again now gives other steps (a secret or a setting the fingerprints do not record changed)',
+    );
   }
   return out;
 }
