@@ -33,7 +33,6 @@ const json = (v: unknown): string =>
       : value,
   );
 
-/** The fields that define each kind, compared in this order. `managed` is compared for every kind but extensions. */
 /**
  * `json(a) === json(b)` without building either string (the plan compares every field of thousands of objects):
  * objects as unordered keys, a key holding undefined as absent, as JSON has them.
@@ -50,6 +49,7 @@ function same(a: unknown, b: unknown): boolean {
   return ka.length === kb.length && ka.every((k) => same((a as Record<string, unknown>)[k], (b as Record<string, unknown>)[k]));
 }
 
+/** The fields that define each kind, compared in this order. `managed` is compared for every kind but extensions. */
 function comparable(o: DbObject): Record<string, unknown> {
   switch (o.kind) {
     case 'extension':

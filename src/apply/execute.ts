@@ -17,7 +17,7 @@ import { runSecretStatement } from './secrets.js';
 import { describeLeftover } from './leftover.js';
 import { backendPid, withIndexProgress } from './index-progress.js';
 import type { ProgressSink } from '../model/progress.js';
-import { parsePgUrl, scrub } from '../util/url.js';
+import { clusterOf, scrub } from '../util/url.js';
 
 export interface ApplyEvents {
   onDatabaseStart?(db: DatabasePlan): void;
@@ -314,8 +314,7 @@ function clusters(plans: readonly DatabasePlan[], dbs: ReadonlyMap<string, Db>):
   const groups = new Map<string, DatabasePlan[]>();
   for (const p of plans) {
     const t = targetOf(dbs.get(p.database)!);
-    const u = t ? parsePgUrl(t.url) : undefined;
-    const key = u ? `${u.host}:${u.port}` : p.database;
+    const key = t ? clusterOf(t.url) : p.database;
     groups.set(key, [...(groups.get(key) ?? []), p]);
   }
   return [...groups.values()];

@@ -41,6 +41,10 @@ export function exposedColumns(c: CollectionSpec): Column[] {
 }
 
 /** Index name in vecs' pattern; the 7-character suffix is a hash of what defines the index, so plans are stable. */
+/** An index's storage parameters as PostgreSQL holds them (reloptions), keys sorted: what an index object compares. */
+export const indexParams = (index: Exclude<IndexSpec, { method: 'none' }>): Record<string, string> =>
+  index.method === 'hnsw' ? { ef_construction: String(index.efConstruction), m: String(index.m) } : { lists: String(index.lists) };
+
 export function indexName(c: CollectionSpec, index: Exclude<IndexSpec, { method: 'none' }>, table = c.name): string {
   const ops = OPCLASS[c.metric];
   const params = index.method === 'hnsw' ? `hnsw_m${index.m}_efc${index.efConstruction}` : `ivfflat_nl${index.lists}`;
@@ -67,10 +71,7 @@ export function tableObjects(c: CollectionSpec, table: string, acl: Acl): DbObje
     },
   ];
   if (c.index.method !== 'none') {
-    const params: Record<string, string> =
-      c.index.method === 'hnsw'
-        ? { ef_construction: String(c.index.efConstruction), m: String(c.index.m) }
-        : { lists: String(c.index.lists) };
+    const params = indexParams(c.index);
     objects.push({
       kind: 'index',
       key: keys.index(VECS_SCHEMA, table),

@@ -9,7 +9,7 @@ import { type DatabaseState, type DbObject, VECS_SCHEMA } from '../model/state.j
 import { primaryObjects } from './primary.js';
 import { secondaryObjects, wrapperRoleObjects } from './secondary.js';
 
-export { exposedColumns, indexName, OPCLASS } from './collection.js';
+export { exposedColumns, indexName, indexParams, OPCLASS } from './collection.js';
 export { GENERATED_FINGERPRINT, MAPPING_ROLE, serverFor, serversOf, sessionOptions, sessionSettings } from './servers.js';
 
 export interface DesiredContext {

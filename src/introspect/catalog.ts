@@ -36,12 +36,31 @@ export const CURRENT_ROWS = `CASE WHEN c.relkind <> 'r' OR c.reltuples < 0 THEN 
             WHEN pg_catalog.pg_relation_size(c.oid) > 0 THEN -1
             ELSE c.reltuples END`;
 
+/**
+ * What an index build in this session gets and what bounds it (src/plan/index-build.ts), as select-list items: the
+ * columns of BuildFactsRow. NOTE: shared_buffers counts 8kB buffers (its unit in pg_settings), so it is read as
+ * setting × unit rather than from current_setting's text.
+ */
+export const BUILD_FACTS = `pg_catalog.pg_size_bytes(pg_catalog.current_setting('maintenance_work_mem'))::pg_catalog.float8 AS maintenance_work_mem,
+              pg_catalog.current_setting('max_parallel_maintenance_workers')::pg_catalog.int4 AS max_parallel_maintenance_workers,
+              pg_catalog.current_setting('max_parallel_workers')::pg_catalog.int4 AS max_parallel_workers,
+              pg_catalog.current_setting('max_worker_processes')::pg_catalog.int4 AS max_worker_processes,
+              (SELECT s.setting::pg_catalog.float8 * pg_catalog.pg_size_bytes(s.unit) FROM pg_catalog.pg_settings s
+                WHERE s.name = 'shared_buffers')::pg_catalog.float8 AS shared_buffers`;
+
+export interface BuildFactsRow {
+  maintenance_work_mem: number;
+  max_parallel_maintenance_workers: number;
+  max_parallel_workers: number;
+  max_worker_processes: number;
+  shared_buffers: number;
+}
+
 /** A never-analyzed vecs table up to this size (pg_table_size) is counted, for the index build's memory note. */
 export const COUNT_UNANALYZED_BYTES = 1024 * 1024 * 1024;
 
 export interface RawCatalog {
-  readonly facts: { current_user: string; server_version_num: string; superuser: boolean; can_quiet_log: boolean; owns_database: boolean; maintenance_work_mem: number;
-    max_parallel_maintenance_workers: number; max_parallel_workers: number; max_worker_processes: number; shared_buffers: number };
+  readonly facts: { current_user: string; server_version_num: string; superuser: boolean; can_quiet_log: boolean; owns_database: boolean } & BuildFactsRow;
   /** The connecting role's default privileges: object type (r, f, n), schema (null: every schema), ACL. */
   readonly defaultAcls: ReadonlyArray<{ objtype: string; schema: string | null; acl: AclRow[] }>;
   /** The topology's grantees that exist, and whether each may use pgvector's schema. */
@@ -173,14 +192,7 @@ export async function readCatalog(db: Db, scope: IntrospectScope): Promise<RawCa
               -- NOTE: ALTER DATABASE … SET needs the owner's privileges (or a superuser's).
               (SELECT pg_catalog.pg_has_role(current_user, d.datdba, 'USAGE') FROM pg_catalog.pg_database d
                 WHERE d.datname = pg_catalog.current_database()) AS owns_database,
-              pg_catalog.pg_size_bytes(pg_catalog.current_setting('maintenance_work_mem'))::pg_catalog.float8 AS maintenance_work_mem,
-              -- What bounds an index build here (src/plan/index-build.ts). NOTE: shared_buffers counts 8kB buffers
-              -- (its unit in pg_settings), so it is read as setting × unit rather than from current_setting's text.
-              pg_catalog.current_setting('max_parallel_maintenance_workers')::pg_catalog.int4 AS max_parallel_maintenance_workers,
-              pg_catalog.current_setting('max_parallel_workers')::pg_catalog.int4 AS max_parallel_workers,
-              pg_catalog.current_setting('max_worker_processes')::pg_catalog.int4 AS max_worker_processes,
-              (SELECT s.setting::pg_catalog.float8 * pg_catalog.pg_size_bytes(s.unit) FROM pg_catalog.pg_settings s
-                WHERE s.name = 'shared_buffers')::pg_catalog.float8 AS shared_buffers`,
+              ${BUILD_FACTS}`,
       [QUIET_SETTINGS],
     ))[0]!;
     // NOTE: default privileges apply to objects their role creates: vecscale's objects are created by current_user.

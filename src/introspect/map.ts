@@ -24,7 +24,7 @@ import {
   VECS_SCHEMA,
 } from '../model/state.js';
 import { byCodePoint, secretFingerprint } from '../util/fingerprint.js';
-import type { AclRow, RawCatalog } from './catalog.js';
+import type { AclRow, BuildFactsRow, RawCatalog } from './catalog.js';
 import type { RawProbe } from './probe.js';
 import { toReplicationFacts } from './replication.js';
 
@@ -54,7 +54,21 @@ function defaultAclOf(rows: RawCatalog['defaultAcls']): DefaultAcl {
   return { global, inSchema };
 }
 
-const parseOptions = (opts: readonly string[] | null): Record<string, string> => {
+/** BUILD_FACTS' columns as LiveFacts has them (each absent when the row lacks it: fixture rows of older tests). */
+export const buildFactsOf = (r: Partial<BuildFactsRow>): Pick<LiveFacts, 'maintenanceWorkMem' | 'buildLimits'> => ({
+  ...(r.maintenance_work_mem === undefined ? {} : { maintenanceWorkMem: Number(r.maintenance_work_mem) }),
+  ...(r.shared_buffers === undefined ? {} : {
+    buildLimits: {
+      maxParallelMaintenanceWorkers: Number(r.max_parallel_maintenance_workers),
+      maxParallelWorkers: Number(r.max_parallel_workers),
+      maxWorkerProcesses: Number(r.max_worker_processes),
+      sharedBuffers: Number(r.shared_buffers),
+    },
+  }),
+});
+
+/** `k=v` strings (reloptions, setconfig, FDW options) as a record; the last of a key wins, as in PostgreSQL. */
+export const parseOptions = (opts: readonly string[] | null): Record<string, string> => {
   const out: Record<string, string> = {};
   for (const o of opts ?? []) {
     const i = o.indexOf('=');
@@ -318,15 +332,7 @@ export function toState(
       canQuietLog: raw.facts.can_quiet_log,
       ownsDatabase: raw.facts.owns_database || raw.facts.superuser,
       nonEmpty: new Set(raw.nonEmpty.map((r) => keys.relation(VECS_SCHEMA, r.relname))),
-      ...(raw.facts.maintenance_work_mem === undefined ? {} : { maintenanceWorkMem: Number(raw.facts.maintenance_work_mem) }),
-      ...(raw.facts.shared_buffers === undefined ? {} : {
-        buildLimits: {
-          maxParallelMaintenanceWorkers: Number(raw.facts.max_parallel_maintenance_workers),
-          maxParallelWorkers: Number(raw.facts.max_parallel_workers),
-          maxWorkerProcesses: Number(raw.facts.max_worker_processes),
-          sharedBuffers: Number(raw.facts.shared_buffers),
-        },
-      }),
+      ...buildFactsOf(raw.facts),
       rowEstimates: new Map(raw.relations.filter((r) => r.nspname === VECS_SCHEMA && r.relkind === 'r' && (r.reltuples >= 0 || r.relation_bytes > 0))
         .map((r) => {
           const n = counts.get(r.relname);

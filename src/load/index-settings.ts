@@ -5,31 +5,22 @@
  */
 import type { IndexSpec } from '../config/types.js';
 import type { Db } from '../db/connect.js';
-import { CURRENT_ROWS } from '../introspect/catalog.js';
+import { BUILD_FACTS, type BuildFactsRow, CURRENT_ROWS } from '../introspect/catalog.js';
+import { buildFactsOf } from '../introspect/map.js';
 import { type IndexObject, keys, type LiveFacts, VECS_SCHEMA } from '../model/state.js';
+import { indexParams } from '../desired/collection.js';
 import { planIndexBuild } from '../plan/index-build.js';
 import { literal, qualified } from '../sql/quote.js';
 import { formatBytes } from '../util/bytes.js';
 
-interface Row {
+interface Row extends BuildFactsRow {
   rows: number;
   bytes: number;
-  mwm: number;
-  workers: number;
-  max_workers: number;
-  max_processes: number;
-  shared_buffers: number;
 }
 
-// NOTE: shared_buffers is a number of blocks (block_size bytes each) in pg_settings.
 const FACTS_SQL = (table: string) => `
 SELECT ${CURRENT_ROWS}::pg_catalog.float8 AS rows, pg_catalog.pg_table_size(c.oid)::pg_catalog.float8 AS bytes,
-       pg_catalog.pg_size_bytes(pg_catalog.current_setting('maintenance_work_mem'))::pg_catalog.float8 AS mwm,
-       pg_catalog.current_setting('max_parallel_maintenance_workers')::pg_catalog.int4 AS workers,
-       pg_catalog.current_setting('max_parallel_workers')::pg_catalog.int4 AS max_workers,
-       pg_catalog.current_setting('max_worker_processes')::pg_catalog.int4 AS max_processes,
-       (SELECT s.setting::pg_catalog.float8 * pg_catalog.current_setting('block_size')::pg_catalog.float8
-          FROM pg_catalog.pg_settings s WHERE s.name = 'shared_buffers') AS shared_buffers
+       ${BUILD_FACTS}
   FROM pg_catalog.pg_class c WHERE c.oid = ${literal(qualified(VECS_SCHEMA, table))}::pg_catalog.regclass`;
 
 /**
@@ -44,12 +35,10 @@ export async function rebuildSettings(
   dimension: number,
 ): Promise<{ statements: string[]; label: string }> {
   const method = /\bUSING\s+(hnsw|ivfflat)\b/i.exec(definition)?.[1]?.toLowerCase();
-  if (method === undefined || index.method !== method) return { statements: [], label: '' };
+  if (method === undefined || index.method === 'none' || index.method !== method) return { statements: [], label: '' };
   const r = (await db.query<Row>(FACTS_SQL(table))).rows[0];
   if (!r) return { statements: [], label: '' };
   const key = keys.relation(VECS_SCHEMA, table);
-  const params: Record<string, string> =
-    index.method === 'hnsw' ? { ef_construction: String(index.efConstruction), m: String(index.m) } : index.method === 'ivfflat' ? { lists: String(index.lists) } : {};
   const object: IndexObject = {
     kind: 'index',
     key: keys.index(VECS_SCHEMA, table),
@@ -57,22 +46,16 @@ export async function rebuildSettings(
     schema: VECS_SCHEMA,
     table,
     name: '',
-    method: index.method === 'ivfflat' ? 'ivfflat' : 'hnsw',
+    method: index.method,
     column: 'vec',
     opclass: '',
-    params,
+    params: indexParams(index),
     valid: true,
-    build: { dimension, settings: (index.method === 'none' ? undefined : index.build) ?? {} },
+    build: { dimension, settings: index.build ?? {} },
   };
   const facts: Pick<LiveFacts, 'rowEstimates' | 'maintenanceWorkMem' | 'buildLimits'> = {
     rowEstimates: new Map([[key, Number(r.rows) >= 0 ? { rows: Number(r.rows) } : { bytes: Number(r.bytes) }]]),
-    maintenanceWorkMem: Number(r.mwm),
-    buildLimits: {
-      maxParallelMaintenanceWorkers: Number(r.workers),
-      maxParallelWorkers: Number(r.max_workers),
-      maxWorkerProcesses: Number(r.max_processes),
-      sharedBuffers: Number(r.shared_buffers),
-    },
+    ...buildFactsOf(r),
   };
   const how = planIndexBuild(object, facts as LiveFacts);
   // Inside the rebuild's transaction: SET LOCAL, which its COMMIT or ROLLBACK undoes (no RESET needed).

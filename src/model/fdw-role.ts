@@ -4,13 +4,10 @@
  * form a group, and the first of them in topology order creates the role. Pure.
  */
 import type { SecondarySpec, Topology } from '../config/types.js';
-import { parsePgUrl } from '../util/url.js';
+import { clusterOf, parsePgUrl } from '../util/url.js';
 
 /** Secondaries on one cluster (host:port) using one role name share the role, so its password too. */
-export const roleGroup = (s: SecondarySpec): string => {
-  const u = parsePgUrl(s.url);
-  return `${u.host}:${u.port}/${s.fdwUser}`;
-};
+export const roleGroup = (s: SecondarySpec): string => `${clusterOf(s.url)}/${s.fdwUser}`;
 
 /** Placeholder reference of the wrapper password of a secondary's role (resolved only by the executor). */
 export const fdwPasswordRef = (secondary: string): string => `${secondary}.fdw_password`;

@@ -21,7 +21,6 @@ export interface MovesDecision {
 
 const part = (p: Part): MovePart => ({ secondary: p.secondary, table: p.table, ...(p.modulus !== undefined ? { modulus: p.modulus, remainder: p.remainder } : {}) });
 
-/** Every replication object, mirror function and move-marked table of `collection` (by its tag), or of none known. */
 /** A leftover of some move, with what tells whose it is: its name (tag prefix), or the vecs table it is. */
 interface Candidate {
   readonly leftover: MoveLeftover;
@@ -63,7 +62,10 @@ function leftoverCandidates(live: ReadonlyMap<string, LiveDatabase>): Candidate[
   return out;
 }
 
-/** The candidates whose name `belongs`, or whose vecs table is one `tableOf` claims. */
+/**
+ * Every replication object, mirror function and move-marked table of `collection` (by its tag), or of none known: the
+ * candidates whose name `belongs`, or whose vecs table is one `tableOf` claims.
+ */
 const leftoversOf = (candidates: readonly Candidate[], belongs: (name: string) => boolean, tableOf: (table: string) => boolean): MoveLeftover[] =>
   candidates.filter((c) => (c.name !== undefined ? belongs(c.name) : tableOf(c.table!))).map((c) => c.leftover);
 

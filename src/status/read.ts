@@ -19,6 +19,8 @@ import { API_SCHEMA, HELPER_SCHEMA, REMOTE_SCHEMA, WRITE_SCHEMA } from '../model
 import { matchFunctionName } from '../query/match-function.js';
 import { ident, literal, qualified } from '../sql/quote.js';
 import { parsePgUrl } from '../util/url.js';
+import { CURRENT_ROWS } from '../introspect/catalog.js';
+import { parseOptions } from '../introspect/map.js';
 
 export interface StatusReadOptions {
   readonly connectTimeoutMs?: number;
@@ -132,7 +134,6 @@ const SECONDARY_SQL = `
 SELECT pg_catalog.current_setting('server_version') AS version,
        (SELECT e.extversion FROM pg_catalog.pg_extension e WHERE e.extname = 'vector') AS pgvector,
        pg_catalog.current_setting('wal_level') AS wal_level,
-       pg_catalog.current_setting('block_size')::pg_catalog.int4 AS block_size,
        (SELECT COALESCE(pg_catalog.json_agg(s.setting), '[]') FROM pg_catalog.pg_db_role_setting d, pg_catalog.unnest(d.setconfig) s(setting)
          WHERE d.setrole = 0 AND d.setdatabase = (SELECT oid FROM pg_catalog.pg_database WHERE datname = pg_catalog.current_database())
            AND ${QUERY_SETTING}) AS database_settings,
@@ -156,7 +157,7 @@ SELECT pg_catalog.current_setting('server_version') AS version,
          WHERE NOT EXISTS (SELECT FROM pg_catalog.pg_replication_slots r WHERE r.active_pid = a.pid AND r.slot_type = 'logical')
            AND a.application_name NOT IN ('pg_receivewal', 'pg_basebackup')) AS replicas,
        (SELECT COALESCE(pg_catalog.json_agg(pg_catalog.json_build_object(
-                 'table', c.relname, 'oid', c.oid, 'reltuples', c.reltuples, 'relpages', c.relpages,
+                 'table', c.relname, 'oid', c.oid, 'reltuples', c.reltuples,
                  'analyzed', GREATEST(st.last_analyze, st.last_autoanalyze),
                  'locked', EXISTS (SELECT FROM pg_catalog.pg_locks l WHERE l.relation = c.oid AND l.mode = 'AccessExclusiveLock'),
                  'indexes', (SELECT COALESCE(pg_catalog.json_agg(pg_catalog.json_build_object(
@@ -179,17 +180,20 @@ SELECT pg_catalog.current_setting('server_version') AS version,
        (SELECT pg_catalog.count(*) FROM pg_catalog.pg_stat_replication a WHERE a.state IS NULL)::int AS hidden_replicas`;
 
 /**
- * Sizes, and counts where cheap (or `exact`), of the given tables (oids), in one statement. Each count is a scalar
- * subquery under a CASE: PostgreSQL runs such a subquery only when the CASE reaches it.
+ * Sizes, the row estimate as the planner makes it now (CURRENT_ROWS, as plan's), and counts where cheap (or `exact`),
+ * of the given tables (oids), in one statement. Each count is a scalar subquery under a CASE: PostgreSQL runs such a
+ * subquery only when the CASE reaches it.
  */
 const sizesSql = (tables: ReadonlyArray<{ oid: number; table: string; reltuples: number }>, exact: boolean): string =>
   tables
     .map(
-      (t) => `SELECT ${literal(t.table)} AS t, pg_catalog.pg_relation_size(${t.oid}) AS heap, pg_catalog.pg_table_size(${t.oid}) AS size,
+      (t) => `SELECT ${literal(t.table)} AS t, ${CURRENT_ROWS}::pg_catalog.float8 AS rows,
+       pg_catalog.pg_relation_size(c.oid) AS heap, pg_catalog.pg_table_size(c.oid) AS size,
        (SELECT COALESCE(pg_catalog.json_object_agg(ic.relname, pg_catalog.pg_relation_size(ic.oid)), '{}') FROM pg_catalog.pg_index i
-          JOIN pg_catalog.pg_class ic ON ic.oid = i.indexrelid WHERE i.indrelid = ${t.oid}) AS indexes,
-       CASE WHEN ${exact ? 'true' : `pg_catalog.pg_relation_size(${t.oid}) <= ${t.reltuples < 0 ? NEVER_ANALYZED_COUNT_BYTES : EXACT_COUNT_BYTES}`}
-            THEN (SELECT pg_catalog.count(*) FROM ${qualified('vecs', t.table)}) END AS n`,
+          JOIN pg_catalog.pg_class ic ON ic.oid = i.indexrelid WHERE i.indrelid = c.oid) AS indexes,
+       CASE WHEN ${exact ? 'true' : `pg_catalog.pg_relation_size(c.oid) <= ${t.reltuples < 0 ? NEVER_ANALYZED_COUNT_BYTES : EXACT_COUNT_BYTES}`}
+            THEN (SELECT pg_catalog.count(*) FROM ${qualified('vecs', t.table)}) END AS n
+  FROM pg_catalog.pg_class c WHERE c.oid = ${t.oid}`,
     )
     .join('\nUNION ALL\n');
 
@@ -197,40 +201,29 @@ interface SecondaryRow {
   version: string;
   pgvector: string | null;
   wal_level: string;
-  block_size: number;
   database_settings: string[];
   role_settings: string[];
   slots: Array<{ name: string; type: 'logical' | 'physical'; active: boolean; retained: number | null }>;
   replicas: Array<{ name: string; address: string | null; state: string; lag_seconds: number | null; lag_bytes: number | null }>;
-  tables: Array<{ table: string; oid: number; reltuples: number; relpages: number; analyzed: string | null; locked: boolean; indexes: Array<Omit<RawIndex, 'options' | 'bytes'> & { options: string[] }> }>;
+  tables: Array<{ table: string; oid: number; reltuples: number; analyzed: string | null; locked: boolean; indexes: Array<Omit<RawIndex, 'options' | 'bytes'> & { options: string[] }> }>;
   relations: Record<string, string[]>;
   hidden_replicas: number;
 }
 
-/** `k=v` strings (reloptions, setconfig) as a record; the last of a key wins, as in PostgreSQL. */
-const keyValues = (items: readonly string[]): Record<string, string> => {
-  const out: Record<string, string> = {};
-  for (const o of items) {
-    const i = o.indexOf('=');
-    if (i > 0) out[o.slice(0, i)] = o.slice(i + 1);
-  }
-  return out;
-};
-
 /** libpq `options` as vecscale writes them (`-c k=v -c k=v`) → settings. */
 export const libpqSettings = (options: string | undefined): Record<string, string> =>
-  keyValues([...(options ?? '').matchAll(/(?:^|\s)-c\s*(\S+)/g)].map((m) => m[1]!));
+  parseOptions([...(options ?? '').matchAll(/(?:^|\s)-c\s*(\S+)/g)].map((m) => m[1]!));
 
 async function readSecondary(db: Db, tables: readonly string[], fdwUser: string, exact: boolean): Promise<RawSecondary> {
   const row = (await db.query<SecondaryRow>(SECONDARY_SQL, [tables, fdwUser])).rows[0]!;
   // A table another session holds exclusively (a move's cutover, a load) would make its size wait: left unknown.
   const sized = row.tables.filter((t) => !t.locked);
-  const sizes = new Map<string, { heap: number; size: number; indexes: Record<string, number>; n: string | null }>();
+  const sizes = new Map<string, { rows: number; heap: number; size: number; indexes: Record<string, number>; n: string | null }>();
   let sizesError: string | undefined;
   if (sized.length > 0) {
     try {
-      const r = await db.query<{ t: string; heap: string; size: string; indexes: Record<string, number>; n: string | null }>(sizesSql(sized, exact));
-      for (const x of r.rows) sizes.set(x.t, { heap: Number(x.heap), size: Number(x.size), indexes: x.indexes, n: x.n });
+      const r = await db.query<{ t: string; rows: number; heap: string; size: string; indexes: Record<string, number>; n: string | null }>(sizesSql(sized, exact));
+      for (const x of r.rows) sizes.set(x.t, { rows: Number(x.rows), heap: Number(x.heap), size: Number(x.size), indexes: x.indexes, n: x.n });
     } catch (err) {
       if (!usable(db)) throw err;
       sizesError = String((err as Error).message ?? err).split('\n')[0];
@@ -241,21 +234,20 @@ async function readSecondary(db: Db, tables: readonly string[], fdwUser: string,
     version: row.version,
     pgvector: row.pgvector,
     walLevel: row.wal_level,
-    databaseSettings: keyValues(row.database_settings),
-    wrapperRoleSettings: keyValues(row.role_settings),
+    databaseSettings: parseOptions(row.database_settings),
+    wrapperRoleSettings: parseOptions(row.role_settings),
     slots: row.slots.map((s) => ({ name: s.name, type: s.type, active: s.active, retainedBytes: s.retained })),
     replicas: row.replicas.map((r) => ({ name: r.name, address: r.address, state: r.state, replayLagSeconds: r.lag_seconds, replayLagBytes: r.lag_bytes })),
     tables: row.tables.map((t) => {
       const z = sizes.get(t.table);
-      // As PostgreSQL estimates a table now: the density its last ANALYZE saw times the pages it has today.
-      const scaled = z !== undefined && t.reltuples >= 0 && t.relpages > 0 ? Math.round((t.reltuples / t.relpages) * Math.ceil(z.heap / row.block_size)) : t.reltuples;
       return {
         table: t.table,
-        reltuples: scaled,
+        // Sizes unknown (locked): the catalog's, unscaled.
+        reltuples: z === undefined ? t.reltuples : Math.round(z.rows),
         heapBytes: z?.heap ?? null,
         tableBytes: z?.size ?? null,
         lastAnalyze: t.analyzed,
-        indexes: t.indexes.map((i) => ({ ...i, options: keyValues(i.options), bytes: z?.indexes[i.name] ?? null })),
+        indexes: t.indexes.map((i) => ({ ...i, options: parseOptions(i.options), bytes: z?.indexes[i.name] ?? null })),
         ...(z?.n != null ? { count: Number(z.n) } : {}),
       };
     }),
@@ -331,7 +323,7 @@ async function probeServers(target: Target, opts: StatusReadOptions, probes: rea
 async function readPrimary(db: Db, topology: Topology, secondaryOf: (serverOptions: Record<string, string>) => string | undefined, answered: ReadonlySet<string>, probe: (probes: readonly Probe[]) => Promise<Map<string, string | null>>): Promise<RawPrimary> {
   const names = topology.collections.map((c) => c.name);
   const row = (await db.query<PrimaryRow>(PRIMARY_SQL, [names, names.map(matchFunctionName)])).rows[0]!;
-  const servers = new Map(row.servers.map((s) => [s.name, keyValues(s.options)]));
+  const servers = new Map(row.servers.map((s) => [s.name, parseOptions(s.options)]));
   const ours = row.foreign_tables.filter((t) => servers.has(t.server));
   const podOf = (server: string) => secondaryOf(servers.get(server) ?? {});
   // One read per server, through its first foreign table: it logs in through the server's user mapping as every
@@ -349,7 +341,7 @@ async function readPrimary(db: Db, topology: Topology, secondaryOf: (serverOptio
     version: row.version,
     serverSettings: Object.fromEntries([...servers].map(([name, o]) => [name, libpqSettings(o.options)])),
     foreignTables: ours.map((t) => {
-      const o = keyValues(t.options);
+      const o = parseOptions(t.options);
       const pod = podOf(t.server);
       return {
         schema: t.schema,

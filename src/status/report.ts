@@ -3,14 +3,14 @@
  * database, the object and what to do about it; `healthy` is true when there is none.
  */
 import type { CollectionSpec, Topology } from '../config/types.js';
-import { indexName, OPCLASS, serverFor, sessionSettings } from '../desired/index.js';
+import { indexName, indexParams, OPCLASS, serverFor, sessionSettings } from '../desired/index.js';
 import { MOVE_PREFIX } from '../move/names.js';
 import { partsOf, secondariesOf } from '../model/placement.js';
 import { API_SCHEMA, HELPER_SCHEMA, REMOTE_SCHEMA, VECS_SCHEMA, WRITE_SCHEMA } from '../model/state.js';
 import { matchFunctionName } from '../query/match-function.js';
 import { literal, qualified } from '../sql/quote.js';
 import { formatBytes } from '../util/bytes.js';
-import { parsePgUrl } from '../util/url.js';
+import { clusterOf } from '../util/url.js';
 import type { RawIndex, RawPrimary, RawSecondary, RawStatus, RawTable } from './read.js';
 
 export interface Problem {
@@ -101,9 +101,7 @@ const QUERY_KEYS = new Set(['hnsw.ef_search', 'hnsw.iterative_scan', 'ivfflat.pr
 
 const wantedIndexOf = (c: CollectionSpec, table: string): PartStatus['wantedIndex'] => {
   if (c.index.method === 'none') return null;
-  const params: Record<string, string> =
-    c.index.method === 'hnsw' ? { ef_construction: String(c.index.efConstruction), m: String(c.index.m) } : { lists: String(c.index.lists) };
-  return { name: indexName(c, c.index, table), method: c.index.method, opclass: OPCLASS[c.metric], params };
+  return { name: indexName(c, c.index, table), method: c.index.method, opclass: OPCLASS[c.metric], params: indexParams(c.index) };
 };
 
 /** pgvector's defaults, which a missing reloption means. */
@@ -216,12 +214,12 @@ function secondaryProblems(topology: Topology, name: string, s: RawSecondary, se
     problems.push({ database: name, object: 'extension vector', message: `pgvector is not installed in ${name}'s database`, fix: 'vecscale apply creates the extension' });
   }
   const spec = topology.secondaries.find((x) => x.name === name);
-  const u = spec ? parsePgUrl(spec.url) : undefined;
+  const cluster = spec ? clusterOf(spec.url) : name;
   for (const slot of s.slots) {
     if (slot.active) continue;
     // A physical slot is the cluster's: every database of it sees the slot; it is named once, under the first.
     if (slot.type === 'physical') {
-      const k = `${u?.host}:${u?.port}/${slot.name}`;
+      const k = `${cluster}/${slot.name}`;
       if (seenPhysical.has(k)) continue;
       seenPhysical.add(k);
     }

@@ -90,6 +90,12 @@ export function parsePgUrl(url: string): PgUrlParts {
   };
 }
 
+/** The cluster a URL reaches, as `host:port` (its databases share roles, slots and the server's memory). */
+export const clusterOf = (url: string): string => {
+  const u = parsePgUrl(url);
+  return `${u.host}:${u.port}`;
+};
+
 /** node-pg's `ssl` option: off, or TLS with or without checking the certificate's chain and host name. */
 export type PgSsl = false | { readonly rejectUnauthorized: boolean; readonly checkServerIdentity?: () => undefined };
 
