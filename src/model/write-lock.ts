@@ -1,8 +1,13 @@
 /**
- * The advisory lock that orders a collection's writes through the primary with a move's cutover: `upsert_<c>`
- * takes it shared (transaction-level) before it touches anything, the cutover takes it exclusively first. So no
- * call is half-way through an old definition while the layout switches; one that waited re-checks the layout and,
+ * The advisory lock that orders a collection's writes through the primary with a move's cutover: `upsert_<c>` and
+ * `match_<c>` take it shared (transaction-level) before they touch anything but the view public.<c>, which they lock
+ * first (ROW EXCLUSIVE, ACCESS SHARE); the cutover locks the view (ACCESS EXCLUSIVE), then takes this exclusively. So
+ * no call is half-way through an old definition while the layout switches; one that waited re-checks the layout and,
  * if it changed shape (one secondary ↔ sharded), runs the definition in place now.
+ *
+ * The view first on both sides is what keeps this free of lock cycles: a transaction that wrote through the view
+ * (UPDATE public.<c>) and then calls upsert_<c> already holds the view, so the cutover waits for it at the view
+ * and never holds this lock while it waits.
  */
 import { createHash } from 'node:crypto';
 

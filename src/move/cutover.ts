@@ -1,9 +1,9 @@
 /**
  * The cutover of a move: the only moment applications notice it. In one attempt:
  *
- * 1. the primary: the collection's write lock (src/model/write-lock.ts), then `LOCK public.<c>, vecscale_write.<c>,
- *    vecscale_remote.<c> IN ACCESS EXCLUSIVE MODE` — writes
- *    (and plain reads of public.<c>) wait from here; the view first, so a writer that holds it cannot deadlock us;
+ * 1. the primary: `LOCK public.<c> IN ACCESS EXCLUSIVE MODE`, then the collection's write lock
+ *    (src/model/write-lock.ts), then the same lock on vecscale_write.<c> and vecscale_remote.<c> — writes (and plain
+ *    reads of public.<c>) wait from here; every writer takes the view first too, so none can deadlock us;
  * 2. each source: `LOCK vecs.<old> IN EXCLUSIVE MODE` — a direct writer there waits too (reads go on);
  * 3. each target catches up: inside a database the change log is resynced to empty; across databases the flow's
  *    beacon, advanced on the source now, has arrived (a subscription applies in commit order);
@@ -104,28 +104,41 @@ async function attemptCutover({ o, move, groups, plan, waitBeacons, drain, vecto
   }
   const requested = Date.now();
   // What the attempt was doing when it failed: said in the message of a lost attempt.
-  let stage = 'primary: write lock';
+  let stage = 'primary: begin';
   try {
     await primary.query('BEGIN');
     open.push('primary');
     await primary.query(`SET LOCAL lock_timeout = '${LOCK_TIMEOUT}'`);
     await primary.query('SET LOCAL standard_conforming_strings = on');
-    // First: upsert_<c> calls wait at their start (src/model/write-lock.ts), never half-way through an old definition.
-    await primary.query('SELECT pg_catalog.pg_advisory_xact_lock($1, $2)', [WRITE_LOCK_CLASS, writeLockKey(c)]);
-    // The view first: a writer through it holds it before it reaches the wrappers, so this order cannot deadlock.
+    // The view first, then the write lock, then the wrappers: every call of upsert_<c> or match_<c> takes the view
+    // before the write lock (src/model/write-lock.ts), and so does every write through the view, so a transaction in
+    // flight that holds either also holds the view. Waiting here for the view waits those transactions out — a later
+    // statement of theirs on the view jumps the queue, as PostgreSQL lets a holder do — and once it is had, the write
+    // lock is free and nothing is half-way through an old definition. (The write lock first let a transaction that had
+    // written through the view wait on it at its next upsert while holding the view this waits for: a cycle only the
+    // lock timeout broke, every attempt, under a steady mix of multi-statement writers.)
     const wanted = [qualified(API_SCHEMA, c), qualified(WRITE_SCHEMA, c), qualified(REMOTE_SCHEMA, c)];
     const present = await primary.query<{ r: string; kind: string | null; owner: string | null }>(
       `SELECT r, c.relkind::pg_catalog.text AS kind, pg_catalog.pg_get_userbyid(c.relowner) AS owner
          FROM pg_catalog.unnest($1::pg_catalog.text[]) WITH ORDINALITY AS u(r, i) LEFT JOIN pg_catalog.pg_class c ON c.oid = pg_catalog.to_regclass(u.r) ORDER BY u.i`,
       [wanted],
     );
+    let writeLocked = false;
+    const takeWriteLock = async () => {
+      stage = 'primary: write lock';
+      // upsert_<c> and match_<c> calls wait at their start, never half-way through an old definition.
+      await primary.query('SELECT pg_catalog.pg_advisory_xact_lock($1, $2)', [WRITE_LOCK_CLASS, writeLockKey(c)]);
+      writeLocked = true;
+    };
     for (const row of present.rows) {
       if (row.kind === null) continue;
+      if (row.r !== wanted[0] && !writeLocked) await takeWriteLock();
       stage = `primary: lock ${row.r}`;
       // LOCK TABLE refuses foreign tables; ALTER … OWNER TO its own owner changes nothing and takes the same lock.
       if (row.kind === 'f') await primary.query(`ALTER FOREIGN TABLE ${row.r} OWNER TO ${ident(row.owner!)}`);
       else await primary.query(`LOCK TABLE ${row.r} IN ACCESS EXCLUSIVE MODE`);
     }
+    if (!writeLocked) await takeWriteLock();
     for (const s of sources) {
       const db = o.dbs.get(s)!;
       await db.query('BEGIN');

@@ -153,7 +153,8 @@ export function matchFunction(c: CollectionSpec, vectorSchema: string, acl: Acl)
     body: `
 BEGIN
   -- While a move's cutover switches this collection's layout, wait; if it changed shape under this call, run the
-  -- definition in place now (see src/model/write-lock.ts).
+  -- definition in place now (see src/model/write-lock.ts): the view first, as every writer, then the write lock.
+  LOCK TABLE ${qualified(API_SCHEMA, c.name)} IN ACCESS SHARE MODE;
   PERFORM pg_catalog.pg_advisory_xact_lock_shared(${WRITE_LOCK_CLASS}, ${writeLockKey(c.name)});
   IF (SELECT r.relkind FROM pg_catalog.pg_class r WHERE r.oid = pg_catalog.to_regclass(${literal(qualified(REMOTE_SCHEMA, c.name))})) OPERATOR(pg_catalog.<>) '${c.shards === undefined ? 'f' : 'p'}'::pg_catalog."char" THEN
     RETURN QUERY SELECT * FROM ${qualified(API_SCHEMA, matchFunctionName(c.name))}(${args});

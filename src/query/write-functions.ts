@@ -97,13 +97,14 @@ END`;
 }
 
 /**
- * The first statements of upsert_<c>: wait while a move's cutover switches the collection's layout (src/model/write-lock.ts),
- * then, if the layout changed shape under this call (vecscale_write.<c> a foreign table for one secondary, a
+ * The first statements of upsert_<c>: wait while a move's cutover switches the collection's layout (the view public.<c>,
+ * then the write lock: src/model/write-lock.ts), then, if the layout changed shape under this call (vecscale_write.<c> a foreign table for one secondary, a
  * partitioned table when sharded), run `call` — the function by name, so the definition in place now — instead.
  */
 function layoutGuard(c: CollectionSpec, call: string): string {
   const kind = c.shards === undefined ? 'f' : 'p';
-  return `  PERFORM pg_catalog.pg_advisory_xact_lock_shared(${WRITE_LOCK_CLASS}, ${writeLockKey(c.name)});
+  return `  LOCK TABLE ${qualified(API_SCHEMA, c.name)} IN ROW EXCLUSIVE MODE;
+  PERFORM pg_catalog.pg_advisory_xact_lock_shared(${WRITE_LOCK_CLASS}, ${writeLockKey(c.name)});
   IF (SELECT r.relkind FROM pg_catalog.pg_class r WHERE r.oid = pg_catalog.to_regclass(${literal(qualified(WRITE_SCHEMA, c.name))})) OPERATOR(pg_catalog.<>) '${kind}'::pg_catalog."char" THEN
     PERFORM ${call};
     RETURN;
