@@ -120,6 +120,8 @@ function toDraft(doc: Loose<TopologyDocument>): Draft {
       query: c.query === undefined ? undefined : toQuerySettings(c.query),
       columns: [...(c.columns ?? [])].flatMap(([column, type]) => (type === undefined ? [] : [{ name: column, type }])),
       protect: c.protect,
+      text: c.text === undefined ? undefined : { source: c.text.source, language: c.text.language },
+      access: c.access === undefined ? undefined : { ownerKey: c.access.owner_key, claim: c.access.claim },
     })),
     extensionSchema: doc.extension_schema,
     apiRoles: doc.api_roles ?? [],
@@ -174,7 +176,14 @@ function complete(draft: Draft, file: string, secrets: readonly string[]): Topol
     const index = c.index === undefined ? undefined : fullIndex(c.index);
     const query = c.query === undefined ? undefined : fullQuery(c.query);
     if (c.dimension === undefined || c.metric === undefined || index === undefined || query === undefined || c.protect === undefined) return undefined;
-    const base = { name: c.name, dimension: c.dimension, metric: c.metric, index, query, columns: c.columns, protect: c.protect };
+    const text = c.text === undefined ? undefined : c.text.source && c.text.language ? { source: c.text.source, language: c.text.language } : null;
+    const access = c.access === undefined ? undefined : c.access.ownerKey && c.access.claim ? { ownerKey: c.access.ownerKey, claim: c.access.claim } : null;
+    if (text === null || access === null) return undefined;
+    const base = {
+      name: c.name, dimension: c.dimension, metric: c.metric, index, query, columns: c.columns, protect: c.protect,
+      ...(text ? { text } : {}),
+      ...(access ? { access } : {}),
+    };
     if (c.secondary !== undefined && c.shards === undefined) collections.push({ ...base, secondary: c.secondary });
     else if (c.shards !== undefined && c.shards.length > 0 && c.secondary === undefined) {
       collections.push({ ...base, shards: c.shards, partitions: c.partitions ?? defaultPartitions(c.shards.length) });

@@ -7,7 +7,7 @@ import { parsePgUrl, redactUrl, transactionPoolerProblem, urlParameterProblem } 
 import { suggest } from './messages.js';
 import type { Locator, Position } from './parse.js';
 import type { Loose } from './schema.js';
-import type { ColumnSpec, ConfigProblem, IndexSpec, Metric, QuerySettings } from './types.js';
+import type { AccessSpec, ColumnSpec, ConfigProblem, IndexSpec, Metric, QuerySettings, TextSearchSpec } from './types.js';
 
 /**
  * The topology before its last checks: every value the shape check accepted, so anything may be missing. Rules
@@ -47,6 +47,8 @@ export interface DraftCollection {
   /** Columns whose type is valid. */
   readonly columns: readonly ColumnSpec[];
   readonly protect: boolean | undefined;
+  readonly text: Loose<TextSearchSpec> | undefined;
+  readonly access: Loose<AccessSpec> | undefined;
 }
 
 export interface RuleContext {
@@ -315,6 +317,45 @@ const columnNamesAreFree: Rule = (draft, ctx) =>
       }),
   );
 
+/** hybrid_<c>'s result columns and arguments, beyond match_<c>'s: no extracted column of a collection with text may take them. */
+export const HYBRID_NAMES = ['score', 'full_text_rank', 'semantic_rank', 'query_text', 'full_text_weight', 'semantic_weight', 'rrf_k'] as const;
+
+const hybridNamesAreFree: Rule = (draft, ctx) =>
+  draft.collections.flatMap((c) =>
+    c.text === undefined
+      ? []
+      : c.columns
+          .filter((col) => (HYBRID_NAMES as readonly string[]).includes(col.name))
+          .map((col) => {
+            const path = `collections.${c.name}.columns.${col.name}`;
+            return error(ctx, path, ctx.locate.key(path) ?? ctx.locate.near(path),
+              `column name "${col.name}" is reserved in a collection with text: ${HYBRID_NAMES.join(', ')} are hybrid_<collection>'s result columns and arguments`);
+          }),
+  );
+
+/** The metadata keys text.source and access.owner_key / claim name: never empty (a key of '' matches nothing useful). */
+const textAndAccessKeysAreNamed: Rule = (draft, ctx) =>
+  draft.collections.flatMap((c) => {
+    const keys: Array<[string, string | undefined]> = [];
+    if (c.text !== undefined) keys.push([`collections.${c.name}.text.source`, c.text.source]);
+    if (c.access !== undefined) keys.push([`collections.${c.name}.access.owner_key`, c.access.ownerKey], [`collections.${c.name}.access.claim`, c.access.claim]);
+    return keys
+      .filter(([, v]) => v !== undefined && v.trim() === '')
+      .map(([path]) => error(ctx, path, ctx.locate.near(path), 'must not be empty'));
+  });
+
+/** access restricts the api_roles: without any, it would restrict nobody. */
+const accessHasApiRoles: Rule = (draft, ctx) =>
+  draft.apiRoles.length > 0
+    ? []
+    : draft.collections
+        .filter((c) => c.access !== undefined)
+        .map((c) => {
+          const path = `collections.${c.name}.access`;
+          return error(ctx, path, ctx.locate.key(path) ?? ctx.locate.near(path),
+            'access restricts the callers in api_roles, and api_roles is empty: list the roles whose rows are owned (e.g. api_roles: [anon, authenticated])');
+        });
+
 /** vecscale names functions after collections (match_sql_<c> is the longest); PostgreSQL cuts names at 63 bytes. */
 export const MAX_COLLECTION_NAME = 63 - 'match_sql_'.length;
 
@@ -403,6 +444,9 @@ export const RULES: Readonly<Record<string, Rule>> = {
   efConstructionCoversM,
   dimensionIsIndexable,
   columnNamesAreFree,
+  hybridNamesAreFree,
+  textAndAccessKeysAreNamed,
+  accessHasApiRoles,
   collectionsVisibleToVecs,
   collectionNamesFit,
   extensionSchemaIsFree,

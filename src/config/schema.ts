@@ -2,7 +2,7 @@
  * The topology file, declared once. `parse.ts` walks YAML against this definition and `json-schema.ts` turns it
  * into the editor schema, so the two cannot drift: a key added here is accepted, checked and documented at once.
  */
-import { COLUMN_TYPES, type ColumnType, DEFAULT_FDW_USER, DEFAULT_QUERY_SETTINGS, INDEX_BUILD_BOUNDS, ITERATIVE_SCAN_MODES, QUERY_SETTING_BOUNDS } from './types.js';
+import { COLUMN_TYPES, type ColumnType, DEFAULT_FDW_USER, DEFAULT_QUERY_SETTINGS, INDEX_BUILD_BOUNDS, ITERATIVE_SCAN_MODES, QUERY_SETTING_BOUNDS, TEXT_SEARCH_LANGUAGES } from './types.js';
 
 /** Most hash partitions a sharded collection may have (names stay within 63 bytes: <collection>_p63of64). */
 export const MAX_PARTITIONS = 64;
@@ -346,6 +346,34 @@ export const topologySchema = {
             default: false,
             description: 'Refuse every destructive step on this collection, even with --allow-destructive.',
           },
+          text: {
+            kind: 'object',
+            description:
+              'Full-text search over one metadata key: a GIN index over to_tsvector(language, metadata->>source) on the ' +
+              'secondary (no column is added: vecs is unaffected) and public.hybrid_<c>(…) on the primary, Supabase\'s ' +
+              'hybrid search (full text and vectors merged by Reciprocal Rank Fusion).',
+            properties: {
+              source: { kind: 'string', required: true, description: "The metadata key holding the text, e.g. content for metadata->>'content'." },
+              language: {
+                kind: 'enum',
+                values: TEXT_SEARCH_LANGUAGES,
+                default: 'english',
+                description: 'The text search configuration (PostgreSQL\'s built-in ones): stemming and stop words.',
+              },
+            },
+          },
+          access: {
+            kind: 'object',
+            description:
+              'Owned rows: for callers in api_roles, match_<c>, hybrid_<c> and reads of public.<c> return only rows whose ' +
+              "metadata->>owner_key equals the caller's JWT claim (request.jwt.claims, as PostgREST sets it), and their writes " +
+              'may only write such rows. Applied on the secondary, inside the query. Other readers (write_roles that are not ' +
+              'api roles) see every row.',
+            properties: {
+              owner_key: { kind: 'string', required: true, description: "The metadata key naming a row's owner, e.g. owner_id." },
+              claim: { kind: 'string', required: true, description: 'The JWT claim the owner key must equal, e.g. sub (the user id).' },
+            },
+          },
         },
       },
     },
@@ -409,3 +437,5 @@ export type Loose<T> = T extends ReadonlyMap<infer K, infer V>
       : T;
 export type IndexDocument = Infer<typeof topologySchema.properties.collections.values.properties.index>;
 export type QueryDocument = Infer<typeof topologySchema.properties.collections.values.properties.query>;
+export type TextDocument = Infer<typeof topologySchema.properties.collections.values.properties.text>;
+export type AccessDocument = Infer<typeof topologySchema.properties.collections.values.properties.access>;

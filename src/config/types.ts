@@ -88,6 +88,33 @@ export const ITERATIVE_SCAN_MODES: ReadonlyArray<QuerySettings['iterativeScan']>
 
 export const DEFAULT_QUERY_SETTINGS: QuerySettings = { efSearch: 100, iterativeScan: 'relaxed_order', probes: 10 };
 
+/**
+ * PostgreSQL 15's built-in text search configurations (`pg_catalog`): the languages `text.language` may name. The
+ * configuration is part of the full-text index's expression, so it must exist on every secondary of the collection.
+ */
+export const TEXT_SEARCH_LANGUAGES = [
+  'arabic', 'armenian', 'basque', 'catalan', 'danish', 'dutch', 'english', 'finnish', 'french', 'german', 'greek',
+  'hindi', 'hungarian', 'indonesian', 'irish', 'italian', 'lithuanian', 'nepali', 'norwegian', 'portuguese',
+  'romanian', 'russian', 'serbian', 'simple', 'spanish', 'swedish', 'tamil', 'turkish', 'yiddish',
+] as const;
+export type TextSearchLanguage = (typeof TEXT_SEARCH_LANGUAGES)[number];
+
+/** Full-text search over one metadata key (`text:`): a GIN index on the secondary, and hybrid_<c> on the primary. */
+export interface TextSearchSpec {
+  /** The metadata key whose text is searched: `metadata->>'<source>'`. */
+  readonly source: string;
+  readonly language: TextSearchLanguage;
+}
+
+/**
+ * Owned rows (`access:`): an API role's caller sees and writes only the rows whose `metadata->>'<ownerKey>'` equals
+ * its JWT claim `<claim>` (`request.jwt.claims`, what PostgREST sets). src/query/access.ts.
+ */
+export interface AccessSpec {
+  readonly ownerKey: string;
+  readonly claim: string;
+}
+
 interface CollectionBase {
   readonly name: string;
   readonly dimension: number;
@@ -98,6 +125,10 @@ interface CollectionBase {
   readonly columns: readonly ColumnSpec[];
   /** Refuse every destructive step on it, even with --allow-destructive (recorded on its tables, so it outlives removal). */
   readonly protect: boolean;
+  /** Full-text search (hybrid_<c>); absent: none. */
+  readonly text?: TextSearchSpec;
+  /** Owned rows; absent: every reader sees every row. */
+  readonly access?: AccessSpec;
 }
 
 /** A collection on one secondary: `vecs.<name>` there. */
