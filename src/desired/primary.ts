@@ -10,6 +10,7 @@ import { filterFunction } from '../query/filter-function.js';
 import { matchSqlCall, searchFunction, withSlots } from '../query/fan-out.js';
 import { matchFunction, matchSqlFunction } from '../query/match-function.js';
 import { shardedMatchSqlFunction } from '../query/sharded.js';
+import { accessFunctions } from '../query/access.js';
 import { upsertBatchFunction, upsertFunction, upsertTarget, writeTriggerFunction } from '../query/write-functions.js';
 import { ident, qualified } from '../sql/quote.js';
 import { byCodePoint, shortHash } from '../util/fingerprint.js';
@@ -192,6 +193,8 @@ export function primaryObjects(topology: Topology, ctx: DesiredContext): DbObjec
     { kind: 'schema', key: keys.schema(WRITE_SCHEMA), managed: true, name: WRITE_SCHEMA, acl: access.writeSchema() },
     // Only match_sql_<c> calls it, as search_<c>'s owner.
     filterFunction({}),
+    // Owned rows: who the caller is, and its claim (src/query/access.ts).
+    ...accessFunctions(topology, access.readFunction()),
   ];
   if (ctx.vectorSchema !== API_SCHEMA) {
     objects.push({ kind: 'schema', key: keys.schema(ctx.vectorSchema), managed: false, name: ctx.vectorSchema });

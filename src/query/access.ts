@@ -1,0 +1,97 @@
+/**
+ * Owned rows (`access: { owner_key, claim }`, README "Permission-aware search"): for a caller that is not trusted with
+ * every row, match_<c>, hybrid_<c> and public.<c> return only the rows whose `metadata->'<owner_key>'` is the JSON
+ * string of its JWT claim, and its writes may only write such rows.
+ *
+ * Who the caller is: the role PostgREST switched to (`set_config('role', …)`, as `SET ROLE`: `current_setting('role')`),
+ * else the login (`session_user`). Not `current_user`: inside search_<c>, SECURITY DEFINER, that is the owner; and the
+ * role setting cannot be set to a role the session is not a member of. Trusted with every row: the write_roles that
+ * are not api_roles (service_role), the role vecscale applies as, and superusers — by name, so a role that inherits an
+ * API role's privileges without being listed is restricted (default deny). The claim comes from
+ * `request.jwt.claims`, which PostgREST sets from a verified JWT: a session that can run SQL of its own can set it to
+ * anything, as it can for Supabase's RLS policies (`auth.uid()` reads the same setting); the API's callers cannot.
+ *
+ * Both functions are STABLE, SECURITY INVOKER, and say nothing about any row: the readers may execute them.
+ */
+import type { CollectionSpec, Topology } from '../config/types.js';
+import { type Acl, type FunctionObject, HELPER_SCHEMA } from '../model/state.js';
+import { ownerExpression } from '../model/text-search.js';
+import { literal, qualified } from '../sql/quote.js';
+import { T } from '../sql/types.js';
+import { byCodePoint } from '../util/fingerprint.js';
+import { parsePgUrl } from '../util/url.js';
+import { defineFunction } from './function-object.js';
+
+export const SEES_ALL_FUNCTION = 'sees_all_rows';
+export const JWT_CLAIM_FUNCTION = 'jwt_claim';
+
+/** The session setting PostgREST puts the request's verified JWT claims in (a JSON object). */
+export const JWT_CLAIMS_SETTING = 'request.jwt.claims';
+
+/** Roles trusted with every row of an owned collection: write_roles that are not api_roles, and the applying login. */
+export function trustedRoles(topology: Topology): string[] {
+  const api = new Set(topology.apiRoles);
+  const login = parsePgUrl(topology.primary.url).user;
+  return [...new Set([...topology.writeRoles.filter((r) => !api.has(r)), ...(login ? [login] : [])])].sort(byCodePoint);
+}
+
+/** The caller, as the functions below see it: the role switched to, else the login. */
+const CALLER = `CASE WHEN pg_catalog.current_setting('role') OPERATOR(pg_catalog.=) 'none' THEN pg_catalog.session_user()::${T.text} ELSE pg_catalog.current_setting('role') END`;
+
+/** `vecscale.sees_all_rows()`: whether the caller is trusted with every row (see the module's comment). */
+export function seesAllFunction(topology: Topology, acl: Acl): FunctionObject {
+  const trusted = trustedRoles(topology);
+  const body = `
+DECLARE
+  caller ${T.text} := ${CALLER};
+BEGIN
+  RETURN caller OPERATOR(pg_catalog.=) ANY (ARRAY[${trusted.map(literal).join(', ')}]::${T.textArray})
+      OR EXISTS (SELECT FROM pg_catalog.pg_roles r WHERE r.rolname OPERATOR(pg_catalog.=) caller AND r.rolsuper);
+END`;
+  return defineFunction({ schema: HELPER_SCHEMA, name: SEES_ALL_FUNCTION, args: [], returns: T.bool, volatility: 'STABLE', body, acl });
+}
+
+/**
+ * `vecscale.jwt_claim(claim text)`: the request's claim as text (`request.jwt.claims ->> claim`), NULL when there is
+ * none — no JWT, the claim missing or JSON null, or the setting not JSON.
+ */
+export function jwtClaimFunction(acl: Acl): FunctionObject {
+  const body = `
+DECLARE
+  claims ${T.text} := pg_catalog.current_setting(${literal(JWT_CLAIMS_SETTING)}, true);
+BEGIN
+  IF claims IS NULL OR claims OPERATOR(pg_catalog.=) '' THEN
+    RETURN NULL;
+  END IF;
+  RETURN claims::${T.jsonb} OPERATOR(pg_catalog.->>) claim;
+EXCEPTION WHEN invalid_text_representation THEN
+  RETURN NULL;
+END`;
+  return defineFunction({ schema: HELPER_SCHEMA, name: JWT_CLAIM_FUNCTION, args: [{ name: 'claim', type: T.text }], returns: T.text, volatility: 'STABLE', body, acl });
+}
+
+/** The primary's access functions, when any collection has owned rows. */
+export function accessFunctions(topology: Topology, acl: Acl): FunctionObject[] {
+  return topology.collections.some((c) => c.access !== undefined) ? [seesAllFunction(topology, acl), jwtClaimFunction(acl)] : [];
+}
+
+/**
+ * PL/pgSQL (DECLARE items) of search_<c>/hybrid: `owner`, the caller's claim when the caller is restricted to its own
+ * rows (NULL: every row), and `restricted`.
+ */
+export const ownerDeclarations = (c: CollectionSpec): string =>
+  c.access === undefined
+    ? ''
+    : `
+  restricted ${T.bool} := NOT ${qualified(HELPER_SCHEMA, SEES_ALL_FUNCTION)}();
+  owner ${T.text} := CASE WHEN restricted THEN ${qualified(HELPER_SCHEMA, JWT_CLAIM_FUNCTION)}(${literal(c.access.claim)}) END;`;
+
+/**
+ * The condition a restricted statement carries on the secondary (PL/pgSQL text expression over `owner`): the owner
+ * key's text equal to the claim (what the owner index serves) and its JSON value the claim's string (so a number or
+ * an array never passes for it), `metadata` of the row queried.
+ */
+export const ownerConditionSql = (c: CollectionSpec): string =>
+  c.access === undefined
+    ? 'NULL'
+    : `pg_catalog.format(${literal(`${ownerExpression(c.access).replace(/%/g, '%%')} OPERATOR(pg_catalog.=) %L AND metadata OPERATOR(pg_catalog.@>) %L::pg_catalog.jsonb`)}, owner, pg_catalog.jsonb_build_object(${literal(c.access.ownerKey)}, owner)::${T.text})`;
