@@ -112,14 +112,14 @@ export class Rest {
    * set_config (not SET ROLE), the role's own settings applied, then `fn`, then COMMIT (ROLLBACK on error, which is
    * rethrown).
    */
-  async request<T>(role: ApiRole, write: boolean, fn: (q: Query) => Promise<T>): Promise<T> {
+  async request<T>(role: ApiRole, write: boolean, fn: (q: Query) => Promise<T>, claims: Record<string, unknown> = { role }): Promise<T> {
     const settings = await this.settingsOf(role);
     await this.client.query(`BEGIN ISOLATION LEVEL READ COMMITTED ${write ? 'READ WRITE' : 'READ ONLY'}`);
     try {
       const extra = settings.map((_, i) => `, set_config($${5 + 2 * i}, $${6 + 2 * i}, true)`).join('');
       await this.client.query(
         `select set_config('search_path', $1, true), set_config('role', $2, true), set_config('request.jwt.claims', $3, true), set_config('request.method', $4, true)${extra}`,
-        ['"public", "extensions"', role, JSON.stringify({ role }), write ? 'POST' : 'GET', ...settings.flat()],
+        ['"public", "extensions"', role, JSON.stringify(claims), write ? 'POST' : 'GET', ...settings.flat()],
       );
       const result = await fn(new Query(this.client));
       await this.client.query('COMMIT');

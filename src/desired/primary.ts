@@ -7,10 +7,11 @@ import type { CollectionSpec, QuerySettings, ShardedCollection, Topology } from 
 import { partsOf } from '../model/placement.js';
 import { API_SCHEMA, BATCHED, type DbObject, HELPER_SCHEMA, keys, REMOTE_SCHEMA, SECONDARY_SCHEMA, VECS_SCHEMA, WRITE_SCHEMA } from '../model/state.js';
 import { filterFunction } from '../query/filter-function.js';
-import { matchSqlCall, searchFunction, withSlots } from '../query/fan-out.js';
+import { type FanOutContext, matchSqlCall, searchFunction, withSlots } from '../query/fan-out.js';
 import { matchFunction, matchSqlFunction } from '../query/match-function.js';
 import { shardedMatchSqlFunction } from '../query/sharded.js';
 import { accessFunctions } from '../query/access.js';
+import { hybridFunction, hybridSearchFunction, type TextCollection, textSqlFunction } from '../query/hybrid.js';
 import { upsertBatchFunction, upsertFunction, upsertTarget, writeTriggerFunction } from '../query/write-functions.js';
 import { ident, qualified } from '../sql/quote.js';
 import { byCodePoint, shortHash } from '../util/fingerprint.js';
@@ -104,6 +105,7 @@ function placedObjects(c: CollectionSpec & { secondary: string }, access: Primar
     matchSqlFunction(c, ctx.vectorSchema),
     searchFunction(c, { ...ctx, targets: withSlots([{ server, fingerprint: fingerprint(server), secondary: c.secondary }]), statements: matchSqlCall(c) }, access.readFunction()),
     matchFunction(c, ctx.vectorSchema, access.readFunction()),
+    ...hybridObjects(c, { ...ctx, targets: withSlots([{ server, fingerprint: fingerprint(server), secondary: c.secondary }]) }, access),
   ];
 }
 
@@ -173,8 +175,16 @@ function shardedObjects(c: ShardedCollection, access: PrimaryAccess, ctx: Primar
     shardedMatchSqlFunction(c, ctx.vectorSchema),
     searchFunction(c, { ...ctx, targets: withSlots(parts.map((p) => target(serverFor(p.secondary, c.query), p.secondary))), statements: matchSqlCall(c) }, access.readFunction()),
     matchFunction(c, ctx.vectorSchema, access.readFunction()),
+    ...hybridObjects(c, { ...ctx, targets: withSlots(parts.map((p) => target(serverFor(p.secondary, c.query), p.secondary))) }, access),
   );
   return objects;
+}
+
+/** A collection with text: hybrid_<c>, its private half (the same targets as search_<c>'s) and its statement builder. */
+function hybridObjects(c: CollectionSpec, ctx: Omit<FanOutContext, 'statements'>, access: PrimaryAccess): DbObject[] {
+  if (c.text === undefined) return [];
+  const t = c as TextCollection;
+  return [textSqlFunction(t, ctx.vectorSchema), hybridSearchFunction(t, ctx, access.readFunction()), hybridFunction(t, ctx.vectorSchema, access.readFunction())];
 }
 
 /** An extension in vecscale's schema is its owner's only; elsewhere its ACL is not vecscale's (see the blockers). */

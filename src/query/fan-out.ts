@@ -21,7 +21,8 @@ import { byCodePoint } from '../util/fingerprint.js';
 import { type Acl, type FunctionObject, HELPER_SCHEMA } from '../model/state.js';
 import { ident, literal, qualified } from '../sql/quote.js';
 import { T } from '../sql/types.js';
-import { defineFunction } from './function-object.js';
+import { defineFunction, type FunctionArg } from './function-object.js';
+import { ownerDeclarations } from './access.js';
 import { matchArgs, matchSqlFunctionName, resultColumns, searchFunctionName, searchSettingsArgs } from './match-function.js';
 
 /** The longest a match_<c> statement may run on the secondary, whatever the caller's statement_timeout (ms). */
@@ -133,18 +134,55 @@ function awaitAnswer(dblink: (f: string) => string, spin: boolean): string {
  * an error on one target) every connection of the call is closed, and the secondaries stop too. (No
  * dblink_cancel_query: PG15's PQcancel blocks, uninterruptibly, on a secondary whose postmaster does not answer.)
  */
-export function searchFunction(
-  c: CollectionSpec,
-  ctx: {
-    vectorSchema: string;
-    dblinkSchema: string;
-    targets: readonly SearchTarget[];
-    statements: string;
-    /** For a read server of a secondary with standbys, its write server: fresh reads (READ_FROM_SETTING) go there. */
-    freshTarget?: (server: string) => { server: string; fingerprint: string } | undefined;
-  },
-  acl: Acl,
-): FunctionObject {
+export function searchFunction(c: CollectionSpec, ctx: FanOutContext, acl: Acl): FunctionObject {
+  const columns = resultColumns(c);
+  return fanOutFunction(
+    c,
+    {
+      name: searchFunctionName(c.name),
+      // The settings' defaults as match_<c>'s: a reader calling it directly gets what match_<c> would give.
+      args: matchArgs(c, ctx.vectorSchema, false),
+      returns: columns,
+      remoteColumns: columns,
+      collect: (results) =>
+        results.length === 1
+          ? `RETURN QUERY ${results[0]};`
+          : `RETURN QUERY SELECT r.* FROM (${results.join(' UNION ALL ')}) r ORDER BY r.distance, r.id LIMIT match_count;`,
+    },
+    ctx,
+    acl,
+  );
+}
+
+/** Where a fan-out function sends: its targets, the statements for them, and (with standbys) the fresh targets. */
+export interface FanOutContext {
+  readonly vectorSchema: string;
+  readonly dblinkSchema: string;
+  readonly targets: readonly SearchTarget[];
+  /** PL/pgSQL for a text[] of one statement per target, over the function's arguments (and `owner`). */
+  readonly statements: string;
+  /** For a read server of a secondary with standbys, its write server: fresh reads (READ_FROM_SETTING) go there. */
+  readonly freshTarget?: (server: string) => { server: string; fingerprint: string } | undefined;
+}
+
+/** What a fan-out function is: its name (vecscale's schema), leading arguments, result, each target's answer, the merge. */
+export interface FanOutSpec {
+  readonly name: string;
+  /** The arguments before the per-call search settings (ef_search, probes, iterative_scan). */
+  readonly args: readonly FunctionArg[];
+  /** Its result columns, `name type`. */
+  readonly returns: readonly string[];
+  /** The columns of each target's answer, `name type`. */
+  readonly remoteColumns: readonly string[];
+  /** PL/pgSQL returning the result from the targets' answers: one `SELECT * FROM dblink_get_result(…) AS t(…)` each. */
+  readonly collect: (results: readonly string[]) => string;
+}
+
+/**
+ * A SECURITY DEFINER function in vecscale's schema that sends one statement to each target at once and returns
+ * `spec.collect` over their answers: search_<c> (match_<c>) and hybrid's (src/query/hybrid.ts). See searchFunction.
+ */
+export function fanOutFunction(c: CollectionSpec, spec: FanOutSpec, ctx: FanOutContext, acl: Acl): FunctionObject {
   const dblink = (f: string) => `${ident(ctx.dblinkSchema)}.${f}`;
   const n = ctx.targets.length;
   // Fresh reads: the same slots on the write servers (a target without standbys keeps its server).
@@ -169,14 +207,11 @@ export function searchFunction(
         IF sent <> 1 THEN
           RAISE EXCEPTION 'vecscale: the connection to secondary % is broken', secondaries[i] USING ERRCODE = 'connection_failure';
         END IF;`;
-  const results = Array.from({ length: n }, (_, i) => `SELECT * FROM ${dblink('dblink_get_result')}(conns[${i + 1}]) AS t(${resultColumns(c).join(', ')})`);
-  const collect =
-    n === 1
-      ? `RETURN QUERY ${results[0]};`
-      : `RETURN QUERY SELECT r.* FROM (${results.join(' UNION ALL ')}) r ORDER BY r.distance, r.id LIMIT match_count;`;
+  const results = Array.from({ length: n }, (_, i) => `SELECT * FROM ${dblink('dblink_get_result')}(conns[${i + 1}]) AS t(${spec.remoteColumns.join(', ')})`);
+  const collect = spec.collect(results);
   const body = `
-DECLARE
-  sqls ${T.textArray} := ${ctx.statements};
+DECLARE${ownerDeclarations(c)}
+  sqls ${T.textArray};
   conns ${T.textArray} := ${array(ctx.targets.map(connectionName))};
   prefixes ${T.textArray} := ${array(ctx.targets.map(connectionPrefix))};
   servers ${T.textArray} := ${array(ctx.targets.map((t) => t.server))};
@@ -189,7 +224,12 @@ DECLARE
   sent_at ${TIMESTAMPTZ};
   waited ${T.interval};
   deadline ${TIMESTAMPTZ};
-BEGIN
+BEGIN${c.access === undefined ? '' : `
+  -- Owned rows: a caller restricted to its own rows without a claim (no JWT, or no ${c.access.claim} in it) owns none.
+  IF restricted AND owner IS NULL THEN
+    RETURN;
+  END IF;`}
+  sqls := ${ctx.statements};
   -- The call's own search settings: bounded here, before any round trip (pgvector's bounds; an API caller must not
   -- make a secondary walk a graph of 10^9 candidates).
   IF ef_search IS NOT NULL AND (ef_search < ${efSearch.min} OR ef_search > ${efSearch.max}) THEN
@@ -292,10 +332,9 @@ BEGIN
 END`;
   return defineFunction({
     schema: HELPER_SCHEMA,
-    name: searchFunctionName(c.name),
-    // The settings' defaults as match_<c>'s: a reader calling it directly gets what match_<c> would give.
-    args: [...matchArgs(c, ctx.vectorSchema, false), ...searchSettingsArgs(true)],
-    returns: `TABLE(${resultColumns(c).join(', ')})`,
+    name: spec.name,
+    args: [...spec.args, ...searchSettingsArgs(true)],
+    returns: `TABLE(${spec.returns.join(', ')})`,
     volatility: 'VOLATILE',
     definer: { reason: "dblink is executable by its owner only, and the session keeps the owner's connections" },
     customPlan: true,
@@ -306,6 +345,6 @@ END`;
 
 /** The statements of a collection's targets: vecscale.match_sql_<c>'s (an array for a sharded collection). */
 export const matchSqlCall = (c: CollectionSpec): string => {
-  const call = `${qualified(HELPER_SCHEMA, matchSqlFunctionName(c.name))}(query_embedding, match_count, filter)`;
+  const call = `${qualified(HELPER_SCHEMA, matchSqlFunctionName(c.name))}(query_embedding, match_count, filter${c.access === undefined ? '' : ', owner'})`;
   return c.shards === undefined ? `ARRAY[${call}]` : call;
 };

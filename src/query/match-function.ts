@@ -16,6 +16,7 @@ import { WRITE_LOCK_CLASS, writeLockKey } from '../model/write-lock.js';
 import { ident, literal, qualified } from '../sql/quote.js';
 import { COLUMN_TYPE_SQL, T, vectorType } from '../sql/types.js';
 import { defineFunction, type FunctionArg } from './function-object.js';
+import { ownerConditionSql } from './access.js';
 
 export const DISTANCE_OPERATOR: Readonly<Record<Metric, string>> = { cosine: '<=>', l2: '<->', inner_product: '<#>' };
 /** vecs refuses more than 1000 results; so do we. */
@@ -93,6 +94,25 @@ const zeroVectorCheck = (vectorSchema: string): string => `
   END IF;`;
 
 /**
+ * A collection with owned rows: the statement builders' last argument, `owner` — the caller's claim when it sees only
+ * its own rows, NULL (the default: vecscale's own callers, explain and query --direct) for every row.
+ */
+export const ownerArg = (c: CollectionSpec): FunctionArg[] => (c.access === undefined ? [] : [{ name: 'owner', type: T.text, default: 'NULL' }]);
+
+/**
+ * PL/pgSQL of a statement builder: with `owner`, `where_sql` becomes the owner condition AND the caller's filter, so
+ * the secondary ranks only the caller's rows (top-k of what it may see), and no filter can widen it (the filter is
+ * compiled into one parenthesised condition by vecscale.filter_sql).
+ */
+export const ownerRestriction = (c: CollectionSpec): string =>
+  c.access === undefined
+    ? ''
+    : `
+  IF owner IS NOT NULL THEN
+    where_sql := ${ownerConditionSql(c)} || CASE WHEN where_sql IS NULL THEN '' ELSE ' AND (' || where_sql || ')' END;
+  END IF;`;
+
+/**
  * A statement template's `$1` as the query vector's literal (`vector_sql`, declared by match_sql_<c>): a constant the
  * planner folds, whatever the plan cache does.
  */
@@ -109,13 +129,13 @@ export function matchSqlFunctionObject(c: CollectionSpec, vectorSchema: string, 
 DECLARE
   where_sql ${T.text} := ${qualified(HELPER_SCHEMA, 'filter_sql')}(filter);
   vector_sql ${T.text} := pg_catalog.quote_literal(query_embedding::${T.text}) || ${literal(`::${vectorType(vectorSchema)}`)};
-BEGIN${matchInputChecks(c, vectorSchema)}
+BEGIN${matchInputChecks(c, vectorSchema)}${ownerRestriction(c)}
 ${returning}
 END`;
   return defineFunction({
     schema: HELPER_SCHEMA,
     name: matchSqlFunctionName(c.name),
-    args: matchArgs(c, vectorSchema, false),
+    args: [...matchArgs(c, vectorSchema, false), ...ownerArg(c)],
     returns,
     volatility: 'IMMUTABLE',
     body,

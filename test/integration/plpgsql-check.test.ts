@@ -2,7 +2,7 @@
  * Every PL/pgSQL function vecscale creates, on every database, checked by plpgsql_check (issue 11 §1) with all its
  * warning classes on, security warnings included: no errors, and every warning either fixed in src/query or
  * explained below in ALLOWED. Also the header every vecscale function carries: its settings (proconfig), and
- * SECURITY DEFINER only where the design says (vecscale.search_<c>), never in an API schema.
+ * SECURITY DEFINER only where the design says (vecscale.search_<c>, vecscale.hybrid_<c>), never in an API schema.
  *
  * Two topologies cover every kind of function on every database: a Supabase-shaped one (pgvector in `extensions`,
  * API and write roles) with a collection on each secondary (one with extracted columns of several types, one with an
@@ -28,12 +28,25 @@ const COLLECTIONS = `  docs:
     shards: [pod_a, pod_b]
     partitions: 4
     dimension: 3
+    text: { source: body, language: simple }
+`;
+// Owned rows need API roles: the Supabase-shaped topology only.
+const OWNED = `  owned:
+    secondary: pod_b
+    dimension: 3
+    columns: { url: text }
+    text: { source: body }
+    access: { owner_key: owner_id, claim: sub }
+  sowned:
+    shards: [pod_a, pod_b]
+    dimension: 3
+    access: { owner_key: owner_id, claim: sub }
 `;
 
 const supabase = await supabaseDatabases('plpgsql_check_supa');
 const plain = await freshDatabases('plpgsql_check_plain');
 await apply(
-  topologyFile(supabase, COLLECTIONS, 'extension_schema: extensions\napi_roles: [anon, authenticated]\nwrite_roles: [service_role]\n').load(),
+  topologyFile(supabase, COLLECTIONS + OWNED, 'extension_schema: extensions\napi_roles: [anon, authenticated]\nwrite_roles: [service_role]\n').load(),
   { approve: async () => true },
 );
 await apply(topologyFile(plain, COLLECTIONS).load(), { approve: async () => true });
@@ -45,14 +58,16 @@ interface Database {
   /** pgvector's schema there. */
   readonly vector: string;
   readonly role: 'primary' | 'pod_a' | 'pod_b';
+  /** The Supabase-shaped set, which also has the owned-rows collections. */
+  readonly owned: boolean;
 }
 
 function databasesOf(set: string, dbs: Dbs, vector: string): Database[] {
   const [podA, podB] = Object.values(dbs.secondaries) as [string, string];
   return [
-    { label: `${set} primary`, url: dbs.primary, vector, role: 'primary' },
-    { label: `${set} pod_a`, url: podA, vector, role: 'pod_a' },
-    { label: `${set} pod_b`, url: podB, vector, role: 'pod_b' },
+    { label: `${set} primary`, url: dbs.primary, vector, role: 'primary', owned: set === 'supabase' },
+    { label: `${set} pod_a`, url: podA, vector, role: 'pod_a', owned: set === 'supabase' },
+    { label: `${set} pod_b`, url: podB, vector, role: 'pod_b', owned: set === 'supabase' },
   ];
 }
 
@@ -88,6 +103,31 @@ function expectedFunctions(db: Database): string[] {
     'vecscale.write_docs()',
     'vecscale.write_ivf()',
     'vecscale.write_shard()',
+    // shard has text: hybrid_shard, its private half and its statement builder.
+    `public.hybrid_shard(text,${v},integer,jsonb,double precision,double precision,integer,integer,integer,text)`,
+    `vecscale.hybrid_shard(text,${v},integer,jsonb,double precision,double precision,integer,integer,integer,text)`,
+    `vecscale.text_sql_shard(text,${v},integer,jsonb)`,
+    ...(db.owned
+      ? [
+          `public.hybrid_owned(text,${v},integer,jsonb,double precision,double precision,integer,integer,integer,text)`,
+          `public.match_owned(${v},integer,jsonb,integer,integer,text)`,
+          `public.match_sowned(${v},integer,jsonb,integer,integer,text)`,
+          'public.upsert_owned(jsonb)',
+          `public.upsert_owned(text,${v},jsonb)`,
+          'public.upsert_sowned(jsonb)',
+          `public.upsert_sowned(text,${v},jsonb)`,
+          `vecscale.hybrid_owned(text,${v},integer,jsonb,double precision,double precision,integer,integer,integer,text)`,
+          'vecscale.jwt_claim(text)',
+          `vecscale.match_sql_owned(${v},integer,jsonb,text)`,
+          `vecscale.match_sql_sowned(${v},integer,jsonb,text)`,
+          `vecscale.search_owned(${v},integer,jsonb,integer,integer,text)`,
+          `vecscale.search_sowned(${v},integer,jsonb,integer,integer,text)`,
+          'vecscale.sees_all_rows()',
+          `vecscale.text_sql_owned(text,${v},integer,jsonb,text)`,
+          'vecscale.write_owned()',
+          'vecscale.write_sowned()',
+        ]
+      : []),
   ].sort();
 }
 
@@ -95,16 +135,22 @@ function expectedFunctions(db: Database): string[] {
 function expectedTriggerRelations(db: Database): Record<string, string[]> {
   switch (db.role) {
     case 'primary':
-      return { 'vecscale.write_docs()': ['public.docs'], 'vecscale.write_ivf()': ['public.ivf'], 'vecscale.write_shard()': ['public.shard'] };
+      return {
+        'vecscale.write_docs()': ['public.docs'],
+        'vecscale.write_ivf()': ['public.ivf'],
+        'vecscale.write_shard()': ['public.shard'],
+        ...(db.owned ? { 'vecscale.write_owned()': ['public.owned'], 'vecscale.write_sowned()': ['public.sowned'] } : {}),
+      };
     case 'pod_a':
-      return { 'vecscale.upsert_row()': ['vecscale.docs', 'vecscale.shard_p0of4', 'vecscale.shard_p2of4'] };
+      return { 'vecscale.upsert_row()': ['vecscale.docs', 'vecscale.shard_p0of4', 'vecscale.shard_p2of4', ...(db.owned ? ['vecscale.sowned_p0of2'] : [])].sort() };
     case 'pod_b':
-      return { 'vecscale.upsert_row()': ['vecscale.ivf', 'vecscale.shard_p1of4', 'vecscale.shard_p3of4'] };
+      return { 'vecscale.upsert_row()': ['vecscale.ivf', ...(db.owned ? ['vecscale.owned'] : []), 'vecscale.shard_p1of4', 'vecscale.shard_p3of4', ...(db.owned ? ['vecscale.sowned_p1of2'] : [])].sort() };
   }
 }
 
 /** The settings of vecscale's match/search functions that plan each call with its values (functionConfig). */
-const CUSTOM_PLAN = new Set(['vecscale.search_docs', 'vecscale.search_ivf', 'vecscale.search_shard']);
+const CUSTOM_PLAN = new Set(['vecscale.search_docs', 'vecscale.search_ivf', 'vecscale.search_shard', 'vecscale.hybrid_shard',
+  'vecscale.search_owned', 'vecscale.search_sowned', 'vecscale.hybrid_owned']);
 
 interface Fn {
   readonly oid: string;
@@ -247,7 +293,7 @@ test('every vecscale function fixes its search path; only vecscale.search_<c> is
       const qualified = `${f.schema}.${f.name}`;
       const expected = ['search_path=pg_catalog, pg_temp', ...(CUSTOM_PLAN.has(qualified) ? ['plan_cache_mode=force_custom_plan'] : [])];
       assert.deepEqual(f.config, expected, `${db.label}: ${f.signature} proconfig`);
-      assert.equal(f.secdef, f.schema === 'vecscale' && f.name.startsWith('search_'), `${db.label}: ${f.signature} prosecdef`);
+      assert.equal(f.secdef, f.schema === 'vecscale' && /^(search|hybrid)_/.test(f.name), `${db.label}: ${f.signature} prosecdef`);
     }
     // Not only vecscale's: no SECURITY DEFINER function at all in the API schema (pgvector's included, on plain).
     const definers = await session(db.url, async (c) =>

@@ -24,9 +24,32 @@ test('the rules are named, and valid input passes all of them', () => {
     'urlsArePostgres', 'databasesAreDistinct', 'noPasswordParameter', 'urlParametersAreCarried', 'urlsReachTheServer', 'passwordWrittenOnce', 'fdwUserIsNotTheLogin', 'fdwPasswordsAgree',
     'secondaryIsDefined', 'placementIsOne', 'partitionsFitShards',
     'partitionNamesAreFree', 'efConstructionCoversM', 'dimensionIsIndexable', 'columnNamesAreFree',
-    'collectionsVisibleToVecs', 'collectionNamesFit', 'extensionSchemaIsFree', 'rolesListedOnce', 'fdwPasswordIsAscii', 'replicasMatchTheirSecondary',
+    'hybridNamesAreFree', 'textAndAccessKeysAreNamed', 'accessHasApiRoles', 'collectionsVisibleToVecs', 'collectionNamesFit', 'extensionSchemaIsFree', 'rolesListedOnce', 'fdwPasswordIsAscii', 'replicasMatchTheirSecondary',
   ]);
   assert.deepEqual(check('  docs: { secondary: pod_text, dimension: 2000, index: { m: 32, ef_construction: 64 } }\n'), []);
+});
+
+test('text and access: parsed with defaults, located errors for empty keys, unknown languages, missing api_roles and reserved columns', () => {
+  const roles = base.replace('secondaries:', 'api_roles: [anon, authenticated]\nsecondaries:');
+  const ok = parseTopology(`${roles}collections:\n  docs:\n    secondary: pod_text\n    dimension: 3\n    text: { source: content }\n    access: { owner_key: owner_id, claim: sub }\n`, 't.yaml', env);
+  assert.ok(ok.ok, `parses: ${lines(ok).join('; ')}`);
+  if (ok.ok) {
+    assert.deepEqual(ok.topology.collections[0]!.text, { source: 'content', language: 'english' });
+    assert.deepEqual(ok.topology.collections[0]!.access, { ownerKey: 'owner_id', claim: 'sub' });
+  }
+  assert.deepEqual(check('  docs:\n    secondary: pod_text\n    dimension: 3\n    text: { source: "", language: klingon }\n', roles), [
+    't.yaml:14:21: collections.docs.text.source: must not be empty',
+    't.yaml:14:35: collections.docs.text.language: must be one of arabic, armenian, basque, catalan, danish, dutch, english, finnish, french, german, greek, hindi, hungarian, indonesian, irish, italian, lithuanian, nepali, norwegian, portuguese, romanian, russian, serbian, simple, spanish, swedish, tamil, turkish, yiddish (got "klingon")',
+  ].sort());
+  assert.deepEqual(check('  docs:\n    secondary: pod_text\n    dimension: 3\n    text: { language: english }\n', roles), [
+    't.yaml:14:5: collections.docs.text: missing required key "source"',
+  ]);
+  assert.deepEqual(check('  docs:\n    secondary: pod_text\n    dimension: 3\n    access: { owner_key: owner_id, claim: sub }\n'), [
+    't.yaml:13:5: collections.docs.access: access restricts the callers in api_roles, and api_roles is empty: list the roles whose rows are owned (e.g. api_roles: [anon, authenticated])',
+  ]);
+  assert.deepEqual(check('  docs:\n    secondary: pod_text\n    dimension: 3\n    columns: { score: real }\n    text: { source: content }\n', roles), [
+    't.yaml:14:16: collections.docs.columns.score: column name "score" is reserved in a collection with text: score, full_text_rank, semantic_rank, query_text, full_text_weight, semantic_weight, rrf_k are hybrid_<collection>\'s result columns and arguments',
+  ]);
 });
 
 test('rolesListedOnce: a writer is in write_roles only (it reads too)', () => {
