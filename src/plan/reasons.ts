@@ -79,6 +79,17 @@ function functionPurpose(o: FunctionObject): string {
   if (o.name.startsWith('match_')) {
     return `similarity search over collection ${o.name.slice(6)} (vecs' match API): filter, ORDER BY distance and LIMIT k run where the rows are`;
   }
+  if (o.schema === HELPER_SCHEMA && o.name.startsWith('text_sql_')) {
+    return `builds the statements hybrid_${o.name.slice(9)} runs on the secondaries (both legs: full text and semantic, filter compiled)`;
+  }
+  if (o.schema === HELPER_SCHEMA && o.name.startsWith('hybrid_')) {
+    return `runs hybrid_${o.name.slice(7)}'s legs on the secondaries over dblink and fuses their ranks (SECURITY DEFINER: dblink is its owner's only)`;
+  }
+  if (o.name.startsWith('hybrid_')) {
+    return `hybrid search over collection ${o.name.slice(7)} (Supabase's hybrid_search): full text and vectors merged by Reciprocal Rank Fusion`;
+  }
+  if (o.schema === HELPER_SCHEMA && o.name === 'sees_all_rows') return 'owned rows: whether the caller is trusted with every row (write_roles that are not api_roles, the applying login, superusers)';
+  if (o.schema === HELPER_SCHEMA && o.name === 'jwt_claim') return "owned rows: the request's JWT claim (request.jwt.claims, as PostgREST sets it)";
   return `function ${o.schema}.${o.name}`;
 }
 
