@@ -16,6 +16,7 @@ import { close, connect, type Db, describeTarget, silentOr, type Target, usable 
 import { VecscaleError } from '../errors.js';
 import { partsOf } from '../model/placement.js';
 import { API_SCHEMA, HELPER_SCHEMA, REMOTE_SCHEMA, WRITE_SCHEMA } from '../model/state.js';
+import { hybridFunctionName } from '../query/hybrid.js';
 import { matchFunctionName } from '../query/match-function.js';
 import { ident, literal, qualified } from '../sql/quote.js';
 import { parsePgUrl } from '../util/url.js';
@@ -115,7 +116,7 @@ export interface RawPrimary {
   /** Server name → its `options` option (libpq `-c k=v …`), parsed. */
   readonly serverSettings: Record<string, Record<string, string>>;
   readonly foreignTables: readonly RawForeignTable[];
-  /** `public.<c>` views and `public.match_<c>` functions present, by name. */
+  /** `public.<c>` views and `public.match_<c>` (and `hybrid_<c>`) functions present, by name. */
   readonly apiObjects: readonly string[];
 }
 
@@ -322,7 +323,8 @@ async function probeServers(target: Target, opts: StatusReadOptions, probes: rea
 
 async function readPrimary(db: Db, topology: Topology, secondaryOf: (serverOptions: Record<string, string>) => string | undefined, answered: ReadonlySet<string>, probe: (probes: readonly Probe[]) => Promise<Map<string, string | null>>): Promise<RawPrimary> {
   const names = topology.collections.map((c) => c.name);
-  const row = (await db.query<PrimaryRow>(PRIMARY_SQL, [names, names.map(matchFunctionName)])).rows[0]!;
+  const functions = [...names.map(matchFunctionName), ...topology.collections.filter((c) => c.text !== undefined).map((c) => hybridFunctionName(c.name))];
+  const row = (await db.query<PrimaryRow>(PRIMARY_SQL, [names, functions])).rows[0]!;
   const servers = new Map(row.servers.map((s) => [s.name, parseOptions(s.options)]));
   const ours = row.foreign_tables.filter((t) => servers.has(t.server));
   const podOf = (server: string) => secondaryOf(servers.get(server) ?? {});

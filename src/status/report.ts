@@ -7,6 +7,7 @@ import { indexName, indexParams, OPCLASS, serverFor, sessionSettings } from '../
 import { MOVE_PREFIX } from '../move/names.js';
 import { partsOf, secondariesOf } from '../model/placement.js';
 import { API_SCHEMA, HELPER_SCHEMA, REMOTE_SCHEMA, VECS_SCHEMA, WRITE_SCHEMA } from '../model/state.js';
+import { hybridFunctionName } from '../query/hybrid.js';
 import { matchFunctionName } from '../query/match-function.js';
 import { literal, qualified } from '../sql/quote.js';
 import { formatBytes } from '../util/bytes.js';
@@ -252,12 +253,13 @@ function secondaryProblems(topology: Topology, name: string, s: RawSecondary, se
 function primaryProblems(topology: Topology, p: RawPrimary, raw: RawStatus): { wrappers: WrapperStatus[]; problems: Problem[] } {
   const problems: Problem[] = [];
   for (const c of topology.collections) {
-    const missing = [c.name, `${matchFunctionName(c.name)}()`].filter((n) => !p.apiObjects.includes(n));
+    const wanted = [c.name, `${matchFunctionName(c.name)}()`, ...(c.text === undefined ? [] : [`${hybridFunctionName(c.name)}()`])];
+    const missing = wanted.filter((n) => !p.apiObjects.includes(n));
     if (missing.length > 0) {
       problems.push({
         database: 'primary',
         object: `collection ${c.name}`,
-        message: `${missing.map((m) => `${API_SCHEMA}.${m}`).join(' and ')} ${missing.length === 1 ? 'is' : 'are'} missing on the primary`,
+        message: `${missing.map((m) => `${API_SCHEMA}.${m}`).join(', ').replace(/, ([^,]*)$/, ' and $1')} ${missing.length === 1 ? 'is' : 'are'} missing on the primary`,
         fix: 'vecscale apply creates them',
       });
     }
