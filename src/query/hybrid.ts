@@ -66,8 +66,8 @@ export const hybridResultColumns = (c: CollectionSpec): string[] => [
   `metadata ${T.jsonb}`,
   ...extractedColumns(c),
   `score ${T.float8}`,
-  `full_text_rank ${T.int8}`,
-  `semantic_rank ${T.int8}`,
+  `full_text_rank ${T.int4}`,
+  `semantic_rank ${T.int4}`,
 ];
 
 /** Each target's answer: the leg ('f' full text, 's' semantic), the row, and its key (ts_rank_cd, or the distance). */
@@ -149,7 +149,7 @@ function rrfCollect(c: CollectionSpec, results: readonly string[]): string {
   return `RETURN QUERY WITH answers AS MATERIALIZED (${results.join(' UNION ALL ')}),
       ${leg('full_text', 'f', 'r.score DESC, r.id')},
       ${leg('semantic', 's', 'r.score, r.id')}
-    SELECT ${pick('id')}, ${pick('metadata')}${extra.map((x) => `, ${pick(x)}`).join('')}, ${score} AS score, f.rank_ix, s.rank_ix
+    SELECT ${pick('id')}, ${pick('metadata')}${extra.map((x) => `, ${pick(x)}`).join('')}, ${score} AS score, f.rank_ix::${T.int4}, s.rank_ix::${T.int4}
       FROM full_text f FULL OUTER JOIN semantic s ON s.id OPERATOR(pg_catalog.=) f.id
      ORDER BY ${3 + extra.length} DESC, 1
      LIMIT LEAST(match_count, ${HYBRID_MAX_RESULTS});`;

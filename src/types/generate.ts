@@ -184,6 +184,32 @@ ${insert.map((r) => `          ${r}`).join('\n')}
           distance: number
 ${c.columns.map((x) => `          ${prop(x.name)}: ${COLUMN_TS[x.type].json} | null\n`).join('')}        }[]
       }`,
+    ...(c.text === undefined
+      ? []
+      : [
+          `      ${prop(`hybrid_${c.name}`)}: {
+        Args: {
+          query_text: string
+          query_embedding: string | number[]
+          match_count?: number
+          filter?: Filter
+          full_text_weight?: number
+          semantic_weight?: number
+          rrf_k?: number
+          ef_search?: number | null
+          probes?: number | null
+          iterative_scan?: ${[...ITERATIVE_SCAN_MODES].sort(byCodePoint).map((m) => `'${m}'`).join(' | ')} | null
+        }
+        Returns: {
+          id: string
+          metadata: Json
+${c.columns.map((x) => `          ${prop(x.name)}: ${COLUMN_TS[x.type].json} | null
+`).join('')}          score: number
+          full_text_rank: number | null
+          semantic_rank: number | null
+        }[]
+      }`,
+        ]),
     `      ${prop(`upsert_${c.name}`)}: {
         Args:
           | { id: string; embedding: string | number[]; metadata?: Json }
