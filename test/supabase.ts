@@ -110,16 +110,16 @@ export class Rest {
   /**
    * One request as `role`: `BEGIN ISOLATION LEVEL READ COMMITTED READ ONLY|READ WRITE`, the role switched with
    * set_config (not SET ROLE), the role's own settings applied, then `fn`, then COMMIT (ROLLBACK on error, which is
-   * rethrown).
+   * rethrown). `claims`: the verified JWT's claims PostgREST puts in request.jwt.claims (default `{ role }`).
    */
-  async request<T>(role: ApiRole, write: boolean, fn: (q: Query) => Promise<T>): Promise<T> {
+  async request<T>(role: ApiRole, write: boolean, fn: (q: Query) => Promise<T>, claims: Record<string, unknown> = { role }): Promise<T> {
     const settings = await this.settingsOf(role);
     await this.client.query(`BEGIN ISOLATION LEVEL READ COMMITTED ${write ? 'READ WRITE' : 'READ ONLY'}`);
     try {
       const extra = settings.map((_, i) => `, set_config($${5 + 2 * i}, $${6 + 2 * i}, true)`).join('');
       await this.client.query(
         `select set_config('search_path', $1, true), set_config('role', $2, true), set_config('request.jwt.claims', $3, true), set_config('request.method', $4, true)${extra}`,
-        ['"public", "extensions"', role, JSON.stringify({ role }), write ? 'POST' : 'GET', ...settings.flat()],
+        ['"public", "extensions"', role, JSON.stringify(claims), write ? 'POST' : 'GET', ...settings.flat()],
       );
       const result = await fn(new Query(this.client));
       await this.client.query('COMMIT');
@@ -163,6 +163,19 @@ export class Query {
     const text = `WITH pgrst_source AS ( SELECT ${columns.map((c) => `${t}."${c}"`).join(', ')} FROM ${t}${where} LIMIT $${n} OFFSET $${n + 1} ) ${RESPONSE} FROM ( SELECT * FROM pgrst_source ) _postgrest_t`;
     const values = [...(eq ? [eq[1]] : []), '1000', '0'];
     const [row] = await prepared<{ body: unknown[] }>(this.client, text, values, values.map(() => 705));
+    return row!.body;
+  }
+
+  /**
+   * A GET with PostgREST filters already rendered as the WHERE they become (`or=(id.eq.x,…)` →
+   * `("public"."docs"."id" = $1 OR …)`), the filter values first and then limit and offset.
+   */
+  async selectWhere(table: string, columns: readonly string[], where: string, values: readonly string[]): Promise<unknown[]> {
+    const t = `"public"."${table}"`;
+    const n = values.length + 1;
+    const text = `WITH pgrst_source AS ( SELECT ${columns.map((c) => `${t}."${c}"`).join(', ')} FROM ${t} WHERE ${where} LIMIT $${n} OFFSET $${n + 1} ) ${RESPONSE} FROM ( SELECT * FROM pgrst_source ) _postgrest_t`;
+    const all = [...values, '1000', '0'];
+    const [row] = await prepared<{ body: unknown[] }>(this.client, text, all, all.map(() => 705));
     return row!.body;
   }
 

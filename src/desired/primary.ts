@@ -10,7 +10,7 @@ import { filterFunction } from '../query/filter-function.js';
 import { matchSqlCall, searchFunction, withSlots } from '../query/fan-out.js';
 import { matchFunction, matchSqlFunction } from '../query/match-function.js';
 import { shardedMatchSqlFunction } from '../query/sharded.js';
-import { accessFunctions } from '../query/access.js';
+import { accessFunctions, ownedRowsCondition } from '../query/access.js';
 import { upsertBatchFunction, upsertFunction, upsertTarget, writeTriggerFunction } from '../query/write-functions.js';
 import { ident, qualified } from '../sql/quote.js';
 import { byCodePoint, shortHash } from '../util/fingerprint.js';
@@ -33,8 +33,10 @@ type PrimaryContext = DesiredContext & {
 
 /** public.<c> over the foreign table (or partitioned table) that reads the collection, with its write trigger. */
 function apiView(c: CollectionSpec, columns: readonly string[], access: PrimaryAccess, writeTrigger: string): DbObject {
+  // Owned rows: only the caller's, unless it is trusted with all (the condition is shipped to the secondary).
+  const where = c.access === undefined ? '' : ` WHERE ${ownedRowsCondition(c.access)}`;
   return {
-    ...collectionView(API_SCHEMA, c.name, c, `SELECT ${columns.map(ident).join(', ')} FROM ${qualified(REMOTE_SCHEMA, c.name)}`, [keys.relation(REMOTE_SCHEMA, c.name)], access.apiView()),
+    ...collectionView(API_SCHEMA, c.name, c, `SELECT ${columns.map(ident).join(', ')} FROM ${qualified(REMOTE_SCHEMA, c.name)}${where}`, [keys.relation(REMOTE_SCHEMA, c.name)], access.apiView()),
     writeTrigger: `${writeTrigger}${BATCHED}`,
   } as DbObject;
 }

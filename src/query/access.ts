@@ -13,7 +13,7 @@
  *
  * Both functions are STABLE, SECURITY INVOKER, and say nothing about any row: the readers may execute them.
  */
-import type { CollectionSpec, Topology } from '../config/types.js';
+import type { AccessSpec, CollectionSpec, Topology } from '../config/types.js';
 import { type Acl, type FunctionObject, HELPER_SCHEMA } from '../model/state.js';
 import { ownerExpression } from '../model/text-search.js';
 import { literal, qualified } from '../sql/quote.js';
@@ -24,6 +24,7 @@ import { defineFunction } from './function-object.js';
 
 export const SEES_ALL_FUNCTION = 'sees_all_rows';
 export const JWT_CLAIM_FUNCTION = 'jwt_claim';
+export const OWNER_METADATA_FUNCTION = 'owner_metadata';
 
 /** The session setting PostgREST puts the request's verified JWT claims in (a JSON object). */
 export const JWT_CLAIMS_SETTING = 'request.jwt.claims';
@@ -70,10 +71,50 @@ END`;
   return defineFunction({ schema: HELPER_SCHEMA, name: JWT_CLAIM_FUNCTION, args: [{ name: 'claim', type: T.text }], returns: T.text, volatility: 'STABLE', body, acl });
 }
 
+/**
+ * `vecscale.owner_metadata(owner_key text, claim text)`: what the metadata of every row of the caller's contains,
+ * `{"<owner_key>": "<the claim>"}` (jsonb), NULL when the request has no such claim. `metadata @> it` holds exactly
+ * when the owner key's value is that JSON string (a number, an array or an object holding it do not: jsonb
+ * containment unwraps an array only at the top level), and unlike `metadata->>'k' = …` postgres_fdw ships it.
+ */
+export function ownerMetadataFunction(acl: Acl): FunctionObject {
+  const body = `
+DECLARE
+  owner ${T.text} := ${qualified(HELPER_SCHEMA, JWT_CLAIM_FUNCTION)}(claim);
+BEGIN
+  IF owner IS NULL THEN
+    RETURN NULL;
+  END IF;
+  RETURN pg_catalog.jsonb_build_object(owner_key, owner);
+END`;
+  return defineFunction({
+    schema: HELPER_SCHEMA,
+    name: OWNER_METADATA_FUNCTION,
+    args: [{ name: 'owner_key', type: T.text }, { name: 'claim', type: T.text }],
+    returns: T.jsonb,
+    volatility: 'STABLE',
+    body,
+    acl,
+  });
+}
+
 /** The primary's access functions, when any collection has owned rows. */
 export function accessFunctions(topology: Topology, acl: Acl): FunctionObject[] {
-  return topology.collections.some((c) => c.access !== undefined) ? [seesAllFunction(topology, acl), jwtClaimFunction(acl)] : [];
+  return topology.collections.some((c) => c.access !== undefined) ? [seesAllFunction(topology, acl), jwtClaimFunction(acl), ownerMetadataFunction(acl)] : [];
 }
+
+/** SQL: `vecscale.owner_metadata('<owner_key>', '<claim>')`, the caller's owner pattern (NULL: no claim). */
+export const ownerMetadataCall = (access: AccessSpec): string =>
+  `${qualified(HELPER_SCHEMA, OWNER_METADATA_FUNCTION)}(${literal(access.ownerKey)}, ${literal(access.claim)})`;
+
+/**
+ * The condition of public.<c>'s rows (its view's WHERE): the caller is trusted with every row, or the row is its own.
+ * Both function calls are initplans (evaluated once per statement), so postgres_fdw ships the whole condition to the
+ * secondary as `($1 OR metadata @> $2)` — per foreign partition, for a sharded collection — and a caller's own WHERE
+ * is ANDed to it: no filter of the caller's can widen it.
+ */
+export const ownedRowsCondition = (access: AccessSpec): string =>
+  `(SELECT ${qualified(HELPER_SCHEMA, SEES_ALL_FUNCTION)}()) OR metadata OPERATOR(pg_catalog.@>) (SELECT ${ownerMetadataCall(access)})`;
 
 /**
  * PL/pgSQL (DECLARE items) of search_<c>/hybrid: `owner`, the caller's claim when the caller is restricted to its own
