@@ -109,12 +109,26 @@ export const ownerMetadataCall = (access: AccessSpec): string =>
 
 /**
  * The condition of public.<c>'s rows (its view's WHERE): the caller is trusted with every row, or the row is its own.
- * Both function calls are initplans (evaluated once per statement), so postgres_fdw ships the whole condition to the
- * secondary as `($1 OR metadata @> $2)` — per foreign partition, for a sharded collection — and a caller's own WHERE
- * is ANDed to it: no filter of the caller's can widen it.
+ * Both halves are uncorrelated subqueries, initplans evaluated once per statement, so postgres_fdw ships the whole
+ * condition to the secondary as `($1 OR metadata @> $2)` — per foreign partition, for a sharded collection — and a
+ * caller's own WHERE is ANDed to it: no filter of the caller's can widen it.
+ *
+ * The same rules as seesAllFunction, ownerMetadataFunction and jwtClaimFunction, written out in SQL rather than calling
+ * them: a view depends on the functions it calls, and removing the last `access` would then have to redefine every
+ * such view before dropping the functions, an order the planner does not know (it drops first). One difference: a
+ * request.jwt.claims that is not JSON fails the read instead of reading as no claim (PostgREST always sets JSON).
  */
-export const ownedRowsCondition = (access: AccessSpec): string =>
-  `(SELECT ${qualified(HELPER_SCHEMA, SEES_ALL_FUNCTION)}()) OR metadata OPERATOR(pg_catalog.@>) (SELECT ${ownerMetadataCall(access)})`;
+export function ownedRowsCondition(access: AccessSpec, topology: Topology): string {
+  // NOTE: no relation either: LOCK TABLE public.<c> (upsert_<c>, match_<c>) locks every relation its view reads, in
+  // ROW EXCLUSIVE mode for upserts, which needs write privileges on it (pg_roles: permission denied). Whether the
+  // caller is a superuser: `is_superuser`, which SET ROLE and set_config('role', …) keep for the role switched to.
+  const seesAll = `(SELECT c.caller OPERATOR(pg_catalog.=) ANY (ARRAY[${trustedRoles(topology).map(literal).join(', ')}]::${T.textArray})
+      OR pg_catalog.current_setting('is_superuser') OPERATOR(pg_catalog.=) 'on'
+    FROM (SELECT ${CALLER} AS caller) c)`;
+  const claim = `NULLIF(pg_catalog.current_setting(${literal(JWT_CLAIMS_SETTING)}, true), '')::${T.jsonb} OPERATOR(pg_catalog.->>) ${literal(access.claim)}`;
+  const mine = `(SELECT CASE WHEN o.claim IS NOT NULL THEN pg_catalog.jsonb_build_object(${literal(access.ownerKey)}, o.claim) END FROM (SELECT ${claim} AS claim) o)`;
+  return `${seesAll} OR metadata OPERATOR(pg_catalog.@>) ${mine}`;
+}
 
 /**
  * PL/pgSQL (DECLARE items) of search_<c>/hybrid: `owner`, the caller's claim when the caller is restricted to its own

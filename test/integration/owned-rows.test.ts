@@ -15,15 +15,13 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import pg from 'pg';
-import { apply } from '../../src/api.js';
+import { apply, plan } from '../../src/api.js';
 import { sql } from '../harness.js';
 import { type ApiRole, Rest, supabaseDatabases } from '../supabase.js';
 import { topologyFile } from '../topology-files.js';
 
 const dbs = await supabaseDatabases('owned_rows');
-const file = topologyFile(
-  dbs,
-  `  docs:
+const COLLECTIONS_YAML = `  docs:
     secondary: pod_a
     dimension: 3
     index: { method: none }
@@ -33,7 +31,10 @@ const file = topologyFile(
     dimension: 3
     index: { method: none }
     access: { owner_key: owner_id, claim: sub }
-`,
+`;
+const file = topologyFile(
+  dbs,
+  COLLECTIONS_YAML,
   'extension_schema: extensions\napi_roles: [anon, authenticated]\nwrite_roles: [authenticated, service_role]\n',
 );
 await apply(file.load(), { approve: async () => true });
@@ -133,6 +134,9 @@ for (const c of COLLECTIONS) {
       const remote = plan.filter((l) => /Remote SQL:/.test(l));
       assert.equal(remote.length, c === 'docs' ? 1 : 2, `one Remote SQL per foreign table:\n${plan.join('\n')}`);
       for (const l of remote) assert.match(l, /WHERE .*\(\$\d+::boolean OR \(metadata @> \$\d+::jsonb\)\)/, `the owner condition shipped:\n${plan.join('\n')}`);
+      // A superuser's session switched to authenticated is authenticated: restricted.
+      const seen = (await client.query<{ id: string }>(`SELECT id FROM public.${c} ORDER BY id`)).rows.map((r) => r.id);
+      assert.deepEqual(seen, ['a1', 'a2', 'a3'], "the admin's session as authenticated with sub A sees A's rows");
       await client.query('ROLLBACK');
       // The guard of the trigger's UPDATE/DELETE is shipped too (direct modification on the secondary).
       // As the trigger's statements are planned: custom plans (restricted = true folded in) and generic ones.
@@ -230,3 +234,21 @@ for (const c of COLLECTIONS) {
     await upsert(undefined, 'b1', [0, 1, 2], { owner_id: 'B', n: 1 }, 'service_role');
   });
 }
+
+const steps = async () => (await plan(file.load())).databases.flatMap((d) => d.steps.map((s) => `${d.database}: ${s.action} ${s.object}`));
+
+test('the applied state converges: after apply and the writes above, nothing to do', async () => {
+  assert.deepEqual(await steps(), [], 'nothing to do');
+});
+
+test('dropping access converges, and adding it back', async () => {
+  // Without access a role is in one list only: service_role writes, authenticated reads.
+  const open = topologyFile(dbs, COLLECTIONS_YAML.replace(/ {4}access: .*\n/g, ''), 'extension_schema: extensions\napi_roles: [anon, authenticated]\nwrite_roles: [service_role]\n');
+  await apply(open.load(), { approve: async () => true });
+  assert.deepEqual((await plan(open.load())).databases.flatMap((d) => d.steps.map((s) => `${d.database}: ${s.action} ${s.object}`)), [], 'converged without access');
+  const fns = await sql<{ n: number }>(dbs.primary, `SELECT count(*)::int AS n FROM pg_proc WHERE pronamespace = 'vecscale'::regnamespace AND proname IN ('sees_all_rows', 'jwt_claim', 'owner_metadata')`);
+  assert.equal(fns[0]!.n, 0, 'the access functions dropped');
+  await apply(file.load(), { approve: async () => true });
+  assert.deepEqual(await steps(), [], 'converged with access again');
+  assert.deepEqual(ids(await get('docs', 'authenticated', 'B')), ['b1', 'b2'], "B's rows only again");
+});
