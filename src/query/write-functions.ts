@@ -267,7 +267,7 @@ ${takenError(c, 'taken', '      ')}
       RETURNING w.id)
     SELECT pg_catalog.array_agg(u.id) INTO updated FROM u;
     INSERT INTO ${target} (id, embedding, metadata)
-      SELECT l.id, l.embedding, l.metadata FROM ${last} WHERE NOT (l.id OPERATOR(pg_catalog.=) ANY (COALESCE(updated, '{}'::${T.textArray})));
+      SELECT l.id, l.embedding, l.metadata FROM ${last} WHERE NOT (l.id OPERATOR(pg_catalog.=) ANY (COALESCE(updated, '{}'::${T.varchar}[])));
     RETURN;
   END IF;
 `;
@@ -289,8 +289,8 @@ export function upsertBatchFunction(c: CollectionSpec, vectorSchema: string, acl
     SELECT r.id, r.embedding, COALESCE(r.metadata, '{}'::${T.jsonb}) FROM ${source} ORDER BY r.n;`;
   const owned = c.access === undefined ? undefined : { ...c, access: c.access };
   const body = `${owned ? `${OWNER_DECLARATIONS}
-  taken ${T.text};
-  updated ${T.textArray};` : ''}
+  taken ${T.varchar};
+  updated ${T.varchar}[];` : ''}
 BEGIN
 ${layoutGuard(c, `${qualified(API_SCHEMA, name)}(rows)`)}
   IF rows IS NULL OR pg_catalog.jsonb_typeof(rows) <> 'array' THEN

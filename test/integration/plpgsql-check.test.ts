@@ -6,7 +6,8 @@
  *
  * Two topologies cover every kind of function on every database: a Supabase-shaped one (pgvector in `extensions`,
  * API and write roles) with a collection on each secondary (one with extracted columns of several types, one with an
- * ivfflat index) and one sharded over both; and the same collections on plain databases (pgvector in public).
+ * ivfflat index) and one sharded over both, and two with owned rows (`access`; authenticated in both role lists, a
+ * restricted writer); and the first three on plain databases (pgvector in public).
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
@@ -30,10 +31,21 @@ const COLLECTIONS = `  docs:
     dimension: 3
 `;
 
+/** Owned rows (Supabase-shaped only: access needs api_roles): the access functions and the owned write paths. */
+const OWNED = `  owned:
+    secondary: pod_b
+    dimension: 3
+    access: { owner_key: owner_id, claim: sub }
+  ownedshard:
+    shards: [pod_a, pod_b]
+    dimension: 3
+    access: { owner_key: owner_id, claim: sub }
+`;
+
 const supabase = await supabaseDatabases('plpgsql_check_supa');
 const plain = await freshDatabases('plpgsql_check_plain');
 await apply(
-  topologyFile(supabase, COLLECTIONS, 'extension_schema: extensions\napi_roles: [anon, authenticated]\nwrite_roles: [service_role]\n').load(),
+  topologyFile(supabase, COLLECTIONS + OWNED, 'extension_schema: extensions\napi_roles: [anon, authenticated]\nwrite_roles: [authenticated, service_role]\n').load(),
   { approve: async () => true },
 );
 await apply(topologyFile(plain, COLLECTIONS).load(), { approve: async () => true });
@@ -68,7 +80,25 @@ function expectedFunctions(db: Database): string[] {
     // The trigger function of every upsert view there: `docs` / `ivf` (a table and its view) and `shard`'s partitions.
     return ['vecscale.upsert_row()'];
   }
+  const owned = !db.label.startsWith('supabase') ? [] : [
+    `public.match_owned(${v},integer,jsonb,integer,integer,text)`,
+    `public.match_ownedshard(${v},integer,jsonb,integer,integer,text)`,
+    'public.upsert_owned(jsonb)',
+    `public.upsert_owned(text,${v},jsonb)`,
+    'public.upsert_ownedshard(jsonb)',
+    `public.upsert_ownedshard(text,${v},jsonb)`,
+    'vecscale.jwt_claim(text)',
+    `vecscale.match_sql_owned(${v},integer,jsonb)`,
+    `vecscale.match_sql_ownedshard(${v},integer,jsonb)`,
+    'vecscale.owner_metadata(text,text)',
+    `vecscale.search_owned(${v},integer,jsonb,integer,integer,text)`,
+    `vecscale.search_ownedshard(${v},integer,jsonb,integer,integer,text)`,
+    'vecscale.sees_all_rows()',
+    'vecscale.write_owned()',
+    'vecscale.write_ownedshard()',
+  ];
   return [
+    ...owned,
     `public.match_docs(${v},integer,jsonb,integer,integer,text)`,
     `public.match_ivf(${v},integer,jsonb,integer,integer,text)`,
     `public.match_shard(${v},integer,jsonb,integer,integer,text)`,
@@ -93,18 +123,24 @@ function expectedFunctions(db: Database): string[] {
 
 /** Where each trigger function fires: INSTEAD OF triggers on the API views (primary) and the upsert views (shards). */
 function expectedTriggerRelations(db: Database): Record<string, string[]> {
+  const owned = db.label.startsWith('supabase');
   switch (db.role) {
     case 'primary':
-      return { 'vecscale.write_docs()': ['public.docs'], 'vecscale.write_ivf()': ['public.ivf'], 'vecscale.write_shard()': ['public.shard'] };
+      return {
+        'vecscale.write_docs()': ['public.docs'],
+        'vecscale.write_ivf()': ['public.ivf'],
+        ...(owned ? { 'vecscale.write_owned()': ['public.owned'], 'vecscale.write_ownedshard()': ['public.ownedshard'] } : {}),
+        'vecscale.write_shard()': ['public.shard'],
+      };
     case 'pod_a':
-      return { 'vecscale.upsert_row()': ['vecscale.docs', 'vecscale.shard_p0of4', 'vecscale.shard_p2of4'] };
+      return { 'vecscale.upsert_row()': ['vecscale.docs', ...(owned ? ['vecscale.ownedshard_p0of2'] : []), 'vecscale.shard_p0of4', 'vecscale.shard_p2of4'] };
     case 'pod_b':
-      return { 'vecscale.upsert_row()': ['vecscale.ivf', 'vecscale.shard_p1of4', 'vecscale.shard_p3of4'] };
+      return { 'vecscale.upsert_row()': ['vecscale.ivf', ...(owned ? ['vecscale.owned', 'vecscale.ownedshard_p1of2'] : []), 'vecscale.shard_p1of4', 'vecscale.shard_p3of4'] };
   }
 }
 
 /** The settings of vecscale's match/search functions that plan each call with its values (functionConfig). */
-const CUSTOM_PLAN = new Set(['vecscale.search_docs', 'vecscale.search_ivf', 'vecscale.search_shard']);
+const CUSTOM_PLAN = new Set(['vecscale.search_docs', 'vecscale.search_ivf', 'vecscale.search_shard', 'vecscale.search_owned', 'vecscale.search_ownedshard']);
 
 interface Fn {
   readonly oid: string;
