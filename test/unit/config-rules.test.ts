@@ -24,6 +24,7 @@ test('the rules are named, and valid input passes all of them', () => {
     'urlsArePostgres', 'databasesAreDistinct', 'noPasswordParameter', 'urlParametersAreCarried', 'urlsReachTheServer', 'passwordWrittenOnce', 'fdwUserIsNotTheLogin', 'fdwPasswordsAgree',
     'secondaryIsDefined', 'placementIsOne', 'partitionsFitShards',
     'partitionNamesAreFree', 'efConstructionCoversM', 'dimensionIsIndexable', 'columnNamesAreFree',
+    'hybridNamesAreFree', 'textAndAccessKeysAreNamed', 'accessHasApiRoles',
     'collectionsVisibleToVecs', 'collectionNamesFit', 'extensionSchemaIsFree', 'rolesListedOnce', 'fdwPasswordIsAscii', 'replicasMatchTheirSecondary',
   ]);
   assert.deepEqual(check('  docs: { secondary: pod_text, dimension: 2000, index: { m: 32, ef_construction: 64 } }\n'), []);
