@@ -110,7 +110,7 @@ export class Rest {
   /**
    * One request as `role`: `BEGIN ISOLATION LEVEL READ COMMITTED READ ONLY|READ WRITE`, the role switched with
    * set_config (not SET ROLE), the role's own settings applied, then `fn`, then COMMIT (ROLLBACK on error, which is
-   * rethrown).
+   * rethrown). `claims`: the verified JWT's claims PostgREST puts in request.jwt.claims (default `{ role }`).
    */
   async request<T>(role: ApiRole, write: boolean, fn: (q: Query) => Promise<T>, claims: Record<string, unknown> = { role }): Promise<T> {
     const settings = await this.settingsOf(role);
@@ -163,6 +163,19 @@ export class Query {
     const text = `WITH pgrst_source AS ( SELECT ${columns.map((c) => `${t}."${c}"`).join(', ')} FROM ${t}${where} LIMIT $${n} OFFSET $${n + 1} ) ${RESPONSE} FROM ( SELECT * FROM pgrst_source ) _postgrest_t`;
     const values = [...(eq ? [eq[1]] : []), '1000', '0'];
     const [row] = await prepared<{ body: unknown[] }>(this.client, text, values, values.map(() => 705));
+    return row!.body;
+  }
+
+  /**
+   * A GET with PostgREST filters already rendered as the WHERE they become (`or=(id.eq.x,…)` →
+   * `("public"."docs"."id" = $1 OR …)`), the filter values first and then limit and offset.
+   */
+  async selectWhere(table: string, columns: readonly string[], where: string, values: readonly string[]): Promise<unknown[]> {
+    const t = `"public"."${table}"`;
+    const n = values.length + 1;
+    const text = `WITH pgrst_source AS ( SELECT ${columns.map((c) => `${t}."${c}"`).join(', ')} FROM ${t} WHERE ${where} LIMIT $${n} OFFSET $${n + 1} ) ${RESPONSE} FROM ( SELECT * FROM pgrst_source ) _postgrest_t`;
+    const all = [...values, '1000', '0'];
+    const [row] = await prepared<{ body: unknown[] }>(this.client, text, all, all.map(() => 705));
     return row!.body;
   }
 

@@ -405,8 +405,13 @@ const replicasMatchTheirSecondary: Rule = (draft, ctx) =>
     });
   });
 
-/** A writer reads too: a role in both lists would say one thing twice, and drift apart when one list is edited. */
+/**
+ * A writer reads too: a role in both lists would say one thing twice, and drift apart when one list is edited — unless
+ * a collection has owned rows (`access`): there a role in both is an API caller restricted to its own rows that may
+ * write them (src/query/access.ts: only the write_roles that are not api_roles are trusted with every row).
+ */
 const rolesListedOnce: Rule = (draft, ctx) => {
+  if (draft.collections.some((c) => c.access !== undefined)) return [];
   const readers = new Set(draft.apiRoles);
   return draft.writeRoles.flatMap((role, i) => {
     if (!readers.has(role)) return [];

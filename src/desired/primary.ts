@@ -10,7 +10,7 @@ import { filterFunction } from '../query/filter-function.js';
 import { type FanOutContext, matchSqlCall, searchFunction, withSlots } from '../query/fan-out.js';
 import { matchFunction, matchSqlFunction } from '../query/match-function.js';
 import { shardedMatchSqlFunction } from '../query/sharded.js';
-import { accessFunctions } from '../query/access.js';
+import { accessFunctions, ownedRowsCondition } from '../query/access.js';
 import { hybridFunction, hybridSearchFunction, type TextCollection, textSqlFunction } from '../query/hybrid.js';
 import { upsertBatchFunction, upsertFunction, upsertTarget, writeTriggerFunction } from '../query/write-functions.js';
 import { ident, qualified } from '../sql/quote.js';
@@ -28,14 +28,17 @@ type Fingerprints = (server: string) => string;
  * server of a secondary with standbys, the write server fresh reads use instead (search_<c>, `vecscale.read_from`).
  */
 type PrimaryContext = DesiredContext & {
+  readonly topology: Topology;
   readonly writeServer: (secondary: string, q: QuerySettings) => string;
   readonly freshTarget: (server: string) => { server: string; fingerprint: string } | undefined;
 };
 
 /** public.<c> over the foreign table (or partitioned table) that reads the collection, with its write trigger. */
-function apiView(c: CollectionSpec, columns: readonly string[], access: PrimaryAccess, writeTrigger: string): DbObject {
+function apiView(c: CollectionSpec, columns: readonly string[], access: PrimaryAccess, writeTrigger: string, topology: Topology): DbObject {
+  // Owned rows: only the caller's, unless it is trusted with all (the condition is shipped to the secondary).
+  const where = c.access === undefined ? '' : ` WHERE ${ownedRowsCondition(c.access, topology)}`;
   return {
-    ...collectionView(API_SCHEMA, c.name, c, `SELECT ${columns.map(ident).join(', ')} FROM ${qualified(REMOTE_SCHEMA, c.name)}`, [keys.relation(REMOTE_SCHEMA, c.name)], access.apiView()),
+    ...collectionView(API_SCHEMA, c.name, c, `SELECT ${columns.map(ident).join(', ')} FROM ${qualified(REMOTE_SCHEMA, c.name)}${where}`, [keys.relation(REMOTE_SCHEMA, c.name)], access.apiView()),
     writeTrigger: `${writeTrigger}${BATCHED}`,
   } as DbObject;
 }
@@ -101,7 +104,7 @@ function placedObjects(c: CollectionSpec & { secondary: string }, access: Primar
     write,
     upsertFunction(c, ctx.vectorSchema, access.writeFunction(), upsertInto),
     upsertBatchFunction(c, ctx.vectorSchema, access.writeFunction(), upsertInto),
-    apiView(c, columns.map((x) => x.name), access, `${write.schema}.${write.name}`),
+    apiView(c, columns.map((x) => x.name), access, `${write.schema}.${write.name}`, ctx.topology),
     matchSqlFunction(c, ctx.vectorSchema),
     searchFunction(c, { ...ctx, targets: withSlots([{ server, fingerprint: fingerprint(server), secondary: c.secondary }]), statements: matchSqlCall(c) }, access.readFunction()),
     matchFunction(c, ctx.vectorSchema, access.readFunction()),
@@ -171,7 +174,7 @@ function shardedObjects(c: ShardedCollection, access: PrimaryAccess, ctx: Primar
     write,
     upsertFunction(c, ctx.vectorSchema, access.writeFunction()),
     upsertBatchFunction(c, ctx.vectorSchema, access.writeFunction()),
-    apiView(c, readColumns.map((x) => x.name), access, `${write.schema}.${write.name}`),
+    apiView(c, readColumns.map((x) => x.name), access, `${write.schema}.${write.name}`, ctx.topology),
     shardedMatchSqlFunction(c, ctx.vectorSchema),
     searchFunction(c, { ...ctx, targets: withSlots(parts.map((p) => target(serverFor(p.secondary, c.query), p.secondary))), statements: matchSqlCall(c) }, access.readFunction()),
     matchFunction(c, ctx.vectorSchema, access.readFunction()),
@@ -226,6 +229,7 @@ export function primaryObjects(topology: Topology, ctx: DesiredContext): DbObjec
     queryProfiles(topology, s.name).map((q) => [serverFor(s.name, q), writeServerFor(s.name, q)] as const)));
   const pctx: PrimaryContext = {
     ...ctx,
+    topology,
     writeServer: (secondary, q) => {
       const spec = specs.get(secondary);
       return spec === undefined ? serverFor(secondary, q) : writeServerOf(spec, q);

@@ -13,7 +13,7 @@
  *
  * Both functions are STABLE, SECURITY INVOKER, and say nothing about any row: the readers may execute them.
  */
-import type { CollectionSpec, Topology } from '../config/types.js';
+import type { AccessSpec, CollectionSpec, Topology } from '../config/types.js';
 import { type Acl, type FunctionObject, HELPER_SCHEMA } from '../model/state.js';
 import { ownerExpression } from '../model/text-search.js';
 import { literal, qualified } from '../sql/quote.js';
@@ -24,6 +24,7 @@ import { defineFunction } from './function-object.js';
 
 export const SEES_ALL_FUNCTION = 'sees_all_rows';
 export const JWT_CLAIM_FUNCTION = 'jwt_claim';
+export const OWNER_METADATA_FUNCTION = 'owner_metadata';
 
 /** The session setting PostgREST puts the request's verified JWT claims in (a JSON object). */
 export const JWT_CLAIMS_SETTING = 'request.jwt.claims';
@@ -70,9 +71,63 @@ END`;
   return defineFunction({ schema: HELPER_SCHEMA, name: JWT_CLAIM_FUNCTION, args: [{ name: 'claim', type: T.text }], returns: T.text, volatility: 'STABLE', body, acl });
 }
 
+/**
+ * `vecscale.owner_metadata(owner_key text, claim text)`: what the metadata of every row of the caller's contains,
+ * `{"<owner_key>": "<the claim>"}` (jsonb), NULL when the request has no such claim. `metadata @> it` holds exactly
+ * when the owner key's value is that JSON string (a number, an array or an object holding it do not: jsonb
+ * containment unwraps an array only at the top level), and unlike `metadata->>'k' = …` postgres_fdw ships it.
+ */
+export function ownerMetadataFunction(acl: Acl): FunctionObject {
+  const body = `
+DECLARE
+  owner ${T.text} := ${qualified(HELPER_SCHEMA, JWT_CLAIM_FUNCTION)}(claim);
+BEGIN
+  IF owner IS NULL THEN
+    RETURN NULL;
+  END IF;
+  RETURN pg_catalog.jsonb_build_object(owner_key, owner);
+END`;
+  return defineFunction({
+    schema: HELPER_SCHEMA,
+    name: OWNER_METADATA_FUNCTION,
+    args: [{ name: 'owner_key', type: T.text }, { name: 'claim', type: T.text }],
+    returns: T.jsonb,
+    volatility: 'STABLE',
+    body,
+    acl,
+  });
+}
+
 /** The primary's access functions, when any collection has owned rows. */
 export function accessFunctions(topology: Topology, acl: Acl): FunctionObject[] {
-  return topology.collections.some((c) => c.access !== undefined) ? [seesAllFunction(topology, acl), jwtClaimFunction(acl)] : [];
+  return topology.collections.some((c) => c.access !== undefined) ? [seesAllFunction(topology, acl), jwtClaimFunction(acl), ownerMetadataFunction(acl)] : [];
+}
+
+/** SQL: `vecscale.owner_metadata('<owner_key>', '<claim>')`, the caller's owner pattern (NULL: no claim). */
+export const ownerMetadataCall = (access: AccessSpec): string =>
+  `${qualified(HELPER_SCHEMA, OWNER_METADATA_FUNCTION)}(${literal(access.ownerKey)}, ${literal(access.claim)})`;
+
+/**
+ * The condition of public.<c>'s rows (its view's WHERE): the caller is trusted with every row, or the row is its own.
+ * Both halves are uncorrelated subqueries, initplans evaluated once per statement, so postgres_fdw ships the whole
+ * condition to the secondary as `($1 OR metadata @> $2)` — per foreign partition, for a sharded collection — and a
+ * caller's own WHERE is ANDed to it: no filter of the caller's can widen it.
+ *
+ * The same rules as seesAllFunction, ownerMetadataFunction and jwtClaimFunction, written out in SQL rather than calling
+ * them: a view depends on the functions it calls, and removing the last `access` would then have to redefine every
+ * such view before dropping the functions, an order the planner does not know (it drops first). One difference: a
+ * request.jwt.claims that is not JSON fails the read instead of reading as no claim (PostgREST always sets JSON).
+ */
+export function ownedRowsCondition(access: AccessSpec, topology: Topology): string {
+  // NOTE: no relation either: LOCK TABLE public.<c> (upsert_<c>, match_<c>) locks every relation its view reads, in
+  // ROW EXCLUSIVE mode for upserts, which needs write privileges on it (pg_roles: permission denied). Whether the
+  // caller is a superuser: `is_superuser`, which SET ROLE and set_config('role', …) keep for the role switched to.
+  const seesAll = `(SELECT c.caller OPERATOR(pg_catalog.=) ANY (ARRAY[${trustedRoles(topology).map(literal).join(', ')}]::${T.textArray})
+      OR pg_catalog.current_setting('is_superuser') OPERATOR(pg_catalog.=) 'on'
+    FROM (SELECT ${CALLER} AS caller) c)`;
+  const claim = `NULLIF(pg_catalog.current_setting(${literal(JWT_CLAIMS_SETTING)}, true), '')::${T.jsonb} OPERATOR(pg_catalog.->>) ${literal(access.claim)}`;
+  const mine = `(SELECT CASE WHEN o.claim IS NOT NULL THEN pg_catalog.jsonb_build_object(${literal(access.ownerKey)}, o.claim) END FROM (SELECT ${claim} AS claim) o)`;
+  return `${seesAll} OR metadata OPERATOR(pg_catalog.@>) ${mine}`;
 }
 
 /**

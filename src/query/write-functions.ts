@@ -6,12 +6,13 @@
  * Every one runs as its caller (SECURITY INVOKER): the topology's write_roles may write to those foreign tables, and
  * nobody else may call upsert_<c> or write to the view.
  */
-import type { CollectionSpec } from '../config/types.js';
+import type { AccessSpec, CollectionSpec } from '../config/types.js';
 import { type Acl, API_SCHEMA, type FunctionObject, HELPER_SCHEMA, REMOTE_SCHEMA, WRITE_SCHEMA } from '../model/state.js';
 import { literal, qualified } from '../sql/quote.js';
 import { WRITE_LOCK_CLASS, writeLockKey } from '../model/write-lock.js';
 import { T, vectorType } from '../sql/types.js';
 import { defineFunction, defineTriggerFunction } from './function-object.js';
+import { ownerMetadataCall, SEES_ALL_FUNCTION } from './access.js';
 
 export const writeFunctionName = (collection: string): string => `write_${collection}`;
 export const upsertFunctionName = (collection: string): string => `upsert_${collection}`;
@@ -47,6 +48,29 @@ export function readyBuffer(table: string, columns: string, setting: string): st
 }
 
 /**
+ * Owned rows (src/query/access.ts): PL/pgSQL that sets `restricted` (the caller is not trusted with every row) and
+ * `mine`, the metadata every row of the caller's contains (`{"<owner_key>": "<claim>"}`, NULL without a claim).
+ */
+const ownerSetup = (c: CollectionSpec & { access: AccessSpec }, indent: string): string =>
+  `${indent}restricted := NOT ${qualified(HELPER_SCHEMA, SEES_ALL_FUNCTION)}();
+${indent}mine := CASE WHEN restricted THEN ${ownerMetadataCall(c.access)} END;`;
+
+/** Refusing a restricted caller's write: without the claim, any; else when `bad` (a row not the caller's) holds. */
+const ownerCheck = (c: CollectionSpec & { access: AccessSpec }, bad: string, indent: string): string => {
+  const view = `public.${c.name}`;
+  const { ownerKey, claim } = c.access;
+  return `${indent}IF mine IS NULL THEN
+${indent}  RAISE EXCEPTION USING ERRCODE = '42501', MESSAGE = ${literal(`vecscale: ${view}: the request has no JWT claim "${claim}", so it may write no row`)};
+${indent}END IF;
+${indent}IF ${bad} THEN
+${indent}  RAISE EXCEPTION USING ERRCODE = '42501', MESSAGE = ${literal(`vecscale: ${view}: a row written must have metadata "${ownerKey}" equal to the request's JWT claim "${claim}"`)};
+${indent}END IF;`;
+};
+
+/** A row's `metadata` is not the caller's (`mine` not NULL here); postgres_fdw ships it. */
+const notMine = (metadata: string): string => `NOT (${metadata} OPERATOR(pg_catalog.@>) mine)`;
+
+/**
  * `vecscale.write_<c>()`: the triggers of public.<c>, writing to vecscale_write.<c>, a foreign table over vecs.<c>
  * (one secondary) or partitioned over the partition tables (sharded: PostgreSQL routes each row to its partition).
  *
@@ -66,7 +90,31 @@ export function writeTriggerFunction(c: CollectionSpec, vectorSchema: string): F
   const pending = `pg_temp.${PENDING_TABLE}`;
   const mine = literal(c.name);
   const batched = `pg_catalog.current_setting(${literal(BATCH_SETTING)}, true) OPERATOR(pg_catalog.=) 'on'`;
-  const body = `
+  const newMetadata = `COALESCE(NEW.metadata, '{}'::${T.jsonb})`;
+  // Owned rows: a restricted caller's new rows must be its own, and its UPDATE/DELETE reach only its own rows (public.<c>
+  // shows it no other; the guard in the remote statement holds even if a row changed owner since it was read).
+  const owned = c.access === undefined ? undefined : { ...c, access: c.access };
+  const declare = owned ? `
+DECLARE
+  restricted ${T.bool};
+  mine ${T.jsonb};` : '';
+  const checkNew = owned ? `${ownerSetup(owned, '    ')}
+    IF restricted THEN
+${ownerCheck(owned, notMine(newMetadata), '      ')}
+    END IF;
+` : '';
+  const guard = owned ? ` AND (NOT restricted OR metadata OPERATOR(pg_catalog.@>) mine)` : '';
+  const updated = owned ? `
+    IF NOT FOUND THEN
+      RETURN NULL;
+    END IF;` : '';
+  const deleteSetup = owned ? `${ownerSetup(owned, '  ')}
+` : '';
+  const deleted = owned ? `
+  IF NOT FOUND THEN
+    RETURN NULL;
+  END IF;` : '';
+  const body = `${declare}
 BEGIN
   IF TG_LEVEL = 'STATEMENT' AND TG_WHEN = 'BEFORE' THEN
 ${readyBuffer(PENDING_TABLE, `collection ${T.text} NOT NULL, id ${T.varchar}, embedding ${vectorType(vectorSchema)}, metadata ${T.jsonb}`, BATCH_SETTING)}
@@ -80,17 +128,17 @@ ${readyBuffer(PENDING_TABLE, `collection ${T.text} NOT NULL, id ${T.varchar}, em
     END IF;
     RETURN NULL;
   ELSIF TG_OP = 'INSERT' THEN
-    IF ${batched} THEN
-      INSERT INTO ${pending} (collection, id, embedding, metadata) VALUES (${mine}, NEW.id, NEW.embedding, COALESCE(NEW.metadata, '{}'::${T.jsonb}));
+${checkNew}    IF ${batched} THEN
+      INSERT INTO ${pending} (collection, id, embedding, metadata) VALUES (${mine}, NEW.id, NEW.embedding, ${newMetadata});
     ELSE
-      INSERT INTO ${target} (id, embedding, metadata) VALUES (NEW.id, NEW.embedding, COALESCE(NEW.metadata, '{}'::${T.jsonb}));
+      INSERT INTO ${target} (id, embedding, metadata) VALUES (NEW.id, NEW.embedding, ${newMetadata});
     END IF;
     RETURN NEW;
   ELSIF TG_OP = 'UPDATE' THEN
-    UPDATE ${target} SET id = NEW.id, embedding = NEW.embedding, metadata = COALESCE(NEW.metadata, '{}'::${T.jsonb}) WHERE id = OLD.id;
+${checkNew}    UPDATE ${target} SET id = NEW.id, embedding = NEW.embedding, metadata = ${newMetadata} WHERE id = OLD.id${guard};${updated}
     RETURN NEW;
   END IF;
-  DELETE FROM ${target} WHERE id = OLD.id;
+${deleteSetup}  DELETE FROM ${target} WHERE id = OLD.id${guard};${deleted}
   RETURN OLD;
 END`;
   return defineTriggerFunction(HELPER_SCHEMA, writeFunctionName(c.name), body);
@@ -111,18 +159,54 @@ function layoutGuard(c: CollectionSpec, call: string): string {
   END IF;`;
 }
 
+/** The variables of the owned-rows checks (ownerSetup). */
+const OWNER_DECLARATIONS = `
+DECLARE
+  restricted ${T.bool};
+  mine ${T.jsonb};`;
+
+/**
+ * upsert_<c>(id, embedding, metadata) of a restricted caller (owned rows), before the usual upsert: the row must be
+ * its own, and an id that exists must be its own too. Not the secondary's `INSERT … ON CONFLICT DO UPDATE` (it cannot
+ * tell a restricted caller from a trusted one), but an UPDATE of the caller's own row — the owner check and the write
+ * in one statement on the secondary — and, when there was none, a plain INSERT, which never overwrites: an id
+ * someone else took in between fails it (23505).
+ */
+function ownedUpsertRow(c: CollectionSpec & { access: AccessSpec }): string {
+  const target = qualified(WRITE_SCHEMA, c.name);
+  const metadata = `COALESCE($3, '{}'::${T.jsonb})`;
+  return `${ownerSetup(c, '  ')}
+  IF restricted THEN
+${ownerCheck(c, notMine(metadata), '    ')}
+    UPDATE ${target} w SET embedding = $2, metadata = ${metadata} WHERE w.id OPERATOR(pg_catalog.=) $1 AND w.metadata OPERATOR(pg_catalog.@>) mine;
+    IF NOT FOUND THEN
+      IF EXISTS (SELECT FROM ${target} w WHERE w.id OPERATOR(pg_catalog.=) $1) THEN
+${takenError(c, '$1', '        ')}
+      END IF;
+      INSERT INTO ${target} (id, embedding, metadata) VALUES ($1, $2, ${metadata});
+    END IF;
+    RETURN;
+  END IF;
+`;
+}
+
+/** Refusing to overwrite a row of another owner's (its id in `id`, PL/pgSQL). */
+const takenError = (c: CollectionSpec, id: string, indent: string): string =>
+  `${indent}RAISE EXCEPTION USING ERRCODE = '42501', MESSAGE = pg_catalog.format(${literal(`vecscale: public.${c.name}: id %s is a row the request does not own`)}, ${id});`;
+
 /**
  * `public.upsert_<c>(id text, embedding vector(n), metadata jsonb DEFAULT '{}')` around `write`, the PL/pgSQL that writes
  * the row ($1, $2, $3): the signature both shapes of collection share.
  */
 export function upsertRowSignature(c: CollectionSpec, vectorSchema: string, write: string, acl: Acl): FunctionObject {
-  const body = `
+  const owned = c.access === undefined ? undefined : { ...c, access: c.access };
+  const body = `${owned ? OWNER_DECLARATIONS : ''}
 BEGIN
   IF $1 IS NULL OR $2 IS NULL THEN
     RAISE EXCEPTION 'vecscale: id and embedding must not be null' USING ERRCODE = '22004';
   END IF;
 ${layoutGuard(c, `${qualified(API_SCHEMA, upsertFunctionName(c.name))}($1, $2, $3)`)}
-${write}
+${owned ? ownedUpsertRow(owned) : ''}${write}
 END`;
   return defineFunction({
     schema: API_SCHEMA,
@@ -160,6 +244,36 @@ export function upsertFunction(c: CollectionSpec, vectorSchema: string, acl: Acl
 }
 
 /**
+ * upsert_<c>(rows) of a restricted caller: as ownedUpsertRow, set-based. Every row must be the caller's; no id may be
+ * another owner's; one UPDATE of the caller's own rows among the ids (the last row of an id winning; `w.id = ANY`
+ * and the owner check shipped, so the secondary reads only those), then one plain INSERT of the rest.
+ */
+function ownedUpsertRows(c: CollectionSpec & { access: AccessSpec }, source: string): string {
+  const target = qualified(WRITE_SCHEMA, c.name);
+  const last = `(SELECT DISTINCT ON (r.id) r.id, r.embedding, COALESCE(r.metadata, '{}'::${T.jsonb}) AS metadata FROM ${source} ORDER BY r.id, r.n DESC) l`;
+  const ids = `ARRAY(SELECT e.value OPERATOR(pg_catalog.->>) 'id' FROM pg_catalog.jsonb_array_elements(rows) AS e(value))::${T.textArray}`;
+  return `${ownerSetup(c, '  ')}
+  IF restricted THEN
+${ownerCheck(c, `EXISTS (SELECT FROM pg_catalog.jsonb_array_elements(rows) AS e(value)
+                 WHERE ${notMine(`COALESCE(NULLIF(e.value OPERATOR(pg_catalog.->) 'metadata', 'null'::${T.jsonb}), '{}'::${T.jsonb})`)})`, '    ')}
+    SELECT w.id INTO taken FROM ${target} w
+     WHERE w.id OPERATOR(pg_catalog.=) ANY (${ids}) AND ${notMine('w.metadata')} LIMIT 1;
+    IF FOUND THEN
+${takenError(c, 'taken', '      ')}
+    END IF;
+    WITH u AS (
+      UPDATE ${target} w SET embedding = l.embedding, metadata = l.metadata FROM ${last}
+       WHERE w.id OPERATOR(pg_catalog.=) l.id AND w.id OPERATOR(pg_catalog.=) ANY (${ids}) AND w.metadata OPERATOR(pg_catalog.@>) mine
+      RETURNING w.id)
+    SELECT pg_catalog.array_agg(u.id) INTO updated FROM u;
+    INSERT INTO ${target} (id, embedding, metadata)
+      SELECT l.id, l.embedding, l.metadata FROM ${last} WHERE NOT (l.id OPERATOR(pg_catalog.=) ANY (COALESCE(updated, '{}'::${T.varchar}[])));
+    RETURN;
+  END IF;
+`;
+}
+
+/**
  * `public.upsert_<c>(rows jsonb)`: the batch form, rows as a JSON array of `{"id", "embedding", "metadata"}` (what
  * supabase-js `rpc()` sends), in array order (a later duplicate id wins). An overload by arity, so a call is never
  * ambiguous. One INSERT into upsertTarget: postgres_fdw sends batch_size rows per remote statement (per partition),
@@ -173,7 +287,10 @@ export function upsertBatchFunction(c: CollectionSpec, vectorSchema: string, acl
     `FROM pg_catalog.jsonb_array_elements(rows) WITH ORDINALITY AS e(value, n)) r`;
   const apply = `INSERT INTO ${target} (id, embedding, metadata)
     SELECT r.id, r.embedding, COALESCE(r.metadata, '{}'::${T.jsonb}) FROM ${source} ORDER BY r.n;`;
-  const body = `
+  const owned = c.access === undefined ? undefined : { ...c, access: c.access };
+  const body = `${owned ? `${OWNER_DECLARATIONS}
+  taken ${T.varchar};
+  updated ${T.varchar}[];` : ''}
 BEGIN
 ${layoutGuard(c, `${qualified(API_SCHEMA, name)}(rows)`)}
   IF rows IS NULL OR pg_catalog.jsonb_typeof(rows) <> 'array' THEN
@@ -184,7 +301,7 @@ ${layoutGuard(c, `${qualified(API_SCHEMA, name)}(rows)`)}
                  OR e->'id' = 'null'::${T.jsonb} OR e->'embedding' = 'null'::${T.jsonb}) THEN
     RAISE EXCEPTION 'vecscale: every row needs an id and an embedding' USING ERRCODE = '22004';
   END IF;
-  ${apply}
+${owned ? ownedUpsertRows(owned, source) : ''}  ${apply}
 END`;
   return defineFunction({
     schema: API_SCHEMA,

@@ -6,7 +6,8 @@
  *
  * Two topologies cover every kind of function on every database: a Supabase-shaped one (pgvector in `extensions`,
  * API and write roles) with a collection on each secondary (one with extracted columns of several types, one with an
- * ivfflat index) and one sharded over both; and the same collections on plain databases (pgvector in public).
+ * ivfflat index) and one sharded over both, and two with owned rows (`access`; authenticated in both role lists, a
+ * restricted writer); and the first three on plain databases (pgvector in public).
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
@@ -46,7 +47,7 @@ const OWNED = `  owned:
 const supabase = await supabaseDatabases('plpgsql_check_supa');
 const plain = await freshDatabases('plpgsql_check_plain');
 await apply(
-  topologyFile(supabase, COLLECTIONS + OWNED, 'extension_schema: extensions\napi_roles: [anon, authenticated]\nwrite_roles: [service_role]\n').load(),
+  topologyFile(supabase, COLLECTIONS + OWNED, 'extension_schema: extensions\napi_roles: [anon, authenticated]\nwrite_roles: [authenticated, service_role]\n').load(),
   { approve: async () => true },
 );
 await apply(topologyFile(plain, COLLECTIONS).load(), { approve: async () => true });
@@ -118,6 +119,7 @@ function expectedFunctions(db: Database): string[] {
           `public.upsert_sowned(text,${v},jsonb)`,
           `vecscale.hybrid_owned(text,${v},integer,jsonb,double precision,double precision,integer,integer,integer,text)`,
           'vecscale.jwt_claim(text)',
+          'vecscale.owner_metadata(text,text)',
           `vecscale.match_sql_owned(${v},integer,jsonb,text)`,
           `vecscale.match_sql_sowned(${v},integer,jsonb,text)`,
           `vecscale.search_owned(${v},integer,jsonb,integer,integer,text)`,

@@ -24,7 +24,8 @@ test('the rules are named, and valid input passes all of them', () => {
     'urlsArePostgres', 'databasesAreDistinct', 'noPasswordParameter', 'urlParametersAreCarried', 'urlsReachTheServer', 'passwordWrittenOnce', 'fdwUserIsNotTheLogin', 'fdwPasswordsAgree',
     'secondaryIsDefined', 'placementIsOne', 'partitionsFitShards',
     'partitionNamesAreFree', 'efConstructionCoversM', 'dimensionIsIndexable', 'columnNamesAreFree',
-    'hybridNamesAreFree', 'textAndAccessKeysAreNamed', 'accessHasApiRoles', 'collectionsVisibleToVecs', 'collectionNamesFit', 'extensionSchemaIsFree', 'rolesListedOnce', 'fdwPasswordIsAscii', 'replicasMatchTheirSecondary',
+    'hybridNamesAreFree', 'textAndAccessKeysAreNamed', 'accessHasApiRoles',
+    'collectionsVisibleToVecs', 'collectionNamesFit', 'extensionSchemaIsFree', 'rolesListedOnce', 'fdwPasswordIsAscii', 'replicasMatchTheirSecondary',
   ]);
   assert.deepEqual(check('  docs: { secondary: pod_text, dimension: 2000, index: { m: 32, ef_construction: 64 } }\n'), []);
 });
@@ -55,6 +56,9 @@ test('text and access: parsed with defaults, located errors for empty keys, unkn
 test('rolesListedOnce: a writer is in write_roles only (it reads too)', () => {
   const head = 'version: 1\napi_roles: [anon, service_role]\nwrite_roles: [service_role]\nprimary:\n  url: postgres://u:${PW}@h/db\n';
   assert.deepEqual(check('', head), ['t.yaml:3:15: write_roles[0]: "service_role" is in api_roles too: write_roles read as well, so list it in write_roles only']);
+  // With owned rows, a role in both lists is a caller restricted to its own rows that writes them.
+  const owned = base.replace('version: 1\n', 'version: 1\napi_roles: [anon, authenticated]\nwrite_roles: [authenticated, service_role]\n');
+  assert.deepEqual(check('  docs: { secondary: pod_text, dimension: 3, access: { owner_key: owner_id, claim: sub } }\n', owned), [], 'authenticated in both lists, with access');
 });
 
 test('secondaryIsDefined: at the value, with a suggestion or the list of names', () => {
