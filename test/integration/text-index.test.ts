@@ -12,14 +12,16 @@ import type { AccessSpec, TextSearchSpec } from '../../src/config/types.js';
 import { ownerIndexName, textIndexName } from '../../src/desired/collection.js';
 import { documentExpression, ownerExpression, tsqueryExpression } from '../../src/model/text-search.js';
 import type { Plan } from '../../src/plan/types.js';
-import { freshDatabases, sql } from '../harness.js';
+import type { ProgressEvent } from '../../src/model/progress.js';
+import { sql } from '../harness.js';
+import { moveDatabases } from '../move-writer.js';
 import { topologyFile } from '../topology-files.js';
 
 const text: TextSearchSpec = { source: 'content', language: 'english' };
 const access: AccessSpec = { ownerKey: 'owner_id', claim: 'sub' };
 
-const collections = (docsText = '    text: { source: content, language: english }\n') => `  docs:
-    secondary: pod_a
+const collections = (docsText = '    text: { source: content, language: english }\n', docsOn = 'pod_a') => `  docs:
+    secondary: ${docsOn}
     dimension: 3
 ${docsText}    access: { owner_key: owner_id, claim: sub }
   img:
@@ -30,7 +32,8 @@ ${docsText}    access: { owner_key: owner_id, claim: sub }
     access: { owner_key: owner_id, claim: sub }
 `;
 
-const dbs = await freshDatabases('text_index');
+// moveDatabases: fresh databases, and whatever replication objects a failed move left are removed with them.
+const { dbs } = await moveDatabases('text_index');
 const [podA, podB] = Object.values(dbs.secondaries) as [string, string];
 // Roles are cluster-wide: the API role access: needs exists before the first apply.
 await sql(dbs.primary, `DO $$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'vs_reader') THEN CREATE ROLE vs_reader; END IF; END $$`);
@@ -159,4 +162,24 @@ test('a new language replaces the full-text index; removing text: drops it, with
   assert.ok(!left.some((n) => n.startsWith('ix_text_')) && left.includes(ownerIndexName('docs', access)) && left.includes('docs_user_fts'), `dropped, the rest kept: ${left.join(', ')}`);
   assert.equal((await sql<{ n: number }>(podA, 'SELECT count(*)::int AS n FROM vecs.docs'))[0]!.n, 20000, 'every row kept');
   assert.deepEqual(await steps(), [], 'converged');
+});
+
+test('a move builds the indexes on its target table before the cutover, from the layout with text: and access:', async () => {
+  file.write(collections(undefined, 'pod_b'));
+  const events: ProgressEvent[] = [];
+  const r = await apply(file.load(), { approve, events: { onProgress: (e) => events.push(e) } });
+  assert.equal(r.status, 'applied');
+  assert.deepEqual(r.status === 'applied' ? (r.moves ?? []).map((m) => m.collection) : [], ['docs'], 'docs moved');
+  const found = await indexesOf(podB, 'docs');
+  const names = found.filter((i) => i.valid).map((i) => i.name);
+  assert.ok(names.includes(textIndexName('docs', text)) && names.includes(ownerIndexName('docs', access)) && names.some((n) => n.startsWith('ix_vector_')),
+    `the target has all three indexes: ${names.join(', ')}`);
+  const started = events.filter((e) => e.type === 'step-started').map((e) => e.id);
+  const cutover = started.indexOf('move:docs:cutover');
+  for (const purpose of ['text', 'owner']) {
+    const built = started.indexOf(`index:pod_b:vecs.docs#${purpose}`);
+    assert.ok(built >= 0 && cutover > built, `the ${purpose} index is built on the target before the cutover: ${started.join(', ')}`);
+  }
+  assert.equal((await sql<{ n: number }>(podB, 'SELECT count(*)::int AS n FROM vecs.docs'))[0]!.n, 20000, 'every row moved');
+  assert.deepEqual(await steps(), [], 'converged: nothing left for the next apply');
 });
