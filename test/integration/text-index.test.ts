@@ -15,6 +15,7 @@ import type { Plan } from '../../src/plan/types.js';
 import type { ProgressEvent } from '../../src/model/progress.js';
 import { sql } from '../harness.js';
 import { moveDatabases } from '../move-writer.js';
+import { status } from '../../src/status/index.js';
 import { topologyFile } from '../topology-files.js';
 
 const text: TextSearchSpec = { source: 'content', language: 'english' };
@@ -101,6 +102,12 @@ test('apply: every vecs table gets both indexes, with the exact expressions, mar
     assert.deepEqual(cols.map((c) => c.attname), ['id', 'vec', 'metadata'], `vecs' columns of ${table} only`);
   }
   assert.deepEqual(await steps(), [], 'converged');
+  // status reads the vector index only: the metadata indexes are neither shown as it nor reported.
+  const r = await status(file.load());
+  const parts = r.collections.flatMap((c) => c.parts);
+  assert.equal(parts.length, 5);
+  assert.ok(parts.every((p) => p.index?.name.startsWith('ix_vector_') && p.index.name === p.wantedIndex?.name), `each part's index is its vector index: ${JSON.stringify(parts.map((p) => p.index?.name))}`);
+  assert.deepEqual(r.problems.filter((p) => /ix_text_|ix_owner_|docs|img/.test(`${p.object} ${p.message}`)), [], 'no problem about these collections');
 });
 
 test('the secondary’s planner uses them for the query path’s expressions (after ANALYZE, enough rows)', async () => {
