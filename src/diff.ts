@@ -2,7 +2,7 @@
  * diff(actual, desired): what differs, field by field. It only describes; whether a difference means ALTER,
  * replace, adopt or refusal — and the SQL — is the planner's decision.
  */
-import { type DatabaseState, type DbObject, ownOptions } from './model/state.js';
+import { type DatabaseState, type DbObject, isVectorMethod, ownOptions } from './model/state.js';
 import { byCodePoint } from './util/fingerprint.js';
 
 export interface FieldChange {
@@ -72,6 +72,8 @@ function comparable(o: DbObject): Record<string, unknown> {
         acl: o.acl,
       };
     case 'index':
+      // A metadata index's name hashes its definition (src/desired/collection.ts): name, method and validity say it all.
+      if (!isVectorMethod(o.method)) return { name: o.name, method: o.method, valid: o.valid };
       return { name: indexNameStem(o.name), method: o.method, column: o.column, opclass: o.opclass, params: o.params, valid: o.valid };
     case 'function':
       return {

@@ -27,7 +27,7 @@ export function converged(t = topology()): Map<string, LiveDatabase> {
       const objects = new Map<string, DbObject>(
         [...d.objects].map(([k, o]) => {
           const { dependsOn: _d, ...rest } = o as DbObject & { query?: string; passwordRef?: string };
-          const { query: _q, passwordRef: _p, setPassword: _s, build: _b, ...bare } = rest as typeof rest & { query?: string; passwordRef?: string; setPassword?: boolean; build?: unknown };
+          const { query: _q, passwordRef: _p, setPassword: _s, build: _b, expression: _e, ...bare } = rest as typeof rest & { query?: string; passwordRef?: string; setPassword?: boolean; build?: unknown; expression?: string };
           // Introspection reads a mapping's password back as a fingerprint: the same one on every mapping of a role.
           if (bare.kind === 'user_mapping') return [k, { ...bare, options: { ...bare.options, password: 'hmac:live' } } as DbObject];
           return [k, bare as DbObject];

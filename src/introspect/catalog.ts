@@ -6,7 +6,7 @@
  */
 import { QUIET_SETTINGS } from '../model/log-sinks.js';
 import type { Db } from '../db/connect.js';
-import { API_SCHEMA, BATCHED, DATABASE_SETTINGS, HELPER_SCHEMA, MANAGED_COMMENT, REMOTE_SCHEMA, VECS_SCHEMA, WRITE_BATCH_TRIGGERS, WRITE_SCHEMA, WRITE_TRIGGER } from '../model/state.js';
+import { API_SCHEMA, BATCHED, DATABASE_SETTINGS, HELPER_SCHEMA, INDEX_PREFIX, MANAGED_COMMENT, REMOTE_SCHEMA, VECS_SCHEMA, WRITE_BATCH_TRIGGERS, WRITE_SCHEMA, WRITE_TRIGGER } from '../model/state.js';
 import { qualified } from '../sql/quote.js';
 import { probeServers, type RawProbe } from './probe.js';
 import { readReplication, type RawReplication } from './replication.js';
@@ -295,7 +295,9 @@ export async function readCatalog(db: Db, scope: IntrospectScope): Promise<RawCa
         WHERE con.contype = 'p' AND con.conrelid = ANY($1::oid[])`,
       [oids],
     );
-    // NOTE: only the vector access methods; a btree or gin index a user adds is theirs and stays out of the model.
+    // NOTE: the vector access methods, and the gin and btree indexes vecscale made (its marker and a metadata index
+    // prefix, src/desired/collection.ts); any other btree or gin index, a user's, is theirs and stays out of the model.
+    // Of an expression index, indkey[0] is 0: no column.
     const indexes = await q<RawCatalog['indexes'][number]>(
       `SELECT i.indrelid::int AS indrelid, ic.relname::text, am.amname::text, opc.opcname::text,
               (SELECT a.attname::text FROM pg_catalog.pg_attribute a
@@ -306,9 +308,13 @@ export async function readCatalog(db: Db, scope: IntrospectScope): Promise<RawCa
          JOIN pg_catalog.pg_class ic ON ic.oid = i.indexrelid
          JOIN pg_catalog.pg_am am ON am.oid = ic.relam
          JOIN pg_catalog.pg_opclass opc ON opc.oid = i.indclass[0]
-        WHERE i.indrelid = ANY($1::oid[]) AND am.amname IN ('hnsw', 'ivfflat')
+        WHERE i.indrelid = ANY($1::oid[])
+          AND (am.amname IN ('hnsw', 'ivfflat')
+               OR (am.amname IN ('gin', 'btree')
+                   AND pg_catalog.starts_with(pg_catalog.obj_description(ic.oid, 'pg_class'), $2)
+                   AND EXISTS (SELECT FROM pg_catalog.unnest($3::text[]) p WHERE pg_catalog.starts_with(ic.relname::text, p))))
         ORDER BY ic.relname`,
-      [oids],
+      [oids, MANAGED_COMMENT, Object.values(INDEX_PREFIX)],
     );
     const foreignTables = await q<RawCatalog['foreignTables'][number]>(
       `SELECT ft.ftrelid::int AS ftrelid, s.srvname::text, ft.ftoptions::text[] AS ftoptions

@@ -12,6 +12,8 @@ import {
   DEFINITION_MARK,
   QUERY_MARK,
   type DbObject,
+  INDEX_PREFIX,
+  type IndexPurpose,
   keys,
   type LiveFacts,
   type WrapperLogin,
@@ -90,6 +92,10 @@ function moveMarksOf(relations: RawCatalog['relations']): Map<string, MoveMark> 
   }
   return out;
 }
+
+/** Which metadata index a name is (src/desired/collection.ts), by its prefix. */
+const metadataPurpose = (name: string): IndexPurpose | undefined =>
+  (Object.keys(INDEX_PREFIX) as IndexPurpose[]).find((p) => name.startsWith(INDEX_PREFIX[p]));
 
 const isManaged = (comment: string | null): boolean =>
   comment === MANAGED_COMMENT ||
@@ -212,7 +218,7 @@ export function toState(
   }
   // One vector index per collection table: ours (marker) if present, else the first in name order.
   const seenTables = new Set<number>();
-  const sorted = [...raw.indexes].sort((a, b) => Number(isManaged(b.comment)) - Number(isManaged(a.comment)) || byCodePoint(a.relname, b.relname));
+  const sorted = raw.indexes.filter((i) => i.amname === 'hnsw' || i.amname === 'ivfflat').sort((a, b) => Number(isManaged(b.comment)) - Number(isManaged(a.comment)) || byCodePoint(a.relname, b.relname));
   for (const i of sorted) {
     const table = relName.get(i.indrelid);
     if (!table || table.nspname !== VECS_SCHEMA || seenTables.has(i.indrelid)) continue;
@@ -229,6 +235,31 @@ export function toState(
       column: i.column ?? '',
       opclass: i.opcname,
       params: Object.fromEntries(Object.entries(params).sort(([a], [b]) => byCodePoint(a, b))),
+      valid: i.indisvalid,
+    });
+  }
+  // The metadata indexes (full text, owner): only vecscale's, by marker and name prefix; one per purpose and table,
+  // the first in name order (a user's gin or btree index stays out of the model).
+  const seenPurposes = new Set<string>();
+  for (const i of [...raw.indexes].sort((a, b) => byCodePoint(a.relname, b.relname))) {
+    const table = relName.get(i.indrelid);
+    const purpose = metadataPurpose(i.relname);
+    if (!table || table.nspname !== VECS_SCHEMA || purpose === undefined || !isManaged(i.comment)) continue;
+    if (i.amname !== 'gin' && i.amname !== 'btree') continue;
+    const key = keys.index(table.nspname, table.relname, purpose);
+    if (seenPurposes.has(key)) continue;
+    seenPurposes.add(key);
+    objects.push({
+      kind: 'index',
+      key,
+      managed: true,
+      schema: table.nspname,
+      table: table.relname,
+      name: i.relname,
+      method: i.amname,
+      column: '',
+      opclass: '',
+      params: {},
       valid: i.indisvalid,
     });
   }

@@ -125,18 +125,49 @@ export interface PartitionBound {
   readonly remainder: number;
 }
 
+export type IndexMethod = 'hnsw' | 'ivfflat' | 'gin' | 'btree';
+
+/**
+ * What an index of a vecs table besides its vector index is for: `text` (GIN over the document of `text:`) or
+ * `owner` (btree over the owner key of `access:`). Part of its key (`keys.index`).
+ */
+export type IndexPurpose = 'text' | 'owner';
+
+/**
+ * The name prefix of each metadata index. Never `ix_vector…`: the vecs client takes an index named like its own
+ * vector index pattern for one.
+ */
+export const INDEX_PREFIX: Readonly<Record<IndexPurpose, string>> = { text: 'ix_text_', owner: 'ix_owner_' };
+
+/** The access method of each metadata index. */
+export const PURPOSE_METHOD: Readonly<Record<IndexPurpose, IndexMethod>> = { text: 'gin', owner: 'btree' };
+
+/** The vector index methods (pgvector's): the ones vecs reads, and the ones a build's memory is planned for. */
+export const isVectorMethod = (method: IndexMethod): method is 'hnsw' | 'ivfflat' => method === 'hnsw' || method === 'ivfflat';
+
 export interface IndexObject extends Base {
   readonly kind: 'index';
   readonly schema: string;
   readonly table: string;
-  /** The name vecs finds it by: ix_<opclass>_hnsw_m<m>_efc<ef>_<7 hex> or ix_<opclass>_ivfflat_nl<lists>_<7 hex>. */
+  /**
+   * A vector index: the name vecs finds it by, ix_<opclass>_hnsw_m<m>_efc<ef>_<7 hex> or
+   * ix_<opclass>_ivfflat_nl<lists>_<7 hex>. A metadata index: INDEX_PREFIX[purpose] and a hash of its definition.
+   */
   readonly name: string;
-  readonly method: 'hnsw' | 'ivfflat';
+  /** hnsw, ivfflat: the vector index; gin: full text (`text:`), btree: a row's owner (`access:`). */
+  readonly method: IndexMethod;
+  /** The indexed column (`vec`); '' for an expression index. */
   readonly column: string;
+  /** The vector operator class; '' for a metadata index (its expression's default). */
   readonly opclass: string;
   /** Storage parameters, as strings, keys sorted. */
   readonly params: Readonly<Record<string, string>>;
   readonly valid: boolean;
+  /**
+   * Desired only, metadata indexes: the indexed expression as CREATE INDEX takes it (src/model/text-search.ts). Never
+   * compared: the name hashes what defines it.
+   */
+  readonly expression?: string;
   /**
    * Desired only, and never compared (not what the index is): what its build over rows already there needs — the
    * topology's `index.build` and the vectors' dimension, for the HNSW memory estimate (src/plan/index-build.ts).
@@ -312,7 +343,8 @@ export const keys = {
   extension: (name: string) => `extension:${name}`,
   schema: (name: string) => `schema:${name}`,
   relation: (schema: string, name: string) => `relation:${schema}.${name}`,
-  index: (schema: string, table: string) => `index:${schema}.${table}`,
+  /** A vecs table's vector index, or with `purpose` one of its metadata indexes (`index:vecs.docs#text`). */
+  index: (schema: string, table: string, purpose?: IndexPurpose) => `index:${schema}.${table}${purpose ? `#${purpose}` : ''}`,
   server: (name: string) => `server:${name}`,
   userMapping: (server: string, role: string) => `user_mapping:${server}:${role}`,
   /** `rows`: upsert_<c>'s batch form, upsert_<c>(rows jsonb) — the one overload vecscale makes (by arity: never ambiguous). */

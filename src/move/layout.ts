@@ -55,8 +55,8 @@ export const sameLayout = (a: readonly Part[], b: readonly Part[]): boolean =>
 export function specWithLayout(c: CollectionSpec, parts: readonly Part[]): CollectionSpec | undefined {
   const first = parts[0];
   if (!first) return undefined;
-  const { name, dimension, metric, index, query, columns, protect } = c;
-  const base = { name, dimension, metric, index, query, columns, protect };
+  const { name, dimension, metric, index, query, columns, protect, text, access } = c;
+  const base = { name, dimension, metric, index, query, columns, protect, ...(text ? { text } : {}), ...(access ? { access } : {}) };
   if (parts.length === 1 && first.modulus === undefined) return { ...base, secondary: first.secondary };
   const shards: string[] = [];
   for (const p of parts) if (!shards.includes(p.secondary)) shards.push(p.secondary);

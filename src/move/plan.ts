@@ -83,7 +83,7 @@ function stepsOf(collection: string, from: readonly Part[], to: readonly Part[],
     ...targets.map((db) => ({ database: db, description: `create ${flows.filter((f) => f.target.secondary === db).map((f) => name(f.target)).filter((v, i, a) => a.indexOf(v) === i).join(', ')} (vecs' shape, no vector index yet), marked as move targets`, risk: 'safe' as const })),
     ...repl.map((f) => ({ database: f.source.secondary, description: `publish ${name(f.source)}${filter(f)} and create replication slot for ${f.target.secondary}; subscription on ${f.target.secondary} copies it into ${name(f.target)} and follows every change`, risk: 'safe' as const })),
     ...trig.map((f) => ({ database: f.source.secondary, description: `a trigger on ${name(f.source)} logs the ids every write touches; a chunked copy fills ${name(f.target)}${filter(f)}, then the logged ids are brought over again`, risk: 'safe' as const })),
-    ...targets.map((db) => ({ database: db, description: `build the vector index on the targets after the copy (CREATE INDEX CONCURRENTLY)`, risk: 'safe' as const })),
+    ...targets.map((db) => ({ database: db, description: `build the indexes of the targets (vector; full text and owner where the collection has them) after the copy`, risk: 'safe' as const })),
     { database: 'primary', description: `cutover: writes to ${collection} through the primary wait (locks on public.${collection} and its wrappers), the sources are write-locked, the targets catch up, row count and a checksum over (id, metadata, vec) must agree, the wrappers switch to the new layout in the same transaction; writes resume`, risk: 'disruptive' as const },
     ...[...new Set(retiredParts(from, to).map((p) => p.secondary))].map((db) => ({
       database: db,

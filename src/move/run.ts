@@ -134,7 +134,8 @@ async function runOne(m: MovePlan, o: MoveRunOptions, after: Topology): Promise<
   const copyMs = Date.now() - copyStarted;
   emit('step-finished', 'copy', `copying ${m.collection}`, { detail: `copied in ${Math.round(copyMs / 1000)} s` });
 
-  // 4. The vector index on the targets, now that they hold the rows (faster than building it while they arrive).
+  // 4. The targets' indexes (vector, full text, owner), now that they hold the rows (faster than building them while
+  // they arrive).
   const indexStarted = Date.now();
   const tables = new Set(targets.map((t) => `${t.secondary}/${keys.relation(VECS_SCHEMA, t.table)}`));
   await o.execute(onlySteps(first.plan, (s, db) => s.kind === 'index' && tables.has(`${db.database}/${indexTableKey(s.id, db.database)}`)));
@@ -188,7 +189,7 @@ function groupBy<T>(items: readonly T[], key: (t: T) => string): Map<string, T[]
 const uniqueParts = (parts: readonly MovePart[]): MovePart[] => [...new Map(parts.map((p) => [`${p.secondary}/${p.table}`, p])).values()];
 const describeParts = (parts: readonly MovePart[]): string =>
   [...groupBy(parts, (p) => p.secondary)].map(([db, ps]) => `${db} (${ps.map((p) => p.table).join(', ')})`).join(', ');
-const indexTableKey = (stepId: string, database: string): string => stepId.slice(database.length + 1).replace(/^index:/, 'relation:');
+const indexTableKey = (stepId: string, database: string): string => stepId.slice(database.length + 1).replace(/^index:/, 'relation:').replace(/#[a-z]+$/, '');
 
 function vectorSchemaOf(live: ReadonlyMap<string, LiveDatabase>): string {
   for (const l of live.values()) if (l.facts.vectorSchema) return l.facts.vectorSchema;

@@ -10,7 +10,7 @@
  * server was sized for, and 16 GB bounds what vecscale takes without being told.
  */
 import type { IndexBuild } from '../config/types.js';
-import { type IndexObject, keys, type LiveFacts } from '../model/state.js';
+import { type IndexObject, isVectorMethod, keys, type LiveFacts } from '../model/state.js';
 import { literal } from '../sql/quote.js';
 import { formatBytes } from '../util/bytes.js';
 import { memorySetting } from '../util/pg-memory.js';
@@ -39,7 +39,8 @@ export const ivfflatBuildBytes = (dimension: number, lists: number): number =>
 
 /** What one build needs, and which rule said so (for the note). */
 function neededBy(index: IndexObject, dimension: number, rows: number): { bytes: number; rule: string } | undefined {
-  if (rows <= 0) return undefined;
+  // A metadata index (GIN, btree) works within whatever maintenance_work_mem it has: nothing to plan.
+  if (rows <= 0 || !isVectorMethod(index.method)) return undefined;
   if (index.method === 'ivfflat') {
     const lists = Number(index.params.lists ?? 100);
     return { bytes: ivfflatBuildBytes(dimension, lists), rule: `(max(50 × ${lists} lists, 10000) + ${lists}) sample vectors × (4 × ${dimension} + 8) bytes × 1.2` };

@@ -1,8 +1,8 @@
 /** The human reasons plans give: why an object is created, and what differs when it is changed. */
 import type { FieldChange } from '../diff.js';
 import {
-  type Acl, API_SCHEMA, BATCHED, type DbObject, type ExtensionObject, type FunctionObject, HELPER_SCHEMA, type Privilege, REMOTE_SCHEMA, type SchemaObject,
-  type TableObject, VECS_SCHEMA, type ViewObject, WRITE_SCHEMA,
+  type Acl, API_SCHEMA, BATCHED, type DbObject, type ExtensionObject, type FunctionObject, HELPER_SCHEMA, INDEX_PREFIX, type IndexObject, type Privilege,
+  REMOTE_SCHEMA, type SchemaObject, type TableObject, VECS_SCHEMA, type ViewObject, WRITE_SCHEMA,
 } from '../model/state.js';
 
 /** `<c>_p<i>of<n>`: partition i of n of collection c (see model/placement.ts). */
@@ -93,6 +93,18 @@ function functionPurpose(o: FunctionObject): string {
   return `function ${o.schema}.${o.name}`;
 }
 
+function indexPurpose(o: IndexObject): string {
+  const over = o.expression === undefined ? '' : ` over ${o.expression}`;
+  switch (o.method) {
+    case 'gin':
+      return `full-text index of ${holds(o.table)} (text:): GIN${over}, the expression full-text search matches, so its searches use it`;
+    case 'btree':
+      return `owner index of ${holds(o.table)} (access:): btree${over}, the expression owned-row reads filter on, so they use it`;
+    default:
+      return `similarity index of ${holds(o.table)}: ${o.method} (${Object.entries(o.params).map(([k, v]) => `${k}=${v}`).join(', ')}) with ${o.opclass}, named as vecs names it so vecs finds it`;
+  }
+}
+
 /** Why an object exists, as a create step's reason: what it is for, naming what it serves. */
 export function purpose(o: DbObject): string {
   switch (o.kind) {
@@ -103,7 +115,7 @@ export function purpose(o: DbObject): string {
     case 'table':
       return tablePurpose(o);
     case 'index':
-      return `similarity index of ${holds(o.table)}: ${o.method} (${Object.entries(o.params).map(([k, v]) => `${k}=${v}`).join(', ')}) with ${o.opclass}, named as vecs names it so vecs finds it`;
+      return indexPurpose(o);
     case 'view':
       return viewPurpose(o);
     case 'server': {
@@ -160,7 +172,13 @@ export function describeFields(fields: Readonly<Record<string, FieldChange>>): s
   if (fields.kind) return `is a ${show(fields.kind.from).replace('_', ' ')}, should be a ${show(fields.kind.to).replace('_', ' ')}`;
   const parts: string[] = [];
   for (const [field, { from, to }] of Object.entries(fields)) {
-    if (field === 'managed' || field === 'name') continue;
+    if (field === 'managed') continue;
+    if (field === 'name') {
+      // A metadata index's name hashes what defines it; a vector index's changed parameters show as params.
+      if (typeof to === 'string' && to.startsWith(INDEX_PREFIX.text)) parts.push(`language or source key changed (${show(from)} → ${to})`);
+      if (typeof to === 'string' && to.startsWith(INDEX_PREFIX.owner)) parts.push(`owner key changed (${show(from)} → ${to})`);
+      continue;
+    }
     if (field === 'columns') {
       const a = new Map((from as Array<{ name: string; type: string }> | undefined)?.map((c) => [c.name, c]) ?? []);
       const d = new Map((to as Array<{ name: string; type: string }> | undefined)?.map((c) => [c.name, c]) ?? []);

@@ -22,6 +22,7 @@ import {
   WRITE_TRIGGER,
   WRITE_BATCH_TRIGGERS,
   BATCHED,
+  isVectorMethod,
 } from '../model/state.js';
 
 export interface SqlContext {
@@ -292,11 +293,18 @@ const builders: { [K in ObjectKind]: Builders<K> } = {
     mark: (o) => comment('TABLE', qualified(o.schema, o.name), o.protected ? PROTECTED_MARK : ''),
   },
   index: {
-    create: (o, ctx, { concurrently }) => [
-      `CREATE INDEX ${concurrently ? 'CONCURRENTLY ' : ''}${ident(o.name)} ON ${qualified(o.schema, o.table)} ` +
-        `USING ${o.method} (${ident(o.column)} ${ident(ctx.vectorSchema)}.${ident(o.opclass)}) ` +
-        `WITH (${sortedOptions(o.params).map(([k, v]) => `${k} = ${Number(v)}`).join(', ')})`,
-    ],
+    create: (o, ctx, { concurrently }) => {
+      const head = `CREATE INDEX ${concurrently ? 'CONCURRENTLY ' : ''}${ident(o.name)} ON ${qualified(o.schema, o.table)} USING ${o.method} `;
+      if (!isVectorMethod(o.method)) {
+        // A metadata index: its expression is built from quoted parts (src/model/text-search.ts).
+        if (o.expression === undefined) throw new Error(`no expression for index ${o.schema}.${o.name}`);
+        return [`${head}(${o.expression})`];
+      }
+      return [
+        `${head}(${ident(o.column)} ${ident(ctx.vectorSchema)}.${ident(o.opclass)}) ` +
+          `WITH (${sortedOptions(o.params).map(([k, v]) => `${k} = ${Number(v)}`).join(', ')})`,
+      ];
+    },
     drop: (o, { concurrently }) => [`DROP INDEX ${concurrently ? 'CONCURRENTLY ' : ''}${qualified(o.schema, o.name)} RESTRICT`],
     mark: (o) => comment('INDEX', qualified(o.schema, o.name)),
   },
