@@ -151,7 +151,8 @@ test('a new language replaces the full-text index; removing text: drops it, with
   const german: TextSearchSpec = { ...text, language: 'german' };
   file.write(collections('    text: { source: content, language: german }\n'));
   const p = stepsOf(await plan(file.load()));
-  assert.deepEqual(p.map((s) => s.line), [`pod_a: replace index vecs.${textIndexName('docs', german)} on docs`]);
+  // The statement hybrid_docs runs names the language too: its builder is replaced with the index.
+  assert.deepEqual(p.map((s) => s.line), [`pod_a: replace index vecs.${textIndexName('docs', german)} on docs`, 'primary: replace function vecscale.text_sql_docs']);
   assert.match(p[0]!.reason, /language or source key changed/);
   assert.equal((await apply(file.load(), { approve })).status, 'applied');
   const names = (await indexesOf(podA, 'docs')).map((i) => i.name);
@@ -160,7 +161,11 @@ test('a new language replaces the full-text index; removing text: drops it, with
 
   file.write(collections(''));
   const gone = await plan(file.load());
-  const drops = stepsOf(gone);
+  const all = stepsOf(gone);
+  // On the primary, hybrid_docs and its halves go with it.
+  assert.deepEqual(all.filter((s) => s.line.startsWith('primary:')).map((s) => s.line).sort(),
+    ['primary: drop function public.hybrid_docs', 'primary: drop function vecscale.hybrid_docs', 'primary: drop function vecscale.text_sql_docs']);
+  const drops = all.filter((s) => !s.line.startsWith('primary:'));
   assert.deepEqual(drops.map((s) => s.line), [`pod_a: drop index vecs.${textIndexName('docs', german)} on docs`]);
   assert.notEqual(drops[0]!.risk, 'destructive', 'no rows are lost');
   assert.equal(gone.blockers.length, 0);
