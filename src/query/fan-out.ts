@@ -176,6 +176,8 @@ export interface FanOutSpec {
   readonly remoteColumns: readonly string[];
   /** PL/pgSQL returning the result from the targets' answers: one `SELECT * FROM dblink_get_result(…) AS t(…)` each. */
   readonly collect: (results: readonly string[]) => string;
+  /** PL/pgSQL checks of the function's own arguments, run before any round trip. */
+  readonly checks?: string;
 }
 
 /**
@@ -229,6 +231,7 @@ BEGIN${c.access === undefined ? '' : `
   IF restricted AND owner IS NULL THEN
     RETURN;
   END IF;`}
+${spec.checks ?? ''}
   sqls := ${ctx.statements};
   -- The call's own search settings: bounded here, before any round trip (pgvector's bounds; an API caller must not
   -- make a secondary walk a graph of 10^9 candidates).

@@ -21,7 +21,8 @@
  * order), so the union of the shards' top N holds the global top N, and ranking the union gives the global ranks —
  * RRF over global ranks, never per-shard ones. (The semantic leg's per-shard order is the index's, by distance only:
  * rows at exactly the same distance at a shard's cut-off may differ from the id order the primary ranks by.)
- * Ties: Supabase's `row_number()` without a tie-break orders tied rows arbitrarily; here every order ends with id.
+ * Ties: Supabase's `row_number()` without a tie-break orders tied rows arbitrarily; here every order ends with id, in
+ * byte order (COLLATE "C") on the pods and the primary alike, whatever their databases' collations.
  */
 import type { CollectionSpec, ShardedCollection, TextSearchSpec } from '../config/types.js';
 import { partsOf } from '../model/placement.js';
@@ -85,7 +86,7 @@ function legsTemplate(c: TextCollection, vectorSchema: string, from: string, vec
   const row = `t.id, t.metadata${esc(extra)}`;
   const fullText =
     `(SELECT 'f'::${T.text} AS leg, ${row}, pg_catalog.ts_rank_cd(${document}, %1$s)::${T.float8} AS score FROM ${from} t ` +
-    `WHERE ${document} OPERATOR(pg_catalog.@@) %1$s%2$s ORDER BY score DESC, t.id LIMIT %4$s)`;
+    `WHERE ${document} OPERATOR(pg_catalog.@@) %1$s%2$s ORDER BY score DESC, t.id COLLATE pg_catalog."C" LIMIT %4$s)`;
   const semantic = `(SELECT 's'::${T.text} AS leg, ${row}, (${distance})::${T.float8} AS score FROM ${from} t%3$s ORDER BY ${distance} LIMIT %4$s)`;
   return `${fullText} UNION ALL ${semantic}`;
 }
@@ -147,11 +148,11 @@ function rrfCollect(c: CollectionSpec, results: readonly string[]): string {
   // Supabase's expression, exactly: 1.0 is numeric, so the sum is computed as Supabase computes it.
   const score = `(COALESCE(1.0 / (rrf_k + f.rank_ix), 0.0) * full_text_weight + COALESCE(1.0 / (rrf_k + s.rank_ix), 0.0) * semantic_weight)::${T.float8}`;
   return `RETURN QUERY WITH answers AS MATERIALIZED (${results.join(' UNION ALL ')}),
-      ${leg('full_text', 'f', 'r.score DESC, r.id')},
-      ${leg('semantic', 's', 'r.score, r.id')}
+      ${leg('full_text', 'f', 'r.score DESC, r.id COLLATE pg_catalog."C"')},
+      ${leg('semantic', 's', 'r.score, r.id COLLATE pg_catalog."C"')}
     SELECT ${pick('id')}, ${pick('metadata')}${extra.map((x) => `, ${pick(x)}`).join('')}, ${score} AS score, f.rank_ix::${T.int4}, s.rank_ix::${T.int4}
       FROM full_text f FULL OUTER JOIN semantic s ON s.id OPERATOR(pg_catalog.=) f.id
-     ORDER BY ${3 + extra.length} DESC, 1
+     ORDER BY ${3 + extra.length} DESC, ${pick('id')} COLLATE pg_catalog."C"
      LIMIT LEAST(match_count, ${HYBRID_MAX_RESULTS});`;
 }
 
@@ -165,10 +166,12 @@ export function hybridSearchFunction(c: TextCollection, ctx: Omit<FanOutContext,
       args: hybridArgs(c, ctx.vectorSchema, false),
       returns: hybridResultColumns(c),
       remoteColumns: remoteColumns(c),
+      // Before the round trip: an error after it drops every connection of the call (src/query/fan-out.ts).
+      checks: `
+  IF full_text_weight IS NULL OR semantic_weight IS NULL OR rrf_k IS NULL OR rrf_k < 0 THEN
+    RAISE EXCEPTION 'vecscale: full_text_weight and semantic_weight must not be null, and rrf_k must be 0 or more (got %)', rrf_k USING ERRCODE = '22023';
+  END IF;`,
       collect: (results) => `
-    IF full_text_weight IS NULL OR semantic_weight IS NULL OR rrf_k IS NULL OR rrf_k < 0 THEN
-      RAISE EXCEPTION 'vecscale: full_text_weight and semantic_weight must not be null, and rrf_k must be 0 or more (got %)', rrf_k USING ERRCODE = '22023';
-    END IF;
     ${rrfCollect(c, results)}`,
     },
     { ...ctx, statements },

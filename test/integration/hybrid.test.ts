@@ -3,7 +3,7 @@
  *
  * The reference is Supabase's hybrid_search guide function run on one database holding the same rows (a plain table
  * with the guide's generated `fts` column), with two changes stated in the README: the collection's distance operator
- * (cosine `<=>`; the guide uses `<#>`), and `, id` as the last key of each ordering — the guide's `row_number()` has no
+ * (cosine `<=>`; the guide uses `<#>`), and `, id COLLATE "C"` as the last key of each ordering — the guide's `row_number()` has no
  * tie-break, so tied rows come in any order there, and no two runs need agree. The filter is applied to both legs.
  */
 import assert from 'node:assert/strict';
@@ -82,14 +82,14 @@ await sql(dbs.primary, `CREATE FUNCTION ref.hybrid_search(query_text text, query
     full_text_weight float = 1, semantic_weight float = 1, rrf_k int = 50)
   RETURNS TABLE (id text, score float8, full_text_rank bigint, semantic_rank bigint) LANGUAGE sql AS $$
   with full_text as (
-    select id, row_number() over(order by ts_rank_cd(fts, websearch_to_tsquery('english', query_text)) desc, id) as rank_ix
+    select id, row_number() over(order by ts_rank_cd(fts, websearch_to_tsquery('english', query_text)) desc, id COLLATE "C") as rank_ix
     from ref.documents
     where fts @@ websearch_to_tsquery('english', query_text) and metadata @> contains
     order by rank_ix
     limit least(match_count, 30) * 2
   ),
   semantic as (
-    select id, row_number() over (order by embedding OPERATOR(extensions.<=>) query_embedding, id) as rank_ix
+    select id, row_number() over (order by embedding OPERATOR(extensions.<=>) query_embedding, id COLLATE "C") as rank_ix
     from ref.documents
     where metadata @> contains
     order by rank_ix
@@ -101,7 +101,7 @@ await sql(dbs.primary, `CREATE FUNCTION ref.hybrid_search(query_text text, query
   from full_text
     full outer join semantic on full_text.id = semantic.id
     join ref.documents on coalesce(full_text.id, semantic.id) = documents.id
-  order by 2 desc, 1
+  order by 2 desc, documents.id COLLATE "C"
   limit least(match_count, 30)
 $$`);
 
