@@ -26,15 +26,14 @@
  */
 import type { CollectionSpec, ShardedCollection, TextSearchSpec } from '../config/types.js';
 import { partsOf } from '../model/placement.js';
-import { type Acl, API_SCHEMA, type FunctionObject, HELPER_SCHEMA, REMOTE_SCHEMA, SECONDARY_SCHEMA, VECS_SCHEMA } from '../model/state.js';
-import { WRITE_LOCK_CLASS, writeLockKey } from '../model/write-lock.js';
+import { type Acl, API_SCHEMA, type FunctionObject, HELPER_SCHEMA, SECONDARY_SCHEMA, VECS_SCHEMA } from '../model/state.js';
 import { documentExpression, textSearchConfig } from '../model/text-search.js';
 import { metadataValue } from '../sql/metadata-cast.js';
 import { ident, literal, qualified } from '../sql/quote.js';
 import { COLUMN_TYPE_SQL, T, vectorType } from '../sql/types.js';
 import { type FanOutContext, fanOutFunction } from './fan-out.js';
 import { defineFunction, type FunctionArg } from './function-object.js';
-import { DISTANCE_OPERATOR, matchInputChecks, ownerArg, ownerRestriction, searchSettingsArgs } from './match-function.js';
+import { DISTANCE_OPERATOR, layoutGuardedCall, matchInputChecks, ownerArg, ownerRestriction, searchSettingsArgs } from './match-function.js';
 
 export const hybridFunctionName = (collection: string): string => `hybrid_${collection}`;
 export const textSqlFunctionName = (collection: string): string => `text_sql_${collection}`;
@@ -193,18 +192,7 @@ export function hybridFunction(c: TextCollection, vectorSchema: string, acl: Acl
     args: [...hybridArgs(c, vectorSchema, true), ...searchSettingsArgs(true)],
     returns: `TABLE(${hybridResultColumns(c).join(', ')})`,
     volatility: 'VOLATILE',
-    body: `
-BEGIN
-  -- As match_<c>: the view first, as every writer, then the write lock; if the layout changed shape under this call,
-  -- run the definition in place now.
-  LOCK TABLE ${qualified(API_SCHEMA, c.name)} IN ACCESS SHARE MODE;
-  PERFORM pg_catalog.pg_advisory_xact_lock_shared(${WRITE_LOCK_CLASS}, ${writeLockKey(c.name)});
-  IF (SELECT r.relkind FROM pg_catalog.pg_class r WHERE r.oid = pg_catalog.to_regclass(${literal(qualified(REMOTE_SCHEMA, c.name))})) OPERATOR(pg_catalog.<>) '${c.shards === undefined ? 'f' : 'p'}'::pg_catalog."char" THEN
-    RETURN QUERY SELECT * FROM ${qualified(API_SCHEMA, hybridFunctionName(c.name))}(${args});
-    RETURN;
-  END IF;
-  RETURN QUERY SELECT * FROM ${qualified(HELPER_SCHEMA, hybridFunctionName(c.name))}(${args});
-END`,
+    body: layoutGuardedCall(c, hybridFunctionName(c.name), `${qualified(HELPER_SCHEMA, hybridFunctionName(c.name))}(${args})`, args),
     acl,
   });
 }

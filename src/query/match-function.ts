@@ -158,6 +158,22 @@ export function matchSqlFunction(c: CollectionSpec, vectorSchema: string): Funct
 }
 
 /**
+ * The body of an API read function of `c` (match_<c>, hybrid_<c>): while a move's cutover switches the collection's
+ * layout, wait — the view first, as every writer, then the write lock (src/model/write-lock.ts); if the layout changed
+ * shape under this call, run `public.<name>` as defined now; else return `call`'s rows. `args` are its arguments.
+ */
+export const layoutGuardedCall = (c: CollectionSpec, name: string, call: string, args: string): string => `
+BEGIN
+  LOCK TABLE ${qualified(API_SCHEMA, c.name)} IN ACCESS SHARE MODE;
+  PERFORM pg_catalog.pg_advisory_xact_lock_shared(${WRITE_LOCK_CLASS}, ${writeLockKey(c.name)});
+  IF (SELECT r.relkind FROM pg_catalog.pg_class r WHERE r.oid = pg_catalog.to_regclass(${literal(qualified(REMOTE_SCHEMA, c.name))})) OPERATOR(pg_catalog.<>) '${c.shards === undefined ? 'f' : 'p'}'::pg_catalog."char" THEN
+    RETURN QUERY SELECT * FROM ${qualified(API_SCHEMA, name)}(${args});
+    RETURN;
+  END IF;
+  RETURN QUERY SELECT * FROM ${call};
+END`;
+
+/**
  * `public.match_<c>(query_embedding vector(n), match_count int DEFAULT 10, filter jsonb DEFAULT '{}', ef_search int
  * DEFAULT NULL, probes int DEFAULT NULL, iterative_scan text DEFAULT NULL)`, the API of both shapes of collection:
  * SECURITY INVOKER; it passes its arguments to vecscale.search_<c> and returns what that returns.
@@ -170,18 +186,7 @@ export function matchFunction(c: CollectionSpec, vectorSchema: string, acl: Acl)
     args: [...matchArgs(c, vectorSchema, true), ...searchSettingsArgs(true)],
     returns: `TABLE(${resultColumns(c).join(', ')})`,
     volatility: 'VOLATILE',
-    body: `
-BEGIN
-  -- While a move's cutover switches this collection's layout, wait; if it changed shape under this call, run the
-  -- definition in place now (see src/model/write-lock.ts): the view first, as every writer, then the write lock.
-  LOCK TABLE ${qualified(API_SCHEMA, c.name)} IN ACCESS SHARE MODE;
-  PERFORM pg_catalog.pg_advisory_xact_lock_shared(${WRITE_LOCK_CLASS}, ${writeLockKey(c.name)});
-  IF (SELECT r.relkind FROM pg_catalog.pg_class r WHERE r.oid = pg_catalog.to_regclass(${literal(qualified(REMOTE_SCHEMA, c.name))})) OPERATOR(pg_catalog.<>) '${c.shards === undefined ? 'f' : 'p'}'::pg_catalog."char" THEN
-    RETURN QUERY SELECT * FROM ${qualified(API_SCHEMA, matchFunctionName(c.name))}(${args});
-    RETURN;
-  END IF;
-  RETURN QUERY SELECT * FROM ${qualified(HELPER_SCHEMA, searchFunctionName(c.name))}(${args});
-END`,
+    body: layoutGuardedCall(c, matchFunctionName(c.name), `${qualified(HELPER_SCHEMA, searchFunctionName(c.name))}(${args})`, args),
     acl,
   });
 }

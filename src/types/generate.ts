@@ -168,15 +168,17 @@ ${insert.map((r) => `          ${r}`).join('\n')}
         Relationships: []
       }`;
   });
+  // The per-call search settings both match_<c> and hybrid_<c> take.
+  const SETTINGS_ARGS = `          ef_search?: number | null
+          probes?: number | null
+          iterative_scan?: ${[...ITERATIVE_SCAN_MODES].sort(byCodePoint).map((m) => `'${m}'`).join(' | ')} | null`;
   const functions = sorted(t).flatMap((c) => [
     `      ${prop(`match_${c.name}`)}: {
         Args: {
           query_embedding: string | number[]
           match_count?: number
           filter?: Filter
-          ef_search?: number | null
-          probes?: number | null
-          iterative_scan?: ${[...ITERATIVE_SCAN_MODES].sort(byCodePoint).map((m) => `'${m}'`).join(' | ')} | null
+${SETTINGS_ARGS}
         }
         Returns: {
           id: string
@@ -196,9 +198,7 @@ ${c.columns.map((x) => `          ${prop(x.name)}: ${COLUMN_TS[x.type].json} | n
           full_text_weight?: number
           semantic_weight?: number
           rrf_k?: number
-          ef_search?: number | null
-          probes?: number | null
-          iterative_scan?: ${[...ITERATIVE_SCAN_MODES].sort(byCodePoint).map((m) => `'${m}'`).join(' | ')} | null
+${SETTINGS_ARGS}
         }
         Returns: {
           id: string
