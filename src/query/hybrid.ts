@@ -26,14 +26,14 @@
  */
 import type { CollectionSpec, ShardedCollection, TextSearchSpec } from '../config/types.js';
 import { partsOf } from '../model/placement.js';
-import { type Acl, API_SCHEMA, type FunctionObject, HELPER_SCHEMA, SECONDARY_SCHEMA, VECS_SCHEMA } from '../model/state.js';
+import { type Acl, type FunctionObject, HELPER_SCHEMA, SECONDARY_SCHEMA, VECS_SCHEMA } from '../model/state.js';
 import { documentExpression, textSearchConfig } from '../model/text-search.js';
 import { metadataValue } from '../sql/metadata-cast.js';
 import { ident, literal, qualified } from '../sql/quote.js';
 import { COLUMN_TYPE_SQL, T, vectorType } from '../sql/types.js';
 import { type FanOutContext, fanOutFunction } from './fan-out.js';
 import { defineFunction, type FunctionArg } from './function-object.js';
-import { DISTANCE_OPERATOR, layoutGuardedCall, matchInputChecks, ownerArg, ownerRestriction, searchSettingsArgs } from './match-function.js';
+import { apiReadFunction, DISTANCE_OPERATOR, matchInputChecks, ownerArg, ownerRestriction, searchSettingsArgs } from './match-function.js';
 
 export const hybridFunctionName = (collection: string): string => `hybrid_${collection}`;
 export const textSqlFunctionName = (collection: string): string => `text_sql_${collection}`;
@@ -185,14 +185,6 @@ export function hybridSearchFunction(c: TextCollection, ctx: Omit<FanOutContext,
  * vecscale.hybrid_<c>'s rows.
  */
 export function hybridFunction(c: TextCollection, vectorSchema: string, acl: Acl): FunctionObject {
-  const args = 'query_text, query_embedding, match_count, filter, full_text_weight, semantic_weight, rrf_k, ef_search, probes, iterative_scan';
-  return defineFunction({
-    schema: API_SCHEMA,
-    name: hybridFunctionName(c.name),
-    args: [...hybridArgs(c, vectorSchema, true), ...searchSettingsArgs(true)],
-    returns: `TABLE(${hybridResultColumns(c).join(', ')})`,
-    volatility: 'VOLATILE',
-    body: layoutGuardedCall(c, hybridFunctionName(c.name), `${qualified(HELPER_SCHEMA, hybridFunctionName(c.name))}(${args})`, args),
-    acl,
-  });
+  const args = [...hybridArgs(c, vectorSchema, true), ...searchSettingsArgs(true)];
+  return apiReadFunction(c, { name: hybridFunctionName(c.name), private: hybridFunctionName(c.name), args, returns: hybridResultColumns(c) }, acl);
 }

@@ -158,20 +158,36 @@ export function matchSqlFunction(c: CollectionSpec, vectorSchema: string): Funct
 }
 
 /**
- * The body of an API read function of `c` (match_<c>, hybrid_<c>): while a move's cutover switches the collection's
- * layout, wait — the view first, as every writer, then the write lock (src/model/write-lock.ts); if the layout changed
- * shape under this call, run `public.<name>` as defined now; else return `call`'s rows. `args` are its arguments.
+ * An API read function of `c` (match_<c>, hybrid_<c>): SECURITY INVOKER, `args` with their defaults, returning
+ * `private`'s rows (the function of that name in vecscale's schema, called with the same arguments). While a move's
+ * cutover switches the collection's layout it waits — the view first, as every writer, then the write lock
+ * (src/model/write-lock.ts) — and if the layout changed shape under the call, it runs `public.<name>` as defined now.
  */
-export const layoutGuardedCall = (c: CollectionSpec, name: string, call: string, args: string): string => `
+export function apiReadFunction(
+  c: CollectionSpec,
+  spec: { readonly name: string; readonly private: string; readonly args: readonly FunctionArg[]; readonly returns: readonly string[] },
+  acl: Acl,
+): FunctionObject {
+  const args = spec.args.map((a) => a.name).join(', ');
+  return defineFunction({
+    schema: API_SCHEMA,
+    name: spec.name,
+    args: [...spec.args],
+    returns: `TABLE(${spec.returns.join(', ')})`,
+    volatility: 'VOLATILE',
+    body: `
 BEGIN
   LOCK TABLE ${qualified(API_SCHEMA, c.name)} IN ACCESS SHARE MODE;
   PERFORM pg_catalog.pg_advisory_xact_lock_shared(${WRITE_LOCK_CLASS}, ${writeLockKey(c.name)});
   IF (SELECT r.relkind FROM pg_catalog.pg_class r WHERE r.oid = pg_catalog.to_regclass(${literal(qualified(REMOTE_SCHEMA, c.name))})) OPERATOR(pg_catalog.<>) '${c.shards === undefined ? 'f' : 'p'}'::pg_catalog."char" THEN
-    RETURN QUERY SELECT * FROM ${qualified(API_SCHEMA, name)}(${args});
+    RETURN QUERY SELECT * FROM ${qualified(API_SCHEMA, spec.name)}(${args});
     RETURN;
   END IF;
-  RETURN QUERY SELECT * FROM ${call};
-END`;
+  RETURN QUERY SELECT * FROM ${qualified(HELPER_SCHEMA, spec.private)}(${args});
+END`,
+    acl,
+  });
+}
 
 /**
  * `public.match_<c>(query_embedding vector(n), match_count int DEFAULT 10, filter jsonb DEFAULT '{}', ef_search int
@@ -179,14 +195,6 @@ END`;
  * SECURITY INVOKER; it passes its arguments to vecscale.search_<c> and returns what that returns.
  */
 export function matchFunction(c: CollectionSpec, vectorSchema: string, acl: Acl): FunctionObject {
-  const args = 'query_embedding, match_count, filter, ef_search, probes, iterative_scan';
-  return defineFunction({
-    schema: API_SCHEMA,
-    name: matchFunctionName(c.name),
-    args: [...matchArgs(c, vectorSchema, true), ...searchSettingsArgs(true)],
-    returns: `TABLE(${resultColumns(c).join(', ')})`,
-    volatility: 'VOLATILE',
-    body: layoutGuardedCall(c, matchFunctionName(c.name), `${qualified(HELPER_SCHEMA, searchFunctionName(c.name))}(${args})`, args),
-    acl,
-  });
+  const args = [...matchArgs(c, vectorSchema, true), ...searchSettingsArgs(true)];
+  return apiReadFunction(c, { name: matchFunctionName(c.name), private: searchFunctionName(c.name), args, returns: resultColumns(c) }, acl);
 }
