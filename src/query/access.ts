@@ -39,15 +39,26 @@ export function trustedRoles(topology: Topology): string[] {
 /** The caller, as the functions below see it: the role switched to, else the login. */
 const CALLER = `CASE WHEN pg_catalog.current_setting('role') OPERATOR(pg_catalog.=) 'none' THEN pg_catalog.session_user()::${T.text} ELSE pg_catalog.current_setting('role') END`;
 
+/**
+ * SQL: whether the caller is trusted with every row. It reads no relation, so the view public.<c> can carry it:
+ * LOCK TABLE public.<c> (upsert_<c>, match_<c>) locks every relation its view reads, in ROW EXCLUSIVE mode for
+ * upserts, which needs write privileges on it (pg_roles: permission denied). Whether the caller is a superuser:
+ * `is_superuser`, which SET ROLE and set_config('role', …) keep for the role switched to, and SECURITY DEFINER leaves
+ * alone.
+ */
+const seesAllSql = (topology: Topology): string => `(SELECT c.caller OPERATOR(pg_catalog.=) ANY (ARRAY[${trustedRoles(topology).map(literal).join(', ')}]::${T.textArray})
+      OR pg_catalog.current_setting('is_superuser') OPERATOR(pg_catalog.=) 'on'
+    FROM (SELECT ${CALLER} AS caller) c)`;
+
+/** SQL: the request's claim `key` (a text expression) as text; NULL without one. A setting that is not JSON raises 22P02. */
+const claimSql = (key: string): string =>
+  `NULLIF(pg_catalog.current_setting(${literal(JWT_CLAIMS_SETTING)}, true), '')::${T.jsonb} OPERATOR(pg_catalog.->>) ${key}`;
+
 /** `vecscale.sees_all_rows()`: whether the caller is trusted with every row (see the module's comment). */
 export function seesAllFunction(topology: Topology, acl: Acl): FunctionObject {
-  const trusted = trustedRoles(topology);
   const body = `
-DECLARE
-  caller ${T.text} := ${CALLER};
 BEGIN
-  RETURN caller OPERATOR(pg_catalog.=) ANY (ARRAY[${trusted.map(literal).join(', ')}]::${T.textArray})
-      OR EXISTS (SELECT FROM pg_catalog.pg_roles r WHERE r.rolname OPERATOR(pg_catalog.=) caller AND r.rolsuper);
+  RETURN ${seesAllSql(topology)};
 END`;
   return defineFunction({ schema: HELPER_SCHEMA, name: SEES_ALL_FUNCTION, args: [], returns: T.bool, volatility: 'STABLE', body, acl });
 }
@@ -58,13 +69,8 @@ END`;
  */
 export function jwtClaimFunction(acl: Acl): FunctionObject {
   const body = `
-DECLARE
-  claims ${T.text} := pg_catalog.current_setting(${literal(JWT_CLAIMS_SETTING)}, true);
 BEGIN
-  IF claims IS NULL OR claims OPERATOR(pg_catalog.=) '' THEN
-    RETURN NULL;
-  END IF;
-  RETURN claims::${T.jsonb} OPERATOR(pg_catalog.->>) claim;
+  RETURN ${claimSql('claim')};
 EXCEPTION WHEN invalid_text_representation THEN
   RETURN NULL;
 END`;
@@ -113,21 +119,14 @@ export const ownerMetadataCall = (access: AccessSpec): string =>
  * condition to the secondary as `($1 OR metadata @> $2)` — per foreign partition, for a sharded collection — and a
  * caller's own WHERE is ANDed to it: no filter of the caller's can widen it.
  *
- * The same rules as seesAllFunction, ownerMetadataFunction and jwtClaimFunction, written out in SQL rather than calling
- * them: a view depends on the functions it calls, and removing the last `access` would then have to redefine every
+ * The same SQL as seesAllFunction and jwtClaimFunction (seesAllSql, claimSql), inlined rather than calling them: a view
+ * depends on the functions it calls, and removing the last `access` would then have to redefine every
  * such view before dropping the functions, an order the planner does not know (it drops first). One difference: a
  * request.jwt.claims that is not JSON fails the read instead of reading as no claim (PostgREST always sets JSON).
  */
 export function ownedRowsCondition(access: AccessSpec, topology: Topology): string {
-  // NOTE: no relation either: LOCK TABLE public.<c> (upsert_<c>, match_<c>) locks every relation its view reads, in
-  // ROW EXCLUSIVE mode for upserts, which needs write privileges on it (pg_roles: permission denied). Whether the
-  // caller is a superuser: `is_superuser`, which SET ROLE and set_config('role', …) keep for the role switched to.
-  const seesAll = `(SELECT c.caller OPERATOR(pg_catalog.=) ANY (ARRAY[${trustedRoles(topology).map(literal).join(', ')}]::${T.textArray})
-      OR pg_catalog.current_setting('is_superuser') OPERATOR(pg_catalog.=) 'on'
-    FROM (SELECT ${CALLER} AS caller) c)`;
-  const claim = `NULLIF(pg_catalog.current_setting(${literal(JWT_CLAIMS_SETTING)}, true), '')::${T.jsonb} OPERATOR(pg_catalog.->>) ${literal(access.claim)}`;
-  const mine = `(SELECT CASE WHEN o.claim IS NOT NULL THEN pg_catalog.jsonb_build_object(${literal(access.ownerKey)}, o.claim) END FROM (SELECT ${claim} AS claim) o)`;
-  return `${seesAll} OR metadata OPERATOR(pg_catalog.@>) ${mine}`;
+  const mine = `(SELECT CASE WHEN o.claim IS NOT NULL THEN pg_catalog.jsonb_build_object(${literal(access.ownerKey)}, o.claim) END FROM (SELECT ${claimSql(literal(access.claim))} AS claim) o)`;
+  return `${seesAllSql(topology)} OR metadata OPERATOR(pg_catalog.@>) ${mine}`;
 }
 
 /**

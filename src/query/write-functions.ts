@@ -55,6 +55,12 @@ const ownerSetup = (c: CollectionSpec & { access: AccessSpec }, indent: string):
   `${indent}restricted := NOT ${qualified(HELPER_SCHEMA, SEES_ALL_FUNCTION)}();
 ${indent}mine := CASE WHEN restricted THEN ${ownerMetadataCall(c.access)} END;`;
 
+/** The variables of the owned-rows checks (ownerSetup). */
+const OWNER_DECLARATIONS = `
+DECLARE
+  restricted ${T.bool};
+  mine ${T.jsonb};`;
+
 /** Refusing a restricted caller's write: without the claim, any; else when `bad` (a row not the caller's) holds. */
 const ownerCheck = (c: CollectionSpec & { access: AccessSpec }, bad: string, indent: string): string => {
   const view = `public.${c.name}`;
@@ -94,10 +100,7 @@ export function writeTriggerFunction(c: CollectionSpec, vectorSchema: string): F
   // Owned rows: a restricted caller's new rows must be its own, and its UPDATE/DELETE reach only its own rows (public.<c>
   // shows it no other; the guard in the remote statement holds even if a row changed owner since it was read).
   const owned = c.access === undefined ? undefined : { ...c, access: c.access };
-  const declare = owned ? `
-DECLARE
-  restricted ${T.bool};
-  mine ${T.jsonb};` : '';
+  const declare = owned ? OWNER_DECLARATIONS : '';
   const checkNew = owned ? `${ownerSetup(owned, '    ')}
     IF restricted THEN
 ${ownerCheck(owned, notMine(newMetadata), '      ')}
@@ -158,12 +161,6 @@ function layoutGuard(c: CollectionSpec, call: string): string {
     RETURN;
   END IF;`;
 }
-
-/** The variables of the owned-rows checks (ownerSetup). */
-const OWNER_DECLARATIONS = `
-DECLARE
-  restricted ${T.bool};
-  mine ${T.jsonb};`;
 
 /**
  * upsert_<c>(id, embedding, metadata) of a restricted caller (owned rows), before the usual upsert: the row must be
