@@ -5,16 +5,16 @@
 import { executePlan, type ApplyEvents } from './apply/execute.js';
 import { acquireLocks, type LockTarget } from './apply/lock.js';
 import type { Topology } from './config/types.js';
-import { closeAll, connectAll, type Db, describeTarget, silentOr, type Target } from './db/connect.js';
+import { closeAll, connectAll, type Db, describeTarget, type Target } from './db/connect.js';
 import { desiredSecrets } from './desired/index.js';
 import { VecscaleError } from './errors.js';
 import { introspectAll } from './introspect/index.js';
-import { type LiveDatabase, VECS_SCHEMA } from './model/state.js';
+import { type LiveDatabase } from './model/state.js';
+import { answered, consulting, probeRows, questionsFor } from './introspect/rows.js';
 import { buildPlan, type PlanOptions } from './plan/planner.js';
 import { type MoveReport, runMoves } from './move/run.js';
 import { savePlan, staleness, type SavedPlan } from './plan/saved.js';
 import { hasChanges, type Plan, stepKey } from './plan/types.js';
-import { qualified } from './sql/quote.js';
 import { redactUrl } from './util/url.js';
 
 export interface RunOptions {
@@ -52,38 +52,37 @@ async function withConnections<T>(
   }
 }
 
-/** Exact row counts of the tables the plan's destructive steps would lose, per database. */
-async function countRows(dbs: ReadonlyMap<string, Db>, plan: Plan): Promise<Map<string, Map<string, number>>> {
-  const out = new Map<string, Map<string, number>>();
-  for (const step of plan.databases.flatMap((d) => d.steps)) {
-    if (step.risk !== 'destructive' || step.kind !== 'table') continue;
-    const key = stepKey(step);
-    const table = key.slice(`relation:${VECS_SCHEMA}.`.length);
-    const db = dbs.get(step.database);
-    if (!db) continue;
-    let rows: { n: string }[];
-    try {
-      ({ rows } = await db.query<{ n: string }>(`SELECT count(*) AS n FROM ${qualified(VECS_SCHEMA, table)}`));
-    } catch (err) {
-      throw silentOr(db, `counting the rows of ${qualified(VECS_SCHEMA, table)}`, err) ?? err;
+/** How many times a plan is made again with the answers to what it asked (each round asks only new questions). */
+const PROBE_ROUNDS = 4;
+
+/**
+ * Plans over `live`; then asks each database, in one statement, about the tables whose rows the plan's decisions
+ * looked up (src/introspect/rows.ts) and those its destructive steps would drop (counted, for the plan to say how
+ * many rows), and plans again with the answers, until nothing new is asked. A converged plan asks nothing.
+ */
+async function planWithRows(topology: Topology, dbs: ReadonlyMap<string, Db>, first: Map<string, LiveDatabase>, opts: PlanOptions): Promise<{ plan: Plan; live: Map<string, LiveDatabase> }> {
+  let live = first;
+  for (let round = 1; ; round++) {
+    const asked = new Map([...live.keys()].map((name) => [name, { exists: new Set<string>(), count: new Set<string>() }]));
+    const watched = new Map([...live].map(([name, l]) => [name, { ...l, facts: consulting(l.facts, asked.get(name)!) }]));
+    const p = buildPlan(topology, watched, opts);
+    const dropped = new Map<string, string[]>();
+    for (const step of p.databases.flatMap((d) => d.steps)) {
+      if (step.risk === 'destructive' && step.kind === 'table') dropped.set(step.database, [...(dropped.get(step.database) ?? []), stepKey(step)]);
     }
-    out.set(step.database, (out.get(step.database) ?? new Map()).set(key, Number(rows[0]?.n ?? 0)));
+    const questions = [...live].map(([name, l]) => [name, questionsFor(asked.get(name)!, dropped.get(name) ?? [], l.facts)] as const).filter(([, q]) => q.length > 0);
+    if (questions.length === 0 || round === PROBE_ROUNDS) return { plan: p, live };
+    const answers = await Promise.all(questions.map(async ([name, q]) => [name, q, await probeRows(dbs.get(name)!, q)] as const));
+    live = new Map(live);
+    for (const [name, q, a] of answers) live.set(name, answered(live.get(name)!, q, a));
   }
-  return out;
 }
 
-/** Introspects and plans; destructive steps carry their exact row counts (a second, pure pass with them). */
+/** Introspects and plans (./planWithRows). */
 async function planOn(topology: Topology, dbs: ReadonlyMap<string, Db>, opts: PlanOptions & RunOptions): Promise<{ plan: Plan; live: Map<string, LiveDatabase> }> {
   // Standbys: read-only sessions, bounded like every connection (a silent one is a note, not a hang).
   const live = await introspectAll(topology, dbs, { timeoutMs: opts.connectTimeoutMs, ...(opts.statementTimeoutMs !== undefined ? { statementTimeoutMs: opts.statementTimeoutMs } : {}) });
-  const first = buildPlan(topology, live, opts);
-  const counts = await countRows(dbs, first);
-  if (counts.size === 0) return { plan: first, live };
-  for (const [name, rowCounts] of counts) {
-    const l = live.get(name)!;
-    live.set(name, { ...l, facts: { ...l.facts, rowCounts } });
-  }
-  return { plan: buildPlan(topology, live, opts), live };
+  return planWithRows(topology, dbs, live, opts);
 }
 
 export interface PlanRunOptions extends RunOptions, PlanOptions {
@@ -176,10 +175,7 @@ export function apply(topology: Topology, opts: ApplyOptions): Promise<ApplyResu
       dbs,
       secrets,
       planOptions: planOpts,
-      replan: async (t, o) => {
-        const l = await introspectAll(t, dbs);
-        return { plan: buildPlan(t, l, o), live: l };
-      },
+      replan: async (t, o) => planWithRows(t, dbs, await introspectAll(t, dbs), o),
       execute: async (inner) => {
         await executePlan(inner, dbs, secrets, opts.events);
       },

@@ -26,7 +26,7 @@ import {
   VECS_SCHEMA,
 } from '../model/state.js';
 import { byCodePoint, secretFingerprint } from '../util/fingerprint.js';
-import type { AclRow, BuildFactsRow, RawCatalog } from './catalog.js';
+import { type AclRow, type BuildFactsRow, COUNT_UNANALYZED_BYTES, type RawCatalog } from './catalog.js';
 import type { RawProbe } from './probe.js';
 import { toReplicationFacts } from './replication.js';
 
@@ -350,7 +350,11 @@ export function toState(
     }
   }
   const vector = raw.extensions.find((e) => e.extname === 'vector');
-  const counts = new Map(raw.nonEmpty.flatMap((r) => (r.rows === null ? [] : [[r.relname, Number(r.rows)] as const])));
+  // NOTE: whether a table with pages holds a row is asked only when it decides something (src/introspect/rows.ts): one
+  // without pages holds none. A table never analyzed has no row estimate; up to COUNT_UNANALYZED_BYTES it may be
+  // counted when an index build's memory note needs its rows.
+  const vecsTables = raw.relations.filter((r) => r.nspname === VECS_SCHEMA && r.relkind === 'r');
+  const withPages = vecsTables.filter((r) => (r.main_bytes ?? 0) > 0).map((r) => keys.relation(VECS_SCHEMA, r.relname));
   return {
     state: { database, role, objects: new Map(objects.map((o) => [o.key, o])) },
     facts: {
@@ -362,13 +366,13 @@ export function toState(
       superuser: raw.facts.superuser,
       canQuietLog: raw.facts.can_quiet_log,
       ownsDatabase: raw.facts.owns_database || raw.facts.superuser,
-      nonEmpty: new Set(raw.nonEmpty.map((r) => keys.relation(VECS_SCHEMA, r.relname))),
+      nonEmpty: new Set(withPages),
+      unprobed: new Set(withPages),
       ...buildFactsOf(raw.facts),
-      rowEstimates: new Map(raw.relations.filter((r) => r.nspname === VECS_SCHEMA && r.relkind === 'r' && (r.reltuples >= 0 || r.relation_bytes > 0))
-        .map((r) => {
-          const n = counts.get(r.relname);
-          return [keys.relation(VECS_SCHEMA, r.relname), r.reltuples >= 0 ? { rows: r.reltuples } : n !== undefined ? { rows: n } : { bytes: r.relation_bytes }];
-        })),
+      rowEstimates: new Map(vecsTables.filter((r) => r.reltuples >= 0 || r.relation_bytes > 0)
+        .map((r) => [keys.relation(VECS_SCHEMA, r.relname), r.reltuples >= 0 ? { rows: r.reltuples } : { bytes: r.relation_bytes }])),
+      uncounted: new Set(vecsTables.filter((r) => r.reltuples < 0 && r.relation_bytes > 0 && r.relation_bytes <= COUNT_UNANALYZED_BYTES)
+        .map((r) => keys.relation(VECS_SCHEMA, r.relname))),
       moveMarks: moveMarksOf(raw.relations),
       dependants,
       readBy,

@@ -406,8 +406,15 @@ export interface LiveFacts {
   readonly ownsDatabase?: boolean;
   /** The role may SET log_statement & co. around statements that carry a password. */
   readonly canQuietLog?: boolean;
-  /** Whether each vecs table (by relation key) holds at least one row. */
+  /** The vecs tables (by relation key) that hold at least one row, or may: those in `unprobed` have pages, not yet asked. */
   readonly nonEmpty: ReadonlySet<string>;
+  /**
+   * Tables in `nonEmpty` not yet asked whether they hold a row (src/introspect/rows.ts asks those a plan's decision
+   * depends on). Absent: every entry of `nonEmpty` is known.
+   */
+  readonly unprobed?: ReadonlySet<string>;
+  /** Tables whose `rowEstimates` entry is bytes and which may be counted when their rows decide something. */
+  readonly uncounted?: ReadonlySet<string>;
   /**
    * What is known of each vecs table's size (by relation key): the planner's row estimate (reltuples), or for a table
    * never analyzed, its bytes on disk.

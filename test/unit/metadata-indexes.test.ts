@@ -183,7 +183,7 @@ test("introspection maps vecscale's marked gin/btree indexes to the metadata key
       idx('ix_text_mine', 'gin', null),
       idx('docs_pkey', 'btree', null),
     ],
-    foreignTables: [], servers: [], userMappings: [], nonEmpty: [], roles: [], privileges: [], dependants: [], databaseSettings: [], probes: [],
+    foreignTables: [], servers: [], userMappings: [], roles: [], privileges: [], dependants: [], databaseSettings: [], probes: [],
   } as unknown as RawCatalog;
   const { state } = toState('pod_text', 'secondary', raw);
   const found = indexesOf(state.objects.values()).map((i) => `${i.key} ${i.name} ${i.method} ${i.valid}`);
