@@ -74,7 +74,10 @@ export interface RawCatalog {
     relkind: string;
     /** The planner's row estimate (-1: never vacuumed or analyzed). */
     reltuples: number;
-    /** The table's size on disk with its TOAST (a long vector is stored there), in bytes. */
+    /**
+     * The table's size on disk with its TOAST (a long vector is stored there), in bytes — read only where there is no
+     * row estimate (reltuples < 0 above), else 0: it stands in for one.
+     */
     relation_bytes: number;
     /** Its main fork's size: 0 means it holds no row (absent in older fixtures: read as 0). */
     main_bytes?: number;
@@ -244,7 +247,8 @@ export async function readCatalog(db: Db, scope: IntrospectScope): Promise<RawCa
     // Relations named like a collection, or carrying our marker, in vecscale's schemas (any kind: collisions count).
     const relations = await q<RawCatalog['relations'][number]>(
       `SELECT c.oid::int AS oid, n.nspname::text, c.relname::text, c.relkind::text, ${CURRENT_ROWS}::pg_catalog.float8 AS reltuples,
-              CASE WHEN c.relkind = 'r' THEN pg_catalog.pg_table_size(c.oid)::pg_catalog.float8 ELSE 0 END AS relation_bytes,
+              CASE WHEN c.relkind = 'r' AND (c.reltuples < 0 OR c.relpages = 0) AND pg_catalog.pg_relation_size(c.oid) > 0
+                   THEN pg_catalog.pg_table_size(c.oid)::pg_catalog.float8 ELSE 0 END AS relation_bytes,
               CASE WHEN c.relkind = 'r' THEN pg_catalog.pg_relation_size(c.oid)::pg_catalog.float8 ELSE 0 END AS main_bytes,
               d.description AS comment,
               CASE WHEN c.relkind = 'v' THEN pg_catalog.md5(pg_catalog.pg_get_viewdef(c.oid)) END AS viewdef_md5,
