@@ -1,10 +1,15 @@
 /**
- * `npm run bench:fleet [-- --collections 3,50,500]`: plan, apply and status at fleet scale on the local sandbox (3
+ * `npm run bench:fleet [-- --collections 3,50,500] [--runs 5]`: plan, apply and status at fleet scale on the local sandbox (3
  * pods). For each size, a topology of that many collections (every third one sharded over all pods) in databases of
  * its own (vecscale_bench_fleet, recreated each run): the first apply, a converged plan, status; each timed, and the
  * statements each database received counted (every query a pg client sent, connection set-up included). `--keep`
  * leaves the last size's databases in place (to profile against them).
  */
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import pg from 'pg';
 import { apply, plan } from '../src/api.js';
@@ -15,7 +20,10 @@ import { sandboxUp, sandboxUrls } from '../src/sandbox/sandbox.js';
 import { status } from '../src/status/index.js';
 
 const DB = 'vecscale_bench_fleet';
-const { values: flags } = parseArgs({ options: { collections: { type: 'string', default: '3,50,500' }, keep: { type: 'boolean', default: false } } });
+const { values: opts } = parseArgs({ options: { collections: { type: 'string', default: '3,50,500' }, runs: { type: 'string', default: '5' }, keep: { type: 'boolean', default: false } } });
+const flags = { ...opts, runs: Number(opts.runs) };
+const median = (xs: readonly number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+const seconds = (ms: number): string => `${(ms / 1000).toFixed(2)} s`;
 const sizes = flags.collections.split(',').map(Number);
 
 // Every statement any pg client sends, by the port and database it went to.
@@ -41,14 +49,18 @@ const admin = async (url: string, sql: string) => {
 const all = [urls.primary, ...Object.values(urls.secondaries)];
 const pods = Object.keys(urls.secondaries);
 
-function topology(n: number): Topology {
+function yaml(n: number): string {
   const lines = ['version: 1', 'primary:', `  url: ${withDb(urls.primary)}`, 'secondaries:'];
   for (const [name, url] of Object.entries(urls.secondaries)) lines.push(`  ${name}:`, `    url: ${withDb(url)}`, '    fdw_user: vecscale_bench_fleet');
   lines.push('collections:');
   for (let i = 0; i < n; i++) {
     lines.push(`  c${i}:`, i % 3 === 2 ? `    shards: [${pods.join(', ')}]` : `    secondary: ${pods[i % pods.length]}`, '    dimension: 16');
   }
-  const r = parseTopology(lines.join('\n') + '\n', 'fleet.yaml', process.env);
+  return lines.join('\n') + '\n';
+}
+
+function topology(n: number): Topology {
+  const r = parseTopology(yaml(n), 'fleet.yaml', process.env);
   if (!r.ok) throw new Error(r.problems.map((p) => p.message).join('\n'));
   return r.topology;
 }
@@ -74,10 +86,27 @@ for (const n of sizes) {
   const t = topology(n);
   console.log(`${n} collections (${Math.floor(n / 3)} sharded over ${pods.length} pods):`);
   await timed('apply', () => apply(t, { approve: async () => true }));
-  for (let i = 0; i < 3; i++) {
+  const planTimes: number[] = [];
+  for (let i = 0; i < flags.runs; i++) {
+    const start = performance.now();
     const p = await timed('converged plan', () => plan(t));
+    planTimes.push(performance.now() - start);
     if (hasChanges(p)) throw new Error('the plan after apply is not empty');
   }
+  // What a user waits for: a fresh process (module loading and cold code included), `vecscale plan <file>`.
+  const dir = mkdtempSync(join(tmpdir(), 'vecscale-fleet-'));
+  const file = join(dir, 'fleet.yaml');
+  writeFileSync(file, yaml(n), { mode: 0o600 });
+  const cliTimes: number[] = [];
+  for (let i = 0; i < flags.runs; i++) {
+    const start = performance.now();
+    const r = spawnSync(process.execPath, [fileURLToPath(new URL('../bin/vecscale', import.meta.url)), 'plan', file, '--detailed-exitcode'], { encoding: 'utf8' });
+    cliTimes.push(performance.now() - start);
+    if (r.status !== 0) throw new Error(`vecscale plan exited ${r.status}: ${r.stderr.slice(-500)}`);
+  }
+  rmSync(dir, { recursive: true, force: true });
+  console.log(`  converged plan, ${flags.runs} runs: median ${seconds(median(planTimes))} (fastest ${seconds(Math.min(...planTimes))}) in this process; ` +
+    `\`vecscale plan\` as a new process: median ${seconds(median(cliTimes))} (fastest ${seconds(Math.min(...cliTimes))})`);
   for (let i = 0; i < 3; i++) {
     const s = await timed('status', () => status(t));
     if (!s.healthy) throw new Error(`status not healthy: ${JSON.stringify(s.problems.slice(0, 3))}`);
