@@ -162,7 +162,31 @@ function program(): Command {
     .action(async (shell: 'bash' | 'zsh' | 'fish') => {
       process.stdout.write((await import('./completion.js')).completionScript(cli, shell));
     });
+  nameFlagsInErrors(cli);
   return cli;
+}
+
+/**
+ * A value refused by an option's parser names the option: `--ef-search: expected a whole number 1–1000, got "abc"`
+ * (the parsers below know the rule, not the flag they were registered for).
+ */
+function nameFlagsInErrors(command: Command): void {
+  for (const option of command.options) {
+    const parse = option.parseArg;
+    if (parse === undefined) continue;
+    const flag = option.long ?? option.short ?? option.flags;
+    option.parseArg = <T>(value: string, previous: T): T => {
+      try {
+        return parse(value, previous);
+      } catch (e) {
+        if (e instanceof CommanderError && e.code === 'vecscale.invalidArgument') {
+          throw new CommanderError(e.exitCode, e.code, `${flag}: ${e.message}`);
+        }
+        throw e;
+      }
+    };
+  }
+  for (const sub of command.commands) nameFlagsInErrors(sub);
 }
 
 function parseCount(value: string): number {
@@ -254,13 +278,13 @@ export async function main(argv: readonly string[]): Promise<number> {
     }
     const out = createOutput({ color: !argv.includes('--no-color'), json: argv.includes('--json') });
     if (isVecscaleError(err)) {
-      out.info(`${out.color.red('Error:')} ${err.message}${err.hint ? `\n${out.color.dim(`  hint: ${err.hint}`)}` : ''}`);
+      out.info(`${out.color.red('error:')} ${err.message}${err.hint ? `\n${out.color.dim(`  hint: ${err.hint}`)}` : ''}`);
       if (out.json) out.result({ error: { code: err.code, message: err.message, hint: err.hint ?? null, meta: err.meta } });
       return exitCodeForError(err.code);
     }
     // Unexpected: still no stack trace unless asked for.
     const message = err instanceof Error ? err.message : String(err);
-    out.info(`${out.color.red('Error:')} ${message}`);
+    out.info(`${out.color.red('error:')} ${message}`);
     if (process.env.VECSCALE_DEBUG && err instanceof Error && err.stack) out.info(err.stack);
     if (out.json) out.result({ error: { code: 'internal', message } });
     return ExitCode.error;

@@ -17,6 +17,12 @@ import { closeSync, constants, fstatSync, openSync, readSync, type Stats } from 
 /** The file is not one vecscale reads; the message says why, in words ("it is a named pipe (FIFO), …"). */
 export class UnreadableFile extends Error {
   override readonly name = 'UnreadableFile';
+  /** Refused for its size alone: a regular file, larger than the limit. */
+  readonly tooLarge: boolean;
+  constructor(message: string, tooLarge = false) {
+    super(message);
+    this.tooLarge = tooLarge;
+  }
 }
 
 /** `4 MiB`, `64 KiB`, `512 bytes`. */
@@ -47,11 +53,19 @@ export function readBoundedText(path: string, maxBytes: number): string {
   try {
     const st = fstatSync(fd);
     if (!st.isFile()) throw new UnreadableFile(`it is ${kindOf(st)}, not a regular file`);
-    const tooBig = (): UnreadableFile => new UnreadableFile(`it is larger than ${formatBytes(maxBytes)}, the most vecscale reads`);
+    const tooBig = (): UnreadableFile => new UnreadableFile(`it is larger than ${formatBytes(maxBytes)}, the most vecscale reads`, true);
     if (st.size > maxBytes) throw tooBig();
-    const buf = Buffer.alloc(maxBytes + 1);
+    // Sized by what the file says it holds (plus one byte, to see that it ends), grown up to maxBytes + 1 when it
+    // holds more (/proc reports 0): a large limit costs nothing for a small file.
+    let buf = Buffer.alloc(Math.min(maxBytes, st.size) + 1);
     let length = 0;
-    while (length < buf.length) {
+    for (;;) {
+      if (length === buf.length) {
+        if (buf.length > maxBytes) break;
+        const grown = Buffer.alloc(Math.min(maxBytes + 1, buf.length * 2));
+        buf.copy(grown, 0, 0, length);
+        buf = grown;
+      }
       const n = readSync(fd, buf, length, buf.length - length, null);
       if (n === 0) break;
       length += n;

@@ -4,6 +4,9 @@
  * precision. Each is exit 6 with a plain message, on every path (match_<c>, --direct, explain), and no stack trace.
  */
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { truncateSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { test } from 'node:test';
 import { type CliResult, vecscale } from '../cli.js';
 import { freshDatabases, sql } from '../harness.js';
@@ -80,7 +83,7 @@ test('strings jsonb cannot hold, nesting too deep, too many operators, and what 
 });
 
 test('a zero query vector with cosine is exit 6 with a clear message, on every path; with l2 it is a fine query', async () => {
-  const zero = /Error: a zero vector has no cosine distance\n/;
+  const zero = /error: a zero vector has no cosine distance\n/;
   await refused(query('docs', '[0,0,0]'), zero);
   await refused(query('docs', '[0,-0,0]', undefined, '--direct'), zero);
   await refused(['explain', 'docs', '-f', file.path, '--vector', '[0,0,0]'], zero);
@@ -95,4 +98,25 @@ test('a zero query vector with cosine is exit 6 with a clear message, on every p
 
 test('a query vector number beyond single precision is exit 6', async () => {
   await refused(query('docs', '[1e39,0,1]'), /the query vector's number 1e\+39 \(position 1\) does not fit pgvector's single precision/);
+});
+
+test('a --vector-file that never ends, blocks, is no file or is too large: exit 6 at once, naming the flag', async () => {
+  const fifo = join(file.dir, 'vector.fifo');
+  execFileSync('mkfifo', [fifo]);
+  const big = join(file.dir, 'big.json');
+  writeFileSync(big, '');
+  truncateSync(big, 5 * 1024 * 1024); // sparse
+  const vectorFile = (path: string) => ['query', 'docs', '-f', file.path, '--vector-file', path];
+  const started = Date.now();
+  await refused(vectorFile('/dev/zero'), /--vector-file \/dev\/zero: cannot read it: it is a character device, not a regular file/);
+  await refused(vectorFile(fifo), /vector\.fifo: cannot read it: it is a named pipe \(FIFO\), not a regular file/);
+  await refused(vectorFile(file.dir), /cannot read it: it is a directory, not a regular file/);
+  await refused(vectorFile(big), /big\.json: cannot read it: it is larger than 4 MiB, the most vecscale reads/);
+  await refused(vectorFile(join(file.dir, 'missing.json')), /missing\.json: cannot read it: no such file/);
+  // A generous bound on a hang: before the fix, /dev/zero was read until memory ran out.
+  assert.ok(Date.now() - started < 60_000, 'each refused at once');
+  const good = join(file.dir, 'vector.json');
+  writeFileSync(good, '[1, 0, 0]\n');
+  const r = await run([...vectorFile(good), '--json']);
+  assert.equal(r.code, 0, r.stderr);
 });

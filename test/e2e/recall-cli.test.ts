@@ -4,7 +4,8 @@
  * (exit 6), an unreachable database (exit 1) — as a plain message, no stack trace, no password.
  */
 import assert from 'node:assert/strict';
-import { writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { truncateSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { type CliResult, vecscale } from '../cli.js';
@@ -110,17 +111,40 @@ test('a query file: JSON lines or an array of arrays; a wrong dimension is exit 
   const zero = join(file.dir, 'zero.jsonl');
   writeFileSync(zero, '[0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0]\n');
   await refused(recall('graph', '--query-file', zero), /zero\.jsonl: line 1: a zero vector has no cosine distance/);
-  await refused(recall('flat', '--query-file', join(file.dir, 'missing.jsonl')), /--query-file .*missing\.jsonl: no such file/);
+  await refused(recall('flat', '--query-file', join(file.dir, 'missing.jsonl')), /--query-file .*missing\.jsonl: cannot read it: no such file/);
+});
+
+test('a query file that never ends, blocks or is no file at all: exit 6 at once, memory bounded', async () => {
+  const fifo = join(file.dir, 'queries.fifo');
+  execFileSync('mkfifo', [fifo]);
+  const cases: Array<[string, RegExp]> = [
+    ['/dev/zero', /--query-file \/dev\/zero: cannot read it: it is a character device, not a regular file/],
+    [fifo, /queries\.fifo: cannot read it: it is a named pipe \(FIFO\), not a regular file/],
+    [file.dir, /cannot read it: it is a directory, not a regular file/],
+  ];
+  for (const [path, message] of cases) {
+    const started = Date.now();
+    const r = await refused(recall('flat', '--query-file', path), message);
+    assert.doesNotMatch(r.stderr, /hint:/, 'the size hint is for files too large only');
+    // A generous bound on a hang: before the fix, /dev/zero was read until memory ran out.
+    assert.ok(Date.now() - started < 20_000, `${path}: refused at once`);
+  }
+  const big = join(file.dir, 'big.jsonl');
+  writeFileSync(big, '');
+  truncateSync(big, 129 * 1024 * 1024); // sparse: 129 MiB of NUL bytes, no disk used
+  const tooBig = await refused(recall('flat', '--query-file', big), /big\.jsonl: cannot read it: it is larger than 128 MiB, the most vecscale reads/);
+  assert.match(tooBig.stderr, /hint: give fewer query vectors/);
 });
 
 test('bad flags, the other index kind\'s setting, an unknown collection: exit 6, plain', async () => {
-  await refused(recall('graph', '--k', '0'), /expected a whole number 1–1000, got "0"/);
-  await refused(recall('graph', '--queries', '10001'), /expected a whole number 1–10000, got "10001"/);
-  await refused(recall('graph', '--ef-search', '10,abc'), /expected a whole number 1–1000, got "abc"/);
-  await refused(recall('graph', '--ef-search', '1001'), /expected a whole number 1–1000, got "1001"/);
-  await refused(recall('graph', '--ef-search', '10,'), /expected whole numbers 1–1000 separated by commas/);
-  await refused(recall('ivf', '--probes', '0'), /expected a whole number 1–32768, got "0"/);
-  await refused(recall('graph', '--min-recall', '1.5'), /expected a number 0–1, got "1.5"/);
+  // Each names the flag it was given to.
+  await refused(recall('graph', '--k', '0'), /--k: expected a whole number 1–1000, got "0"/);
+  await refused(recall('graph', '--queries', '10001'), /--queries: expected a whole number 1–10000, got "10001"/);
+  await refused(recall('graph', '--ef-search', '10,abc'), /--ef-search: expected a whole number 1–1000, got "abc"/);
+  await refused(recall('graph', '--ef-search', '1001'), /--ef-search: expected a whole number 1–1000, got "1001"/);
+  await refused(recall('graph', '--ef-search', '10,'), /--ef-search: expected whole numbers 1–1000 separated by commas/);
+  await refused(recall('ivf', '--probes', '0'), /--probes: expected a whole number 1–32768, got "0"/);
+  await refused(recall('graph', '--min-recall', '1.5'), /--min-recall: expected a number 0–1, got "1.5"/);
   await refused(recall('ivf', '--ef-search', '10'), /--ef-search applies to hnsw indexes; collection ivf has index method ivfflat/);
   await refused(recall('graph', '--probes', '10'), /--probes applies to ivfflat indexes; collection graph has index method hnsw/);
   const unknown = await refused(recall('grahp'), /no collection "grahp" in .*\(did you mean "graph"\?\)/);

@@ -1,9 +1,9 @@
 /** `vecscale query` and `vecscale explain`: prepare (file, vector, filter) → library call → render. */
-import { readFileSync } from 'node:fs';
 import { VecscaleError } from '../../errors.js';
 import { checkFilter } from '../../query/query-input.js';
 import { explainMatch, queryDirect, queryPrimary } from '../../query/run.js';
 import { ExitCode, ExitWith } from '../exit.js';
+import { MAX_VECTOR_FILE_BYTES, readFlagFile } from '../input-file.js';
 import { type Output, table } from '../output.js';
 import { loadOrExit } from './topology.js';
 
@@ -36,12 +36,7 @@ function vectorOf(flags: QueryFlags): number[] | undefined {
   if (flags.vector !== undefined && flags.vectorFile !== undefined) throw new VecscaleError('config', 'give --vector or --vector-file, not both');
   if (flags.vector !== undefined) return parseVector(flags.vector, '--vector');
   if (flags.vectorFile !== undefined) {
-    let text: string;
-    try {
-      text = readFileSync(flags.vectorFile, 'utf8');
-    } catch (e) {
-      throw new VecscaleError('config', `--vector-file ${flags.vectorFile}: ${(e as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (e as Error).message}`);
-    }
+    const text = readFlagFile('--vector-file', flags.vectorFile, MAX_VECTOR_FILE_BYTES);
     return parseVector(text, `--vector-file ${flags.vectorFile}`);
   }
   return undefined;

@@ -1,11 +1,11 @@
 /** `vecscale recall`: prepare (file, flags, query file) → measureRecall → render; exit 2 below --min-recall. */
-import { readFileSync } from 'node:fs';
 import { VecscaleError } from '../../errors.js';
 import { checkVector } from '../../query/query-input.js';
 import { collectionOf } from '../../query/run.js';
 import { parseQueryFile } from '../../recall/measure.js';
 import { measureRecall, type RecallReport } from '../../recall/run.js';
 import { ExitCode, ExitWith } from '../exit.js';
+import { MAX_QUERY_FILE_BYTES, readFlagFile } from '../input-file.js';
 import { type Output, table } from '../output.js';
 import { loadOrExit } from './topology.js';
 
@@ -23,12 +23,7 @@ export interface RecallFlags {
 
 /** The query file's vectors, each checked as `vecscale query` checks its vector; problems name the file and line. */
 function vectorsFrom(path: string, dimension: number, metric: Parameters<typeof checkVector>[1]): number[][] {
-  let text: string;
-  try {
-    text = readFileSync(path, 'utf8');
-  } catch (e) {
-    throw new VecscaleError('config', `--query-file ${path}: ${(e as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (e as Error).message}`);
-  }
+  const text = readFlagFile('--query-file', path, MAX_QUERY_FILE_BYTES, 'give fewer query vectors (--queries N uses only the first N)');
   const r = parseQueryFile(text, dimension);
   if (!r.ok) throw new VecscaleError('config', `--query-file ${path}: ${r.problem.where} ${r.problem.message}`);
   r.vectors.forEach((v, i) => {

@@ -1,10 +1,11 @@
 /** plan, apply, destroy, check and validate: prepare (file + flags) → library call → render. */
-import { chmodSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { chmodSync, renameSync, writeFileSync } from 'node:fs';
 import { dirname, relative, resolve } from 'node:path';
 import { createInterface } from 'node:readline/promises';
 import { apply, type ApplyResult, planAndSave } from '../../api.js';
 import { adviceLines, check } from '../../check.js';
 import { formatProblem, loadTopology } from '../../config/index.js';
+import { readBoundedText } from '../../config/read-file.js';
 import type { ConfigProblem, Topology } from '../../config/types.js';
 import { VecscaleError } from '../../errors.js';
 import { SAVED_PLAN_FORMAT, type SavedPlan } from '../../plan/saved.js';
@@ -110,13 +111,16 @@ async function confirm(out: Output, p: Plan, verb: string): Promise<boolean> {
   }
 }
 
+/** A saved plan of thousands of collections is a few MB: anything near this is not one. */
+const MAX_SAVED_PLAN_BYTES = 256 * 1024 * 1024;
+
 /** A saved plan file (`plan --out`), or undefined when `file` is a topology. */
 function readSavedPlan(file: string): SavedPlan | undefined {
   let text: string;
   try {
-    text = readFileSync(file, 'utf8');
+    text = readBoundedText(file, MAX_SAVED_PLAN_BYTES);
   } catch {
-    return undefined; // loadOrExit reports an unreadable file
+    return undefined; // loadOrExit reports an unreadable file (/dev/zero, a FIFO, …) as the topology's
   }
   if (!text.trimStart().startsWith('{')) return undefined;
   let doc: unknown;

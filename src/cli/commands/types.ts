@@ -3,9 +3,10 @@
  * the topology alone. No connection, and no secrets needed: a variable the environment does not set (a password, a
  * host, a whole URL) or a secret file stands for a placeholder — the types depend on no URL or password.
  */
-import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { mkdirSync, renameSync, writeFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { loadTopology } from '../../config/index.js';
+import { readBoundedText } from '../../config/read-file.js';
 import { VecscaleError } from '../../errors.js';
 import { FLAVORS, type Flavor, generateTypes } from '../../types/generate.js';
 import { ExitCode, ExitWith } from '../exit.js';
@@ -41,7 +42,7 @@ export async function typesCommand(file: string, opts: TypesFlags, out: Output):
   if (opts.check) {
     let current: string | undefined;
     try {
-      current = readFileSync(target, 'utf8');
+      current = readBoundedText(target, 64 * 1024 * 1024); // not a regular file (/dev/zero): it differs
     } catch {
       current = undefined;
     }
