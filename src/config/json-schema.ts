@@ -87,12 +87,14 @@ function tagged(schema: TaggedSchema): Json {
   const base = object({ [schema.tag]: { kind: 'enum', values: variants, default: schema.default, description: schema.tagDescription }, ...all });
   return {
     ...base,
-    type: ['object', 'null'],
-    allOf: variants.map((variant) => {
+    // `index: none` is `index: { method: none }`: the tag alone names a variant with its defaults (the object keywords
+    // below hold vacuously for a string).
+    type: ['object', 'null', 'string'],
+    allOf: [{ if: { type: 'string' }, then: { enum: variants } }, ...variants.map((variant) => {
       const foreign = Object.keys(all).filter((k) => !Object.hasOwn(schema.variants[variant] ?? {}, k));
       const tag = { properties: { [schema.tag]: { const: variant } }, ...(variant === schema.default ? {} : { required: [schema.tag] }) };
       return { if: tag, then: { properties: Object.fromEntries(foreign.map((k) => [k, false])) } };
-    }),
+    })],
   };
 }
 

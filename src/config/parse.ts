@@ -273,6 +273,14 @@ class Walk implements Locator {
       case 'object':
       case 'map':
       case 'tagged': {
+        // The tag alone names a variant with its defaults: `index: none` is `index: { method: none }`.
+        if (schema.kind === 'tagged' && written !== undefined && !isMap(written)) {
+          const variants = Object.keys(schema.variants);
+          if (isScalar(written) && typeof v === 'string' && variants.includes(v)) {
+            return this.tagged([{ name: schema.tag, keyAt: pos, value: written }], schema, path, keyAt);
+          }
+          return wrong(`must be a mapping, or one of ${variants.join(', ')}`, typeof v === 'string' ? suggest(v, variants) : undefined);
+        }
         if (written !== undefined && !isMap(written)) return wrong(`must be a mapping`);
         const entries = written === undefined ? [] : this.entries(written.items, path);
         if (schema.kind === 'object') return this.object(entries, schema.properties, path, keyAt);

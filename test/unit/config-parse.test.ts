@@ -106,6 +106,22 @@ test('index defaults: absent, empty, or without method means hnsw m 16 ef_constr
   assert.equal(t.collections[0]?.metric, 'cosine');
 });
 
+test('index: the method alone is that method with its defaults; anything else says what it may be', () => {
+  const t = ok(parseTopology(`${head}secondaries:\n  s:\n    url: postgres://u@h2/db\ncollections:
+  a: { secondary: s, dimension: 3, index: none }
+  b: { secondary: s, dimension: 3, index: ivfflat }
+  c: { secondary: s, dimension: 3, index: hnsw }\n`, 'topology.yaml', env));
+  assert.deepEqual(t.collections.map((c) => c.index), [
+    { method: 'none' },
+    { method: 'ivfflat', lists: 100 },
+    { method: 'hnsw', m: 16, efConstruction: 64 },
+  ]);
+  const bad = (index: string) => problems(parseTopology(`${head}secondaries:\n  s:\n    url: postgres://u@h2/db\ncollections:
+  a: { secondary: s, dimension: 3, index: ${index} }\n`, 'topology.yaml', env));
+  assert.deepEqual(bad('nonee'), ['topology.yaml:8:43: collections.a.index: must be a mapping, or one of hnsw, ivfflat, none (got "nonee"; did you mean "none"?)']);
+  assert.deepEqual(bad('5'), ['topology.yaml:8:43: collections.a.index: must be a mapping, or one of hnsw, ivfflat, none (got 5)']);
+});
+
 test('index.build: PostgreSQL memory units to kB, workers as written, both optional; absent or empty is no build', () => {
   const t = ok(parseTopology(`${head}secondaries:\n  s:\n    url: postgres://u@h2/db\ncollections:
   a: { secondary: s, dimension: 3, index: { method: hnsw, m: 16, ef_construction: 64, build: { maintenance_work_mem: 4GB, parallel_workers: 4 } } }

@@ -123,6 +123,10 @@ test('index variants: keys of another method are refused, a missing method means
   assert.equal(valid(schema, doc({ lists: 5 })), false);
   assert.equal(valid(schema, doc({ method: 'ivfflat', m: 5 })), false);
   assert.equal(valid(schema, doc({ method: 'none', ef_construction: 5 })), false);
+  // The method alone is the variant with its defaults, as the parser reads it.
+  for (const method of ['none', 'hnsw', 'ivfflat']) assert.ok(valid(schema, doc(method)), method);
+  assert.equal(valid(schema, doc('nonee')), false);
+  assert.equal(valid(schema, doc(5)), false);
 });
 
 test('index.build: sizes with a PostgreSQL unit, workers 0–1024, for hnsw and ivfflat only', () => {
