@@ -15,7 +15,7 @@ import type { Topology } from '../config/types.js';
 import { close, connect, type Db, describeTarget, silentOr, type Target, usable } from '../db/connect.js';
 import { VecscaleError } from '../errors.js';
 import { partsOf } from '../model/placement.js';
-import { API_SCHEMA, HELPER_SCHEMA, REMOTE_SCHEMA, WRITE_SCHEMA } from '../model/state.js';
+import { API_SCHEMA, HELPER_SCHEMA, MANAGED_COMMENT, PROTECTED_MARK, REMOTE_SCHEMA, WRITE_SCHEMA } from '../model/state.js';
 import { hybridFunctionName } from '../query/hybrid.js';
 import { matchFunctionName } from '../query/match-function.js';
 import { ident, literal, qualified } from '../sql/quote.js';
@@ -95,6 +95,17 @@ export interface RawSecondary {
   readonly sizesError?: string;
   /** Walsenders whose state this role may not see (pg_stat_replication shows them without pg_read_all_stats). */
   readonly hiddenReplicas: number;
+  /** vecs tables marked as vecscale's that the topology does not place on this secondary. */
+  readonly orphans: readonly RawOrphan[];
+}
+
+export interface RawOrphan {
+  readonly table: string;
+  /** Its rows as for a collection's table (a count where cheap, else the planner's estimate); null: unknown. */
+  readonly rows: number | null;
+  readonly rowsExact: boolean;
+  /** Marked `protect: true` when it was last applied. */
+  readonly protected: boolean;
 }
 
 export interface RawForeignTable {
@@ -178,7 +189,17 @@ SELECT pg_catalog.current_setting('server_version') AS version,
                  ARRAY(SELECT a.attname::text FROM pg_catalog.pg_attribute a WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum)), '{}')
           FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
          WHERE n.nspname IN ('vecs', 'vecscale') AND c.relkind IN ('r', 'p', 'v', 'm', 'f')) AS relations,
-       (SELECT pg_catalog.count(*) FROM pg_catalog.pg_stat_replication a WHERE a.state IS NULL)::int AS hidden_replicas`;
+       (SELECT pg_catalog.count(*) FROM pg_catalog.pg_stat_replication a WHERE a.state IS NULL)::int AS hidden_replicas,
+       -- vecs tables vecscale made (its marker, not a move's) that the topology does not place here: plan drops them.
+       (SELECT COALESCE(pg_catalog.json_agg(pg_catalog.json_build_object(
+                 'table', c.relname, 'oid', c.oid, 'reltuples', c.reltuples,
+                 'locked', EXISTS (SELECT FROM pg_catalog.pg_locks l WHERE l.relation = c.oid AND l.mode = 'AccessExclusiveLock'),
+                 'protected', d.description = ${literal(MANAGED_COMMENT + PROTECTED_MARK)}) ORDER BY c.relname), '[]')
+          FROM pg_catalog.pg_class c
+          JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+          JOIN pg_catalog.pg_description d ON d.objoid = c.oid AND d.classoid = 'pg_catalog.pg_class'::pg_catalog.regclass AND d.objsubid = 0
+         WHERE n.nspname = 'vecs' AND c.relkind = 'r' AND NOT (c.relname = ANY ($1::pg_catalog.name[]))
+           AND d.description IN (${literal(MANAGED_COMMENT)}, ${literal(MANAGED_COMMENT + PROTECTED_MARK)})) AS orphans`;
 
 /**
  * Sizes, the row estimate as the planner makes it now (CURRENT_ROWS, as plan's), and counts where cheap (or `exact`),
@@ -209,6 +230,7 @@ interface SecondaryRow {
   tables: Array<{ table: string; oid: number; reltuples: number; analyzed: string | null; locked: boolean; indexes: Array<Omit<RawIndex, 'options' | 'bytes'> & { options: string[] }> }>;
   relations: Record<string, string[]>;
   hidden_replicas: number;
+  orphans: Array<{ table: string; oid: number; reltuples: number; locked: boolean; protected: boolean }>;
 }
 
 /** libpq `options` as vecscale writes them (`-c k=v -c k=v`) → settings. */
@@ -218,7 +240,7 @@ export const libpqSettings = (options: string | undefined): Record<string, strin
 async function readSecondary(db: Db, tables: readonly string[], fdwUser: string, exact: boolean): Promise<RawSecondary> {
   const row = (await db.query<SecondaryRow>(SECONDARY_SQL, [tables, fdwUser])).rows[0]!;
   // A table another session holds exclusively (a move's cutover, a load) would make its size wait: left unknown.
-  const sized = row.tables.filter((t) => !t.locked);
+  const sized = [...row.tables, ...row.orphans].filter((t) => !t.locked);
   const sizes = new Map<string, { rows: number; heap: number; size: number; indexes: Record<string, number>; n: string | null }>();
   let sizesError: string | undefined;
   if (sized.length > 0) {
@@ -230,7 +252,8 @@ async function readSecondary(db: Db, tables: readonly string[], fdwUser: string,
       sizesError = String((err as Error).message ?? err).split('\n')[0];
     }
   }
-  if (sized.length < row.tables.length) sizesError ??= `locked by another session: ${row.tables.filter((t) => t.locked).map((t) => `vecs.${t.table}`).join(', ')}`;
+  const locked = [...row.tables, ...row.orphans].filter((t) => t.locked);
+  if (locked.length > 0) sizesError ??= `locked by another session: ${locked.map((t) => `vecs.${t.table}`).join(', ')}`;
   return {
     version: row.version,
     pgvector: row.pgvector,
@@ -255,6 +278,11 @@ async function readSecondary(db: Db, tables: readonly string[], fdwUser: string,
     relations: row.relations,
     ...(sizesError === undefined ? {} : { sizesError }),
     hiddenReplicas: row.hidden_replicas,
+    orphans: row.orphans.map((o) => {
+      const z = sizes.get(o.table);
+      const rows = z?.n != null ? Number(z.n) : z !== undefined ? Math.round(z.rows) : o.reltuples < 0 ? null : Math.round(o.reltuples);
+      return { table: o.table, rows, rowsExact: z?.n != null, protected: o.protected };
+    }),
   };
 }
 

@@ -12,7 +12,7 @@ import { matchFunctionName } from '../query/match-function.js';
 import { literal, qualified } from '../sql/quote.js';
 import { formatBytes } from '../util/bytes.js';
 import { clusterOf } from '../util/url.js';
-import type { RawIndex, RawPrimary, RawSecondary, RawStatus, RawTable } from './read.js';
+import type { RawIndex, RawOrphan, RawPrimary, RawSecondary, RawStatus, RawTable } from './read.js';
 
 export interface Problem {
   /** 'primary' or a secondary's name. */
@@ -209,6 +209,36 @@ function partStatus(c: CollectionSpec, table: string, secondary: string, raw: Ra
 /** The table's vector index: the one with the topology's name, else the first by name. */
 const pickIndex = (t: RawTable, name: string | undefined): RawIndex | undefined => t.indexes.find((i) => i.name === name) ?? t.indexes[0];
 
+/**
+ * A vecs table vecscale made that the topology does not place here: plan drops it, which needs --allow-destructive
+ * when it holds rows (and is refused while it is protected) — so until then every plan is blocked.
+ */
+function orphanProblem(topology: Topology, secondary: string, o: RawOrphan): Problem {
+  const name = o.table.replace(/_p\d+of\d+$/, '');
+  const c = topology.collections.find((x) => x.name === name);
+  const rows = o.rows === null ? 'rows unknown' : o.rows === 0 && o.rowsExact ? 'empty' : `${o.rowsExact ? '' : 'about '}${o.rows} row${o.rows === 1 ? '' : 's'}`;
+  const what = `${VECS_SCHEMA}.${o.table} (made by vecscale${o.protected ? ', protected' : ''}; ${rows})`;
+  if (c) {
+    const layout = c.shards === undefined ? `on ${c.secondary}` : `in ${c.partitions} partitions over ${c.shards.join(', ')}`;
+    return {
+      database: secondary,
+      object: `collection ${c.name}`,
+      message: `${what} is still on ${secondary}; the topology places collection ${c.name} ${layout}`,
+      fix: 'vecscale plan shows what apply does with it (a move of its rows, or a drop)',
+    };
+  }
+  return {
+    database: secondary,
+    object: `table ${VECS_SCHEMA}.${o.table}`,
+    message: o.protected
+      ? `${what} belongs to collection ${name}, which is not in the topology: apply would drop it, and refuses (it is protected), so every plan is blocked`
+      : `${what} belongs to collection ${name}, which is not in the topology: apply drops it`,
+    fix: o.protected
+      ? `to keep it, put collection ${name} back in the topology; to drop it, put it back with protect: false, apply, then remove it`
+      : `to keep it, put collection ${name} back in the topology; to drop it, vecscale apply --allow-destructive ${name} (without it, a table that holds rows blocks every plan)`,
+  };
+}
+
 function secondaryProblems(topology: Topology, name: string, s: RawSecondary, seenPhysical: Set<string>): Problem[] {
   const problems: Problem[] = [];
   if (s.pgvector === null) {
@@ -235,6 +265,7 @@ function secondaryProblems(topology: Topology, name: string, s: RawSecondary, se
         : `if nothing will consume it again, on ${name}: SELECT pg_catalog.pg_drop_replication_slot(${literal(slot.name)})`,
     });
   }
+  for (const o of s.orphans) problems.push(orphanProblem(topology, name, o));
   const declared = spec?.replicas.length ?? 0;
   const streaming = s.replicas.filter((r) => r.state === 'streaming').length;
   // A role without pg_read_all_stats sees walsenders without their state: unknown, not missing.

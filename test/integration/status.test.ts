@@ -120,6 +120,32 @@ test('an unreachable secondary is a problem, not a crash: the others are still r
   assert.equal(r.collections[0]?.rows, 300, 'pod_a still read');
 });
 
+test('a collection taken out of the topology: its table, still on its pod with rows, is named, as the plan that it blocks says', async () => {
+  const without = topologyFile(
+    dbs,
+    `  docs:
+    secondary: pod_a
+    dimension: 8
+    index: { method: hnsw, m: 8, ef_construction: 32 }
+  spread:
+    shards: [pod_a, pod_b]
+    dimension: 8
+`,
+  );
+  const r = await status(without.load());
+  assert.equal(r.healthy, false, 'an orphaned collection table needs attention');
+  const text = r.problems.map((p) => `${p.database} | ${p.object} | ${p.message} | ${p.fix}`).join('\n');
+  assert.match(text, /^pod_b \| table vecs\.flat \| vecs\.flat \(made by vecscale; 50 rows\) belongs to collection flat, which is not in the topology: apply drops it \| .*put collection flat back in the topology.*vecscale apply --allow-destructive flat/m, text);
+  const cliRun = await vecscale(['status', without.path], { env: without.env });
+  assert.equal(cliRun.code, 2, cliRun.stderr + cliRun.stdout);
+  assert.match(cliRun.stdout, /vecs\.flat/);
+  const plan = await vecscale(['plan', without.path], { env: without.env });
+  assert.equal(plan.code, 3, `plan is blocked by the same table: ${plan.stderr}${plan.stdout}`);
+  assert.match(plan.stdout + plan.stderr, /--allow-destructive flat/);
+  // status changed nothing: the full topology is still healthy.
+  assert.deepEqual((await status(topology)).problems, [], 'status is read-only');
+});
+
 test('a column renamed on the pod, a table locked by another session, a pod the primary cannot reach (but status can)', async () => {
   // A silent listener on loopback: accepts the primary's connection and never answers it.
   const sockets = new Set<net.Socket>();

@@ -23,6 +23,7 @@ const pod = (table: string, index: RawSecondary['tables'][number]['indexes'][num
   tables: [{ table, reltuples: 10, heapBytes: 8192, tableBytes: 16384, lastAnalyze: null, indexes: index ? [index] : [], count: 10 }],
   relations: { [`vecs.${table}`]: ['id', 'vec', 'metadata'], [`vecscale.${table}`]: ['id', 'embedding', 'metadata'] },
   hiddenReplicas: 0,
+  orphans: [],
   ...over,
 });
 const hnsw = { name: indexName(docs, docs.index), method: 'hnsw', opclass: 'vector_cosine_ops', options: {}, valid: true, bytes: 8192 };
@@ -126,4 +127,21 @@ test('server settings that differ from the topology; fewer standbys streaming th
 test('libpq options as vecscale writes them', () => {
   assert.deepEqual(libpqSettings('-c cursor_tuple_fraction=1 -c hnsw.ef_search=40'), { cursor_tuple_fraction: '1', 'hnsw.ef_search': '40' });
   assert.deepEqual(libpqSettings(undefined), {});
+});
+
+test('a vecs table vecscale made that the topology no longer places there: named, with what apply does and what it needs', () => {
+  const orphans = [
+    { table: 'old', rows: 1200, rowsExact: false, protected: false },
+    { table: 'kept', rows: 5, rowsExact: true, protected: true },
+    { table: 'blank', rows: 0, rowsExact: true, protected: false },
+    { table: 'docs_p0of2', rows: null, rowsExact: false, protected: false },
+  ];
+  const r = buildReport(t, raw({ img: pod('images', ivf, { orphans }) }));
+  assert.equal(r.healthy, false, 'an orphaned table needs attention');
+  assert.deepEqual(lines(r), [
+    'pod_img | table vecs.old | vecs.old (made by vecscale; about 1200 rows) belongs to collection old, which is not in the topology: apply drops it | to keep it, put collection old back in the topology; to drop it, vecscale apply --allow-destructive old (without it, a table that holds rows blocks every plan)',
+    'pod_img | table vecs.kept | vecs.kept (made by vecscale, protected; 5 rows) belongs to collection kept, which is not in the topology: apply would drop it, and refuses (it is protected), so every plan is blocked | to keep it, put collection kept back in the topology; to drop it, put it back with protect: false, apply, then remove it',
+    'pod_img | table vecs.blank | vecs.blank (made by vecscale; empty) belongs to collection blank, which is not in the topology: apply drops it | to keep it, put collection blank back in the topology; to drop it, vecscale apply --allow-destructive blank (without it, a table that holds rows blocks every plan)',
+    'pod_img | collection docs | vecs.docs_p0of2 (made by vecscale; rows unknown) is still on pod_img; the topology places collection docs on pod_text | vecscale plan shows what apply does with it (a move of its rows, or a drop)',
+  ]);
 });
