@@ -59,12 +59,15 @@ export interface SettingSummary {
   readonly queries: number;
 }
 
+const micros = (ms: number): number => Math.round(ms * 1000) / 1000;
+
 /** One setting's figures from its per-query recalls and call latencies (ms). */
 export function summarize(recalls: readonly number[], latenciesMs: readonly number[]): SettingSummary {
   const mean = recalls.length === 0 ? Number.NaN : recalls.reduce((s, x) => s + x, 0) / recalls.length;
   return {
     recall: { mean, min: recalls.length === 0 ? Number.NaN : Math.min(...recalls) },
-    latencyMs: { p50: percentile(latenciesMs, 50), p95: percentile(latenciesMs, 95) },
+    // To the microsecond: a client-side timer says no more (and --json should not print 0.30000000000000004).
+    latencyMs: { p50: micros(percentile(latenciesMs, 50)), p95: micros(percentile(latenciesMs, 95)) },
     queries: recalls.length,
   };
 }

@@ -44,6 +44,7 @@ test('percentile by nearest rank; summary of a setting', () => {
   assert.equal(percentile([7], 95), 7);
   assert.ok(Number.isNaN(percentile([], 50)), 'empty: NaN');
   assert.deepEqual(summarize([1, 0.5, 0.75], [3, 1, 2]), { recall: { mean: 0.75, min: 0.5 }, latencyMs: { p50: 2, p95: 3 }, queries: 3 });
+  assert.deepEqual(summarize([1], [0.1 + 0.2]).latencyMs, { p50: 0.3, p95: 0.3 }, 'latencies to the microsecond');
 });
 
 test('query files: JSON lines or a JSON array of arrays; located problems', () => {
