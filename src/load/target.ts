@@ -442,10 +442,15 @@ export class LoadTable {
   /**
    * After a committed load: fresh planner statistics for the table (autovacuum would take its time), so the first
    * filtered searches and the primary's estimates see the rows. Best effort: false when it could not run.
+   *
+   * SKIP_LOCKED: when another session holds the table's SHARE UPDATE EXCLUSIVE lock — an apply's CREATE INDEX
+   * CONCURRENTLY — the table is skipped (autovacuum analyzes it later). Waiting would deadlock: ANALYZE takes its
+   * snapshot before the lock, and the build's last phase waits for every older snapshot to go; PostgreSQL then
+   * cancelled the build, which left an INVALID index.
    */
   async analyze(): Promise<boolean> {
     if (!usable(this.db)) return false;
-    return this.db.query(`ANALYZE ${qualified(VECS_SCHEMA, this.spec.table)}`).then(() => true, () => false);
+    return this.db.query(`ANALYZE (SKIP_LOCKED) ${qualified(VECS_SCHEMA, this.spec.table)}`).then(() => true, () => false);
   }
 
   /** Rolls back the load's transaction, when the connection still answers. Never throws. */

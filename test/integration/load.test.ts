@@ -8,6 +8,7 @@ import assert from 'node:assert/strict';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
+import pg from 'pg';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { test } from 'node:test';
 import { apply, plan } from '../../src/api.js';
@@ -274,6 +275,26 @@ test('readers are not blocked by a load into an empty collection; an apply meanw
   assert.deepEqual(r.tables[0]!.indexesRebuilt, [], 'apply had made it already');
   assert.deepEqual(await vectorIndexes(podA, 'fails'), before);
   assert.deepEqual(await steps(), []);
+});
+
+test("a load's ANALYZE skips a table an index build holds (waiting deadlocked with CREATE INDEX CONCURRENTLY's last phase)", async () => {
+  // An apply's CREATE INDEX CONCURRENTLY holds SHARE UPDATE EXCLUSIVE on the table for the whole build; so does this.
+  const builder = new pg.Client({ connectionString: podB });
+  await builder.connect();
+  try {
+    await builder.query('BEGIN');
+    await builder.query('LOCK TABLE vecs.flat IN SHARE UPDATE EXCLUSIVE MODE');
+    const loading = run('flat', `${Array.from({ length: 5 }, (_, g) => jsonLine(`skip${g}`, g)).join('\n')}\n`);
+    // A generous bound on a hang: before, the ANALYZE waited for the lock until the 30 s statement timeout.
+    const r = await Promise.race([loading, sleep(15_000).then(() => 'waited' as const)]);
+    assert.notEqual(r, 'waited', 'the load waited for the lock the index build holds');
+    assert.equal((r as LoadReport).rowsLoaded, 5);
+  } finally {
+    await builder.query('ROLLBACK').catch(() => undefined);
+    await builder.end();
+  }
+  const [{ n }] = (await sql<{ n: string }>(podB, `SELECT count(*) AS n FROM vecs.flat WHERE id LIKE 'skip%'`)) as [{ n: string }];
+  assert.equal(Number(n), 5, 'the rows are committed');
 });
 
 test('errors: unknown collection, unreadable CSV header, unreachable pod, wrong password, collection not applied', async () => {
