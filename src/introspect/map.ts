@@ -97,7 +97,8 @@ function moveMarksOf(relations: RawCatalog['relations']): Map<string, MoveMark> 
 const metadataPurpose = (name: string): IndexPurpose | undefined =>
   (Object.keys(INDEX_PREFIX) as IndexPurpose[]).find((p) => name.startsWith(INDEX_PREFIX[p]));
 
-const isManaged = (comment: string | null): boolean =>
+/** A comment vecscale put on an object it made (with or without a mark after it). */
+export const isManaged = (comment: string | null): boolean =>
   comment === MANAGED_COMMENT ||
   comment === MANAGED_COMMENT + PROTECTED_MARK ||
   (comment?.startsWith(MANAGED_COMMENT + DEFINITION_MARK) ?? false) ||

@@ -21,7 +21,7 @@ import { matchFunctionName } from '../query/match-function.js';
 import { ident, literal, qualified } from '../sql/quote.js';
 import { parsePgUrl } from '../util/url.js';
 import { CURRENT_ROWS } from '../introspect/catalog.js';
-import { parseOptions } from '../introspect/map.js';
+import { isManaged, parseOptions } from '../introspect/map.js';
 
 export interface StatusReadOptions {
   readonly connectTimeoutMs?: number;
@@ -116,6 +116,8 @@ export interface RawForeignTable {
   readonly remote: string;
   /** The remote columns it reads (column_name options, else its own names). */
   readonly remoteColumns: readonly string[];
+  /** Marked as vecscale's: plan drops it when the topology no longer implies it. */
+  readonly managed: boolean;
   /** The secondary its server points at (by host, port and database), when it is one of the topology's. */
   readonly secondary?: string;
   /** null: a login through its server worked (the same for every table of the server). */
@@ -293,7 +295,7 @@ SELECT pg_catalog.current_setting('server_version') AS version,
           FROM pg_catalog.pg_foreign_server s
           JOIN pg_catalog.pg_foreign_data_wrapper w ON w.oid = s.srvfdw AND w.fdwname = 'postgres_fdw') AS servers,
        (SELECT COALESCE(pg_catalog.json_agg(pg_catalog.json_build_object(
-                 'schema', n.nspname, 'name', c.relname, 'server', s.srvname, 'options', COALESCE(ft.ftoptions, '{}'),
+                 'schema', n.nspname, 'name', c.relname, 'server', s.srvname, 'options', COALESCE(ft.ftoptions, '{}'), 'comment', d.description,
                  'columns', ARRAY(SELECT COALESCE((SELECT pg_catalog.substr(o, 13) FROM pg_catalog.unnest(a.attfdwoptions) o WHERE o LIKE 'column\\_name=%'), a.attname::text)
                                     FROM pg_catalog.pg_attribute a WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum))
                ORDER BY n.nspname, c.relname), '[]')
@@ -301,6 +303,7 @@ SELECT pg_catalog.current_setting('server_version') AS version,
           JOIN pg_catalog.pg_class c ON c.oid = ft.ftrelid
           JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
           JOIN pg_catalog.pg_foreign_server s ON s.oid = ft.ftserver
+          LEFT JOIN pg_catalog.pg_description d ON d.objoid = c.oid AND d.classoid = 'pg_catalog.pg_class'::pg_catalog.regclass AND d.objsubid = 0
          WHERE n.nspname IN (${literal(REMOTE_SCHEMA)}, ${literal(WRITE_SCHEMA)}, ${literal(HELPER_SCHEMA)})) AS foreign_tables,
        ARRAY(SELECT c.relname::text FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
               WHERE n.nspname = ${literal(API_SCHEMA)} AND c.relkind = 'v' AND c.relname = ANY ($1::pg_catalog.name[])
@@ -312,7 +315,7 @@ interface PrimaryRow {
   version: string;
   dblink_schema: string | null;
   servers: Array<{ name: string; options: string[] }>;
-  foreign_tables: Array<{ schema: string; name: string; server: string; options: string[]; columns: string[] }>;
+  foreign_tables: Array<{ schema: string; name: string; server: string; options: string[]; comment: string | null; columns: string[] }>;
   api: string[];
 }
 
@@ -379,6 +382,7 @@ async function readPrimary(db: Db, topology: Topology, secondaryOf: (serverOptio
         server: t.server,
         remote: `${o.schema_name ?? ''}.${o.table_name ?? ''}`,
         remoteColumns: t.columns,
+        managed: isManaged(t.comment),
         ...(pod === undefined ? {} : { secondary: pod }),
         error: probes.has(t.server) ? (answers.get(t.server) ?? null) : 'not tried: its secondary did not answer',
       };

@@ -314,21 +314,51 @@ function primaryProblems(topology: Topology, p: RawPrimary, raw: RawStatus): { w
   });
   // Every foreign table the topology implies: a dropped one fails its reads, writes or upserts.
   const present = new Set(p.foreignTables.map((t) => `${t.schema}.${t.name}`));
+  const implied = new Set<string>();
   for (const c of topology.collections) {
     const replicated = c.shards === undefined && (topology.secondaries.find((x) => x.name === c.secondary)?.replicas.length ?? 0) > 0;
     const wanted = [
       ...partsOf(c).flatMap((part) => [`${REMOTE_SCHEMA}.${part.table}`, `${WRITE_SCHEMA}.${part.table}`]),
       ...(replicated ? [`${HELPER_SCHEMA}.${c.name}`] : []),
     ];
+    for (const name of wanted) implied.add(name);
     // vecscale_remote's are reported with their collection's parts.
     for (const name of wanted.filter((n) => !n.startsWith(`${REMOTE_SCHEMA}.`) && !present.has(n))) {
       problems.push({ database: 'primary', object: `collection ${c.name}`, message: `the foreign table ${name} is missing on the primary`, fix: 'vecscale apply creates it' });
     }
   }
+  // vecscale's foreign tables the topology does not imply: a collection taken out, or an earlier layout of one. Plan
+  // drops them (or a move switches them at its cutover): their reads failing is no reason to create anything again.
+  const leftovers = p.foreignTables.filter((t) => t.managed && !implied.has(`${t.schema}.${t.name}`));
+  const leftoverNames = new Set(leftovers.map((t) => `${t.schema}.${t.name}`));
+  const byCollection = new Map<string, string[]>();
+  for (const t of leftovers) {
+    const name = t.name.replace(/_p\d+of\d+$/, '');
+    byCollection.set(name, [...(byCollection.get(name) ?? []), `${t.schema}.${t.name}`]);
+  }
+  for (const [name, tables] of byCollection) {
+    const c = topology.collections.find((x) => x.name === name);
+    const list = `the foreign table${tables.length === 1 ? '' : 's'} ${tables.join(', ').replace(/, ([^,]*)$/, ' and $1')}`;
+    problems.push(
+      c
+        ? {
+            database: 'primary',
+            object: `collection ${c.name}`,
+            message: `${list} on the primary ${tables.length === 1 ? 'is' : 'are'} from an earlier layout of collection ${c.name}; the topology places it ${c.shards === undefined ? `on ${c.secondary}` : `in ${c.partitions} partitions over ${c.shards.join(', ')}`}`,
+            fix: `vecscale plan shows what apply does with ${tables.length === 1 ? 'it' : 'them'} (a move of its rows, then a drop)`,
+          }
+        : {
+            database: 'primary',
+            object: `collection ${name}`,
+            message: `${list} on the primary belong${tables.length === 1 ? 's' : ''} to collection ${name}, which is not in the topology`,
+            fix: `to keep it, put collection ${name} back in the topology; otherwise vecscale apply drops ${tables.length === 1 ? 'it' : 'them'}, with what else collection ${name} left (vecscale plan lists it)`,
+          },
+    );
+  }
   // One problem per server and failure: a refused password fails every table of the server the same way.
   const failures = new Map<string, WrapperStatus[]>();
   for (const w of wrappers) {
-    if (w.ok || w.error?.startsWith('not tried')) continue;
+    if (w.ok || w.error?.startsWith('not tried') || leftoverNames.has(w.table)) continue;
     const k = `${w.server}\u0000${w.error}`;
     failures.set(k, [...(failures.get(k) ?? []), w]);
   }

@@ -186,3 +186,36 @@ test('a column renamed on the pod, a table locked by another session, a pod the 
   }
   assert.deepEqual((await status(topology)).problems, [], 'healthy again');
 });
+
+test('a collection taken out whose pod objects were dropped by hand: the primary\'s wrappers are named as left over, not to be created again; apply drops them without a flag', async () => {
+  const without = topologyFile(
+    dbs,
+    `  docs:
+    secondary: pod_a
+    dimension: 8
+    index: { method: hnsw, m: 8, ef_construction: 32 }
+  spread:
+    shards: [pod_a, pod_b]
+    dimension: 8
+`,
+  );
+  await sql(podB, `DROP VIEW vecscale.flat`);
+  await sql(podB, `DROP TABLE vecs.flat`);
+  const r = await status(without.load());
+  const text = r.problems.map((p) => `${p.database} | ${p.object} | ${p.message} | ${p.fix}`).join('\n');
+  assert.equal(r.healthy, false, text);
+  assert.match(text, /^primary \| collection flat \| the foreign tables vecscale_remote\.flat and vecscale_write\.flat on the primary belong to collection flat, which is not in the topology \| .*vecscale apply drops them/m, text);
+  assert.doesNotMatch(text, /creates vecscale\.flat again|creates vecs\.flat again/, 'a leftover is not to be created again');
+  const cliRun = await vecscale(['status', without.path], { env: without.env });
+  assert.equal(cliRun.code, 2, cliRun.stderr + cliRun.stdout);
+  await apply(without.load(), { approve: async () => true });
+  assert.deepEqual((await status(without.load())).problems, [], 'healthy after apply');
+  const left = await sql<{ n: number }>(
+    dbs.primary,
+    `SELECT count(*)::int AS n FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+      WHERE c.relname = 'flat' AND n.nspname IN ('public', 'vecscale_remote', 'vecscale_write', 'vecscale')`,
+  );
+  assert.equal(left[0]?.n, 0, 'apply dropped the view and foreign tables of flat');
+  const fns = await sql<{ n: number }>(dbs.primary, `SELECT count(*)::int AS n FROM pg_proc WHERE proname LIKE '%\\_flat'`);
+  assert.equal(fns[0]?.n, 0, 'and its functions');
+});

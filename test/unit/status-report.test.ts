@@ -32,10 +32,10 @@ const primary = (over: Partial<RawPrimary> = {}): RawPrimary => ({
   version: '15.8',
   serverSettings: { pod_text: settings, pod_img: settings },
   foreignTables: [
-    { schema: 'vecscale_remote', name: 'docs', server: 'pod_text', remote: 'vecscale.docs', remoteColumns: ['id', 'embedding', 'metadata'], secondary: 'pod_text', error: null },
-    { schema: 'vecscale_write', name: 'docs', server: 'pod_text', remote: 'vecs.docs', remoteColumns: ['id', 'vec', 'metadata'], secondary: 'pod_text', error: null },
-    { schema: 'vecscale_remote', name: 'images', server: 'pod_img', remote: 'vecscale.images', remoteColumns: ['id', 'embedding', 'metadata'], secondary: 'pod_img', error: null },
-    { schema: 'vecscale_write', name: 'images', server: 'pod_img', remote: 'vecs.images', remoteColumns: ['id', 'vec', 'metadata'], secondary: 'pod_img', error: null },
+    { schema: 'vecscale_remote', name: 'docs', server: 'pod_text', remote: 'vecscale.docs', remoteColumns: ['id', 'embedding', 'metadata'], secondary: 'pod_text', managed: true, error: null },
+    { schema: 'vecscale_write', name: 'docs', server: 'pod_text', remote: 'vecs.docs', remoteColumns: ['id', 'vec', 'metadata'], secondary: 'pod_text', managed: true, error: null },
+    { schema: 'vecscale_remote', name: 'images', server: 'pod_img', remote: 'vecscale.images', remoteColumns: ['id', 'embedding', 'metadata'], secondary: 'pod_img', managed: true, error: null },
+    { schema: 'vecscale_write', name: 'images', server: 'pod_img', remote: 'vecs.images', remoteColumns: ['id', 'vec', 'metadata'], secondary: 'pod_img', managed: true, error: null },
   ],
   apiObjects: ['docs', 'images', 'match_docs()', 'match_images()'],
   ...over,
@@ -111,7 +111,7 @@ test('a column gone on the pod, a write foreign table dropped on the primary, a 
 test('standbys whose state the role may not see are unknown, not missing', () => {
   const withReplica = topology({ secondaries: t.secondaries.map((s, i) => (i === 0 ? { ...s, replicas: ['postgres://x@10.0.0.9:5433/vectors'] } : s)) });
   const hidden = pod('docs', hnsw, { replicas: [{ name: 'walreceiver', address: null, state: null as unknown as string, replayLagSeconds: null, replayLagBytes: null }], hiddenReplicas: 1 });
-  const upsert = { schema: 'vecscale', name: 'docs', server: 'pod_text_w1', remote: 'vecscale.docs', remoteColumns: ['id', 'embedding', 'metadata'], secondary: 'pod_text', error: null };
+  const upsert = { schema: 'vecscale', name: 'docs', server: 'pod_text_w1', remote: 'vecscale.docs', remoteColumns: ['id', 'embedding', 'metadata'], secondary: 'pod_text', managed: true, error: null };
   const p = primary({ foreignTables: [...primary().foreignTables, upsert] });
   assert.deepEqual(lines(buildReport(withReplica, raw({ primary: { ok: true, value: p }, text: hidden }))), []);
   assert.match(lines(buildReport(withReplica, raw({ text: hidden })))[0]!, /the foreign table vecscale\.docs is missing on the primary/, 'with standbys, upserts go through vecscale.<c>');
@@ -143,5 +143,29 @@ test('a vecs table vecscale made that the topology no longer places there: named
     'pod_img | table vecs.kept | vecs.kept (made by vecscale, protected; 5 rows) belongs to collection kept, which is not in the topology: apply would drop it, and refuses (it is protected), so every plan is blocked | to keep it, put collection kept back in the topology; to drop it, put it back with protect: false, apply, then remove it',
     'pod_img | table vecs.blank | vecs.blank (made by vecscale; empty) belongs to collection blank, which is not in the topology: apply drops it | to keep it, put collection blank back in the topology; to drop it, vecscale apply --allow-destructive blank (without it, a table that holds rows blocks every plan)',
     'pod_img | collection docs | vecs.docs_p0of2 (made by vecscale; rows unknown) is still on pod_img; the topology places collection docs on pod_text | vecscale plan shows what apply does with it (a move of its rows, or a drop)',
+  ]);
+});
+
+test('foreign tables vecscale made that the topology no longer implies: named per collection, never "creates it again"', () => {
+  const ft = (schema: string, name: string, error: string | null, managed = true) =>
+    ({ schema, name, server: 'pod_img', remote: `${schema === 'vecscale_write' ? 'vecs' : 'vecscale'}.${name}`, remoteColumns: ['id'], secondary: 'pod_img', managed, error });
+  const gone = 'relation "vecscale.old" does not exist';
+  const p = primary({
+    foreignTables: [
+      ...primary().foreignTables,
+      // A collection taken out whose pod table was dropped by hand: its wrappers fail.
+      ft('vecscale_remote', 'old', gone),
+      ft('vecscale_write', 'old', gone),
+      // An earlier layout of docs (sharded in two, now placed on pod_text).
+      ft('vecscale_remote', 'docs_p1of2', null),
+      // Not vecscale's: left alone, as plan leaves it.
+      ft('vecscale_remote', 'mine', null, false),
+    ],
+  });
+  const img = pod('images', ivf, { relations: { ...pod('images', ivf).relations, 'vecscale.docs_p1of2': ['id'], 'vecscale.mine': ['id'] } });
+  const r = buildReport(t, raw({ primary: { ok: true, value: p }, img }));
+  assert.deepEqual(lines(r), [
+    'primary | collection old | the foreign tables vecscale_remote.old and vecscale_write.old on the primary belong to collection old, which is not in the topology | to keep it, put collection old back in the topology; otherwise vecscale apply drops them, with what else collection old left (vecscale plan lists it)',
+    'primary | collection docs | the foreign table vecscale_remote.docs_p1of2 on the primary is from an earlier layout of collection docs; the topology places it on pod_text | vecscale plan shows what apply does with it (a move of its rows, then a drop)',
   ]);
 });
