@@ -173,8 +173,13 @@ export async function connect(t: Target, opts: ConnectOptions = {}): Promise<Db>
   try {
     // Set with SQL, not as startup parameters: a pooler (PgBouncer) refuses unknown startup parameters, and this way
     // it is found and named below instead. A URL's `options` cannot undo them either: they come after.
+    // READ COMMITTED whatever the database's or role's default: every lock-then-check vecscale does (a drop of a table
+    // planned as empty: LOCK, then IF EXISTS … RAISE) needs the check's snapshot taken after the lock; under
+    // REPEATABLE READ an earlier statement of the transaction fixes it, and a row committed while the lock was
+    // awaited is not seen — the table was dropped with it.
     const r = await client.query<{ pid: number }>(
-      `SELECT pg_catalog.pg_backend_pid() AS pid, pg_catalog.set_config('statement_timeout', $1, false)${
+      `SELECT pg_catalog.pg_backend_pid() AS pid, pg_catalog.set_config('statement_timeout', $1, false),
+              pg_catalog.set_config('default_transaction_isolation', 'read committed', false)${
         opts.readOnly ? ", pg_catalog.set_config('default_transaction_read_only', 'on', false)" : ''
       }`,
       [String(statementTimeoutMs)],
