@@ -15,7 +15,7 @@ import type { Topology } from '../config/types.js';
 import { close, connect, type Db, describeTarget, silentOr, type Target, usable } from '../db/connect.js';
 import { VecscaleError } from '../errors.js';
 import { partsOf } from '../model/placement.js';
-import { API_SCHEMA, HELPER_SCHEMA, MANAGED_COMMENT, PROTECTED_MARK, REMOTE_SCHEMA, WRITE_SCHEMA } from '../model/state.js';
+import { API_SCHEMA, DEFINITION_MARK, HELPER_SCHEMA, MANAGED_COMMENT, PROTECTED_MARK, ROLE_OWNER_MARK, REMOTE_SCHEMA, WRITE_SCHEMA } from '../model/state.js';
 import { hybridFunctionName } from '../query/hybrid.js';
 import { matchFunctionName } from '../query/match-function.js';
 import { ident, literal, qualified } from '../sql/quote.js';
@@ -201,7 +201,10 @@ SELECT pg_catalog.current_setting('server_version') AS version,
           JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
           JOIN pg_catalog.pg_description d ON d.objoid = c.oid AND d.classoid = 'pg_catalog.pg_class'::pg_catalog.regclass AND d.objsubid = 0
          WHERE n.nspname = 'vecs' AND c.relkind = 'r' AND NOT (c.relname = ANY ($1::pg_catalog.name[]))
-           AND d.description IN (${literal(MANAGED_COMMENT)}, ${literal(MANAGED_COMMENT + PROTECTED_MARK)})) AS orphans`;
+           AND (d.description IN (${literal(MANAGED_COMMENT)}, ${literal(MANAGED_COMMENT + PROTECTED_MARK)})
+                -- Every other marker plan takes as vecscale's (src/introspect/map.ts isManaged), but a move's.
+                OR pg_catalog.starts_with(d.description, ${literal(MANAGED_COMMENT + DEFINITION_MARK)})
+                OR pg_catalog.starts_with(d.description, ${literal(MANAGED_COMMENT + ROLE_OWNER_MARK)}))) AS orphans`;
 
 /**
  * Sizes, the row estimate as the planner makes it now (CURRENT_ROWS, as plan's), and counts where cheap (or `exact`),

@@ -227,6 +227,15 @@ function orphanProblem(topology: Topology, secondary: string, o: RawOrphan): Pro
       fix: 'vecscale plan shows what apply does with it (a move of its rows, or a drop)',
     };
   }
+  // Empty, its drop loses nothing: apply drops it without a flag, protected or not (protect refuses lost rows).
+  if (o.rows === 0 && o.rowsExact) {
+    return {
+      database: secondary,
+      object: `table ${VECS_SCHEMA}.${o.table}`,
+      message: `${what} belongs to collection ${name}, which is not in the topology: apply drops it`,
+      fix: `to keep it, put collection ${name} back in the topology; otherwise vecscale apply drops it (it is empty: no flag needed)`,
+    };
+  }
   return {
     database: secondary,
     object: `table ${VECS_SCHEMA}.${o.table}`,

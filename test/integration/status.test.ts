@@ -6,10 +6,11 @@
  */
 import assert from 'node:assert/strict';
 import net from 'node:net';
-import { test } from 'node:test';
+import { after, test } from 'node:test';
 import pg from 'pg';
 import { apply } from '../../src/api.js';
 import { indexName } from '../../src/desired/index.js';
+import { DEFINITION_MARK, MANAGED_COMMENT, PROTECTED_MARK } from '../../src/model/state.js';
 import { status } from '../../src/status/index.js';
 import { vecscale } from '../cli.js';
 import { freshDatabases, sql } from '../harness.js';
@@ -144,6 +145,26 @@ test('a collection taken out of the topology: its table, still on its pod with r
   assert.match(plan.stdout + plan.stderr, /--allow-destructive flat/);
   // status changed nothing: the full topology is still healthy.
   assert.deepEqual((await status(topology)).problems, [], 'status is read-only');
+});
+
+test('every marker plan takes as vecscale\'s is an orphan to status too; an empty protected one is dropped without a flag, as status says', async () => {
+  await sql(podB, `CREATE TABLE vecs.defmark (id character varying PRIMARY KEY, vec vector(8) NOT NULL, metadata jsonb DEFAULT '{}'::jsonb)`);
+  await sql(podB, `COMMENT ON TABLE vecs.defmark IS '${MANAGED_COMMENT}${DEFINITION_MARK}0123'`);
+  await sql(podB, `INSERT INTO vecs.defmark (id, vec) SELECT 'x', ${vec} FROM generate_series(1, 1) g`);
+  await sql(podB, `CREATE TABLE vecs.keptempty (id character varying PRIMARY KEY, vec vector(8) NOT NULL, metadata jsonb DEFAULT '{}'::jsonb)`);
+  await sql(podB, `COMMENT ON TABLE vecs.keptempty IS '${MANAGED_COMMENT}${PROTECTED_MARK}'`);
+  after(() => sql(podB, 'DROP TABLE IF EXISTS vecs.defmark, vecs.keptempty'));
+  const r = await status(topology);
+  const text = r.problems.map((p) => `${p.database} | ${p.object} | ${p.message} | ${p.fix}`).join('\n');
+  assert.match(text, /^pod_b \| table vecs\.defmark \| vecs\.defmark \(made by vecscale; 1 row\) belongs to collection defmark/m, text);
+  assert.match(text, /^pod_b \| table vecs\.keptempty \| vecs\.keptempty \(made by vecscale, protected; empty\) .*apply drops it \| .*no flag needed/m, text);
+  const blocked = await vecscale(['plan', file.path], { env: file.env });
+  assert.equal(blocked.code, 3, `plan is blocked by vecs.defmark's row, as status says: ${blocked.stderr}${blocked.stdout}`);
+  await sql(podB, `DELETE FROM vecs.defmark`);
+  await apply(topology, { approve: async () => true });
+  const [left] = await sql<{ n: number }>(podB, `SELECT count(*)::int AS n FROM pg_class WHERE relname IN ('defmark', 'keptempty')`);
+  assert.equal(left?.n, 0, 'both dropped without --allow-destructive');
+  assert.deepEqual((await status(topology)).problems, [], 'healthy again');
 });
 
 test('a column renamed on the pod, a table locked by another session, a pod the primary cannot reach (but status can)', async () => {

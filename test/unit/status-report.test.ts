@@ -134,6 +134,7 @@ test('a vecs table vecscale made that the topology no longer places there: named
     { table: 'old', rows: 1200, rowsExact: false, protected: false },
     { table: 'kept', rows: 5, rowsExact: true, protected: true },
     { table: 'blank', rows: 0, rowsExact: true, protected: false },
+    { table: 'kept_empty', rows: 0, rowsExact: true, protected: true },
     { table: 'docs_p0of2', rows: null, rowsExact: false, protected: false },
   ];
   const r = buildReport(t, raw({ img: pod('images', ivf, { orphans }) }));
@@ -141,7 +142,8 @@ test('a vecs table vecscale made that the topology no longer places there: named
   assert.deepEqual(lines(r), [
     'pod_img | table vecs.old | vecs.old (made by vecscale; about 1200 rows) belongs to collection old, which is not in the topology: apply drops it | to keep it, put collection old back in the topology; to drop it, vecscale apply --allow-destructive old (without it, a table that holds rows blocks every plan)',
     'pod_img | table vecs.kept | vecs.kept (made by vecscale, protected; 5 rows) belongs to collection kept, which is not in the topology: apply would drop it, and refuses (it is protected), so every plan is blocked | to keep it, put collection kept back in the topology; to drop it, put it back with protect: false, apply, then remove it',
-    'pod_img | table vecs.blank | vecs.blank (made by vecscale; empty) belongs to collection blank, which is not in the topology: apply drops it | to keep it, put collection blank back in the topology; to drop it, vecscale apply --allow-destructive blank (without it, a table that holds rows blocks every plan)',
+    'pod_img | table vecs.blank | vecs.blank (made by vecscale; empty) belongs to collection blank, which is not in the topology: apply drops it | to keep it, put collection blank back in the topology; otherwise vecscale apply drops it (it is empty: no flag needed)',
+    'pod_img | table vecs.kept_empty | vecs.kept_empty (made by vecscale, protected; empty) belongs to collection kept_empty, which is not in the topology: apply drops it | to keep it, put collection kept_empty back in the topology; otherwise vecscale apply drops it (it is empty: no flag needed)',
     'pod_img | collection docs | vecs.docs_p0of2 (made by vecscale; rows unknown) is still on pod_img; the topology places collection docs on pod_text | vecscale plan shows what apply does with it (a move of its rows, or a drop)',
   ]);
 });
