@@ -69,8 +69,11 @@ function leftoverCandidates(live: ReadonlyMap<string, LiveDatabase>): Candidate[
 const leftoversOf = (candidates: readonly Candidate[], belongs: (name: string) => boolean, tableOf: (table: string) => boolean): MoveLeftover[] =>
   candidates.filter((c) => (c.name !== undefined ? belongs(c.name) : tableOf(c.table!))).map((c) => c.leftover);
 
+// Every part is looked up, not only up to the first that may hold rows: a lookup not yet answered counts as rows,
+// and the plan asks about what it looked up — with some(), one more partition per round, and a plan that ran out of
+// rounds took empty shards for full ones (a move where a re-create does).
 const hasRows = (live: ReadonlyMap<string, LiveDatabase>, parts: readonly Part[]): boolean =>
-  parts.some((p) => live.get(p.secondary)?.facts.nonEmpty.has(keys.relation(VECS_SCHEMA, p.table)) ?? false);
+  parts.map((p) => live.get(p.secondary)?.facts.nonEmpty.has(keys.relation(VECS_SCHEMA, p.table)) ?? false).includes(true);
 
 function stepsOf(collection: string, from: readonly Part[], to: readonly Part[], flows: readonly MoveFlow[]): MovePlan['steps'] {
   const targets = [...new Set(flows.map((f) => f.target.secondary))];

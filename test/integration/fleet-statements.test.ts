@@ -93,3 +93,25 @@ test('a change that depends on rows asks only about the tables it touches: one m
   assert.ok(c4 !== undefined, 'c4 is dropped');
   assert.notEqual(c4.risk, 'destructive', 'dropping the empty c4 is not destructive');
 });
+
+test('an empty sharded collection going to one pod: every partition asked in one round, a re-create, not a move', async () => {
+  const dbs = await freshDatabases('reshard_empty');
+  const spread = topologyFile(dbs, '  spread:\n    shards: [pod_a, pod_b]\n    partitions: 4\n    dimension: 4\n');
+  await apply(spread.load(), { approve: async () => true });
+  const vec = 'ARRAY(SELECT random()::real + g * 0 FROM generate_series(1, 4))::vector(4)';
+  await sql(dbs.primary, `INSERT INTO public.spread (id, embedding, metadata) SELECT 's' || g, ${vec}, '{}' FROM generate_series(1, 80) g`);
+  // Emptied: every partition keeps its pages, so each has to be asked.
+  await sql(dbs.primary, 'DELETE FROM public.spread');
+  const db = (url: string) => `${new URL(url).port}/${new URL(url).pathname.slice(1)}`;
+  const [podA, podB] = Object.values(dbs.secondaries) as [string, string];
+  const names = { primary: db(dbs.primary), pod_a: db(podA), pod_b: db(podB) };
+  const converged = await statements(names, () => plan(spread.load()));
+  const placed = topologyFile(dbs, '  spread:\n    secondary: pod_a\n    dimension: 4\n');
+  const r = await statements(names, () => plan(placed.load()));
+  assert.equal(r.result.moves?.length ?? 0, 0, `no rows to move: ${JSON.stringify(r.result.moves?.map((m) => m.collection))}`);
+  const created = r.result.databases.flatMap((d) => d.steps).find((s) => s.database === 'pod_a' && stepKey(s) === 'relation:vecs.spread');
+  assert.ok(created, 'vecs.spread is created on pod_a');
+  for (const pod of ['pod_a', 'pod_b'] as const) {
+    assert.ok(r.per[pod]! <= converged.per[pod]! + 1, `${pod}: its partitions asked in one statement (${JSON.stringify(converged.per)} → ${JSON.stringify(r.per)})`);
+  }
+});
