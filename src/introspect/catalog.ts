@@ -185,11 +185,18 @@ const ACL_ROWS = (acl: string, owner: string) =>
               ORDER BY a.grantee, a.privilege_type)
             FROM pg_catalog.aclexplode(${acl}) a WHERE a.grantee <> ${owner}), '[]'::pg_catalog.json)`;
 
+/**
+ * How long reading the catalogs waits for another session's lock (a table's size opens it: an ACCESS EXCLUSIVE lock
+ * held by a migration or an open transaction holds the read up). Past it, ./index.ts names the holder.
+ */
+export const CATALOG_LOCK_TIMEOUT_MS = 10_000;
+
 /** Reads the catalogs of one database. */
 export async function readCatalog(db: Db, scope: IntrospectScope): Promise<RawCatalog> {
   await db.query('BEGIN READ ONLY');
   try {
     await db.query("SET LOCAL search_path = pg_catalog");
+    await db.query(`SET LOCAL lock_timeout = ${CATALOG_LOCK_TIMEOUT_MS}`);
     const q = async <R>(text: string, values: unknown[] = []): Promise<R[]> => (await db.query(text, values)).rows as R[];
     const facts = (await q<RawCatalog['facts']>(
       `SELECT current_user::text AS current_user, current_setting('server_version_num') AS server_version_num,
