@@ -272,7 +272,9 @@ function goneReason(topology: Topology, table: string, database: string): string
   const c = topology.collections.find((x) => x.name === name && isTableOf(x.name, table));
   if (!c) return `collection ${name} is no longer in the topology`;
   const layout = c.shards === undefined ? `on ${c.secondary}` : `in ${c.partitions} partitions over ${c.shards.join(', ')}`;
-  return `collection ${name} is now placed ${layout}, not in this table on ${database}; vecscale does not move rows (copy them to the new layout first)`;
+  // Named with its table and database: "placed on pod_1, not in this table on pod_1" (a partition of an earlier
+  // layout) read as a contradiction.
+  return `${VECS_SCHEMA}.${table} on ${database} is not in collection ${name}'s layout: the topology places it ${layout}`;
 }
 
 function decide(
