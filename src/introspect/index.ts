@@ -1,10 +1,11 @@
 import type { Topology } from '../config/types.js';
 import { type ConnectOptions, type Db, silentOr } from '../db/connect.js';
 import { VecscaleError } from '../errors.js';
-import type { LiveDatabase } from '../model/state.js';
+import { type LiveDatabase, VECS_SCHEMA } from '../model/state.js';
 import { matchFunctionName, matchSqlFunctionName, searchFunctionName } from '../query/match-function.js';
 import { upsertFunctionName, writeFunctionName } from '../query/write-functions.js';
 import { CATALOG_LOCK_TIMEOUT_MS, readCatalog } from './catalog.js';
+import { literal } from '../sql/quote.js';
 import { partsOf } from '../model/placement.js';
 import { UPSERT_ROW_FUNCTION } from '../query/sharded.js';
 import { toState } from './map.js';
@@ -76,6 +77,9 @@ async function lockedBy(db: Db, name: string, err: unknown): Promise<VecscaleErr
       `SELECT l.relation::pg_catalog.regclass::pg_catalog.text AS relation, a.pid, a.application_name, a.state,
               pg_catalog.date_part('epoch', pg_catalog.now() - a.xact_start)::pg_catalog.float8 AS seconds
          FROM pg_catalog.pg_locks l JOIN pg_catalog.pg_stat_activity a ON a.pid = l.pid
+         -- The tables the read opens (for their sizes): the collections' in vecs. A lock on a catalog is another story.
+         JOIN pg_catalog.pg_class c ON c.oid = l.relation
+         JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace AND n.nspname = ${literal(VECS_SCHEMA)}
         WHERE l.locktype = 'relation' AND l.granted AND l.mode = 'AccessExclusiveLock' AND l.pid <> pg_catalog.pg_backend_pid()
           AND l.database = (SELECT d.oid FROM pg_catalog.pg_database d WHERE d.datname = pg_catalog.current_database())
         ORDER BY 1, 2 LIMIT 5`,
