@@ -73,14 +73,24 @@ class BoundedClient extends pg.Client {
   override query(...args: any[]): any {
     const result: unknown = (super.query as (...a: unknown[]) => unknown).apply(this, args);
     if (!(result instanceof Promise)) return result;
-    return result.catch((err: unknown) => {
-      if ((err as Error | undefined)?.message === NO_ANSWER) {
-        const s = sessions.get(this);
-        if (s) s.abandoned = true;
-        destroySocket(this);
-      }
-      throw err;
-    });
+    return result.then(
+      (r: unknown) => {
+        // A COMMIT of a transaction an earlier statement aborted (an error caught and ignored) is answered ROLLBACK,
+        // not an error: taken as committed, a rolled-back apply would be reported as done.
+        if (args[0] === 'COMMIT' && (r as pg.QueryResult | undefined)?.command === 'ROLLBACK') {
+          throw Object.assign(new Error('the transaction was rolled back at COMMIT: an earlier statement of it failed'), { code: '25P02' });
+        }
+        return r;
+      },
+      (err: unknown) => {
+        if ((err as Error | undefined)?.message === NO_ANSWER) {
+          const s = sessions.get(this);
+          if (s) s.abandoned = true;
+          destroySocket(this);
+        }
+        throw err;
+      },
+    );
   }
 }
 
@@ -177,8 +187,15 @@ export async function connect(t: Target, opts: ConnectOptions = {}): Promise<Db>
     // planned as empty: LOCK, then IF EXISTS … RAISE) needs the check's snapshot taken after the lock; under
     // REPEATABLE READ an earlier statement of the transaction fixes it, and a row committed while the lock was
     // awaited is not seen — the table was dropped with it.
+    // search_path: a database's or role's default (or PGOPTIONS) could put a schema whose look-alike operators and
+    // functions (an evil.=(text, text)) would run, as vecscale's role, in every unqualified name of its own SQL.
+    // idle_in_transaction_session_timeout (and idle_session_timeout): a move's cutover holds its primary transaction
+    // open while the pods catch up; a server that ends it loses the cutover, not a forgotten session.
     const r = await client.query<{ pid: number }>(
       `SELECT pg_catalog.pg_backend_pid() AS pid, pg_catalog.set_config('statement_timeout', $1, false),
+              pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', false),
+              pg_catalog.set_config('idle_in_transaction_session_timeout', '0', false),
+              pg_catalog.set_config('idle_session_timeout', '0', false),
               pg_catalog.set_config('default_transaction_isolation', 'read committed', false)${
         opts.readOnly ? ", pg_catalog.set_config('default_transaction_read_only', 'on', false)" : ''
       }`,

@@ -51,7 +51,7 @@ const podSteps = (p: Awaited<ReturnType<typeof plan>>) => p.databases.filter((d)
 test('control: on this database a session builds the graph with 1 MB, from disk, serially (the witnesses are real)', async () => {
   const { db, messages } = await listening();
   try {
-    await db.query('CREATE INDEX control_ix ON vecs.big USING hnsw (vec vector_cosine_ops) WITH (m = 4, ef_construction = 8)');
+    await db.query('CREATE INDEX control_ix ON vecs.big USING hnsw (vec public.vector_cosine_ops) WITH (m = 4, ef_construction = 8)');
     await db.query('DROP INDEX vecs.control_ix');
   } finally {
     await close(db);

@@ -57,7 +57,7 @@ test('a slow HNSW build reports blocks done / total while it runs, and nothing a
     const events: ProgressEvent[] = [];
     const step = { id: 'index:pod_b:raw_vec', label: 'building index raw_vec (pod_b)' };
     await withIndexProgress(target, pid, step, (e) => events.push(e), () =>
-      queryUnbounded(db, 'CREATE INDEX raw_vec ON raw USING hnsw (vec vector_l2_ops) WITH (m = 8, ef_construction = 24)', { local: false }),
+      queryUnbounded(db, 'CREATE INDEX raw_vec ON public.raw USING hnsw (vec public.vector_l2_ops) WITH (m = 8, ef_construction = 24)', { local: false }),
     );
     const progress = checkStep(events, step.id);
     const blocks = progress.filter((e) => e.unit === 'blocks' && (e.total ?? 0) > 0);
