@@ -86,6 +86,10 @@ export interface RawSecondary {
   readonly databaseSettings: Record<string, string>;
   /** The same, set for the wrapper role in this database or everywhere (`ALTER ROLE … [IN DATABASE …] SET`). */
   readonly wrapperRoleSettings: Record<string, string>;
+  /** Every setting of the wrapper role here (this database or everywhere): vecscale wants none (apply resets them). */
+  readonly wrapperRoleOwn: Record<string, string>;
+  /** Database defaults among HAZARDS (session_replication_role, default_transaction_read_only), as set. */
+  readonly databaseHazards: Record<string, string>;
   readonly slots: readonly RawSlot[];
   readonly replicas: readonly RawReplica[];
   readonly tables: readonly RawTable[];
@@ -141,6 +145,10 @@ export interface RawStatus {
 }
 
 const QUERY_SETTING = `(s.setting LIKE 'hnsw.%' OR s.setting LIKE 'ivfflat.%')`;
+/** Database defaults that break the wrappers' sessions on a secondary (./report.ts says how). */
+export const HAZARDS = ['session_replication_role', 'default_transaction_read_only'] as const;
+const HAZARD_SETTING = `pg_catalog.split_part(s.setting, '=', 1) IN (${HAZARDS.map((h) => `'${h}'`).join(', ')})`;
+const isQuerySetting = (k: string) => k.startsWith('hnsw.') || k.startsWith('ivfflat.');
 
 // One statement: the facts of a secondary, its slots and standbys, and its collection tables with their vector indexes.
 // NOTE: pg_current_wal_lsn() fails on a standby; a secondary is a primary server (its standbys are read-only copies).
@@ -150,11 +158,10 @@ SELECT pg_catalog.current_setting('server_version') AS version,
        pg_catalog.current_setting('wal_level') AS wal_level,
        (SELECT COALESCE(pg_catalog.json_agg(s.setting), '[]') FROM pg_catalog.pg_db_role_setting d, pg_catalog.unnest(d.setconfig) s(setting)
          WHERE d.setrole = 0 AND d.setdatabase = (SELECT oid FROM pg_catalog.pg_database WHERE datname = pg_catalog.current_database())
-           AND ${QUERY_SETTING}) AS database_settings,
+           AND (${QUERY_SETTING} OR ${HAZARD_SETTING})) AS database_settings,
        (SELECT COALESCE(pg_catalog.json_agg(s.setting ORDER BY d.setdatabase), '[]') FROM pg_catalog.pg_db_role_setting d, pg_catalog.unnest(d.setconfig) s(setting)
          WHERE d.setrole = (SELECT oid FROM pg_catalog.pg_roles WHERE rolname = $2)
-           AND d.setdatabase IN (0, (SELECT oid FROM pg_catalog.pg_database WHERE datname = pg_catalog.current_database()))
-           AND ${QUERY_SETTING}) AS role_settings,
+           AND d.setdatabase IN (0, (SELECT oid FROM pg_catalog.pg_database WHERE datname = pg_catalog.current_database()))) AS role_settings,
        (SELECT COALESCE(pg_catalog.json_agg(pg_catalog.json_build_object(
                  'name', r.slot_name, 'type', r.slot_type, 'active', r.active,
                  'retained', pg_catalog.pg_wal_lsn_diff(pg_catalog.pg_current_wal_lsn(), r.restart_lsn)::pg_catalog.float8)
@@ -238,6 +245,9 @@ interface SecondaryRow {
   orphans: Array<{ table: string; oid: number; reltuples: number; locked: boolean; protected: boolean }>;
 }
 
+const pick = (o: Record<string, string>, keep: (k: string) => boolean): Record<string, string> =>
+  Object.fromEntries(Object.entries(o).filter(([k]) => keep(k)));
+
 /** libpq `options` as vecscale writes them (`-c k=v -c k=v`) → settings. */
 export const libpqSettings = (options: string | undefined): Record<string, string> =>
   parseOptions([...(options ?? '').matchAll(/(?:^|\s)-c\s*(\S+)/g)].map((m) => m[1]!));
@@ -263,8 +273,10 @@ async function readSecondary(db: Db, tables: readonly string[], fdwUser: string,
     version: row.version,
     pgvector: row.pgvector,
     walLevel: row.wal_level,
-    databaseSettings: parseOptions(row.database_settings),
-    wrapperRoleSettings: parseOptions(row.role_settings),
+    databaseSettings: pick(parseOptions(row.database_settings), isQuerySetting),
+    databaseHazards: pick(parseOptions(row.database_settings), (k) => !isQuerySetting(k)),
+    wrapperRoleSettings: pick(parseOptions(row.role_settings), isQuerySetting),
+    wrapperRoleOwn: parseOptions(row.role_settings),
     slots: row.slots.map((s) => ({ name: s.name, type: s.type, active: s.active, retainedBytes: s.retained })),
     replicas: row.replicas.map((r) => ({ name: r.name, address: r.address, state: r.state, replayLagSeconds: r.lag_seconds, replayLagBytes: r.lag_bytes })),
     tables: row.tables.map((t) => {

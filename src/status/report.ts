@@ -248,6 +248,45 @@ function orphanProblem(topology: Topology, secondary: string, o: RawOrphan): Pro
   };
 }
 
+/** What a setting in force in the wrappers' sessions on a secondary does to queries and writes through the primary. */
+function settingEffect(k: string, v: string): string | undefined {
+  if (k === 'session_replication_role' && v !== 'origin') {
+    return `session_replication_role = ${v}: triggers do not fire, so upserts through the primary (upsert_<c>, through the secondary's vecscale.<c> view and its triggers) are lost without an error`;
+  }
+  if (k === 'default_transaction_read_only' && /^(on|true|yes|1)$/i.test(v)) return 'default_transaction_read_only = on: every write through the primary fails';
+  if (k === 'statement_timeout' && !/^0\D*$/.test(v)) return `statement_timeout = ${v}: a query through the primary that runs longer fails`;
+  return undefined;
+}
+
+/**
+ * Settings that break the wrappers' sessions: the wrapper role's own (vecscale wants none; apply resets them), and the
+ * database defaults among HAZARDS (the database owner's: vecscale does not change them, status names them).
+ */
+function sessionProblems(name: string, fdwUser: string | undefined, s: RawSecondary): Problem[] {
+  const problems: Problem[] = [];
+  const own = Object.entries(s.wrapperRoleOwn);
+  if (own.length > 0 && fdwUser !== undefined) {
+    const effects = own.map(([k, v]) => settingEffect(k, v)).filter((e): e is string => e !== undefined);
+    problems.push({
+      database: name,
+      object: `role ${fdwUser}`,
+      message: `the wrapper role ${fdwUser} has settings of its own (${own.map(([k, v]) => `${k}=${v}`).join(', ')}), in force in every session the wrappers open on ${name}${effects.length ? `: ${effects.join('; ')}` : ''}`,
+      fix: `vecscale apply resets them (ALTER ROLE ${fdwUser} … RESET ALL)`,
+    });
+  }
+  for (const [k, v] of Object.entries(s.databaseHazards)) {
+    const effect = settingEffect(k, v);
+    if (effect === undefined) continue;
+    problems.push({
+      database: name,
+      object: `setting ${k}`,
+      message: `${name}'s database default ${effect}`,
+      fix: `on ${name}: ALTER DATABASE … RESET ${k} (a database default is its owner's: vecscale does not change it)`,
+    });
+  }
+  return problems;
+}
+
 function secondaryProblems(topology: Topology, name: string, s: RawSecondary, seenPhysical: Set<string>): Problem[] {
   const problems: Problem[] = [];
   if (s.pgvector === null) {
@@ -275,6 +314,7 @@ function secondaryProblems(topology: Topology, name: string, s: RawSecondary, se
     });
   }
   for (const o of s.orphans) problems.push(orphanProblem(topology, name, o));
+  problems.push(...sessionProblems(name, spec?.fdwUser, s));
   const declared = spec?.replicas.length ?? 0;
   const streaming = s.replicas.filter((r) => r.state === 'streaming').length;
   // A role without pg_read_all_stats sees walsenders without their state: unknown, not missing.

@@ -167,6 +167,29 @@ test('every marker plan takes as vecscale\'s is an orphan to status too; an empt
   assert.deepEqual((await status(topology)).problems, [], 'healthy again');
 });
 
+test('settings that break the wrappers\' sessions are named: the wrapper role\'s own (apply resets them), a database default that loses upserts', async () => {
+  const role = fdwUserFor(dbs);
+  const podBDb = new URL(podB).pathname.slice(1);
+  await sql(podB, `ALTER ROLE "${role}" IN DATABASE "${podBDb}" SET statement_timeout = '50ms'`);
+  await sql(podB, `ALTER DATABASE "${podBDb}" SET session_replication_role = replica`);
+  try {
+    const r = await status(topology);
+    const text = r.problems.map((p) => `${p.database} | ${p.object} | ${p.message} | ${p.fix}`).join('\n');
+    assert.match(text, new RegExp(`^pod_b \\| role ${role} \\| the wrapper role ${role} has settings of its own \\(statement_timeout=50ms\\).*\\| vecscale apply resets them`, 'm'), text);
+    assert.match(text, /^pod_b \| setting session_replication_role \| pod_b's database default session_replication_role = replica: triggers do not fire, so upserts through the primary .* are lost without an error/m, text);
+    const cliRun = await cli();
+    assert.equal(cliRun.code, 2, cliRun.stdout + cliRun.stderr);
+    await apply(topology, { approve: async () => true });
+    const after = (await status(topology)).problems.map((p) => p.object);
+    assert.ok(!after.includes(`role ${role}`), `apply reset the wrapper role's settings: ${after.join(', ')}`);
+    assert.ok(after.includes('setting session_replication_role'), 'a database default is left to its owner');
+  } finally {
+    await sql(podB, `ALTER ROLE "${role}" IN DATABASE "${podBDb}" RESET ALL`);
+    await sql(podB, `ALTER DATABASE "${podBDb}" RESET session_replication_role`);
+  }
+  assert.deepEqual((await status(topology)).problems, [], 'healthy again');
+});
+
 test('a column renamed on the pod, a table locked by another session, a pod the primary cannot reach (but status can)', async () => {
   // A silent listener on loopback: accepts the primary's connection and never answers it.
   const sockets = new Set<net.Socket>();

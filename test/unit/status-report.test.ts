@@ -18,6 +18,8 @@ const pod = (table: string, index: RawSecondary['tables'][number]['indexes'][num
   walLevel: 'logical',
   databaseSettings: {},
   wrapperRoleSettings: {},
+  wrapperRoleOwn: {},
+  databaseHazards: {},
   slots: [],
   replicas: [],
   tables: [{ table, reltuples: 10, heapBytes: 8192, tableBytes: 16384, lastAnalyze: null, indexes: index ? [index] : [], count: 10 }],
@@ -170,4 +172,19 @@ test('foreign tables vecscale made that the topology no longer implies: named pe
     'primary | collection old | the foreign tables vecscale_remote.old and vecscale_write.old on the primary belong to collection old, which is not in the topology | to keep it, put collection old back in the topology; otherwise vecscale apply drops them, with what else collection old left (vecscale plan lists it)',
     'primary | collection docs | the foreign table vecscale_remote.docs_p1of2 on the primary is from an earlier layout of collection docs; the topology places it on pod_text | vecscale plan shows what apply does with it (a move of its rows, then a drop)',
   ]);
+});
+
+test('settings that break the wrappers\' sessions: the wrapper role\'s own (apply resets them), database defaults that lose upserts or refuse writes', () => {
+  const fdwUser = t.secondaries[0]!.fdwUser;
+  const text = pod('docs', hnsw, {
+    wrapperRoleOwn: { statement_timeout: '50ms', default_transaction_read_only: 'on' },
+    databaseHazards: { session_replication_role: 'replica', default_transaction_read_only: 'off' },
+  });
+  const l = lines(buildReport(t, raw({ text })));
+  assert.deepEqual(l, [
+    `pod_text | role ${fdwUser} | the wrapper role ${fdwUser} has settings of its own (statement_timeout=50ms, default_transaction_read_only=on), in force in every session the wrappers open on pod_text: statement_timeout = 50ms: a query through the primary that runs longer fails; default_transaction_read_only = on: every write through the primary fails | vecscale apply resets them (ALTER ROLE ${fdwUser} … RESET ALL)`,
+    "pod_text | setting session_replication_role | pod_text's database default session_replication_role = replica: triggers do not fire, so upserts through the primary (upsert_<c>, through the secondary's vecscale.<c> view and its triggers) are lost without an error | on pod_text: ALTER DATABASE … RESET session_replication_role (a database default is its owner's: vecscale does not change it)",
+  ]);
+  const fine = pod('docs', hnsw, { databaseHazards: { session_replication_role: 'origin', default_transaction_read_only: 'off' } });
+  assert.deepEqual(lines(buildReport(t, raw({ text: fine }))), [], 'harmless values are not problems');
 });
