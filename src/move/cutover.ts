@@ -217,7 +217,13 @@ async function attemptCutover({ o, move, groups, plan, waitBeacons, drain, vecto
         cause: err,
       });
     }
-    throw err;
+    // Located: which database and which stage of the cutover failed, and that nothing was switched.
+    if (err instanceof VecscaleError) throw err;
+    const e = err as { message?: string; code?: string };
+    throw new VecscaleError('database', `the cutover of ${c} failed at ${stage}: ${e?.message ?? String(err)}; nothing was switched: applications still use the old tables, and the next apply starts the cutover again`, {
+      meta: { stage, sqlstate: e?.code ?? null },
+      cause: err,
+    });
   }
 }
 
