@@ -133,6 +133,8 @@ export interface RawPrimary {
   /** Server name → its `options` option (libpq `-c k=v …`), parsed. */
   readonly serverSettings: Record<string, Record<string, string>>;
   readonly foreignTables: readonly RawForeignTable[];
+  /** Server name → session_replication_role in the wrappers' session through it (read where dblink is there). */
+  readonly replicationRoles?: Readonly<Record<string, string>>;
   /** `public.<c>` views and `public.match_<c>` (and `hybrid_<c>`) functions present, by name. */
   readonly apiObjects: readonly string[];
 }
@@ -351,23 +353,33 @@ export interface Probe {
  * uses), `SELECT 1` through the server's user mapping: it touches no relation, so another session's lock on the
  * secondary cannot hold it up. Without dblink, one row of one of its foreign tables. null: the login worked.
  */
-async function probeServers(target: Target, opts: StatusReadOptions, probes: readonly Probe[]): Promise<Map<string, string | null>> {
-  const out = new Map<string, string | null>();
+export interface ProbeAnswer {
+  /** null: the login worked. */
+  readonly error: string | null;
+  /** session_replication_role in the wrappers' session on the secondary, as it came (dblink probes only). */
+  readonly replicationRole?: string;
+}
+
+async function probeServers(target: Target, opts: StatusReadOptions, probes: readonly Probe[]): Promise<Map<string, ProbeAnswer>> {
+  const out = new Map<string, ProbeAnswer>();
   const queue = [...probes];
   const worker = async () => {
     for (let p = queue.shift(); p !== undefined; p = queue.shift()) {
+      // With dblink, the session's session_replication_role too, wherever it was set (postgresql.conf, ALTER
+      // SYSTEM, the database, the role): at replica the secondary's upsert triggers do not fire.
       const sql = p.dblinkSchema !== null
-        ? `SELECT t.x FROM ${ident(p.dblinkSchema)}.dblink(${literal(p.server)}, 'SELECT 1') AS t(x pg_catalog.int4)`
-        : `SELECT t.* FROM ONLY ${qualified(p.table.schema, p.table.name)} t LIMIT 1`;
-      const r = await reading(target, opts, (db) => db.query(sql), `logging in through server ${p.server}`);
-      out.set(p.server, r.ok ? null : r.error);
+        ? `SELECT t.x FROM ${ident(p.dblinkSchema)}.dblink(${literal(p.server)}, 'SELECT pg_catalog.current_setting(''session_replication_role'')') AS t(x pg_catalog.text)`
+        : `SELECT NULL::pg_catalog.text AS x FROM ONLY ${qualified(p.table.schema, p.table.name)} t LIMIT 1`;
+      const r = await reading(target, opts, (db) => db.query<{ x: string | null }>(sql), `logging in through server ${p.server}`);
+      const role = r.ok ? r.value.rows[0]?.x : undefined;
+      out.set(p.server, r.ok ? { error: null, ...(typeof role === 'string' ? { replicationRole: role } : {}) } : { error: r.error });
     }
   };
   await Promise.all(Array.from({ length: Math.min(PROBE_CONNECTIONS, probes.length) }, worker));
   return out;
 }
 
-async function readPrimary(db: Db, topology: Topology, secondaryOf: (serverOptions: Record<string, string>) => string | undefined, answered: ReadonlySet<string>, probe: (probes: readonly Probe[]) => Promise<Map<string, string | null>>): Promise<RawPrimary> {
+async function readPrimary(db: Db, topology: Topology, secondaryOf: (serverOptions: Record<string, string>) => string | undefined, answered: ReadonlySet<string>, probe: (probes: readonly Probe[]) => Promise<Map<string, ProbeAnswer>>): Promise<RawPrimary> {
   const names = topology.collections.map((c) => c.name);
   const functions = [...names.map(matchFunctionName), ...topology.collections.filter((c) => c.text !== undefined).map((c) => hybridFunctionName(c.name))];
   const row = (await db.query<PrimaryRow>(PRIMARY_SQL, [names, functions])).rows[0]!;
@@ -388,6 +400,7 @@ async function readPrimary(db: Db, topology: Topology, secondaryOf: (serverOptio
   return {
     version: row.version,
     serverSettings: Object.fromEntries([...servers].map(([name, o]) => [name, libpqSettings(o.options)])),
+    replicationRoles: Object.fromEntries([...answers].flatMap(([server, a]) => (a.replicationRole === undefined ? [] : [[server, a.replicationRole]]))),
     foreignTables: ours.map((t) => {
       const o = parseOptions(t.options);
       const pod = podOf(t.server);
@@ -399,7 +412,7 @@ async function readPrimary(db: Db, topology: Topology, secondaryOf: (serverOptio
         remoteColumns: t.columns,
         managed: isManaged(t.comment),
         ...(pod === undefined ? {} : { secondary: pod }),
-        error: probes.has(t.server) ? (answers.get(t.server) ?? null) : 'not tried: its secondary did not answer',
+        error: probes.has(t.server) ? (answers.get(t.server)?.error ?? null) : 'not tried: its secondary did not answer',
       };
     }),
     apiObjects: row.api,

@@ -404,6 +404,21 @@ function primaryProblems(topology: Topology, p: RawPrimary, raw: RawStatus): { w
           },
     );
   }
+  // session_replication_role in the wrappers' sessions, wherever it came from; a pod's database default or the
+  // wrapper role's own setting is named there already (with its RESET), so only another source is named here.
+  for (const [server, role] of Object.entries(p.replicationRoles ?? {})) {
+    if (role === 'origin') continue;
+    const pod = p.foreignTables.find((t) => t.server === server)?.secondary;
+    const r = pod === undefined ? undefined : raw.secondaries.get(pod);
+    const explained = r?.ok === true && ('session_replication_role' in r.value.databaseHazards || 'session_replication_role' in r.value.wrapperRoleOwn);
+    if (explained) continue;
+    problems.push({
+      database: 'primary',
+      object: `server ${server}`,
+      message: `the wrappers' sessions through server ${server}${pod === undefined ? '' : ` on ${pod}`} run with ${settingEffect('session_replication_role', role)}`,
+      fix: `set it back to origin where it is set on ${pod ?? 'that secondary'} (postgresql.conf or ALTER SYSTEM: neither the database's defaults nor the wrapper role's set it)`,
+    });
+  }
   // One problem per server and failure: a refused password fails every table of the server the same way.
   const failures = new Map<string, WrapperStatus[]>();
   for (const w of wrappers) {

@@ -188,3 +188,14 @@ test('settings that break the wrappers\' sessions: the wrapper role\'s own (appl
   const fine = pod('docs', hnsw, { databaseHazards: { session_replication_role: 'origin', default_transaction_read_only: 'off' } });
   assert.deepEqual(lines(buildReport(t, raw({ text: fine }))), [], 'harmless values are not problems');
 });
+
+test('session_replication_role read in the wrappers\' sessions: named when neither a database default nor the wrapper role explains it', () => {
+  const p = primary({ replicationRoles: { pod_text: 'replica', pod_img: 'origin' } });
+  assert.deepEqual(lines(buildReport(t, raw({ primary: { ok: true, value: p } }))), [
+    "primary | server pod_text | the wrappers' sessions through server pod_text on pod_text run with session_replication_role = replica: triggers do not fire, so upserts through the primary (upsert_<c>, through the secondary's vecscale.<c> view and its triggers) are lost without an error | set it back to origin where it is set on pod_text (postgresql.conf or ALTER SYSTEM: neither the database's defaults nor the wrapper role's set it)",
+  ]);
+  const text = pod('docs', hnsw, { databaseHazards: { session_replication_role: 'replica' } });
+  const l = lines(buildReport(t, raw({ primary: { ok: true, value: p }, text })));
+  assert.equal(l.length, 1, l.join('\n'));
+  assert.match(l[0]!, /^pod_text \| setting session_replication_role \|/, 'named once, where it is set');
+});
