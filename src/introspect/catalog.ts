@@ -195,8 +195,8 @@ export const CATALOG_LOCK_TIMEOUT_MS = 10_000;
 export async function readCatalog(db: Db, scope: IntrospectScope): Promise<RawCatalog> {
   await db.query('BEGIN READ ONLY');
   try {
-    await db.query("SET LOCAL search_path = pg_catalog");
-    await db.query(`SET LOCAL lock_timeout = ${CATALOG_LOCK_TIMEOUT_MS}`);
+    // One round trip: SET LOCAL search_path and lock_timeout.
+    await db.query(`SELECT pg_catalog.set_config('search_path', 'pg_catalog', true), pg_catalog.set_config('lock_timeout', '${CATALOG_LOCK_TIMEOUT_MS}', true)`);
     const q = async <R>(text: string, values: unknown[] = []): Promise<R[]> => (await db.query(text, values)).rows as R[];
     const facts = (await q<RawCatalog['facts']>(
       `SELECT current_user::text AS current_user, current_setting('server_version_num') AS server_version_num,
