@@ -270,7 +270,8 @@ function sessionProblems(name: string, fdwUser: string | undefined, s: RawSecond
     problems.push({
       database: name,
       object: `role ${fdwUser}`,
-      message: `the wrapper role ${fdwUser} has settings of its own (${own.map(([k, v]) => `${k}=${v}`).join(', ')}), in force in every session the wrappers open on ${name}${effects.length ? `: ${effects.join('; ')}` : ''}`,
+      // Values only of the settings whose effect is named (or search settings): another's value might be a secret.
+      message: `the wrapper role ${fdwUser} has settings of its own (${own.map(([k, v]) => (settingEffect(k, v) !== undefined || k.startsWith('hnsw.') || k.startsWith('ivfflat.') ? `${k}=${v}` : k)).join(', ')}), in force in every session the wrappers open on ${name}${effects.length ? `: ${effects.join('; ')}` : ''}`,
       fix: `vecscale apply resets them (ALTER ROLE ${fdwUser} … RESET ALL)`,
     });
   }

@@ -177,14 +177,15 @@ test('foreign tables vecscale made that the topology no longer implies: named pe
 test('settings that break the wrappers\' sessions: the wrapper role\'s own (apply resets them), database defaults that lose upserts or refuse writes', () => {
   const fdwUser = t.secondaries[0]!.fdwUser;
   const text = pod('docs', hnsw, {
-    wrapperRoleOwn: { statement_timeout: '50ms', default_transaction_read_only: 'on' },
+    wrapperRoleOwn: { statement_timeout: '50ms', default_transaction_read_only: 'on', 'app.token': 's3cr3t' },
     databaseHazards: { session_replication_role: 'replica', default_transaction_read_only: 'off' },
   });
   const l = lines(buildReport(t, raw({ text })));
   assert.deepEqual(l, [
-    `pod_text | role ${fdwUser} | the wrapper role ${fdwUser} has settings of its own (statement_timeout=50ms, default_transaction_read_only=on), in force in every session the wrappers open on pod_text: statement_timeout = 50ms: a query through the primary that runs longer fails; default_transaction_read_only = on: every write through the primary fails | vecscale apply resets them (ALTER ROLE ${fdwUser} … RESET ALL)`,
+    `pod_text | role ${fdwUser} | the wrapper role ${fdwUser} has settings of its own (statement_timeout=50ms, default_transaction_read_only=on, app.token), in force in every session the wrappers open on pod_text: statement_timeout = 50ms: a query through the primary that runs longer fails; default_transaction_read_only = on: every write through the primary fails | vecscale apply resets them (ALTER ROLE ${fdwUser} … RESET ALL)`,
     "pod_text | setting session_replication_role | pod_text's database default session_replication_role = replica: triggers do not fire, so upserts through the primary (upsert_<c>, through the secondary's vecscale.<c> view and its triggers) are lost without an error | on pod_text: ALTER DATABASE … RESET session_replication_role (a database default is its owner's: vecscale does not change it)",
   ]);
+  assert.ok(!l.join('\n').includes('s3cr3t'), 'the value of a setting whose effect is not named is not shown');
   const fine = pod('docs', hnsw, { databaseHazards: { session_replication_role: 'origin', default_transaction_read_only: 'off' } });
   assert.deepEqual(lines(buildReport(t, raw({ text: fine }))), [], 'harmless values are not problems');
 });
