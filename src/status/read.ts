@@ -57,6 +57,8 @@ export interface RawTable {
   readonly tableBytes: number | null;
   readonly lastAnalyze: string | null;
   readonly indexes: readonly RawIndex[];
+  /** Its other indexes, name → indisvalid: the full-text and owner indexes vecscale makes are among them. */
+  readonly otherIndexes?: Readonly<Record<string, boolean>>;
   /** Exact count(*), when it was taken. */
   readonly count?: number;
 }
@@ -190,7 +192,13 @@ SELECT pg_catalog.current_setting('server_version') AS version,
                                JOIN pg_catalog.pg_class ic ON ic.oid = i.indexrelid
                                JOIN pg_catalog.pg_am am ON am.oid = ic.relam
                                JOIN pg_catalog.pg_opclass opc ON opc.oid = i.indclass[0]
-                              WHERE i.indrelid = c.oid AND am.amname IN ('hnsw', 'ivfflat')))
+                              WHERE i.indrelid = c.oid AND am.amname IN ('hnsw', 'ivfflat')),
+                 -- The other indexes by name (vecscale's full-text and owner indexes among them), and their validity.
+                 'others', (SELECT COALESCE(pg_catalog.json_object_agg(ic.relname, i.indisvalid), '{}')
+                              FROM pg_catalog.pg_index i
+                              JOIN pg_catalog.pg_class ic ON ic.oid = i.indexrelid
+                              JOIN pg_catalog.pg_am am ON am.oid = ic.relam
+                             WHERE i.indrelid = c.oid AND am.amname NOT IN ('hnsw', 'ivfflat')))
                ORDER BY c.relname), '[]')
           FROM pg_catalog.pg_class c
           JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
@@ -241,7 +249,7 @@ interface SecondaryRow {
   role_settings: string[];
   slots: Array<{ name: string; type: 'logical' | 'physical'; active: boolean; retained: number | null }>;
   replicas: Array<{ name: string; address: string | null; state: string; lag_seconds: number | null; lag_bytes: number | null }>;
-  tables: Array<{ table: string; oid: number; reltuples: number; analyzed: string | null; locked: boolean; indexes: Array<Omit<RawIndex, 'options' | 'bytes'> & { options: string[] }> }>;
+  tables: Array<{ table: string; oid: number; reltuples: number; analyzed: string | null; locked: boolean; indexes: Array<Omit<RawIndex, 'options' | 'bytes'> & { options: string[] }>; others: Record<string, boolean> }>;
   relations: Record<string, string[]>;
   hidden_replicas: number;
   orphans: Array<{ table: string; oid: number; reltuples: number; locked: boolean; protected: boolean }>;
@@ -291,6 +299,7 @@ async function readSecondary(db: Db, tables: readonly string[], fdwUser: string,
         tableBytes: z?.size ?? null,
         lastAnalyze: t.analyzed,
         indexes: t.indexes.map((i) => ({ ...i, options: parseOptions(i.options), bytes: z?.indexes[i.name] ?? null })),
+        otherIndexes: t.others,
         ...(z?.n != null ? { count: Number(z.n) } : {}),
       };
     }),

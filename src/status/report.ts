@@ -4,6 +4,7 @@
  */
 import type { CollectionSpec, Topology } from '../config/types.js';
 import { indexName, indexParams, OPCLASS, serverFor, sessionSettings } from '../desired/index.js';
+import { ownerIndexName, textIndexName } from '../desired/collection.js';
 import { MOVE_PREFIX } from '../move/names.js';
 import { partsOf, secondariesOf } from '../model/placement.js';
 import { API_SCHEMA, HELPER_SCHEMA, REMOTE_SCHEMA, VECS_SCHEMA, WRITE_SCHEMA } from '../model/state.js';
@@ -164,6 +165,25 @@ function partStatus(c: CollectionSpec, table: string, secondary: string, raw: Ra
         object,
         message: `index ${VECS_SCHEMA}.${index.name} is ${describeIndex(index)}; the topology wants ${describeIndex(wanted)}`,
         fix: 'vecscale plan shows the rebuild; vecscale apply runs it',
+      });
+    }
+  }
+  // The metadata indexes the topology asks for: without them hybrid search's text leg, or every restricted read,
+  // scans the table.
+  const metadata = [
+    ...(c.text ? [{ name: textIndexName(table, c.text), what: 'full-text index', without: "hybrid search's text leg scans the whole table" }] : []),
+    ...(c.access ? [{ name: ownerIndexName(table, c.access), what: 'owner index', without: "every restricted caller's read and search filters the whole table" }] : []),
+  ];
+  for (const m of live?.otherIndexes === undefined ? [] : metadata) {
+    const valid = live!.otherIndexes![m.name];
+    if (valid === undefined) {
+      problems.push({ database: secondary, object, message: `the ${m.what} ${VECS_SCHEMA}.${m.name} of ${VECS_SCHEMA}.${table} is missing: ${m.without}`, fix: 'vecscale apply builds it (CREATE INDEX CONCURRENTLY)' });
+    } else if (!valid) {
+      problems.push({
+        database: secondary,
+        object,
+        message: `the ${m.what} ${VECS_SCHEMA}.${m.name} is INVALID (an interrupted build): queries do not use it, so ${m.without}`,
+        fix: `vecscale plan shows its rebuild (or by hand: DROP INDEX CONCURRENTLY ${qualified(VECS_SCHEMA, m.name)}, then vecscale apply)`,
       });
     }
   }

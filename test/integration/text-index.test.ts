@@ -102,7 +102,7 @@ test('apply: every vecs table gets both indexes, with the exact expressions, mar
     assert.deepEqual(cols.map((c) => c.attname), ['id', 'vec', 'metadata'], `vecs' columns of ${table} only`);
   }
   assert.deepEqual(await steps(), [], 'converged');
-  // status reads the vector index only: the metadata indexes are neither shown as it nor reported.
+  // status shows the vector index as each part's index; the metadata indexes, present and valid, are no problem.
   const r = await status(file.load());
   const parts = r.collections.flatMap((c) => c.parts);
   assert.equal(parts.length, 5);
@@ -133,6 +133,12 @@ test("a hand-dropped index is built again (CONCURRENTLY, the table holds rows); 
   await sql(podA, `CREATE INDEX docs_user_fts ON vecs.docs USING gin (to_tsvector('simple', metadata->>'content'))`);
   // What an interrupted CREATE INDEX CONCURRENTLY leaves (the sandbox's role is a superuser).
   await sql(podA, `UPDATE pg_index SET indisvalid = false WHERE indexrelid = $1::regclass`, [`vecs.${textIndexName('docs', text)}`]);
+  // status names both, as plan repairs both; the user's own index is not a problem.
+  const problems = (await status(file.load())).problems.map((x) => `${x.database} | ${x.object} | ${x.message} | ${x.fix}`);
+  assert.deepEqual(problems.filter((x) => /ix_text_|ix_owner_|docs_user_fts/.test(x)), [
+    `pod_a | collection docs | the full-text index vecs.${textIndexName('docs', text)} is INVALID (an interrupted build): queries do not use it, so hybrid search's text leg scans the whole table | vecscale plan shows its rebuild (or by hand: DROP INDEX CONCURRENTLY "vecs"."${textIndexName('docs', text)}", then vecscale apply)`,
+    `pod_b | collection img (vecs.img_p1of4) | the owner index vecs.${ownerIndexName('img_p1of4', access)} of vecs.img_p1of4 is missing: every restricted caller's read and search filters the whole table | vecscale apply builds it (CREATE INDEX CONCURRENTLY)`,
+  ], problems.join('\n'));
   const p = stepsOf(await plan(file.load()));
   assert.deepEqual(p.map((s) => s.line), [
     `pod_a: replace index vecs.${textIndexName('docs', text)} on docs`,
@@ -145,6 +151,7 @@ test("a hand-dropped index is built again (CONCURRENTLY, the table holds rows); 
   assert.ok((await indexesOf(podA, 'docs')).some((i) => i.name === textIndexName('docs', text) && i.valid), 'the full-text index is valid again');
   assert.ok((await indexesOf(podA, 'docs')).some((i) => i.name === 'docs_user_fts'), "the user's index stays");
   assert.deepEqual(await steps(), [], 'converged');
+  assert.deepEqual((await status(file.load())).problems.filter((x) => /ix_text_|ix_owner_/.test(x.message)), [], 'status: healthy again');
 });
 
 test('a new language replaces the full-text index; removing text: drops it, without --allow-destructive', async () => {
