@@ -127,6 +127,8 @@ test("SET vecscale.read_from = 'secondary': match_<c> reads pod_a itself (read-y
 
 test('with the standby stopped, reads fall back to the secondary (same session and new ones); restarted, new sessions read it again', { skip }, async () => {
   const dataDir = (await sql<{ d: string }>(replicaAdmin!, 'SELECT pg_catalog.current_setting(\'data_directory\') AS d'))[0]!.d;
+  // The last test's upsert went to pod_a: the standby has it once it has replayed (reads go there).
+  await waitFor('replay of the earlier writes', async () => (await sql(replica, `SELECT count(*)::int AS n FROM vecs.docs`))[0]!.n === 4);
   await session(async (c) => {
     assert.equal((await c.query(`SELECT count(*)::int AS n FROM public.match_docs('[1,0,0]', 10)`)).rows[0]?.n, 4);
     await replicaCtl('stop', dataDir);
