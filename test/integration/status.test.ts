@@ -41,6 +41,18 @@ await sql(podB, `INSERT INTO vecs.flat (id, vec, metadata) SELECT 'f' || g, ${ve
 await sql(dbs.primary, `INSERT INTO public.spread (id, embedding, metadata) SELECT 's' || g, ${vec}, '{}' FROM generate_series(1, 200) g`);
 
 const cli = (...args: string[]) => vecscale(['status', file.path, ...args], { env: file.env });
+/** The same topology without flat: a collection taken out. */
+const without = topologyFile(
+  dbs,
+  `  docs:
+    secondary: pod_a
+    dimension: 8
+    index: { method: hnsw, m: 8, ef_construction: 32 }
+  spread:
+    shards: [pod_a, pod_b]
+    dimension: 8
+`,
+);
 
 test('healthy: every collection with exact rows and its index; exit 0 and the JSON document', async () => {
   const r = await status(topology);
@@ -122,17 +134,6 @@ test('an unreachable secondary is a problem, not a crash: the others are still r
 });
 
 test('a collection taken out of the topology: its table, still on its pod with rows, is named, as the plan that it blocks says', async () => {
-  const without = topologyFile(
-    dbs,
-    `  docs:
-    secondary: pod_a
-    dimension: 8
-    index: { method: hnsw, m: 8, ef_construction: 32 }
-  spread:
-    shards: [pod_a, pod_b]
-    dimension: 8
-`,
-  );
   const r = await status(without.load());
   assert.equal(r.healthy, false, 'an orphaned collection table needs attention');
   const text = r.problems.map((p) => `${p.database} | ${p.object} | ${p.message} | ${p.fix}`).join('\n');
@@ -232,17 +233,6 @@ test('a column renamed on the pod, a table locked by another session, a pod the 
 });
 
 test('a collection taken out whose pod objects were dropped by hand: the primary\'s wrappers are named as left over, not to be created again; apply drops them without a flag', async () => {
-  const without = topologyFile(
-    dbs,
-    `  docs:
-    secondary: pod_a
-    dimension: 8
-    index: { method: hnsw, m: 8, ef_construction: 32 }
-  spread:
-    shards: [pod_a, pod_b]
-    dimension: 8
-`,
-  );
   await sql(podB, `DROP VIEW vecscale.flat`);
   await sql(podB, `DROP TABLE vecs.flat`);
   const r = await status(without.load());
