@@ -176,7 +176,7 @@ const SCHEMAS = [VECS_SCHEMA, API_SCHEMA, REMOTE_SCHEMA, HELPER_SCHEMA, WRITE_SC
 // Names come from pg_get_userbyid(), unquoted, as ident() expects them (regrole would quote).
 // NOTE: obj_description() is a SQL function run once per row (and the marker is read in WHERE too): a join reads the
 // same pg_description row, as `d.description`, at a fraction of the cost over thousands of objects.
-const COMMENT_JOIN = (oid: string, catalog: 'pg_class' | 'pg_proc') =>
+export const COMMENT_JOIN = (oid: string, catalog: 'pg_class' | 'pg_proc') =>
   `LEFT JOIN pg_catalog.pg_description d ON d.objoid = ${oid} AND d.classoid = 'pg_catalog.${catalog}'::pg_catalog.regclass AND d.objsubid = 0`;
 
 const ACL_ROWS = (acl: string, owner: string) =>

@@ -34,3 +34,10 @@ export const secondariesOf = (c: CollectionSpec): string[] => [...new Set(partsO
 /** Whether a table in `vecs` may hold rows of the collection: `<c>` itself, or a partition of any layout. */
 export const isTableOf = (collection: string, table: string): boolean =>
   table === collection || (table.startsWith(`${collection}_p`) && /^\d+of\d+$/.test(table.slice(collection.length + 2)));
+
+/** The collection a `vecs` table holds rows of: `<c>` or a partition `<c>_p<i>of<n>`. */
+export const collectionOfTable = (table: string): string => table.replace(/_p\d+of\d+$/, '');
+
+/** Where the topology places a collection, as messages say it: `on pod_a`, `in 4 partitions over pod_a, pod_b`. */
+export const describeLayout = (c: CollectionSpec): string =>
+  c.shards === undefined ? `on ${c.secondary}` : `in ${c.partitions} partitions over ${c.shards.join(', ')}`;

@@ -23,7 +23,7 @@ import {
   type WrapperLogin,
   VECS_SCHEMA,
 } from '../model/state.js';
-import { isTableOf, secondariesOf } from '../model/placement.js';
+import { collectionOfTable, describeLayout, isTableOf, secondariesOf } from '../model/placement.js';
 import { decideMoves, replicationDemands } from '../move/plan.js';
 import { replicationBlockers } from '../move/prerequisites.js';
 import { QUIET_SETTINGS } from '../model/log-sinks.js';
@@ -263,18 +263,15 @@ function withoutOwnedAcls(actual: DatabaseState, desired: DatabaseState): Databa
 /** Kinds vecscale drops when they are marked as its own and no longer wanted. Roles and schemas are left (see notes). */
 const DROPPABLE: ReadonlySet<ObjectKind> = new Set(['table', 'index', 'view', 'foreign_table', 'function', 'server', 'user_mapping', 'settings']);
 
-/** The collection a `vecs` table holds rows of: `<c>` or a partition `<c>_p<i>of<n>`. */
-const collectionOfTable = (table: string): string => table.replace(/_p\d+of\d+$/, '');
 
 /** Why a collection table is no longer wanted where it is. */
 function goneReason(topology: Topology, table: string, database: string): string {
   const name = collectionOfTable(table);
   const c = topology.collections.find((x) => x.name === name && isTableOf(x.name, table));
   if (!c) return `collection ${name} is no longer in the topology`;
-  const layout = c.shards === undefined ? `on ${c.secondary}` : `in ${c.partitions} partitions over ${c.shards.join(', ')}`;
   // Named with its table and database: "placed on pod_1, not in this table on pod_1" (a partition of an earlier
   // layout) read as a contradiction.
-  return `${VECS_SCHEMA}.${table} on ${database} is not in collection ${name}'s layout: the topology places it ${layout}`;
+  return `${VECS_SCHEMA}.${table} on ${database} is not in collection ${name}'s layout: the topology places it ${describeLayout(c)}`;
 }
 
 function decide(

@@ -20,7 +20,7 @@ import { hybridFunctionName } from '../query/hybrid.js';
 import { matchFunctionName } from '../query/match-function.js';
 import { ident, literal, qualified } from '../sql/quote.js';
 import { parsePgUrl } from '../util/url.js';
-import { CURRENT_ROWS } from '../introspect/catalog.js';
+import { COMMENT_JOIN, CURRENT_ROWS } from '../introspect/catalog.js';
 import { isManaged, parseOptions } from '../introspect/map.js';
 
 export interface StatusReadOptions {
@@ -58,7 +58,7 @@ export interface RawTable {
   readonly lastAnalyze: string | null;
   readonly indexes: readonly RawIndex[];
   /** Its other indexes, name → indisvalid: the full-text and owner indexes vecscale makes are among them. */
-  readonly otherIndexes?: Readonly<Record<string, boolean>>;
+  readonly otherIndexes: Readonly<Record<string, boolean>>;
   /** Exact count(*), when it was taken. */
   readonly count?: number;
 }
@@ -136,7 +136,7 @@ export interface RawPrimary {
   readonly serverSettings: Record<string, Record<string, string>>;
   readonly foreignTables: readonly RawForeignTable[];
   /** Server name → session_replication_role in the wrappers' session through it (read where dblink is there). */
-  readonly replicationRoles?: Readonly<Record<string, string>>;
+  readonly replicationRoles: Readonly<Record<string, string>>;
   /** `public.<c>` views and `public.match_<c>` (and `hybrid_<c>`) functions present, by name. */
   readonly apiObjects: readonly string[];
 }
@@ -150,9 +150,10 @@ export interface RawStatus {
 
 const QUERY_SETTING = `(s.setting LIKE 'hnsw.%' OR s.setting LIKE 'ivfflat.%')`;
 /** Database defaults that break the wrappers' sessions on a secondary (./report.ts says how). */
-export const HAZARDS = ['session_replication_role', 'default_transaction_read_only'] as const;
+const HAZARDS = ['session_replication_role', 'default_transaction_read_only'] as const;
 const HAZARD_SETTING = `pg_catalog.split_part(s.setting, '=', 1) IN (${HAZARDS.map((h) => `'${h}'`).join(', ')})`;
-const isQuerySetting = (k: string) => k.startsWith('hnsw.') || k.startsWith('ivfflat.');
+/** A search setting (hnsw.*, ivfflat.*): what QUERY_SETTING selects. */
+export const isQuerySetting = (k: string): boolean => k.startsWith('hnsw.') || k.startsWith('ivfflat.');
 
 // One statement: the facts of a secondary, its slots and standbys, and its collection tables with their vector indexes.
 // NOTE: pg_current_wal_lsn() fails on a standby; a secondary is a primary server (its standbys are read-only copies).
@@ -216,7 +217,7 @@ SELECT pg_catalog.current_setting('server_version') AS version,
                  'protected', d.description = ${literal(MANAGED_COMMENT + PROTECTED_MARK)}) ORDER BY c.relname), '[]')
           FROM pg_catalog.pg_class c
           JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
-          JOIN pg_catalog.pg_description d ON d.objoid = c.oid AND d.classoid = 'pg_catalog.pg_class'::pg_catalog.regclass AND d.objsubid = 0
+          ${COMMENT_JOIN('c.oid', 'pg_class')}
          WHERE n.nspname = 'vecs' AND c.relkind = 'r' AND NOT (c.relname = ANY ($1::pg_catalog.name[]))
            AND (d.description IN (${literal(MANAGED_COMMENT)}, ${literal(MANAGED_COMMENT + PROTECTED_MARK)})
                 -- Every other marker plan takes as vecscale's (src/introspect/map.ts isManaged), but a move's.
@@ -278,15 +279,17 @@ async function readSecondary(db: Db, tables: readonly string[], fdwUser: string,
     }
   }
   const locked = [...row.tables, ...row.orphans].filter((t) => t.locked);
+  const database = parseOptions(row.database_settings);
+  const role = parseOptions(row.role_settings);
   if (locked.length > 0) sizesError ??= `locked by another session: ${locked.map((t) => `vecs.${t.table}`).join(', ')}`;
   return {
     version: row.version,
     pgvector: row.pgvector,
     walLevel: row.wal_level,
-    databaseSettings: pick(parseOptions(row.database_settings), isQuerySetting),
-    databaseHazards: pick(parseOptions(row.database_settings), (k) => !isQuerySetting(k)),
-    wrapperRoleSettings: pick(parseOptions(row.role_settings), isQuerySetting),
-    wrapperRoleOwn: parseOptions(row.role_settings),
+    databaseSettings: pick(database, isQuerySetting),
+    databaseHazards: pick(database, (k) => !isQuerySetting(k)),
+    wrapperRoleSettings: pick(role, isQuerySetting),
+    wrapperRoleOwn: role,
     slots: row.slots.map((s) => ({ name: s.name, type: s.type, active: s.active, retainedBytes: s.retained })),
     replicas: row.replicas.map((r) => ({ name: r.name, address: r.address, state: r.state, replayLagSeconds: r.lag_seconds, replayLagBytes: r.lag_bytes })),
     tables: row.tables.map((t) => {
@@ -329,7 +332,7 @@ SELECT pg_catalog.current_setting('server_version') AS version,
           JOIN pg_catalog.pg_class c ON c.oid = ft.ftrelid
           JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
           JOIN pg_catalog.pg_foreign_server s ON s.oid = ft.ftserver
-          LEFT JOIN pg_catalog.pg_description d ON d.objoid = c.oid AND d.classoid = 'pg_catalog.pg_class'::pg_catalog.regclass AND d.objsubid = 0
+          ${COMMENT_JOIN('c.oid', 'pg_class')}
          WHERE n.nspname IN (${literal(REMOTE_SCHEMA)}, ${literal(WRITE_SCHEMA)}, ${literal(HELPER_SCHEMA)})) AS foreign_tables,
        ARRAY(SELECT c.relname::text FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
               WHERE n.nspname = ${literal(API_SCHEMA)} AND c.relkind = 'v' AND c.relname = ANY ($1::pg_catalog.name[])

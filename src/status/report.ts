@@ -6,14 +6,14 @@ import type { CollectionSpec, Topology } from '../config/types.js';
 import { indexName, indexParams, OPCLASS, serverFor, sessionSettings } from '../desired/index.js';
 import { ownerIndexName, textIndexName } from '../desired/collection.js';
 import { MOVE_PREFIX } from '../move/names.js';
-import { partsOf, secondariesOf } from '../model/placement.js';
+import { collectionOfTable, describeLayout, partsOf, secondariesOf } from '../model/placement.js';
 import { API_SCHEMA, HELPER_SCHEMA, REMOTE_SCHEMA, VECS_SCHEMA, WRITE_SCHEMA } from '../model/state.js';
 import { hybridFunctionName } from '../query/hybrid.js';
 import { matchFunctionName } from '../query/match-function.js';
 import { literal, qualified } from '../sql/quote.js';
 import { formatBytes } from '../util/bytes.js';
 import { clusterOf } from '../util/url.js';
-import type { RawIndex, RawOrphan, RawPrimary, RawSecondary, RawStatus, RawTable } from './read.js';
+import { isQuerySetting, type RawIndex, type RawOrphan, type RawPrimary, type RawSecondary, type RawStatus, type RawTable } from './read.js';
 
 export interface Problem {
   /** 'primary' or a secondary's name. */
@@ -174,8 +174,8 @@ function partStatus(c: CollectionSpec, table: string, secondary: string, raw: Ra
     ...(c.text ? [{ name: textIndexName(table, c.text), what: 'full-text index', without: "hybrid search's text leg scans the whole table" }] : []),
     ...(c.access ? [{ name: ownerIndexName(table, c.access), what: 'owner index', without: "every restricted caller's read and search filters the whole table" }] : []),
   ];
-  for (const m of live?.otherIndexes === undefined ? [] : metadata) {
-    const valid = live!.otherIndexes![m.name];
+  for (const m of live ? metadata : []) {
+    const valid = live!.otherIndexes[m.name];
     if (valid === undefined) {
       problems.push({ database: secondary, object, message: `the ${m.what} ${VECS_SCHEMA}.${m.name} of ${VECS_SCHEMA}.${table} is missing: ${m.without}`, fix: 'vecscale apply builds it (CREATE INDEX CONCURRENTLY)' });
     } else if (!valid) {
@@ -234,16 +234,15 @@ const pickIndex = (t: RawTable, name: string | undefined): RawIndex | undefined 
  * when it holds rows (and is refused while it is protected) — so until then every plan is blocked.
  */
 function orphanProblem(topology: Topology, secondary: string, o: RawOrphan): Problem {
-  const name = o.table.replace(/_p\d+of\d+$/, '');
+  const name = collectionOfTable(o.table);
   const c = topology.collections.find((x) => x.name === name);
   const rows = o.rows === null ? 'rows unknown' : o.rows === 0 && o.rowsExact ? 'empty' : `${o.rowsExact ? '' : 'about '}${o.rows} row${o.rows === 1 ? '' : 's'}`;
   const what = `${VECS_SCHEMA}.${o.table} (made by vecscale${o.protected ? ', protected' : ''}; ${rows})`;
   if (c) {
-    const layout = c.shards === undefined ? `on ${c.secondary}` : `in ${c.partitions} partitions over ${c.shards.join(', ')}`;
     return {
       database: secondary,
       object: `collection ${c.name}`,
-      message: `${what} is still on ${secondary}; the topology places collection ${c.name} ${layout}`,
+      message: `${what} is still on ${secondary}; the topology places collection ${c.name} ${describeLayout(c)}`,
       fix: 'vecscale plan shows what apply does with it (a move of its rows, or a drop)',
     };
   }
@@ -284,14 +283,14 @@ function settingEffect(k: string, v: string): string | undefined {
  */
 function sessionProblems(name: string, fdwUser: string | undefined, s: RawSecondary): Problem[] {
   const problems: Problem[] = [];
-  const own = Object.entries(s.wrapperRoleOwn);
+  const own = Object.entries(s.wrapperRoleOwn).map(([k, v]) => ({ k, v, effect: settingEffect(k, v) }));
   if (own.length > 0 && fdwUser !== undefined) {
-    const effects = own.map(([k, v]) => settingEffect(k, v)).filter((e): e is string => e !== undefined);
+    const effects = own.flatMap((o) => (o.effect === undefined ? [] : [o.effect]));
     problems.push({
       database: name,
       object: `role ${fdwUser}`,
       // Values only of the settings whose effect is named (or search settings): another's value might be a secret.
-      message: `the wrapper role ${fdwUser} has settings of its own (${own.map(([k, v]) => (settingEffect(k, v) !== undefined || k.startsWith('hnsw.') || k.startsWith('ivfflat.') ? `${k}=${v}` : k)).join(', ')}), in force in every session the wrappers open on ${name}${effects.length ? `: ${effects.join('; ')}` : ''}`,
+      message: `the wrapper role ${fdwUser} has settings of its own (${own.map((o) => (o.effect !== undefined || isQuerySetting(o.k) ? `${o.k}=${o.v}` : o.k)).join(', ')}), in force in every session the wrappers open on ${name}${effects.length ? `: ${effects.join('; ')}` : ''}`,
       fix: `vecscale apply resets them (ALTER ROLE ${fdwUser} … RESET ALL)`,
     });
   }
@@ -403,7 +402,7 @@ function primaryProblems(topology: Topology, p: RawPrimary, raw: RawStatus): { w
   const leftoverNames = new Set(leftovers.map((t) => `${t.schema}.${t.name}`));
   const byCollection = new Map<string, string[]>();
   for (const t of leftovers) {
-    const name = t.name.replace(/_p\d+of\d+$/, '');
+    const name = collectionOfTable(t.name);
     byCollection.set(name, [...(byCollection.get(name) ?? []), `${t.schema}.${t.name}`]);
   }
   for (const [name, tables] of byCollection) {
@@ -414,7 +413,7 @@ function primaryProblems(topology: Topology, p: RawPrimary, raw: RawStatus): { w
         ? {
             database: 'primary',
             object: `collection ${c.name}`,
-            message: `${list} on the primary ${tables.length === 1 ? 'is' : 'are'} from an earlier layout of collection ${c.name}; the topology places it ${c.shards === undefined ? `on ${c.secondary}` : `in ${c.partitions} partitions over ${c.shards.join(', ')}`}`,
+            message: `${list} on the primary ${tables.length === 1 ? 'is' : 'are'} from an earlier layout of collection ${c.name}; the topology places it ${describeLayout(c)}`,
             fix: `vecscale plan shows what apply does with ${tables.length === 1 ? 'it' : 'them'} (a move of its rows, then a drop)`,
           }
         : {
@@ -427,7 +426,7 @@ function primaryProblems(topology: Topology, p: RawPrimary, raw: RawStatus): { w
   }
   // session_replication_role in the wrappers' sessions, wherever it came from; a pod's database default or the
   // wrapper role's own setting is named there already (with its RESET), so only another source is named here.
-  for (const [server, role] of Object.entries(p.replicationRoles ?? {})) {
+  for (const [server, role] of Object.entries(p.replicationRoles)) {
     if (role === 'origin') continue;
     const pod = p.foreignTables.find((t) => t.server === server)?.secondary;
     const r = pod === undefined ? undefined : raw.secondaries.get(pod);

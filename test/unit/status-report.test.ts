@@ -22,7 +22,7 @@ const pod = (table: string, index: RawSecondary['tables'][number]['indexes'][num
   databaseHazards: {},
   slots: [],
   replicas: [],
-  tables: [{ table, reltuples: 10, heapBytes: 8192, tableBytes: 16384, lastAnalyze: null, indexes: index ? [index] : [], count: 10 }],
+  tables: [{ table, reltuples: 10, heapBytes: 8192, tableBytes: 16384, lastAnalyze: null, indexes: index ? [index] : [], otherIndexes: {}, count: 10 }],
   relations: { [`vecs.${table}`]: ['id', 'vec', 'metadata'], [`vecscale.${table}`]: ['id', 'embedding', 'metadata'] },
   hiddenReplicas: 0,
   orphans: [],
@@ -33,6 +33,7 @@ const ivf = { name: indexName(images, images.index, 'images'), method: 'ivfflat'
 const primary = (over: Partial<RawPrimary> = {}): RawPrimary => ({
   version: '15.8',
   serverSettings: { pod_text: settings, pod_img: settings },
+  replicationRoles: {},
   foreignTables: [
     { schema: 'vecscale_remote', name: 'docs', server: 'pod_text', remote: 'vecscale.docs', remoteColumns: ['id', 'embedding', 'metadata'], secondary: 'pod_text', managed: true, error: null },
     { schema: 'vecscale_write', name: 'docs', server: 'pod_text', remote: 'vecs.docs', remoteColumns: ['id', 'vec', 'metadata'], secondary: 'pod_text', managed: true, error: null },
